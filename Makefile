@@ -1,0 +1,49 @@
+# The two commands that matter:
+#   make demo   install what is missing, build a release, run the main job
+#   make test   install what is missing, build, run every test through CTest
+# A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
+
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+SANITIZE ?=
+BACKEND  ?=
+
+ifeq ($(SANITIZE),)
+TESTDIR := build/dev
+else
+TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
+endif
+comma := ,
+
+.PHONY: all deps demo release test test-asan test-tsan format tidy clean
+
+all: release
+
+deps:
+	@scripts/deps.sh
+
+release: deps
+	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSM_WERROR=OFF -DSM_BUILD_TESTS=OFF >/dev/null
+	cmake --build build/release -j $(JOBS)
+
+demo: release
+	scripts/demo.sh build/release
+
+test: deps
+	cmake -S . -B $(TESTDIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSM_SANITIZE=$(SANITIZE) >/dev/null
+	cmake --build $(TESTDIR) -j $(JOBS)
+	scripts/run-tests.sh $(TESTDIR) $(JOBS)
+
+test-asan:
+	$(MAKE) test SANITIZE=address,undefined
+
+test-tsan:
+	$(MAKE) test SANITIZE=thread
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+tidy: test
+	clang-tidy -p build/dev $$(git ls-files 'src/*.c')
+
+clean:
+	rm -rf build

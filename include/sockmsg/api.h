@@ -1,0 +1,24 @@
+/* sockmsg — shared definitions for every public header.
+ *
+ * SM_API marks the functions the shared library exports; everything else is
+ * built with hidden visibility.
+ */
+#ifndef SOCKMSG_API_H
+#define SOCKMSG_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#if defined(SM_BUILDING)
+#define SM_API __attribute__((visibility("default")))
+#else
+#define SM_API
+#endif
+
+/* Timeouts are milliseconds: SM_FOREVER waits without a deadline, 0 tries once
+ * without waiting. A timeout covers the whole call, not each syscall in it. */
+#define SM_FOREVER (-1)
+
+#endif

@@ -1,0 +1,220 @@
+/* sockmsg — framing codecs: where a message ends on a byte stream.
+ *
+ * Pure and incremental, in the manner of picohttpparser: decoders look at the
+ * caller's bytes and say how many make up the next message; they do no I/O and
+ * never allocate, so a peer can never make them allocate anything.
+ *
+ * Spec strings (sm_frame_spec_parse):
+ *   fixed:N                     every message is N bytes
+ *   line | crlf | nul           ends at "\n" | "\r\n" | "\0" (stripped)
+ *   delim:STR                   ends at STR (C escapes: \n \r \t \0 \\ \xHH), 1-16 bytes
+ *   len8 | len16be | len16le | len32be | len32le | len64be | len64le
+ *                               binary length prefix; options:
+ *                               adjust=N  the length field counts N bytes more
+ *                                         than the payload (N may be negative)
+ *                               offset=N  N header bytes (0-16) precede the length
+ *                                         field; they are part of the frame, not
+ *                                         of the payload (see sm_frame_msg.frame)
+ *   ascii:N                     N decimal digits (1-20), zero-padded, then the payload
+ *   netstring                   "12:hello world!,"
+ *   varint                      unsigned LEB128 length (<= 10 bytes), then the payload
+ *   type:K=V;K=V;...            the first byte is the type K (a printable character
+ *                               or 0xNN); V is the payload length after it (decimal)
+ *                               or a nested spec in parentheses, e.g.
+ *                               type:A=4;B=(len16be);0x03=(line)
+ *   eof                         the whole stream until the peer's shutdown
+ * Every spec also takes, comma-separated:
+ *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
+ *   oversize=close|skip         what an oversized message does (see below)
+ * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1".
+ *
+ * Errors. A length over max is -EMSGSIZE, found from the header alone before any
+ * payload is buffered; a delimiter not found within max bytes is -EMSGSIZE;
+ * malformed input (a non-digit in ascii:N, a varint over 10 bytes or 64 bits, a
+ * netstring without its ',', adjust making a length negative, an unknown type
+ * byte) is -EPROTO. sm_frame_decoder_detail() says which byte and why.
+ *
+ * Oversize policy:
+ *   close (default): the decoder stays in error; every later call returns the
+ *     same error. The caller closes the connection. Bytes from the start of the
+ *     offending frame on are never consumed: they are left in the caller's
+ *     buffer, which the caller discards.
+ *   skip: the oversized message is discarded without buffering it and counted
+ *     (sm_frame_decoder.skipped); decoding resumes with the next message. For a
+ *     length prefix the decoder consumes the header and then the announced
+ *     payload bytes as they arrive; for a delimiter it consumes bytes up to and
+ *     including the next delimiter; for eof, everything until EOF. Skipped bytes
+ *     are reported as consumed (returned count > 0 with no message), so the
+ *     caller can drop them from its buffer at once. Malformed input (-EPROTO)
+ *     is never skipped: no later boundary can be trusted after it.
+ *
+ * Thread-safety: a spec is read-only after parsing and may be shared by any
+ * number of decoders in any threads; a decoder belongs to one thread.
+ */
+#ifndef SOCKMSG_FRAME_H
+#define SOCKMSG_FRAME_H
+
+#include "api.h"
+
+typedef enum sm_frame_kind {
+    SM_FRAME_FIXED = 1,
+    SM_FRAME_DELIM, /* line, crlf, nul and delim:STR */
+    SM_FRAME_LENGTH,
+    SM_FRAME_ASCII,
+    SM_FRAME_NETSTRING,
+    SM_FRAME_VARINT,
+    SM_FRAME_TYPE,
+    SM_FRAME_EOF,
+} sm_frame_kind;
+
+typedef enum sm_frame_oversize {
+    SM_OVERSIZE_CLOSE = 0,
+    SM_OVERSIZE_SKIP,
+} sm_frame_oversize;
+
+#define SM_FRAME_DEFAULT_MAX (16u * 1024 * 1024)
+#define SM_FRAME_DELIM_MAX 16
+#define SM_FRAME_OFFSET_MAX 16
+#define SM_FRAME_TYPES_MAX 16 /* distinct nested specs in one type: spec */
+#define SM_FRAME_HEAD_MAX 48  /* largest header any spec encodes */
+
+/* A codec without type dispatch: the nested specs of type: are these. */
+typedef struct sm_frame_basic {
+    sm_frame_kind kind; /* never SM_FRAME_TYPE here */
+    uint64_t fixed_len; /* FIXED: payload length */
+    uint8_t delim[SM_FRAME_DELIM_MAX];
+    uint8_t delim_len;  /* DELIM: 1..16 */
+    uint8_t len_width;  /* LENGTH: 1, 2, 4 or 8 */
+    bool len_little;    /* LENGTH: little-endian field */
+    uint8_t len_offset; /* LENGTH: header bytes before the field, 0..16 */
+    int64_t len_adjust; /* LENGTH: field value = payload length + adjust */
+    uint8_t ascii_digits; /* ASCII: 1..20 */
+} sm_frame_basic;
+
+/* A complete spec. Fill it with sm_frame_spec_parse, or by hand with designated
+ * initializers: {.kind = SM_FRAME_LENGTH, .len_width = 4} is len32be with the
+ * default max. It is plain data (about 1.4 KiB): share one spec among many
+ * decoders by pointer. */
+typedef struct sm_frame_spec {
+    union {
+        sm_frame_basic basic;
+        struct { /* the same fields, reachable directly: spec.kind, spec.len_width */
+            sm_frame_kind kind;
+            uint64_t fixed_len;
+            uint8_t delim[SM_FRAME_DELIM_MAX];
+            uint8_t delim_len;
+            uint8_t len_width;
+            bool len_little;
+            uint8_t len_offset;
+            int64_t len_adjust;
+            uint8_t ascii_digits;
+        };
+    };
+    uint64_t max;                /* largest payload; 0 means SM_FRAME_DEFAULT_MAX */
+    sm_frame_oversize oversize;  /* what an oversized message does */
+    /* TYPE only: type_map[b] is 0 for an unknown type byte b, else 1 + the index
+     * into types[]. */
+    uint8_t type_map[256];
+    uint8_t type_count;
+    sm_frame_basic types[SM_FRAME_TYPES_MAX];
+} sm_frame_spec;
+
+/* One decoded message. Pointers are borrowed from the buffer passed to the
+ * decoder: valid as long as those bytes are. */
+typedef struct sm_frame_msg {
+    const uint8_t *data; /* payload (header, delimiter, type byte stripped) */
+    size_t len;
+    const uint8_t *frame; /* the whole frame on the wire, headers included */
+    size_t frame_len;
+    int type; /* the type byte for type: specs, else -1 */
+} sm_frame_msg;
+
+/* Decoder state: caller-owned, small (it is kept per connection), points at a
+ * spec that must outlive it. Fields are public for inspection only. */
+typedef struct sm_frame_decoder {
+    const sm_frame_spec *spec;
+    uint64_t pos;     /* stream bytes consumed so far (for error positions) */
+    uint64_t scan;    /* DELIM: bytes already searched in the current frame */
+    uint64_t skip;    /* oversize=skip: payload bytes still to discard */
+    uint64_t skipped; /* messages discarded as oversized */
+    uint64_t err_pos; /* stream offset of the offending byte */
+    int err;          /* sticky error; 0 while healthy */
+    uint8_t err_why;  /* internal reason code for sm_frame_decoder_detail */
+    uint8_t err_byte; /* the offending byte, when there is one */
+    uint8_t flags;    /* internal */
+} sm_frame_decoder;
+
+/* sm_frame_spec_parse - parse a spec string (grammar above) into *spec.
+ * Returns 0, or SM_ERR_SPEC with `why` (if not NULL) naming the problem:
+ * "unknown codec 'len24be'", "fixed:N needs N >= 1", "max=0 ...". Thread-safe. */
+SM_API int sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_len);
+
+/* sm_frame_spec_format - the canonical spec string for *spec. Returns its
+ * length, or -ENOSPC when out_len is too small. */
+SM_API int sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len);
+
+/* sm_frame_spec_check - validate a hand-filled spec. Returns 0 or SM_ERR_SPEC
+ * (why as for parse). Decoders and encoders assume a checked spec. */
+SM_API int sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len);
+
+/* sm_frame_decoder_init - reset *d to decode a new stream with `spec`. */
+SM_API void sm_frame_decoder_init(sm_frame_decoder *d, const sm_frame_spec *spec);
+
+/* sm_frame_decode - find the next message at the front of buf[0..len).
+ *
+ * buf holds the bytes not yet consumed, oldest first. Returns:
+ *   n > 0      n bytes were consumed from the front of buf. If msg->data is not
+ *              NULL, they made one whole message, described by *msg (data points
+ *              into buf). If msg->data is NULL, the bytes were discarded by the
+ *              oversize=skip policy.
+ *   -EAGAIN    no whole message yet: call again with the same bytes plus more.
+ *              Nothing was consumed. (The decoder remembers how far it scanned,
+ *              so feeding a long frame in small pieces costs O(total), not
+ *              O(total^2).)
+ *   -EMSGSIZE, -EPROTO: see above; sticky under oversize=close.
+ * Message boundaries never depend on how the bytes were chunked. */
+SM_API ssize_t sm_frame_decode(sm_frame_decoder *d, const uint8_t *buf, size_t len,
+                               sm_frame_msg *msg);
+
+/* sm_frame_decode_eof - the peer has shut down; buf[0..len) is all that is left.
+ * eof framing: returns len and sets *msg to the whole rest (one message, maybe
+ * empty; -EMSGSIZE if over max). Other specs: returns 0 when len == 0 and no
+ * message was in progress (a clean EOF at a message boundary), SM_ERR_TRUNCATED
+ * when bytes of an unfinished message remain. Messages still whole in buf must
+ * have been taken with sm_frame_decode first. */
+SM_API ssize_t sm_frame_decode_eof(sm_frame_decoder *d, const uint8_t *buf, size_t len,
+                                   sm_frame_msg *msg);
+
+/* sm_frame_decoder_detail - a one-line explanation of the decoder's error,
+ * e.g. "length 20971520 exceeds max 16777216 (len32be header at stream offset
+ * 120)" or "byte 0x41 'A' at stream offset 7 is not a digit (ascii:5 header)".
+ * Writes a NUL-terminated string into out; returns its length (truncated to
+ * fit). Empty when the decoder is healthy. */
+SM_API int sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len);
+
+/* The bytes to send around a payload: head before it, tail after it, so the
+ * payload itself goes out by writev without a copy. */
+typedef struct sm_frame_hdr {
+    uint8_t head[SM_FRAME_HEAD_MAX];
+    uint8_t head_len;
+    uint8_t tail[SM_FRAME_DELIM_MAX + 1];
+    uint8_t tail_len;
+} sm_frame_hdr;
+
+/* sm_frame_encode - compute the header and trailer for one payload.
+ *
+ * type: the type byte for type: specs (must be mapped), ignored otherwise.
+ * Offset bytes of a length prefix with offset=N are written as zeros at
+ * head[0..N); the caller may overwrite them.
+ * Returns 0, or -EMSGSIZE when the spec cannot express the payload (length over
+ * max, 300 bytes with len8, more digits than ascii:N has, not N bytes with
+ * fixed:N), -EINVAL when the payload contains the delimiter of a delimited
+ * spec, -EPROTO for an unmapped type. eof framing gives an empty header: the
+ * sender must shut down after the payload. Thread-safe (pure). */
+SM_API int sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int type,
+                           sm_frame_hdr *hdr);
+
+/* sm_frame_max - the effective max of a spec (its max, or the default). */
+SM_API uint64_t sm_frame_max(const sm_frame_spec *spec);
+
+#endif

@@ -1,0 +1,21 @@
+/* sockmsg — message-oriented socket programming for C.
+ *
+ * The umbrella header: includes every public module. Each module's header
+ * documents its functions; docs/guide.md shows them at work.
+ */
+#ifndef SOCKMSG_H
+#define SOCKMSG_H
+
+#define SM_VERSION_MAJOR 0
+#define SM_VERSION_MINOR 1
+#define SM_VERSION_PATCH 0
+#define SM_VERSION_STRING "0.1.0"
+
+#include "api.h"
+#include "error.h"
+
+/* sm_version - the library's version string ("0.1.0"); compare with
+ * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */
+SM_API const char *sm_version(void);
+
+#endif

@@ -1,0 +1,49 @@
+/* Error messages and names. Library codes come from the X-macro table in
+ * error.h; errno values use glibc's static, thread-safe descriptions. */
+#include <string.h>
+#include <sockmsg/error.h>
+#include <sockmsg/sockmsg.h>
+
+const char *
+sm_strerror(int err)
+{
+    if (err >= 0)
+        return "success";
+    switch (err) {
+#define SM__ERR_MSG(name, value, msg)                                                              \
+    case name:                                                                                     \
+        return msg;
+        SM_ERR_TABLE(SM__ERR_MSG)
+#undef SM__ERR_MSG
+    default:
+        break;
+    }
+    /* strerrordesc_np returns a static string (no locale buffer), so this stays
+     * thread-safe, which strerror(3) is not. */
+    const char *s = err > -4096 ? strerrordesc_np(-err) : NULL;
+    return s ? s : "unknown error";
+}
+
+const char *
+sm_err_name(int err)
+{
+    if (err >= 0)
+        return "OK";
+    switch (err) {
+#define SM__ERR_NAME(name, value, msg)                                                             \
+    case name:                                                                                     \
+        return #name;
+        SM_ERR_TABLE(SM__ERR_NAME)
+#undef SM__ERR_NAME
+    default:
+        break;
+    }
+    const char *s = err > -4096 ? strerrorname_np(-err) : NULL;
+    return s ? s : "E?";
+}
+
+const char *
+sm_version(void)
+{
+    return SM_VERSION_STRING;
+}
