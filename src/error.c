@@ -7,8 +7,7 @@
 const char *
 sm_strerror(int err)
 {
-    if (err >= 0)
-        return "success";
+    if (err >= 0) return "success";
     switch (err) {
 #define SM__ERR_MSG(name, value, msg)                                                              \
     case name:                                                                                     \
@@ -27,8 +26,7 @@ sm_strerror(int err)
 const char *
 sm_err_name(int err)
 {
-    if (err >= 0)
-        return "OK";
+    if (err >= 0) return "OK";
     switch (err) {
 #define SM__ERR_NAME(name, value, msg)                                                             \
     case name:                                                                                     \

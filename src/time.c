@@ -22,19 +22,16 @@ sm__now_ms(void)
 int64_t
 sm__deadline(int timeout_ms)
 {
-    if (timeout_ms < 0)
-        return -1;
+    if (timeout_ms < 0) return -1;
     return sm__now_ms() + timeout_ms;
 }
 
 int
 sm__remaining_ms(int64_t deadline)
 {
-    if (deadline < 0)
-        return -1;
+    if (deadline < 0) return -1;
     int64_t left = deadline - sm__now_ms();
-    if (left <= 0)
-        return 0;
+    if (left <= 0) return 0;
     return left > INT_MAX ? INT_MAX : (int)left;
 }
 
@@ -44,12 +41,9 @@ sm__wait_fd(int fd, short events, int64_t deadline)
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
         int n = poll(&p, 1, sm__remaining_ms(deadline));
-        if (n > 0)
-            return p.revents;
-        if (n == 0)
-            return -ETIMEDOUT;
-        if (errno != EINTR)
-            return -errno;
+        if (n > 0) return p.revents;
+        if (n == 0) return -ETIMEDOUT;
+        if (errno != EINTR) return -errno;
         /* A signal interrupted the wait: go again with what is left. */
     }
 }

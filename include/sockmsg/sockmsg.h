@@ -6,9 +6,9 @@
 #ifndef SOCKMSG_H
 #define SOCKMSG_H
 
-#define SM_VERSION_MAJOR 0
-#define SM_VERSION_MINOR 1
-#define SM_VERSION_PATCH 0
+#define SM_VERSION_MAJOR  0
+#define SM_VERSION_MINOR  1
+#define SM_VERSION_PATCH  0
 #define SM_VERSION_STRING "0.1.0"
 
 #include "api.h"

@@ -31,8 +31,7 @@ void
 sm_test_mkdtemp(char *out, size_t out_len)
 {
     const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
+    if (!base || !*base) base = "/tmp";
     int n = snprintf(out, out_len, "%s/smtest.XXXXXX", base);
     assert_true(n > 0 && (size_t)n < out_len);
     assert_non_null(mkdtemp(out));
@@ -42,13 +41,11 @@ void
 sm_test_rmdir(const char *dir)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return;
+    if (!d) return;
     struct dirent *e;
     char path[4096];
     while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
