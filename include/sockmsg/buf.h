@@ -52,7 +52,8 @@ SM_API bool sm_buf_release(sm_buf *b);
 static inline const uint8_t *
 sm_buf_peek(const sm_buf *b)
 {
-    return b->data + b->rpos;
+    /* NULL + 0 is undefined behaviour in C: an unallocated buffer gives NULL. */
+    return b->data ? b->data + b->rpos : NULL;
 }
 
 /* Number of unread bytes. */
@@ -66,7 +67,7 @@ sm_buf_len(const sm_buf *b)
 static inline uint8_t *
 sm_buf_wptr(sm_buf *b)
 {
-    return b->data + b->wpos;
+    return b->data ? b->data + b->wpos : NULL;
 }
 
 static inline size_t

@@ -203,6 +203,9 @@ typedef struct sm_frame_hdr {
 
 /* sm_frame_encode - compute the header and trailer for one payload.
  *
+ * payload may be NULL (with any len): the delimiter check of delimited specs
+ * is then skipped, for callers that check the payload themselves (e.g. a
+ * message gathered from several pieces).
  * type: the type byte for type: specs (must be mapped), ignored otherwise.
  * Offset bytes of a length prefix with offset=N are written as zeros at
  * head[0..N); the caller may overwrite them.
