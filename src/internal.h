@@ -4,6 +4,7 @@
 #define SM_INTERNAL_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Monotonic clock in milliseconds / nanoseconds. */
@@ -21,6 +22,19 @@ int sm__remaining_ms(int64_t deadline);
 /* Wait for events on one fd until the deadline, retrying EINTR with the
  * remaining time. Returns the revents (> 0), -ETIMEDOUT, or -errno. */
 int sm__wait_fd(int fd, short events, int64_t deadline);
+
+/* Happy Eyeballs (RFC 8305) dialing of already-resolved addresses, in the
+ * order given: the engine of sm_dial_endpoint, exposed so tests can race
+ * address lists that resolution on the test host cannot produce. Returns a
+ * connected, blocking, close-on-exec fd or the most meaningful error. At most
+ * SM__DIAL_MAX_ADDRS addresses are tried; each attempt after the first starts
+ * SM__DIAL_STAGGER_MS after the previous one while that one is pending. */
+#define SM__DIAL_MAX_ADDRS  16
+#define SM__DIAL_STAGGER_MS 250
+struct sm_addr;
+struct sm_sock_opts;
+int sm__dial_addrs(const struct sm_addr *addrs, size_t n, const struct sm_sock_opts *opts,
+                   int64_t deadline, char *why, size_t why_len);
 
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))
