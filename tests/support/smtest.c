@@ -1,10 +1,15 @@
 #include "smtest.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 long long
@@ -70,4 +75,76 @@ sm_test_rand(uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * 0x2545f4914f6cdd1dull;
+}
+
+int
+sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        if (merge_stderr) dup2(p[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    *out_fd = p[0];
+    return pid;
+}
+
+int
+sm_test_wait(int pid, int timeout_ms)
+{
+    int64_t end = sm_test_now_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0 && errno != EINTR) return -1;
+        if (sm_test_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        /* No child-exit fd to wait on portably: poll in short steps. */
+        poll(NULL, 0, 5);
+    }
+}
+
+size_t
+sm_test_read_all(int fd, char *out, size_t cap, int timeout_ms)
+{
+    int64_t end = sm_test_now_ms() + timeout_ms;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        int left = (int)(end - sm_test_now_ms());
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, left) <= 0) break;
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+int
+sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms)
+{
+    int64_t end = sm_test_now_ms() + timeout_ms;
+    size_t n = 0;
+    while (n + 1 < cap) {
+        int left = (int)(end - sm_test_now_ms());
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, left) <= 0) return -1;
+        char ch;
+        if (read(fd, &ch, 1) != 1) return -1;
+        if (ch == '\n') break;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return (int)n;
 }

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -33,5 +34,23 @@ int64_t sm_test_now_ms(void);
 /* A deterministic PRNG (xorshift64*) for property tests; print the seed on
  * failure so a run can be replayed. */
 uint64_t sm_test_rand(uint64_t *state);
+
+/* Start a program (argv[0] is a path) with stdout (and stderr, if
+ * merge_stderr) on a pipe whose read end goes to *out_fd (close it).
+ * Returns the pid. */
+int sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr);
+
+/* Wait for pid to exit, at most timeout_ms; kill it (SIGKILL) past that.
+ * Returns the exit status (0-255), 128+signal if killed by a signal, or -1 on
+ * timeout. */
+int sm_test_wait(int pid, int timeout_ms);
+
+/* Read from fd until EOF or timeout_ms, into out (NUL-terminated, truncated to
+ * cap-1). Returns the bytes read. */
+size_t sm_test_read_all(int fd, char *out, size_t cap, int timeout_ms);
+
+/* Read one line (without '\n') from fd, byte by byte, within timeout_ms.
+ * Returns its length, or -1 on EOF/timeout before a newline. */
+int sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms);
 
 #endif
