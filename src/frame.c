@@ -1,0 +1,728 @@
+/* Framing codecs: incremental decoders and header encoders.
+ *
+ * Every decoder looks at the caller's buffer and nothing else: the only state
+ * carried between calls is in sm_frame_decoder (how far a delimiter search got,
+ * how much of an oversized message is left to discard, the sticky error). A
+ * frame is described by its basic codec plus `pre`, the bytes in front of the
+ * codec's own header (the type byte of type: specs), so one set of decoders
+ * serves both top-level and nested specs. */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sockmsg/error.h>
+#include <sockmsg/frame.h>
+#include "frame_internal.h"
+
+#define LIKELY(x)   __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* d->flags */
+enum {
+    F_SKIP_LEN = 1,   /* discarding d->skip more bytes of an oversized message */
+    F_SKIP_COMMA = 2, /* ... the last of which must be a netstring's ',' */
+    F_SKIP_DELIM = 4, /* discarding through the next delimiter */
+    F_SKIP_EOF = 8,   /* discarding everything until EOF */
+    F_EOF_DONE = 16,  /* eof framing: the final message has been delivered */
+};
+#define F_SKIPPING (F_SKIP_LEN | F_SKIP_DELIM | F_SKIP_EOF)
+
+/* d->err_why. After an error, d->scan holds the value involved (a length, the
+ * bytes pending at EOF) and d->skip the type byte + 1 when the failing frame
+ * was a type: entry, so detail can name the nested codec. */
+enum {
+    W_NONE,
+    W_LEN_MAX,
+    W_DELIM_MAX,
+    W_EOF_MAX,
+    W_NOT_DIGIT,
+    W_NS_ZERO,
+    W_NS_OVERFLOW,
+    W_NS_COMMA,
+    W_VARINT_LONG,
+    W_VARINT_OVERFLOW,
+    W_ADJUST,
+    W_TYPE,
+    W_TRUNCATED,
+    W_TRUNCATED_SKIP,
+};
+
+static const uint8_t empty_payload[1];
+
+static inline uint64_t
+load_len(const uint8_t *p, unsigned width, bool little)
+{
+    switch (width) {
+    case 1:
+        return p[0];
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return little ? le16toh(v) : be16toh(v);
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return little ? le32toh(v) : be32toh(v);
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return little ? le64toh(v) : be64toh(v);
+    }
+    }
+}
+
+static ssize_t
+fail(sm_frame_decoder *d, int err, uint8_t why, uint64_t pos, uint8_t byte, uint64_t value,
+     const uint8_t *buf, size_t pre)
+{
+    d->err = err;
+    d->err_why = why;
+    d->err_pos = pos;
+    d->err_byte = byte;
+    d->scan = value;
+    d->skip = pre ? (uint64_t)buf[0] + 1 : 0;
+    d->flags &= (uint8_t) ~(F_SKIPPING | F_SKIP_COMMA);
+    return err;
+}
+
+static inline ssize_t
+deliver(const uint8_t *buf, size_t frame_len, size_t head, uint64_t len, sm_frame_msg *msg)
+{
+    msg->data = buf + head;
+    msg->len = (size_t)len;
+    msg->frame = buf;
+    msg->frame_len = frame_len;
+    msg->type = -1;
+    return (ssize_t)frame_len;
+}
+
+static ssize_t
+discarded(size_t n, const uint8_t *buf, sm_frame_msg *msg)
+{
+    msg->data = NULL;
+    msg->len = 0;
+    msg->frame = buf;
+    msg->frame_len = n;
+    msg->type = -1;
+    return (ssize_t)n;
+}
+
+/* An oversized length-prefixed message under oversize=skip: consume its header
+ * and whatever of the body (plus a netstring's ',') is already here. */
+static ssize_t
+skip_start(sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t head, uint64_t body,
+           bool comma, sm_frame_msg *msg)
+{
+    uint64_t total = body + comma; /* a netstring body is < UINT64_MAX */
+    uint64_t avail = len - head;
+    d->skipped++;
+    if (avail >= total) {
+        if (comma && buf[head + body] != ',')
+            return fail(d, -EPROTO, W_NS_COMMA, d->pos + head + body, buf[head + body], 0, buf, 0);
+        return discarded(head + (size_t)total, buf, msg);
+    }
+    d->skip = total - avail;
+    d->flags |= F_SKIP_LEN | (comma ? F_SKIP_COMMA : 0);
+    return discarded(len, buf, msg);
+}
+
+static ssize_t
+skip_more(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
+{
+    if (len == 0) return -EAGAIN;
+    size_t n = d->skip < len ? (size_t)d->skip : len;
+    if (n == d->skip) {
+        if ((d->flags & F_SKIP_COMMA) && buf[n - 1] != ',')
+            return fail(d, -EPROTO, W_NS_COMMA, d->pos + n - 1, buf[n - 1], 0, buf, 0);
+        d->flags &= (uint8_t) ~(F_SKIP_LEN | F_SKIP_COMMA);
+    }
+    d->skip -= n;
+    return discarded(n, buf, msg);
+}
+
+/* The first start in [s, last] of the delimiter in p, or -1. The caller
+ * guarantees last + dl bytes are readable. */
+static inline ssize_t
+find_delim(const uint8_t *p, size_t s, size_t last, const uint8_t *delim, size_t dl)
+{
+    const uint8_t *hit;
+    if (dl == 1)
+        hit = memchr(p + s, delim[0], last + 1 - s);
+    else
+        hit = memmem(p + s, last + dl - s, delim, dl);
+    return hit ? hit - p : -1;
+}
+
+/* oversize=skip for a delimiter: discard through the next delimiter. d->scan
+ * says how much of buf[pre..) was already searched. */
+static ssize_t
+skip_delim(sm_frame_decoder *d, const sm_frame_basic *b, const uint8_t *buf, size_t len, size_t pre,
+           sm_frame_msg *msg)
+{
+    const uint8_t *p = buf + pre;
+    size_t n = len - pre, dl = b->delim_len, keep = dl - 1;
+    size_t s = d->scan > keep ? (size_t)d->scan - keep : 0;
+    if (n >= dl && s <= n - dl) {
+        ssize_t i = find_delim(p, s, n - dl, b->delim, dl);
+        if (i >= 0) {
+            d->flags &= (uint8_t)~F_SKIP_DELIM;
+            d->scan = 0;
+            return discarded(pre + (size_t)i + dl, buf, msg);
+        }
+    }
+    if (n <= keep) {
+        d->scan = n;
+        return pre ? discarded(pre, buf, msg) : -EAGAIN;
+    }
+    /* Keep the last dl-1 bytes: they may begin the delimiter. */
+    d->scan = keep;
+    return discarded(len - keep, buf, msg);
+}
+
+static ssize_t
+oversize(sm_frame_decoder *d, uint8_t why, uint64_t value, const uint8_t *buf, size_t pre)
+{
+    return fail(d, -EMSGSIZE, why, d->pos + pre, 0, value, buf, pre);
+}
+
+static inline ssize_t
+dec_fixed(const sm_frame_basic *b, const uint8_t *buf, size_t len, size_t pre, sm_frame_msg *msg)
+{
+    if (len - pre < b->fixed_len) return -EAGAIN;
+    return deliver(buf, pre + (size_t)b->fixed_len, pre, b->fixed_len, msg);
+}
+
+static inline ssize_t
+dec_length(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+           size_t len, size_t pre, sm_frame_msg *msg)
+{
+    size_t head = pre + b->len_offset + b->len_width;
+    if (len < head) return -EAGAIN;
+    uint64_t field = load_len(buf + pre + b->len_offset, b->len_width, b->len_little);
+    uint64_t n = field;
+    if (UNLIKELY(b->len_adjust != 0)) {
+        if (b->len_adjust > 0) {
+            if (field < (uint64_t)b->len_adjust)
+                return fail(d, -EPROTO, W_ADJUST, d->pos + pre, 0, field, buf, pre);
+            n = field - (uint64_t)b->len_adjust;
+        } else {
+            uint64_t a = (uint64_t)(-(b->len_adjust + 1)) + 1;
+            n = field + a;
+            if (n < field) n = UINT64_MAX; /* wrapped: certainly over max */
+        }
+    }
+    if (UNLIKELY(n > max)) {
+        if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, n, 0, msg);
+        return oversize(d, W_LEN_MAX, field, buf, pre);
+    }
+    if (len - head < n) return -EAGAIN;
+    return deliver(buf, head + (size_t)n, head, n, msg);
+}
+
+static ssize_t
+dec_ascii(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+          size_t len, size_t pre, sm_frame_msg *msg)
+{
+    size_t digits = b->ascii_digits, avail = len - pre;
+    if (avail > digits) avail = digits;
+    uint64_t v = 0;
+    for (size_t i = 0; i < avail; i++) {
+        uint8_t c = buf[pre + i];
+        if (c < '0' || c > '9')
+            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, c, 0, buf, pre);
+        unsigned dig = (unsigned)(c - '0');
+        v = v > (UINT64_MAX - dig) / 10 ? UINT64_MAX : v * 10 + dig;
+    }
+    if (avail < digits) return -EAGAIN;
+    size_t head = pre + digits;
+    if (v > max) {
+        if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 0, msg);
+        return oversize(d, W_LEN_MAX, v, buf, pre);
+    }
+    if (len - head < v) return -EAGAIN;
+    return deliver(buf, head + (size_t)v, head, v, msg);
+}
+
+static ssize_t
+dec_netstring(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, size_t pre,
+              sm_frame_msg *msg)
+{
+    const uint8_t *p = buf + pre;
+    size_t avail = len - pre, i;
+    uint64_t v = 0;
+    for (i = 0; i < avail; i++) {
+        uint8_t c = p[i];
+        if (c == ':' && i > 0) break;
+        if (c < '0' || c > '9')
+            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, c, 0, buf, pre);
+        if (i == 1 && p[0] == '0')
+            return fail(d, -EPROTO, W_NS_ZERO, d->pos + pre, '0', 0, buf, pre);
+        unsigned dig = (unsigned)(c - '0');
+        /* UINT64_MAX itself is refused too: the ',' after it would be unaddressable. */
+        if (v > (UINT64_MAX - 1 - dig) / 10)
+            return fail(d, -EPROTO, W_NS_OVERFLOW, d->pos + pre, 0, 0, buf, pre);
+        v = v * 10 + dig;
+    }
+    if (i == avail) return -EAGAIN;
+    size_t head = pre + i + 1;
+    if (v > max) {
+        if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 1, msg);
+        return oversize(d, W_LEN_MAX, v, buf, pre);
+    }
+    if (len - head <= v) return -EAGAIN;
+    uint8_t c = buf[head + v];
+    if (c != ',') return fail(d, -EPROTO, W_NS_COMMA, d->pos + head + v, c, 0, buf, pre);
+    return deliver(buf, head + (size_t)v + 1, head, v, msg);
+}
+
+static ssize_t
+dec_varint(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, size_t pre,
+           sm_frame_msg *msg)
+{
+    const uint8_t *p = buf + pre;
+    size_t avail = len - pre, i;
+    uint64_t v = 0;
+    if (avail > 10) avail = 10;
+    for (i = 0; i < avail; i++) {
+        uint8_t c = p[i];
+        if (i == 9) {
+            if (c & 0x80) return fail(d, -EPROTO, W_VARINT_LONG, d->pos + pre, c, 0, buf, pre);
+            if (c > 1) return fail(d, -EPROTO, W_VARINT_OVERFLOW, d->pos + pre, c, 0, buf, pre);
+        }
+        v |= (uint64_t)(c & 0x7f) << (7 * i);
+        if (!(c & 0x80)) break;
+    }
+    if (i == avail) return -EAGAIN;
+    size_t head = pre + i + 1;
+    if (v > max) {
+        if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 0, msg);
+        return oversize(d, W_LEN_MAX, v, buf, pre);
+    }
+    if (len - head < v) return -EAGAIN;
+    return deliver(buf, head + (size_t)v, head, v, msg);
+}
+
+static inline ssize_t
+dec_delim(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+          size_t len, size_t pre, sm_frame_msg *msg)
+{
+    const uint8_t *p = buf + pre;
+    size_t n = len - pre, dl = b->delim_len;
+    if (n >= dl) {
+        size_t s = d->scan > dl - 1 ? (size_t)d->scan - (dl - 1) : 0;
+        size_t last = n - dl;
+        if (last > max) last = (size_t)max;
+        if (s <= last) {
+            ssize_t i = find_delim(p, s, last, b->delim, dl);
+            if (i >= 0) {
+                d->scan = 0;
+                return deliver(buf, pre + (size_t)i + dl, pre, (size_t)i, msg);
+            }
+        }
+        if (n - dl >= max) {
+            if (d->spec->oversize == SM_OVERSIZE_SKIP) {
+                d->skipped++;
+                d->flags |= F_SKIP_DELIM;
+                d->err_byte = pre ? buf[0] : 0;
+                /* Every start up to max was tried: resume the search after it. */
+                d->scan = max + dl;
+                return skip_delim(d, b, buf, len, pre, msg);
+            }
+            return oversize(d, W_DELIM_MAX, 0, buf, pre);
+        }
+    }
+    d->scan = n;
+    return -EAGAIN;
+}
+
+static ssize_t
+dec_eof(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, size_t pre,
+        sm_frame_msg *msg)
+{
+    if (len - pre <= max) return -EAGAIN;
+    if (d->spec->oversize == SM_OVERSIZE_SKIP) {
+        d->skipped++;
+        d->flags |= F_SKIP_EOF;
+        return discarded(len, buf, msg);
+    }
+    return oversize(d, W_EOF_MAX, 0, buf, pre);
+}
+
+static ssize_t
+dec_basic(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+          size_t len, size_t pre, sm_frame_msg *msg)
+{
+    switch (b->kind) {
+    case SM_FRAME_FIXED:
+        return dec_fixed(b, buf, len, pre, msg);
+    case SM_FRAME_DELIM:
+        return dec_delim(d, b, max, buf, len, pre, msg);
+    case SM_FRAME_LENGTH:
+        return dec_length(d, b, max, buf, len, pre, msg);
+    case SM_FRAME_ASCII:
+        return dec_ascii(d, b, max, buf, len, pre, msg);
+    case SM_FRAME_NETSTRING:
+        return dec_netstring(d, max, buf, len, pre, msg);
+    case SM_FRAME_VARINT:
+        return dec_varint(d, max, buf, len, pre, msg);
+    case SM_FRAME_EOF:
+        return dec_eof(d, max, buf, len, pre, msg);
+    default:
+        return -EINVAL;
+    }
+}
+
+static const sm_frame_basic *
+type_entry(const sm_frame_spec *spec, uint8_t t)
+{
+    uint8_t idx = spec->type_map[t];
+    return idx ? &spec->types[idx - 1] : NULL;
+}
+
+static ssize_t
+dec_type(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, sm_frame_msg *msg)
+{
+    if (len == 0) return -EAGAIN;
+    const sm_frame_basic *b = type_entry(d->spec, buf[0]);
+    if (!b) return fail(d, -EPROTO, W_TYPE, d->pos, buf[0], 0, buf, 0);
+    ssize_t r = dec_basic(d, b, max, buf, len, 1, msg);
+    if (r > 0 && msg->data) msg->type = buf[0];
+    return r;
+}
+
+/* Errors and skipping: everything off the common path. */
+static ssize_t
+decode_special(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
+{
+    if (d->err) return d->err;
+    if (d->flags & F_SKIP_LEN) return skip_more(d, buf, len, msg);
+    if (d->flags & F_SKIP_EOF) return len ? discarded(len, buf, msg) : -EAGAIN;
+    if (d->flags & F_SKIP_DELIM) {
+        const sm_frame_spec *spec = d->spec;
+        const sm_frame_basic *b =
+            spec->kind == SM_FRAME_TYPE ? type_entry(spec, d->err_byte) : &spec->basic;
+        return skip_delim(d, b, buf, len, 0, msg);
+    }
+    return -EAGAIN;
+}
+
+void
+sm_frame_decoder_init(sm_frame_decoder *d, const sm_frame_spec *spec)
+{
+    memset(d, 0, sizeof(*d));
+    d->spec = spec;
+}
+
+ssize_t
+sm_frame_decode(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
+{
+    ssize_t r;
+    if (UNLIKELY(d->err | (d->flags & F_SKIPPING))) {
+        r = decode_special(d, buf, len, msg);
+    } else {
+        const sm_frame_spec *spec = d->spec;
+        uint64_t max = spec->max ? spec->max : SM_FRAME_DEFAULT_MAX;
+        switch (spec->kind) {
+        case SM_FRAME_LENGTH:
+            r = dec_length(d, &spec->basic, max, buf, len, 0, msg);
+            break;
+        case SM_FRAME_DELIM:
+            r = dec_delim(d, &spec->basic, max, buf, len, 0, msg);
+            break;
+        case SM_FRAME_FIXED:
+            r = dec_fixed(&spec->basic, buf, len, 0, msg);
+            break;
+        case SM_FRAME_TYPE:
+            r = dec_type(d, max, buf, len, msg);
+            break;
+        default:
+            r = dec_basic(d, &spec->basic, max, buf, len, 0, msg);
+            break;
+        }
+    }
+    if (r > 0) d->pos += (uint64_t)r;
+    return r;
+}
+
+ssize_t
+sm_frame_decode_eof(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
+{
+    if (d->err) return d->err;
+    const sm_frame_spec *spec = d->spec;
+    uint64_t max = sm_frame_max(spec);
+    /* A 0 return must not leave a stale message behind: callers tell "clean
+     * EOF" from "empty eof message" by msg->data. */
+    discarded(0, NULL, msg);
+    if (d->flags & F_SKIP_EOF) {
+        if (len == 0) return 0;
+        d->pos += len;
+        return discarded(len, buf, msg);
+    }
+    size_t pre = 0;
+    bool whole_rest = spec->kind == SM_FRAME_EOF;
+    if (spec->kind == SM_FRAME_TYPE && len > 0 && !(d->flags & F_SKIPPING)) {
+        const sm_frame_basic *b = type_entry(spec, buf[0]);
+        if (b && b->kind == SM_FRAME_EOF) {
+            whole_rest = true;
+            pre = 1;
+        }
+    }
+    if (whole_rest) {
+        if (len == 0 && (d->flags & F_EOF_DONE)) return 0;
+        if (len - pre > max) {
+            ssize_t r = dec_eof(d, max, buf, len, pre, msg);
+            if (r > 0) d->pos += (uint64_t)r;
+            return r;
+        }
+        d->flags |= F_EOF_DONE;
+        d->pos += len;
+        if (len == 0) buf = empty_payload;
+        deliver(buf, len, pre, len - pre, msg);
+        if (pre) msg->type = buf[0];
+        return (ssize_t)len;
+    }
+    if (len == 0) {
+        if (d->flags & F_SKIPPING)
+            return fail(d, SM_ERR_TRUNCATED, W_TRUNCATED_SKIP, d->pos, 0, 0, NULL, 0);
+        return 0;
+    }
+    ssize_t r = sm_frame_decode(d, buf, len, msg);
+    if (r != -EAGAIN) return r;
+    return fail(d, SM_ERR_TRUNCATED, W_TRUNCATED, d->pos, 0, len, NULL, 0);
+}
+
+static const char *
+printable(uint8_t c, char *tmp)
+{
+    if (c >= 0x20 && c < 0x7f) {
+        tmp[0] = ' ';
+        tmp[1] = '\'';
+        tmp[2] = (char)c;
+        tmp[3] = '\'';
+        tmp[4] = '\0';
+    } else {
+        tmp[0] = '\0';
+    }
+    return tmp;
+}
+
+int
+sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len)
+{
+    if (out_len == 0) return 0;
+    out[0] = '\0';
+    if (!d->err) return 0;
+
+    const sm_frame_spec *spec = d->spec;
+    const sm_frame_basic *b = &spec->basic;
+    char name[96], where[64] = "", ch[8];
+    int t = -1;
+    if (spec->kind == SM_FRAME_TYPE && d->skip > 0 && d->skip <= 256) {
+        t = (int)d->skip - 1;
+        b = type_entry(spec, (uint8_t)t);
+        if (!b) b = &spec->basic;
+    }
+    if (b->kind == SM_FRAME_TYPE)
+        snprintf(name, sizeof(name), "type:");
+    else
+        sm__frame_basic_format(b, name, sizeof(name));
+    if (t >= 0) snprintf(where, sizeof(where), " of type 0x%02x%s", t, printable((uint8_t)t, ch));
+
+    uint64_t max = sm_frame_max(spec), v = d->scan, pos = d->err_pos;
+    uint8_t c = d->err_byte;
+    int n;
+    switch (d->err_why) {
+    case W_LEN_MAX:
+        if (b->kind == SM_FRAME_LENGTH && b->len_adjust != 0)
+            n = snprintf(out, out_len,
+                         "length field %" PRIu64 " (adjust=%" PRId64 ") exceeds max %" PRIu64
+                         " (%s header%s at stream offset %" PRIu64 ")",
+                         v, b->len_adjust, max, name, where, pos);
+        else if (v == UINT64_MAX && b->kind == SM_FRAME_ASCII)
+            n = snprintf(out, out_len,
+                         "length over 18446744073709551614 exceeds max %" PRIu64
+                         " (%s header%s at stream offset %" PRIu64 ")",
+                         max, name, where, pos);
+        else
+            n = snprintf(out, out_len,
+                         "length %" PRIu64 " exceeds max %" PRIu64
+                         " (%s header%s at stream offset %" PRIu64 ")",
+                         v, max, name, where, pos);
+        break;
+    case W_DELIM_MAX:
+        n = snprintf(out, out_len,
+                     "no delimiter within max %" PRIu64
+                     " bytes (%s frame%s at stream offset %" PRIu64 ")",
+                     max, name, where, pos);
+        break;
+    case W_EOF_MAX:
+        n = snprintf(out, out_len,
+                     "message exceeds max %" PRIu64
+                     " bytes before EOF (%s%s at stream offset %" PRIu64 ")",
+                     max, name, where, pos);
+        break;
+    case W_NOT_DIGIT:
+        n = snprintf(out, out_len,
+                     "byte 0x%02x%s at stream offset %" PRIu64 " is not a digit (%s header%s)", c,
+                     printable(c, ch), pos, name, where);
+        break;
+    case W_NS_ZERO:
+        n = snprintf(out, out_len,
+                     "netstring length at stream offset %" PRIu64 " has a leading zero%s", pos,
+                     where);
+        break;
+    case W_NS_OVERFLOW:
+        n = snprintf(out, out_len,
+                     "netstring length at stream offset %" PRIu64 " overflows 64 bits%s", pos,
+                     where);
+        break;
+    case W_NS_COMMA:
+        n = snprintf(out, out_len,
+                     "byte 0x%02x%s at stream offset %" PRIu64
+                     " should be the ',' that ends a netstring%s",
+                     c, printable(c, ch), pos, where);
+        break;
+    case W_VARINT_LONG:
+        n = snprintf(out, out_len,
+                     "varint length at stream offset %" PRIu64 " is longer than 10 bytes%s", pos,
+                     where);
+        break;
+    case W_VARINT_OVERFLOW:
+        n = snprintf(out, out_len,
+                     "varint length at stream offset %" PRIu64
+                     " overflows 64 bits (10th byte 0x%02x)%s",
+                     pos, c, where);
+        break;
+    case W_ADJUST:
+        n = snprintf(out, out_len,
+                     "length field %" PRIu64 " is less than adjust=%" PRId64
+                     " (%s header%s at stream offset %" PRIu64 ")",
+                     v, b->len_adjust, name, where, pos);
+        break;
+    case W_TYPE:
+        n = snprintf(out, out_len, "byte 0x%02x%s at stream offset %" PRIu64 " is not a known type",
+                     c, printable(c, ch), pos);
+        break;
+    case W_TRUNCATED_SKIP:
+        n = snprintf(
+            out, out_len,
+            "stream ended while discarding an oversized message (stream offset %" PRIu64 ")", pos);
+        break;
+    case W_TRUNCATED:
+        n = snprintf(out, out_len,
+                     "stream ended inside a message (%" PRIu64
+                     " bytes pending at stream offset %" PRIu64 ")",
+                     v, pos);
+        break;
+    default:
+        n = snprintf(out, out_len, "%s", sm_strerror(d->err));
+        break;
+    }
+    if (n < 0) return 0;
+    return (size_t)n >= out_len ? (int)(out_len - 1) : n;
+}
+
+/* ---- encoding ---- */
+
+/* Does the delimiter occur in payload+delim anywhere before the final copy? */
+static bool
+delim_inside(const uint8_t *p, size_t len, const uint8_t *delim, size_t dl)
+{
+    if (len >= dl && memmem(p, len, delim, dl)) return true;
+    /* Occurrences straddling the payload's end and the appended delimiter. */
+    size_t from = len >= dl ? len - dl + 1 : 0;
+    for (size_t i = from; i < len; i++) {
+        size_t in = len - i; /* bytes of the candidate inside the payload */
+        if (memcmp(p + i, delim, in) == 0 && memcmp(delim, delim + in, dl - in) == 0) return true;
+    }
+    return false;
+}
+
+static int
+enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t len,
+          sm_frame_hdr *h)
+{
+    uint8_t *o = h->head + h->head_len;
+    if (b->kind != SM_FRAME_FIXED && len > max) return -EMSGSIZE;
+    switch (b->kind) {
+    case SM_FRAME_FIXED:
+        return len == b->fixed_len ? 0 : -EMSGSIZE;
+    case SM_FRAME_DELIM:
+        if (payload && delim_inside(payload, len, b->delim, b->delim_len)) return -EINVAL;
+        memcpy(h->tail, b->delim, b->delim_len);
+        h->tail_len = b->delim_len;
+        return 0;
+    case SM_FRAME_LENGTH: {
+        uint64_t field;
+        if (b->len_adjust >= 0) {
+            field = (uint64_t)len + (uint64_t)b->len_adjust;
+            if (field < len) return -EMSGSIZE;
+        } else {
+            uint64_t a = (uint64_t)(-(b->len_adjust + 1)) + 1;
+            if (len < a) return -EMSGSIZE;
+            field = len - a;
+        }
+        if (b->len_width < 8 && field >> (8 * b->len_width)) return -EMSGSIZE;
+        memset(o, 0, b->len_offset);
+        o += b->len_offset;
+        for (unsigned i = 0; i < b->len_width; i++) {
+            unsigned shift = 8 * (b->len_little ? i : b->len_width - 1 - i);
+            o[i] = (uint8_t)(field >> shift);
+        }
+        h->head_len = (uint8_t)(h->head_len + b->len_offset + b->len_width);
+        return 0;
+    }
+    case SM_FRAME_ASCII: {
+        uint64_t v = len;
+        for (unsigned i = b->ascii_digits; i-- > 0;) {
+            o[i] = (uint8_t)('0' + v % 10);
+            v /= 10;
+        }
+        if (v) return -EMSGSIZE;
+        h->head_len = (uint8_t)(h->head_len + b->ascii_digits);
+        return 0;
+    }
+    case SM_FRAME_NETSTRING: {
+        int n = snprintf((char *)o, 22, "%zu:", len);
+        h->head_len = (uint8_t)(h->head_len + n);
+        h->tail[0] = ',';
+        h->tail_len = 1;
+        return 0;
+    }
+    case SM_FRAME_VARINT: {
+        uint64_t v = len;
+        unsigned n = 0;
+        do {
+            uint8_t c = v & 0x7f;
+            v >>= 7;
+            o[n++] = (uint8_t)(c | (v ? 0x80 : 0));
+        } while (v);
+        h->head_len = (uint8_t)(h->head_len + n);
+        return 0;
+    }
+    case SM_FRAME_EOF:
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+int
+sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int type,
+                sm_frame_hdr *hdr)
+{
+    const sm_frame_basic *b = &spec->basic;
+    hdr->head_len = 0;
+    hdr->tail_len = 0;
+    if (spec->kind == SM_FRAME_TYPE) {
+        if (type < 0 || type > 255 || !(b = type_entry(spec, (uint8_t)type))) return -EPROTO;
+        hdr->head[0] = (uint8_t)type;
+        hdr->head_len = 1;
+    }
+    int rc = enc_basic(b, sm_frame_max(spec), payload, len, hdr);
+    if (rc) hdr->head_len = hdr->tail_len = 0;
+    return rc;
+}
