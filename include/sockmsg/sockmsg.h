@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "error.h"
+#include "pack.h"
 
 /* sm_version - the library's version string ("0.1.0"); compare with
  * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */
