@@ -144,15 +144,27 @@ skip_more(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg
 }
 
 /* The first start in [s, last] of the delimiter in p, or -1. The caller
- * guarantees last + dl bytes are readable. */
+ * guarantees last + dl bytes are readable. Multi-byte delimiters are found by
+ * memchr on their first byte, which runs at memory speed when that byte is
+ * rare (crlf in text); if it keeps matching without the rest following, the
+ * data is adversarial for that strategy and memmem (linear worst case) takes
+ * over. */
 static inline ssize_t
 find_delim(const uint8_t *p, size_t s, size_t last, const uint8_t *delim, size_t dl)
 {
     const uint8_t *hit;
-    if (dl == 1)
+    if (dl == 1) {
         hit = memchr(p + s, delim[0], last + 1 - s);
-    else
-        hit = memmem(p + s, last + dl - s, delim, dl);
+        return hit ? hit - p : -1;
+    }
+    for (int misses = 0; misses < 8 && s <= last; misses++) {
+        hit = memchr(p + s, delim[0], last + 1 - s);
+        if (!hit) return -1;
+        if (memcmp(hit + 1, delim + 1, dl - 1) == 0) return hit - p;
+        s = (size_t)(hit - p) + 1;
+    }
+    if (s > last) return -1;
+    hit = memmem(p + s, last + dl - s, delim, dl);
     return hit ? hit - p : -1;
 }
 
@@ -222,19 +234,47 @@ dec_length(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uin
     return deliver(buf, head + (size_t)n, head, n, msg);
 }
 
+/* Eight ASCII decimal digits at p as a number, if they all are digits. */
+static inline bool
+digits8(const uint8_t *p, uint64_t *out)
+{
+    const uint64_t hi = 0xf0f0f0f0f0f0f0f0u, zeros = 0x3030303030303030u;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    x = le64toh(x);
+    /* Every byte 0x30..0x39: high nibble 3, and adding 6 keeps it 3. */
+    if ((x & hi) != zeros || ((x + 0x0606060606060606u) & hi) != zeros) return false;
+    x -= zeros;
+    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffu;
+    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffu;
+    x = (x * 10000 + (x >> 32)) & 0xffffffffu;
+    *out = x;
+    return true;
+}
+
 static ssize_t
 dec_ascii(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
           size_t len, size_t pre, sm_frame_msg *msg)
 {
     size_t digits = b->ascii_digits, avail = len - pre;
     if (avail > digits) avail = digits;
-    uint64_t v = 0;
-    for (size_t i = 0; i < avail; i++) {
-        uint8_t c = buf[pre + i];
-        if (c < '0' || c > '9')
-            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, c, 0, buf, pre);
-        unsigned dig = (unsigned)(c - '0');
-        v = v > (UINT64_MAX - dig) / 10 ? UINT64_MAX : v * 10 + dig;
+    uint64_t v = 0, eight;
+    size_t i = 0;
+    /* Eight digits at a time while no overflow is possible (19 digits fit);
+     * on a non-digit the byte loop below finds and reports it. */
+    while (i + 8 <= avail && i + 8 <= 19 && digits8(buf + pre + i, &eight)) {
+        v = v * 100000000 + eight;
+        i += 8;
+    }
+    for (; i < avail; i++) {
+        unsigned dig = (unsigned)buf[pre + i] - '0';
+        if (dig > 9)
+            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, buf[pre + i], 0, buf, pre);
+        /* Only a 20th digit can overflow 64 bits. */
+        if (UNLIKELY(i == 19) && v > (UINT64_MAX - dig) / 10)
+            v = UINT64_MAX;
+        else
+            v = v * 10 + dig;
     }
     if (avail < digits) return -EAGAIN;
     size_t head = pre + digits;

@@ -7,7 +7,9 @@
  * Spec strings (sm_frame_spec_parse):
  *   fixed:N                     every message is N bytes
  *   line | crlf | nul           ends at "\n" | "\r\n" | "\0" (stripped)
- *   delim:STR                   ends at STR (C escapes: \n \r \t \0 \\ \xHH), 1-16 bytes
+ *   delim:STR                   ends at STR (C escapes: \n \r \t \0 \\ \xHH), 1-16 bytes;
+ *                               a ',' ends STR (write \x2c), and inside a type: entry
+ *                               write parentheses as \x28 \x29
  *   len8 | len16be | len16le | len32be | len32le | len64be | len64le
  *                               binary length prefix; options:
  *                               adjust=N  the length field counts N bytes more
@@ -21,7 +23,9 @@
  *   type:K=V;K=V;...            the first byte is the type K (a printable character
  *                               or 0xNN); V is the payload length after it (decimal)
  *                               or a nested spec in parentheses, e.g.
- *                               type:A=4;B=(len16be);0x03=(line)
+ *                               type:A=4;B=(len16be);0x03=(line); V may be 0 (the
+ *                               type byte alone is the frame). Equal nested specs
+ *                               share one types[] entry.
  *   eof                         the whole stream until the peer's shutdown
  * Every spec also takes, comma-separated:
  *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
@@ -33,6 +37,10 @@
  * malformed input (a non-digit in ascii:N, a varint over 10 bytes or 64 bits, a
  * netstring without its ',', adjust making a length negative, an unknown type
  * byte) is -EPROTO. sm_frame_decoder_detail() says which byte and why.
+ * A netstring length is digits then ':' (at most 20 digits, below 2^64 - 1); a
+ * leading zero in a multi-digit length is -EPROTO (djb). Non-minimal varints
+ * (e.g. 0x80 0x00) are accepted. A delimiter not found is -EMSGSIZE as soon as
+ * max + delim_len bytes have arrived without one.
  *
  * Oversize policy:
  *   close (default): the decoder stays in error; every later call returns the
@@ -45,8 +53,11 @@
  *     payload bytes as they arrive; for a delimiter it consumes bytes up to and
  *     including the next delimiter; for eof, everything until EOF. Skipped bytes
  *     are reported as consumed (returned count > 0 with no message), so the
- *     caller can drop them from its buffer at once. Malformed input (-EPROTO)
- *     is never skipped: no later boundary can be trusted after it.
+ *     caller can drop them from its buffer at once (msg->frame/frame_len then
+ *     describe the discarded bytes, msg->type is -1). A message counts in
+ *     `skipped` as soon as it is found oversized. A skipped netstring's ',' is
+ *     still checked. Malformed input (-EPROTO) is never skipped: no later
+ *     boundary can be trusted after it.
  *
  * Thread-safety: a spec is read-only after parsing and may be shared by any
  * number of decoders in any threads; a decoder belongs to one thread.
@@ -130,14 +141,15 @@ typedef struct sm_frame_msg {
 } sm_frame_msg;
 
 /* Decoder state: caller-owned, small (it is kept per connection), points at a
- * spec that must outlive it. Fields are public for inspection only. */
+ * spec that must outlive it. Fields are public for inspection only; once err is
+ * set, scan and skip hold internal details for sm_frame_decoder_detail. */
 typedef struct sm_frame_decoder {
     const sm_frame_spec *spec;
     uint64_t pos;     /* stream bytes consumed so far (for error positions) */
     uint64_t scan;    /* DELIM: bytes already searched in the current frame */
     uint64_t skip;    /* oversize=skip: payload bytes still to discard */
     uint64_t skipped; /* messages discarded as oversized */
-    uint64_t err_pos; /* stream offset of the offending byte */
+    uint64_t err_pos; /* stream offset of the offending byte (or header) */
     int err;          /* sticky error; 0 while healthy */
     uint8_t err_why;  /* internal reason code for sm_frame_decoder_detail */
     uint8_t err_byte; /* the offending byte, when there is one */
@@ -150,11 +162,17 @@ typedef struct sm_frame_decoder {
 SM_API int sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_len);
 
 /* sm_frame_spec_format - the canonical spec string for *spec. Returns its
- * length, or -ENOSPC when out_len is too small. */
+ * length, or -ENOSPC when out_len is too small, SM_ERR_SPEC when the spec fails
+ * sm_frame_spec_check. Canonical: line/crlf/nul by name; options in the order
+ * adjust, offset, max, oversize, each only when not the default (max= whenever
+ * spec->max is nonzero, with the largest exact K/M/G suffix); type: entries in
+ * type-byte order, keys as the character when graphic and not one of ,;=()\
+ * (else 0xNN), fixed entries as their length. parse(format(spec)) == spec. */
 SM_API int sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len);
 
 /* sm_frame_spec_check - validate a hand-filled spec. Returns 0 or SM_ERR_SPEC
- * (why as for parse). Decoders and encoders assume a checked spec. */
+ * (why as for parse). Decoders and encoders assume a checked spec. A fixed
+ * length over max is refused (no message could ever be accepted). */
 SM_API int sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len);
 
 /* sm_frame_decoder_init - reset *d to decode a new stream with `spec`. */
@@ -181,7 +199,12 @@ SM_API ssize_t sm_frame_decode(sm_frame_decoder *d, const uint8_t *buf, size_t l
  * empty; -EMSGSIZE if over max). Other specs: returns 0 when len == 0 and no
  * message was in progress (a clean EOF at a message boundary), SM_ERR_TRUNCATED
  * when bytes of an unfinished message remain. Messages still whole in buf must
- * have been taken with sm_frame_decode first. */
+ * have been taken with sm_frame_decode first; if some are left, they are
+ * returned one per call exactly as sm_frame_decode would. eof framing: an empty
+ * stream is one empty message (returns 0 with msg->data not NULL); once the
+ * message was delivered, a call with len == 0 returns 0 with msg->data NULL. A
+ * return of 0 always sets *msg. Errors are sticky, and
+ * sm_frame_decoder_detail explains SM_ERR_TRUNCATED too. */
 SM_API ssize_t sm_frame_decode_eof(sm_frame_decoder *d, const uint8_t *buf, size_t len,
                                    sm_frame_msg *msg);
 
