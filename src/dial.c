@@ -54,7 +54,7 @@ connect_unix(int fd, const sm_addr *a, int64_t deadline)
         struct timeval tv = {0};
         if (left > 0) {
             tv.tv_sec = left / 1000;
-            tv.tv_usec = (left % 1000) * 1000;
+            tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
         }
         if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) return -errno;
         if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) break;

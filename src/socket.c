@@ -282,10 +282,10 @@ sm_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, size_t
 {
     int64_t deadline = sm__deadline(timeout_ms);
     size_t total = 0, sent = 0;
-    ssize_t rc = 0;
-    if (iovcnt < 0 || (!iov && iovcnt > 0)) rc = -EINVAL;
-    for (int k = 0; rc == 0 && k < iovcnt; k++) {
-        if (iov[k].iov_len > SSIZE_MAX - total) rc = -EINVAL;
+    if (done) *done = 0;
+    if (iovcnt < 0 || (!iov && iovcnt > 0)) return -EINVAL;
+    for (int k = 0; k < iovcnt; k++) {
+        if (iov[k].iov_len > SSIZE_MAX - total) return -EINVAL;
         total += iov[k].iov_len;
     }
 
@@ -294,7 +294,7 @@ sm_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, size_t
     struct iovec v[IOV_MAX];
     int i = 0;
     size_t off = 0;
-    iov_advance(iov, iovcnt, &i, &off, 0);
+    ssize_t rc = 0;
     while (rc == 0 && sent < total) {
         int nv = 0;
         for (int k = i; k < iovcnt && nv < IOV_MAX; k++) {

@@ -200,6 +200,12 @@ test_sendv_all_many_iovecs(void **state)
     struct iovec empty[3] = {{data, 0}, {NULL, 0}, {data, 0}};
     assert_int_equal(sm_sendv_all(c, empty, 3, 0, NULL), 0);
     SM_ASSERT_ERR(sm_sendv_all(c, iov, -1, 0, NULL), -EINVAL);
+    done = 77;
+    SM_ASSERT_ERR(sm_sendv_all(c, NULL, 2, 0, &done), -EINVAL);
+    assert_int_equal(done, 0);
+    struct iovec huge[2] = {{data, SIZE_MAX / 2}, {data, SIZE_MAX / 2}};
+    SM_ASSERT_ERR(sm_sendv_all(c, huge, 2, 0, NULL), -EINVAL);
+    SM_ASSERT_ERR(sm_send_all(c, NULL, 1, 0, NULL), -EINVAL);
     free(copy);
     free(iov);
     free(data);
