@@ -31,7 +31,8 @@
  *     d     IEEE 754 binary64 (double / double *)               8       8
  *     s     bytes, the count is the field size
  *           (const void *, size_t / const uint8_t **, size_t *) N       N
- *     p     Pascal string: a length byte, then N - 1 bytes (as s)  N     N
+ *     p     Pascal string: a length byte, then N - 1 bytes
+ *           (as s)                                              N       N
  *   Signed integer codes (b h i l q) take int64_t when packing and int64_t *
  *   when unpacking; unsigned codes (B H I L Q) take uint64_t / uint64_t *.
  *   Pass exactly these types: C varargs are not converted, so a plain `1` where
