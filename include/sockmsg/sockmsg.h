@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "error.h"
+#include "loop.h"
 #include "pack.h"
 
 /* sm_version - the library's version string ("0.1.0"); compare with

@@ -1,0 +1,359 @@
+/* sockmsg — event loop: io watchers, timers, signals, cross-thread wake-up,
+ * deferred callbacks.
+ *
+ * One sm_loop runs on one thread. Watchers are small structs the caller
+ * allocates (embed them in your own objects: an sm_io is 40 bytes, an
+ * sm_timer 48); the loop never allocates per watcher. It keeps only an
+ * fd-indexed table of io watcher pointers (8 bytes per fd number), room to
+ * record one interest change per active io watcher (4-8 bytes), and a
+ * min-heap of timer pointers (8-16 bytes per active timer), all grown by
+ * doubling when a start needs room (the only place a start can fail with
+ * -ENOMEM). The poll backend adds 12 bytes per watched fd; epoll keeps its
+ * state in the kernel.
+ *
+ *     sm_loop *loop;
+ *     if (sm_loop_new(&loop, NULL) < 0) ...
+ *     sm_io io;
+ *     sm_io_init(loop, &io, fd, on_io);          // fd non-blocking, yours
+ *     sm_io_start(&io, SM_READ);
+ *     sm_timer t;
+ *     sm_timer_init(loop, &t, on_tick);
+ *     sm_timer_start(&t, 1000, 1000);            // after 1 s, then every 1 s
+ *     sm_loop_run(loop, SM_RUN_DEFAULT);         // until stopped or idle
+ *     ...stop the watchers...
+ *     sm_loop_free(loop);
+ *
+ * An iteration: apply pending interest changes, wait for I/O (until the
+ * nearest timer; not at all when deferred work is queued), refresh the
+ * cached time, run io callbacks, run due timers, run deferred callbacks, run
+ * the on_close callbacks of closed io watchers.
+ *
+ * I/O readiness is level-triggered on every backend: a callback that leaves
+ * bytes unread (or stops before EAGAIN to be fair to other fds) is called
+ * again in the next iteration. One io watcher per fd carries both read and
+ * write interest. Interest changes are cheap: adding an event costs one
+ * syscall at most, removing one is carried out (one syscall) just before the
+ * next wait, and a change undone within the same iteration costs nothing.
+ * Stop an io watcher before you close its fd (or let sm_io_close do both).
+ *
+ * Callback safety: from any callback you may stop, close or restart any
+ * watcher (its own or another's, even one whose event is already pending in
+ * this iteration: it is then not called), free a stopped watcher's memory
+ * (io: after sm_io_stop, or in on_close after sm_io_close), stop the loop,
+ * and start new watchers. A callback never runs inside the call that
+ * registers it. You may not call sm_loop_run or sm_loop_free from a callback.
+ *
+ * Threads: the loop and its watchers belong to the thread that runs the loop.
+ * Only sm_loop_stop and sm_loop_wakeup may be called from other threads.
+ *
+ * Fields of the watcher structs are the loop's, except `data`, which is
+ * yours. Read them if you like (fd, for instance); never write them.
+ */
+#ifndef SOCKMSG_LOOP_H
+#define SOCKMSG_LOOP_H
+
+#include "api.h"
+
+typedef struct sm_loop sm_loop;
+typedef struct sm_io sm_io;
+typedef struct sm_timer sm_timer;
+typedef struct sm_signal sm_signal;
+typedef struct sm_defer sm_defer;
+
+/* I/O events: interest and readiness. An error or hang-up on the fd is
+ * reported as every event the watcher is interested in, so the next read or
+ * write returns it. */
+#define SM_READ  0x1u
+#define SM_WRITE 0x2u
+
+/* Which kernel interface waits for I/O. */
+typedef enum sm_loop_backend {
+    SM_BACKEND_DEFAULT = 0, /* $SOCKMSG_BACKEND ("epoll" or "poll"), else epoll */
+    SM_BACKEND_EPOLL = 1,   /* epoll(7): O(ready fds) per wait */
+    SM_BACKEND_POLL = 2,    /* poll(2): portable, O(watched fds) per wait */
+} sm_loop_backend;
+
+typedef enum sm_run_mode {
+    SM_RUN_DEFAULT = 0, /* iterate until sm_loop_stop or nothing is active */
+    SM_RUN_ONCE = 1,    /* one iteration; wait for I/O or a timer if nothing is queued */
+    SM_RUN_NOWAIT = 2,  /* one iteration; never wait */
+} sm_run_mode;
+
+typedef void (*sm_wakeup_cb)(sm_loop *loop);
+typedef void (*sm_io_cb)(sm_io *w, unsigned events);
+typedef void (*sm_io_close_cb)(sm_io *w);
+typedef void (*sm_timer_cb)(sm_timer *t);
+typedef void (*sm_signal_cb)(sm_signal *w, int signum);
+typedef void (*sm_defer_cb)(sm_defer *d);
+
+/* Loop configuration; all-zero means defaults. */
+typedef struct sm_loop_opts {
+    /* SM_BACKEND_DEFAULT consults $SOCKMSG_BACKEND; any other value wins
+     * over the environment. */
+    sm_loop_backend backend;
+    /* Runs on the loop thread after sm_loop_wakeup (see there); may be NULL. */
+    sm_wakeup_cb on_wakeup;
+    /* Initial value of sm_loop_get_data. */
+    void *data;
+} sm_loop_opts;
+
+/* An io watcher: interest in one fd. 40 bytes on LP64. */
+struct sm_io {
+    void *data; /* yours */
+    sm_loop *loop;
+    union {
+        sm_io_cb cb;
+        sm_io_close_cb on_close; /* once closing */
+    } u;
+    sm_io *next_closing;
+    int fd;
+    uint8_t events; /* interest, as set by the caller */
+    uint8_t kernel; /* interest the backend currently holds */
+    uint8_t flags;
+    uint8_t reserved;
+};
+
+/* A timer. 48 bytes on LP64. */
+struct sm_timer {
+    void *data; /* yours */
+    sm_loop *loop;
+    sm_timer_cb cb;
+    int64_t due;     /* sm_loop_now() value it fires at, while active */
+    uint64_t repeat; /* ms; 0 for a one-shot */
+    uint32_t heap_index;
+    uint32_t seq;
+};
+
+/* A signal watcher. */
+struct sm_signal {
+    void *data; /* yours */
+    sm_loop *loop;
+    sm_signal_cb cb;
+    sm_signal *next;
+    int signum; /* 0 while inactive */
+    int reserved;
+};
+
+/* A deferred callback. */
+struct sm_defer {
+    void *data; /* yours */
+    sm_loop *loop;
+    sm_defer_cb cb;
+    sm_defer *next, *prev;
+};
+
+/* ---- loop ---------------------------------------------------------------- */
+
+/* sm_loop_new - create a loop.
+ *
+ * opts may be NULL (defaults). Allocates the loop, a backend instance (an
+ * epoll fd for epoll) and an eventfd for sm_loop_wakeup; all fds are
+ * close-on-exec. Returns 0 and sets *out, or -EINVAL (unknown backend in
+ * opts or in $SOCKMSG_BACKEND), -ENOMEM, -EMFILE, ... Free with sm_loop_free.
+ * Thread-safe (distinct loops are independent). */
+SM_API int sm_loop_new(sm_loop **out, const sm_loop_opts *opts);
+
+/* sm_loop_free - free a loop and everything it allocated.
+ *
+ * The loop must be idle: no active watcher, no pending deferred callback or
+ * on_close (stop your watchers, then run the loop once with SM_RUN_NOWAIT to
+ * deliver the pending on_close calls). Returns 0, or -EBUSY (nothing freed)
+ * if something is still active or the loop is running. NULL gives 0. Not
+ * from a callback. */
+SM_API int sm_loop_free(sm_loop *loop);
+
+/* sm_loop_run - run the loop in the calling thread.
+ *
+ * SM_RUN_DEFAULT iterates until sm_loop_stop or until nothing is active (no
+ * started watcher, no queued deferred callback or on_close). SM_RUN_ONCE runs
+ * one iteration, waiting for I/O or the nearest timer when nothing else is
+ * queued (a signal interrupting the wait ends it early). SM_RUN_NOWAIT runs
+ * one iteration without waiting. With nothing active, every mode returns at
+ * once. Returns 1 if something is still active, 0 if not, or a negative
+ * errno if the backend failed (the loop is still usable), or -EBUSY if the
+ * loop is already running (called from a callback), -EINVAL (bad mode). */
+SM_API int sm_loop_run(sm_loop *loop, sm_run_mode mode);
+
+/* sm_loop_stop - make sm_loop_run return.
+ *
+ * The current iteration completes (its remaining callbacks run), then
+ * sm_loop_run returns. If the loop is not running, the next sm_loop_run
+ * returns at once, running nothing. Several stops before the loop notices
+ * count as one. Thread-safe: callable from callbacks and from any thread (it
+ * then wakes the loop). */
+SM_API void sm_loop_stop(sm_loop *loop);
+
+/* sm_loop_wakeup - wake the loop from another thread.
+ *
+ * After this call, the loop wakes from its wait (or does not wait in its next
+ * iteration) and runs opts.on_wakeup at least once, starting after this call
+ * began: so a thread pushes work onto its own queue, then calls
+ * sm_loop_wakeup, and on_wakeup drains the queue. Wake-ups coalesce: many
+ * calls before the loop reacts cost one syscall and one on_wakeup. Never
+ * fails, never blocks. Thread-safe; callable from callbacks. */
+SM_API void sm_loop_wakeup(sm_loop *loop);
+
+/* sm_loop_now - the loop's cached monotonic time in milliseconds.
+ *
+ * Refreshed when sm_loop_run starts and after each wait for I/O, so every
+ * callback of one iteration sees the same value; outside sm_loop_run,
+ * sm_timer_start also refreshes it. Same clock as CLOCK_MONOTONIC. */
+SM_API int64_t sm_loop_now(const sm_loop *loop);
+
+/* sm_loop_backend_name - "epoll" or "poll". Static string. */
+SM_API const char *sm_loop_backend_name(const sm_loop *loop);
+
+/* sm_loop_get_data / sm_loop_set_data - a pointer for the caller, initially
+ * opts.data. The loop never touches it. */
+SM_API void *sm_loop_get_data(const sm_loop *loop);
+SM_API void sm_loop_set_data(sm_loop *loop, void *data);
+
+/* ---- io watchers --------------------------------------------------------- */
+
+/* sm_io_init - prepare an io watcher for fd on loop, inactive.
+ *
+ * The fd stays the caller's (put it in non-blocking mode yourself) until
+ * sm_io_close, which closes it. cb runs on readiness with the ready events,
+ * limited to the current interest. Leaves w->data alone. Allocates nothing,
+ * cannot fail. Call it again only on an inactive watcher whose close (if any)
+ * has completed. */
+SM_API void sm_io_init(sm_loop *loop, sm_io *w, int fd, sm_io_cb cb);
+
+/* sm_io_start - start watching w's fd for events (SM_READ | SM_WRITE; 0
+ * keeps the watcher active, keeping the loop alive, with no interest).
+ *
+ * On an active watcher it is sm_io_set_events. One fd takes at most one
+ * active watcher. Returns 0, or -EBADF (fd < 0), -EEXIST (another watcher
+ * holds the fd), -EINVAL (unknown event bits), SM_ERR_CLOSED (after
+ * sm_io_close), -ENOMEM, or the backend's
+ * error (epoll: -EPERM for a regular file); the watcher is inactive then.
+ * Callable from callbacks. */
+SM_API int sm_io_start(sm_io *w, unsigned events);
+
+/* sm_io_set_events - change the interest of w.
+ *
+ * On an active watcher, adding an event makes at most one syscall (also
+ * carrying out any pending removal); removing one is only recorded, carried
+ * out before the next wait if still wanted, so toggling an event within one
+ * iteration costs no syscall. Callbacks are limited to the new interest at
+ * once. On an inactive watcher it only records events (sm_io_start sets its
+ * own). Returns 0, or the backend's error when adding (the interest is then
+ * unchanged). Callable from callbacks. */
+SM_API int sm_io_set_events(sm_io *w, unsigned events);
+
+/* sm_io_get_events - the current interest (SM_READ | SM_WRITE). */
+SM_API unsigned sm_io_get_events(const sm_io *w);
+
+/* sm_io_stop - stop watching; a no-op if inactive.
+ *
+ * Takes effect at once: the callback is not called again, not even for an
+ * event already pending in this iteration. Leaves the fd open. Afterwards
+ * the loop keeps no reference to w: you may free it at once, even from a
+ * callback, and close the fd. Callable from callbacks. */
+SM_API void sm_io_stop(sm_io *w);
+
+/* sm_io_close - stop watching, close the fd, then run on_close.
+ *
+ * I/O stops at once (as sm_io_stop) and the fd is closed at once (close(2)
+ * errors are ignored: on Linux the fd is gone either way); w->fd becomes -1.
+ * on_close (may be NULL) runs exactly once, on the loop thread at the end of
+ * the current iteration (or in the first iteration of the next sm_loop_run if
+ * the loop is not running), never inside this call. The loop references w
+ * until then: free it in on_close, not before (with a NULL on_close, keep it
+ * until the loop has run an iteration). Returns 0, or SM_ERR_CLOSED if w is
+ * already closing (this on_close then never runs). Callable from callbacks. */
+SM_API int sm_io_close(sm_io *w, sm_io_close_cb on_close);
+
+/* sm_io_is_active - true between a successful start and stop/close. */
+SM_API bool sm_io_is_active(const sm_io *w);
+
+/* ---- timers -------------------------------------------------------------- */
+
+/* sm_timer_init - prepare a timer on loop, inactive (not on an active one).
+ * Leaves t->data alone. Allocates nothing. */
+SM_API void sm_timer_init(sm_loop *loop, sm_timer *t, sm_timer_cb cb);
+
+/* sm_timer_start - fire cb once timeout_ms after sm_loop_now(), then (if
+ * repeat_ms > 0) every repeat_ms after each firing.
+ *
+ * Restarts an active timer with the new values. Timers due at the same time
+ * fire in the order they were started. A repeating timer is rescheduled
+ * before its callback runs (repeat_ms after the loop's time of that run, so
+ * a late loop does not fire a burst); a one-shot is inactive during its
+ * callback. Timers fire after the iteration's io callbacks, never before
+ * their time, never inside this call (a timeout of 0 fires in the current or
+ * next iteration). O(log n). Returns 0 or -ENOMEM (heap growth; the timer is
+ * then unchanged). Callable from callbacks. */
+SM_API int sm_timer_start(sm_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
+
+/* sm_timer_stop - stop the timer; a no-op if inactive. O(log n). The loop
+ * keeps no reference to t afterwards: free it at will, even from a callback
+ * (its own included). Callable from callbacks. */
+SM_API void sm_timer_stop(sm_timer *t);
+
+/* sm_timer_again - restart with the repeat interval as the timeout (the
+ * "reset an idle timeout" idiom). Returns 0, -EINVAL if the repeat interval
+ * is 0, or -ENOMEM. Callable from callbacks. */
+SM_API int sm_timer_again(sm_timer *t);
+
+/* sm_timer_set_repeat / sm_timer_get_repeat - the repeat interval in ms; a
+ * new value takes effect at the next firing or sm_timer_again. */
+SM_API void sm_timer_set_repeat(sm_timer *t, uint64_t repeat_ms);
+SM_API uint64_t sm_timer_get_repeat(const sm_timer *t);
+
+/* sm_timer_is_active - true while the timer is scheduled. */
+SM_API bool sm_timer_is_active(const sm_timer *t);
+
+/* ---- signal watchers ----------------------------------------------------- */
+
+/* sm_signal_init - prepare a signal watcher on loop, inactive (not on an
+ * active one). Leaves w->data alone. */
+SM_API void sm_signal_init(sm_loop *loop, sm_signal *w, sm_signal_cb cb);
+
+/* sm_signal_start - call cb on the loop thread whenever signum arrives.
+ *
+ * Signals are read from a signalfd (created on first use, close-on-exec); no
+ * handler runs in signal context. While a loop watches a signal, the signal
+ * is blocked in the calling thread's mask (call this from the loop thread);
+ * when its last watcher stops, the loop unblocks it again if it was not
+ * blocked before, discarding an instance still pending. A process-directed
+ * signal (kill(1)) reaches the loop only if every other thread blocks it too:
+ * block it before creating threads. Several watchers may watch one signal;
+ * each sees it. Signals of one kind that arrive together coalesce (standard
+ * signals). Restarting with another signum moves the watcher. Returns 0,
+ * -EINVAL (bad signum, SIGKILL, SIGSTOP), -ENOMEM, or the error of
+ * signalfd(2). Callable from callbacks. */
+SM_API int sm_signal_start(sm_signal *w, int signum);
+
+/* sm_signal_stop - stop watching; a no-op if inactive. The loop keeps no
+ * reference to w afterwards. Call from the thread that started it. Callable
+ * from callbacks. */
+SM_API void sm_signal_stop(sm_signal *w);
+
+/* sm_signal_is_active - true while started. */
+SM_API bool sm_signal_is_active(const sm_signal *w);
+
+/* ---- deferred callbacks -------------------------------------------------- */
+
+/* sm_defer_init - prepare a deferred callback on loop, inactive (not on a
+ * queued one). Leaves d->data alone. */
+SM_API void sm_defer_init(sm_loop *loop, sm_defer *d, sm_defer_cb cb);
+
+/* sm_defer_start - queue d: cb runs once, at the end of the current
+ * iteration, after io callbacks and timers, in the order of sm_defer_start
+ * calls. Started from a deferred callback, it runs in the next iteration
+ * (which then does not wait for I/O), so a callback that re-queues itself
+ * does not starve I/O. Outside sm_loop_run, it runs in the next run's first
+ * iteration. A no-op if already queued (it keeps its place). d is inactive
+ * while cb runs (re-queue it from there if you like). Never fails. Callable
+ * from callbacks. */
+SM_API void sm_defer_start(sm_defer *d);
+
+/* sm_defer_stop - unqueue d; a no-op if not queued. The loop keeps no
+ * reference to d afterwards. Callable from callbacks. */
+SM_API void sm_defer_stop(sm_defer *d);
+
+/* sm_defer_is_active - true while queued. */
+SM_API bool sm_defer_is_active(const sm_defer *d);
+
+#endif

@@ -1,0 +1,73 @@
+/* The loop's private state, shared by loop.c, timer_heap.c and
+ * loop_signal.c (never installed). */
+#ifndef SM_LOOP_INTERNAL_H
+#define SM_LOOP_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "loop_poller.h"
+#include "sockmsg/loop.h"
+
+/* sm_io.flags */
+#define SM__IO_ACTIVE   0x1u
+#define SM__IO_CLOSING  0x2u
+#define SM__IO_DIRTY    0x4u /* its fd is in loop->changes */
+#define SM__IO_INTERNAL 0x8u /* the loop's own: does not keep sm_loop_run going */
+
+struct sm__sigstate;
+
+struct sm_loop {
+    const sm__poller_ops *ops;
+    void *poller;
+    int64_t now;
+    size_t active;  /* started user watchers: io, timers, signals */
+    size_t pending; /* queued deferred callbacks and on_close calls */
+    bool running;
+
+    /* io: the watcher of each fd, and fds whose removals wait for the end
+     * of the iteration. changes_cap >= nchanges + io_clean always holds, so
+     * recording a removal never allocates. */
+    sm_io **fds;
+    size_t fds_cap;
+    int *changes;
+    size_t nchanges, changes_cap;
+    size_t io_clean; /* active watchers not SM__IO_DIRTY */
+    sm__poll_event events[SM__LOOP_MAX_EVENTS];
+    int nevents, ev_next; /* the batch being dispatched */
+
+    /* timers: 1-based binary min-heap on (due, seq) */
+    sm_timer **heap;
+    uint32_t heap_len, heap_cap;
+    uint32_t timer_seq;
+
+    /* deferred callbacks: circular lists with sentinels; `defer_run` holds
+     * the ones being run by the current iteration */
+    sm_defer defer_q, defer_run;
+    sm_io *close_head, *close_tail;
+
+    struct sm__sigstate *sig;
+
+    int wake_fd;
+    sm_io wake_io;
+    atomic_int wake_pending; /* an eventfd write is in flight */
+    atomic_int wake_user;    /* on_wakeup is owed */
+    atomic_int stop_req;
+    atomic_int polling; /* the loop is in (or about to enter) its wait */
+    sm_wakeup_cb on_wakeup;
+    void *data;
+
+    uint64_t ctl_calls; /* backend add/modify/del calls, for tests */
+};
+
+/* Timers (timer_heap.c). */
+int sm__timers_timeout(const sm_loop *loop); /* ms until the nearest, -1: none */
+void sm__timers_run(sm_loop *loop);
+void sm__timers_free(sm_loop *loop);
+
+/* Signals (loop_signal.c). */
+void sm__signals_free(sm_loop *loop);
+
+/* How many add/modify/del calls the loop made on its backend so far. */
+uint64_t sm__loop_ctl_calls(const sm_loop *loop);
+
+#endif

@@ -1,0 +1,41 @@
+/* The loop's backend interface: the few calls a kernel readiness API must
+ * offer (after Redis' ae_epoll.c / ae_select.c). One file per backend; the
+ * loop owns watchers, timers and dispatch, a backend only tracks fd interest
+ * and waits. Events are SM_READ / SM_WRITE; a backend reports an error or
+ * hang-up as SM_READ | SM_WRITE and leaves filtering to the loop. Level
+ * triggered: a ready fd is reported by every wait until it stops being ready
+ * or is deleted. */
+#ifndef SM_LOOP_POLLER_H
+#define SM_LOOP_POLLER_H
+
+#include "sockmsg/loop.h"
+
+/* Most events one wait returns; more ready fds are reported by the next. */
+#define SM__LOOP_MAX_EVENTS 256
+
+typedef struct sm__poll_event {
+    int fd; /* -1: invalidated by the loop after the wait */
+    unsigned events;
+} sm__poll_event;
+
+typedef struct sm__poller_ops {
+    const char *name;
+    /* A new instance in *state, or -errno. Its fds are close-on-exec. */
+    int (*create)(void **state);
+    void (*destroy)(void *state);
+    /* fd is not in the set yet; events != 0. */
+    int (*add)(void *state, int fd, unsigned events);
+    /* fd is in the set with old_events; events != 0. */
+    int (*modify)(void *state, int fd, unsigned old_events, unsigned events);
+    /* fd is in the set with old_events (it may have been closed already). */
+    int (*del)(void *state, int fd, unsigned old_events);
+    /* Wait up to timeout_ms (-1: no limit, 0: don't wait) and store at most
+     * max (<= SM__LOOP_MAX_EVENTS) ready fds in out. Returns how many, or
+     * -errno (-EINTR when a signal interrupted the wait). */
+    int (*wait)(void *state, sm__poll_event *out, int max, int timeout_ms);
+} sm__poller_ops;
+
+extern const sm__poller_ops sm__poller_epoll;
+extern const sm__poller_ops sm__poller_poll;
+
+#endif

@@ -1,0 +1,478 @@
+/* loop module, part 2: timers. Order, time, cancel, restart, repeat, many
+ * timers, freeing from callbacks, and that a busy timer cannot starve I/O.
+ * Runs once per backend (SOCKMSG_BACKEND=epoll / poll). Timing assertions are
+ * lower bounds (a timer never fires early) and generous upper bounds. */
+#include "smtest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sockmsg/loop.h>
+
+#include "loop_internal.h" /* sm__timers_timeout */
+
+#define SLACK_MS 2000 /* upper bound on lateness: loaded CI machines, sanitizers */
+
+static sm_loop *
+loop_new(void)
+{
+    sm_loop *l = NULL;
+    SM_ASSERT_OK(sm_loop_new(&l, NULL));
+    return l;
+}
+
+static void
+loop_free(sm_loop *l)
+{
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_NOWAIT), 0);
+    SM_ASSERT_ERR(sm_loop_free(l), 0);
+}
+
+/* A timer that records when and in which order it fired. */
+typedef struct tr {
+    sm_timer t;
+    int id;
+    int calls;
+    int64_t fired_at; /* sm_test_now_ms */
+    int64_t started_at;
+    struct order *order;
+} tr;
+
+typedef struct order {
+    int ids[64];
+    int n;
+} order;
+
+static void
+tr_cb(sm_timer *t)
+{
+    tr *r = (tr *)t;
+    r->calls++;
+    r->fired_at = sm_test_now_ms();
+    if (r->order) r->order->ids[r->order->n++] = r->id;
+}
+
+static void
+tr_init(sm_loop *l, tr *r, int id, order *o)
+{
+    memset(r, 0, sizeof *r);
+    r->id = id;
+    r->order = o;
+    sm_timer_init(l, &r->t, tr_cb);
+}
+
+static void
+tr_start(tr *r, uint64_t timeout, uint64_t repeat)
+{
+    r->started_at = sm_test_now_ms();
+    SM_ASSERT_OK(sm_timer_start(&r->t, timeout, repeat));
+}
+
+/* ---- on time, in order --------------------------------------------------- */
+
+static void
+test_timer_on_time(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    static const uint64_t ms[] = {1, 15, 40, 80};
+    tr r[4];
+    for (int i = 0; i < 4; i++) {
+        tr_init(l, &r[i], i, NULL);
+        tr_start(&r[i], ms[i], 0);
+        assert_true(sm_timer_is_active(&r[i].t));
+    }
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    for (int i = 0; i < 4; i++) {
+        int64_t took = r[i].fired_at - r[i].started_at;
+        print_message("timer %llu ms fired after %lld ms\n", (unsigned long long)ms[i],
+                      (long long)took);
+        assert_int_equal(r[i].calls, 1);
+        assert_false(sm_timer_is_active(&r[i].t));
+        /* Never early (1 ms: the clock's millisecond boundaries). */
+        assert_true(took >= (int64_t)ms[i] - 1);
+        assert_true(took <= (int64_t)ms[i] + SLACK_MS);
+    }
+    loop_free(l);
+}
+
+/* Started from one callback, so they share one "now": ordered by timeout,
+ * equal timeouts by start order. */
+static tr *order_set;
+static void
+start_set_cb(sm_timer *t)
+{
+    static const uint64_t ms[] = {30, 10, 20, 0, 10, 10, 0, 30};
+    (void)t;
+    for (int i = 0; i < 8; i++)
+        SM_ASSERT_OK(sm_timer_start(&order_set[i].t, ms[i], 0));
+}
+
+static void
+test_timer_order(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    order o = {0};
+    tr set[8], starter;
+    for (int i = 0; i < 8; i++)
+        tr_init(l, &set[i], i, &o);
+    order_set = set;
+    sm_timer_init(l, &starter.t, start_set_cb);
+    SM_ASSERT_OK(sm_timer_start(&starter.t, 0, 0));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    static const int want[] = {3, 6, 1, 4, 5, 2, 0, 7};
+    assert_int_equal(o.n, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(o.ids[i], want[i]);
+    loop_free(l);
+}
+
+/* ---- cancel ------------------------------------------------------------- */
+
+typedef struct killer {
+    sm_timer t;
+    sm_timer *victim;
+    bool free_victim;
+    int calls;
+} killer;
+
+static void
+killer_cb(sm_timer *t)
+{
+    killer *k = (killer *)t;
+    k->calls++;
+    if (!k->victim) return;
+    sm_timer_stop(k->victim);
+    if (k->free_victim) free(k->victim);
+    k->victim = NULL;
+}
+
+static void
+test_timer_cancel(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    tr a, b;
+    tr_init(l, &a, 0, NULL);
+    tr_init(l, &b, 1, NULL);
+    tr_start(&a, 5, 0);
+    tr_start(&b, 10, 0);
+    sm_timer_stop(&b.t);
+    sm_timer_stop(&b.t); /* twice is fine */
+    assert_false(sm_timer_is_active(&b.t));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 0);
+
+    /* Both due in the same iteration; the first stops and frees the second,
+     * whichever order they run in (same deadline: start order). */
+    killer k;
+    tr *victim = malloc(sizeof *victim);
+    assert_non_null(victim);
+    tr_init(l, victim, 2, NULL);
+    memset(&k, 0, sizeof k);
+    sm_timer_init(l, &k.t, killer_cb);
+    k.victim = &victim->t;
+    k.free_victim = true;
+    SM_ASSERT_OK(sm_timer_start(&k.t, 0, 0));
+    SM_ASSERT_OK(sm_timer_start(&victim->t, 0, 0));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(k.calls, 1);
+
+    /* A repeating timer stopped from another callback. */
+    tr rep;
+    tr_init(l, &rep, 3, NULL);
+    tr_start(&rep, 1, 1);
+    memset(&k, 0, sizeof k);
+    sm_timer_init(l, &k.t, killer_cb);
+    k.victim = &rep.t;
+    SM_ASSERT_OK(sm_timer_start(&k.t, 30, 0));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(k.calls, 1);
+    assert_true(rep.calls >= 1);
+    assert_false(sm_timer_is_active(&rep.t));
+    loop_free(l);
+}
+
+/* ---- restart, repeat, again ------------------------------------------------ */
+
+static void
+test_timer_restart(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    tr a;
+    tr_init(l, &a, 0, NULL);
+    tr_start(&a, 10, 0);
+    tr_start(&a, 60, 0); /* restart: later */
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(a.calls, 1);
+    assert_true(a.fired_at - a.started_at >= 59);
+
+    tr_start(&a, 5000, 0);
+    tr_start(&a, 5, 0); /* restart: earlier */
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(a.calls, 2);
+    assert_true(a.fired_at - a.started_at < SLACK_MS);
+    loop_free(l);
+}
+
+typedef struct repeater {
+    sm_timer t;
+    int calls, limit;
+    int64_t now[16];
+    bool active_in_cb;
+} repeater;
+
+static void
+repeater_cb(sm_timer *t)
+{
+    repeater *r = (repeater *)t;
+    r->now[r->calls++] = sm_loop_now(t->loop);
+    assert_int_equal(sm_loop_now(t->loop), r->now[r->calls - 1]); /* cached */
+    r->active_in_cb = sm_timer_is_active(t);
+    if (r->calls == r->limit) sm_timer_stop(t);
+}
+
+static void
+test_timer_repeat(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    repeater r = {.limit = 5};
+    sm_timer_init(l, &r.t, repeater_cb);
+    int64_t t0 = sm_test_now_ms();
+    SM_ASSERT_OK(sm_timer_start(&r.t, 5, 5));
+    assert_int_equal(sm_timer_get_repeat(&r.t), 5);
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    int64_t took = sm_test_now_ms() - t0;
+    assert_int_equal(r.calls, 5);
+    assert_true(r.active_in_cb); /* rescheduled before its callback */
+    for (int i = 1; i < 5; i++)
+        assert_true(r.now[i] - r.now[i - 1] >= 5);
+    assert_true(took >= 24 && took <= 25 + SLACK_MS);
+
+    /* again: restart with the repeat interval; a 0 interval is refused. */
+    sm_timer b;
+    sm_timer_init(l, &b, NULL);
+    SM_ASSERT_ERR(sm_timer_again(&b), -EINVAL);
+    assert_false(sm_timer_is_active(&b));
+    r.calls = 0;
+    r.limit = 2;
+    sm_timer_set_repeat(&r.t, 20);
+    assert_int_equal(sm_timer_get_repeat(&r.t), 20);
+    t0 = sm_test_now_ms();
+    SM_ASSERT_OK(sm_timer_again(&r.t));
+    SM_ASSERT_OK(sm_timer_again(&r.t)); /* resets, does not add */
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    took = sm_test_now_ms() - t0;
+    assert_int_equal(r.calls, 2);
+    assert_true(took >= 39 && took <= 40 + SLACK_MS);
+    loop_free(l);
+}
+
+/* A one-shot restarting itself from its callback, where it is inactive. */
+typedef struct reviver {
+    sm_timer t;
+    int calls;
+    bool inactive_in_cb;
+} reviver;
+
+static void
+reviver_cb(sm_timer *t)
+{
+    reviver *r = (reviver *)t;
+    r->inactive_in_cb = !sm_timer_is_active(t);
+    if (++r->calls < 3) SM_ASSERT_OK(sm_timer_start(t, 2, 0));
+}
+
+static void
+test_timer_restart_from_callback(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    reviver r = {0};
+    sm_timer_init(l, &r.t, reviver_cb);
+    SM_ASSERT_OK(sm_timer_start(&r.t, 0, 0));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(r.calls, 3);
+    assert_true(r.inactive_in_cb);
+    loop_free(l);
+}
+
+/* ---- freeing from callbacks ------------------------------------------------ */
+
+static int freed;
+static void
+free_self_cb(sm_timer *t)
+{
+    sm_timer_stop(t); /* a no-op for a one-shot, needed for a repeating one */
+    free(t);
+    freed++;
+}
+
+static void
+test_timer_free_in_callback(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    freed = 0;
+    for (int i = 0; i < 10; i++) {
+        sm_timer *t = malloc(sizeof *t);
+        assert_non_null(t);
+        sm_timer_init(l, t, free_self_cb);
+        SM_ASSERT_OK(sm_timer_start(t, (uint64_t)(i % 3), i % 2 ? 1 : 0));
+    }
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    assert_int_equal(freed, 10);
+    loop_free(l);
+}
+
+/* ---- no starvation --------------------------------------------------------- */
+
+static int zero_calls;
+static void
+zero_cb(sm_timer *t)
+{
+    zero_calls++;
+    SM_ASSERT_OK(sm_timer_start(t, 0, 0));
+}
+
+static int io_calls;
+static void
+io_cb(sm_io *w, unsigned events)
+{
+    (void)events;
+    io_calls++;
+    sm_io_stop(w);
+}
+
+static void
+test_timer_zero_no_starvation(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    int sv[2];
+    SM_ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    sm_io w;
+    sm_io_init(l, &w, sv[0], io_cb);
+    SM_ASSERT_OK(sm_io_start(&w, SM_WRITE));
+    sm_timer t;
+    sm_timer_init(l, &t, zero_cb);
+    zero_calls = io_calls = 0;
+    SM_ASSERT_OK(sm_timer_start(&t, 0, 0));
+    /* One firing per iteration: the re-armed timer waits for the next one,
+     * and the io watcher gets its turn in the first. */
+    for (int i = 1; i <= 3; i++) {
+        SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_ONCE), 1);
+        assert_int_equal(zero_calls, i);
+        assert_int_equal(io_calls, 1);
+    }
+    sm_timer_stop(&t);
+    close(sv[0]);
+    close(sv[1]);
+    loop_free(l);
+}
+
+/* ---- extremes ----------------------------------------------------------- */
+
+static void
+test_timer_huge_timeout(void **state)
+{
+    (void)state;
+    sm_loop *l = loop_new();
+    sm_timer t;
+    sm_timer_init(l, &t, NULL);
+    SM_ASSERT_OK(sm_timer_start(&t, UINT64_MAX, UINT64_MAX));
+    assert_true(t.due > sm_loop_now(l));
+    assert_true(sm__timers_timeout(l) > 1000000);
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_NOWAIT), 1);
+    sm_timer_stop(&t);
+    assert_int_equal(sm__timers_timeout(l), -1);
+    loop_free(l);
+}
+
+/* ---- 100k timers --------------------------------------------------------- */
+
+#define NT 110000 /* every 11th is cancelled: 100000 fire */
+
+typedef struct bulk {
+    int fired;
+    int64_t last_due;
+    uint32_t last_seq;
+    bool in_order;
+} bulk;
+
+static void
+bulk_cb(sm_timer *t)
+{
+    bulk *b = sm_loop_get_data(t->loop);
+    /* Deadline order; equal deadlines in (last) start order. */
+    if (t->due < b->last_due || (t->due == b->last_due && t->seq < b->last_seq))
+        b->in_order = false;
+    if (t->due > sm_loop_now(t->loop)) b->in_order = false; /* early */
+    b->last_due = t->due;
+    b->last_seq = t->seq;
+    b->fired++;
+    t->data = t; /* mark */
+}
+
+static void
+test_timer_100k(void **state)
+{
+    (void)state;
+    bulk b = {.in_order = true};
+    sm_loop *l = NULL;
+    SM_ASSERT_OK(sm_loop_new(&l, &(sm_loop_opts){.data = &b}));
+    sm_timer *ts = calloc(NT, sizeof *ts);
+    assert_non_null(ts);
+    uint64_t seed = 0x5eed1234abcdull;
+    int64_t t0 = sm_test_now_ms();
+    int cancelled = 0;
+    for (int i = 0; i < NT; i++) {
+        sm_timer_init(l, &ts[i], bulk_cb);
+        ts[i].data = NULL;
+        SM_ASSERT_OK(sm_timer_start(&ts[i], sm_test_rand(&seed) % 200, 0));
+    }
+    /* Cancel every 11th, and restart every 7th (new deadline). */
+    for (int i = 0; i < NT; i += 11) {
+        sm_timer_stop(&ts[i]);
+        cancelled++;
+    }
+    for (int i = 3; i < NT; i += 7)
+        if (i % 11) SM_ASSERT_OK(sm_timer_start(&ts[i], sm_test_rand(&seed) % 200, 0));
+    SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
+    int64_t took = sm_test_now_ms() - t0;
+    print_message("%d timers fired in %lld ms (seed %llx)\n", b.fired, (long long)took,
+                  0x5eed1234abcdull);
+    assert_true(b.in_order);
+    assert_int_equal(b.fired, NT - cancelled);
+    assert_int_equal(b.fired, 100000);
+    for (int i = 0; i < NT; i++)
+        assert_true((ts[i].data != NULL) == (i % 11 != 0));
+    assert_true(took < 20000);
+    free(ts);
+    loop_free(l);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timer_on_time),
+        cmocka_unit_test(test_timer_order),
+        cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_timer_restart),
+        cmocka_unit_test(test_timer_repeat),
+        cmocka_unit_test(test_timer_restart_from_callback),
+        cmocka_unit_test(test_timer_free_in_callback),
+        cmocka_unit_test(test_timer_zero_no_starvation),
+        cmocka_unit_test(test_timer_huge_timeout),
+        cmocka_unit_test(test_timer_100k),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
