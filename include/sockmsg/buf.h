@@ -15,6 +15,7 @@
 #define SOCKMSG_BUF_H
 
 #include "api.h"
+#include "error.h"
 
 typedef struct sm_buf {
     uint8_t *data;

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 
 #include "api.h"
+#include "error.h"
 
 typedef enum sm_endpoint_kind {
     SM_ENDPOINT_TCP = 1,

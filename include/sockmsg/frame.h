@@ -66,6 +66,7 @@
 #define SOCKMSG_FRAME_H
 
 #include "api.h"
+#include "error.h"
 
 typedef enum sm_frame_kind {
     SM_FRAME_FIXED = 1,

@@ -92,6 +92,7 @@
 #include <stdarg.h>
 
 #include "api.h"
+#include "error.h"
 
 /* Largest encoding of a 64-bit varint. */
 #define SM_VARINT_MAX 10

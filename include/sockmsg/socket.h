@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include "api.h"
+#include "error.h"
 #include "endpoint.h"
 
 /* Socket options. All-zero means the defaults: TCP_NODELAY on, no keepalive,

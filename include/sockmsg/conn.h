@@ -1,0 +1,99 @@
+/* sockmsg — blocking message connection: the HOWTO's MySocket, done right.
+ *
+ * An sm_conn pairs a connected stream socket with a frame spec. sm_conn_send
+ * writes one whole message (header, payload and trailer in one gather write,
+ * looping over partial sends); sm_conn_recv returns one whole message however
+ * the bytes were split or joined on the way: many messages arriving in one
+ * recv(2) are returned one per call without another syscall, and one message
+ * split over many recv(2)s is reassembled. The read buffer is reused, grown by
+ * doubling only up to the spec's max plus a small header allowance, and never
+ * sized by what a peer announces.
+ *
+ *     sm_conn *c;
+ *     if (sm_conn_dial(&c, "tcp://127.0.0.1:7000", "len32be", 5000, NULL, 0) < 0) ...
+ *     sm_conn_send(c, "ping", 4, SM_CONN_DEFAULT);
+ *     sm_frame_msg m;
+ *     if (sm_conn_recv(c, &m, SM_CONN_DEFAULT) == 1) use(m.data, m.len);
+ *     sm_conn_free(c);
+ *
+ * Timeouts: each call takes timeout_ms (SM_FOREVER, 0 for "don't wait", or
+ * ms) or SM_CONN_DEFAULT for the connection's default (SM_FOREVER unless set
+ * with sm_conn_set_timeout). A timeout covers the whole call.
+ *
+ * Thread-safety: one thread may send while another receives; two threads
+ * must not send (or receive) on one sm_conn at once.
+ */
+#ifndef SOCKMSG_CONN_H
+#define SOCKMSG_CONN_H
+
+#include <sys/uio.h>
+
+#include "api.h"
+#include "error.h"
+#include "frame.h"
+
+typedef struct sm_conn sm_conn;
+
+/* Use the connection's default timeout. */
+#define SM_CONN_DEFAULT (-2)
+
+/* sm_conn_new_take - wrap a connected stream socket (TCP or Unix) with a spec.
+ * Takes ownership of fd: sm_conn_free closes it, and so does a failure here.
+ * The spec is copied. The fd may be blocking or not. Returns 0 and sets *out,
+ * or -ENOMEM / -EINVAL / SM_ERR_SPEC (an unchecked, bad spec). */
+SM_API int sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec);
+
+/* sm_conn_dial - connect (sm_dial, with its address racing) and wrap.
+ * spec is a spec string ("len32be", "line,max=4096"). Returns 0 or the error
+ * of sm_frame_spec_parse / sm_dial_endpoint; `why` explains it when not NULL. */
+SM_API int sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_ms,
+                        char *why, size_t why_len);
+
+/* sm_conn_free - close the socket and free everything. NULL is a no-op. */
+SM_API void sm_conn_free(sm_conn *c);
+
+/* sm_conn_set_timeout - the default for calls given SM_CONN_DEFAULT. */
+SM_API void sm_conn_set_timeout(sm_conn *c, int timeout_ms);
+
+/* sm_conn_fd - the socket, still owned by the connection. */
+SM_API int sm_conn_fd(const sm_conn *c);
+
+/* sm_conn_send - send one message. Returns len, or an error: -EMSGSIZE or
+ * -EINVAL when the spec cannot frame it (nothing sent), -ETIMEDOUT (part of
+ * the message may have gone out: the stream is then unusable for framing and
+ * should be closed), -EPIPE, -ECONNRESET. With eof framing a message is just
+ * bytes; call sm_conn_shutdown after the last. */
+SM_API ssize_t sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms);
+
+/* sm_conn_sendv - send one message made of iovcnt pieces, without joining
+ * them. Returns the payload length or an error as sm_conn_send. */
+SM_API ssize_t sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms);
+
+/* sm_conn_send_type - send one message of a type: spec with type byte `type`
+ * (which the spec must map; -EPROTO otherwise). sm_conn_send on a type: spec
+ * fails with -EPROTO: the type byte is part of every message there. */
+SM_API ssize_t sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms);
+
+/* sm_conn_recv - receive the next whole message into *msg.
+ * Returns 1 with *msg set: its bytes are borrowed from the connection's buffer
+ * and valid until the next sm_conn_recv or sm_conn_free. Returns 0 at a clean
+ * EOF (the peer shut down at a message boundary; with eof framing the final
+ * message comes first with 1, then 0). Errors: -ETIMEDOUT (nothing lost: call
+ * again), SM_ERR_TRUNCATED (peer closed mid-message), -EMSGSIZE / -EPROTO (bad
+ * frame; see sm_conn_error_detail; the connection should be closed),
+ * -ECONNRESET, ... */
+SM_API int sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms);
+
+/* sm_conn_shutdown - half-close after the last message: the peer sees EOF;
+ * sm_conn_recv still works. Returns 0 or -errno. */
+SM_API int sm_conn_shutdown(sm_conn *c);
+
+/* sm_conn_error_detail - a human-readable explanation of the last framing
+ * error ("length 9999999 exceeds max 1048576 ..."), or "" if none. Valid until
+ * the next call on c. */
+SM_API const char *sm_conn_error_detail(sm_conn *c);
+
+/* sm_conn_skipped - messages discarded under oversize=skip so far. */
+SM_API uint64_t sm_conn_skipped(const sm_conn *c);
+
+#endif

@@ -1,0 +1,260 @@
+/* Blocking message connection: a socket, a frame decoder and one read buffer. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sockmsg/buf.h>
+#include <sockmsg/conn.h>
+#include <sockmsg/error.h>
+#include <sockmsg/socket.h>
+
+#include "internal.h"
+
+/* Bytes asked of each recv(2): large, so that pipelined messages arrive many
+ * per syscall. */
+#define READ_CHUNK (64 * 1024)
+/* The buffer holds one message plus its header, plus part of the next. */
+#define HEADER_SLACK 64
+
+struct sm_conn {
+    int fd;
+    int timeout_ms;
+    bool eof;       /* the peer shut down */
+    bool eof_done;  /* the EOF (and eof framing's final message) was reported */
+    size_t pending; /* bytes of the message last returned, consumed on the next call */
+    sm_frame_spec spec;
+    sm_frame_decoder dec;
+    sm_buf in;
+    char detail[160];
+};
+
+int
+sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec)
+{
+    if (!out || fd < 0 || !spec) {
+        if (fd >= 0) close(fd);
+        return -EINVAL;
+    }
+    int rc = sm_frame_spec_check(spec, NULL, 0);
+    sm_conn *c = rc < 0 ? NULL : calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    c->fd = fd;
+    c->timeout_ms = SM_FOREVER;
+    c->spec = *spec;
+    sm_frame_decoder_init(&c->dec, &c->spec);
+    uint64_t max = sm_frame_max(&c->spec);
+    uint64_t limit = max + HEADER_SLACK + READ_CHUNK;
+    sm_buf_init(&c->in, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit);
+    *out = c;
+    return 0;
+}
+
+int
+sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_ms, char *why,
+             size_t why_len)
+{
+    sm_frame_spec s;
+    sm_endpoint ep;
+    int rc = sm_frame_spec_parse(&s, spec, why, why_len);
+    if (rc < 0) return rc;
+    rc = sm_endpoint_parse(&ep, endpoint, why, why_len);
+    if (rc < 0) return rc;
+    int fd = sm_dial_endpoint(&ep, NULL, timeout_ms, why, why_len);
+    if (fd < 0) return fd;
+    return sm_conn_new_take(out, fd, &s);
+}
+
+void
+sm_conn_free(sm_conn *c)
+{
+    if (!c) return;
+    close(c->fd);
+    sm_buf_free(&c->in);
+    free(c);
+}
+
+void
+sm_conn_set_timeout(sm_conn *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+
+int
+sm_conn_fd(const sm_conn *c)
+{
+    return c->fd;
+}
+
+uint64_t
+sm_conn_skipped(const sm_conn *c)
+{
+    return c->dec.skipped;
+}
+
+const char *
+sm_conn_error_detail(sm_conn *c)
+{
+    if (c->dec.err) sm_frame_decoder_detail(&c->dec, c->detail, sizeof c->detail);
+    return c->detail;
+}
+
+static int
+timeout_of(const sm_conn *c, int timeout_ms)
+{
+    return timeout_ms == SM_CONN_DEFAULT ? c->timeout_ms : timeout_ms;
+}
+
+/* A delimiter must not occur inside a delimited payload, also not across the
+ * border of two pieces: carry the last delim_len-1 bytes of what came before. */
+static bool
+iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
+{
+    const uint8_t *d = spec->delim;
+    size_t dl = spec->delim_len;
+    uint8_t carry[2 * SM_FRAME_DELIM_MAX];
+    size_t carried = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t n = iov[i].iov_len;
+        if (n == 0) continue;
+        if (memmem(p, n, d, dl)) return true;
+        if (dl > 1 && carried) {
+            size_t take = SM__MIN(n, dl - 1);
+            memcpy(carry + carried, p, take);
+            if (memmem(carry, carried + take, d, dl)) return true;
+        }
+        /* Keep the tail of everything so far (it may span several small pieces). */
+        if (dl > 1) {
+            uint8_t tmp[2 * SM_FRAME_DELIM_MAX];
+            size_t keep_old = n >= dl - 1 ? 0 : SM__MIN(carried, dl - 1 - n);
+            memcpy(tmp, carry + carried - keep_old, keep_old);
+            size_t take = SM__MIN(n, dl - 1);
+            memcpy(tmp + keep_old, p + n - take, take);
+            carried = keep_old + take;
+            memcpy(carry, tmp, carried);
+        }
+    }
+    return false;
+}
+
+static ssize_t
+conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeout_ms)
+{
+    if (!c || iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    /* One piece: the encoder checks it. Several: check across their borders
+     * here, and let the encoder skip its check (NULL payload). */
+    const void *whole = iovcnt == 1 ? iov[0].iov_base : NULL;
+    if (!whole && c->spec.kind == SM_FRAME_DELIM && iov_has_delim(&c->spec, iov, iovcnt))
+        return -EINVAL;
+
+    sm_frame_hdr hdr;
+    int rc = sm_frame_encode(&c->spec, whole, total, type, &hdr);
+    if (rc < 0) return rc;
+
+    struct iovec small[8];
+    struct iovec *v = small;
+    int n = iovcnt + 2;
+    if (n > (int)(sizeof small / sizeof small[0])) {
+        v = malloc((size_t)n * sizeof *v);
+        if (!v) return -ENOMEM;
+    }
+    int k = 0;
+    if (hdr.head_len) v[k++] = (struct iovec){.iov_base = hdr.head, .iov_len = hdr.head_len};
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len) v[k++] = iov[i];
+    if (hdr.tail_len) v[k++] = (struct iovec){.iov_base = hdr.tail, .iov_len = hdr.tail_len};
+    ssize_t sent = sm_sendv_all(c->fd, v, k, timeout_of(c, timeout_ms), NULL);
+    if (v != small) free(v);
+    return sent < 0 ? sent : (ssize_t)total;
+}
+
+ssize_t
+sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms)
+{
+    return conn_sendv(c, -1, iov, iovcnt, timeout_ms);
+}
+
+ssize_t
+sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return conn_sendv(c, -1, &v, 1, timeout_ms);
+}
+
+ssize_t
+sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return conn_sendv(c, type, &v, 1, timeout_ms);
+}
+
+/* Decode what is buffered. 1: a message in *msg; 0: need more bytes; < 0: error. */
+static int
+decode_buffered(sm_conn *c, sm_frame_msg *msg)
+{
+    for (;;) {
+        ssize_t n = sm_frame_decode(&c->dec, sm_buf_peek(&c->in), sm_buf_len(&c->in), msg);
+        if (n == -EAGAIN) return 0;
+        if (n < 0) return (int)n;
+        if (msg->data) {
+            c->pending = (size_t)n; /* the view stays valid until the next call */
+            return 1;
+        }
+        sm_buf_consume(&c->in, (size_t)n); /* oversize=skip discarded these */
+    }
+}
+
+int
+sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
+{
+    if (!c || !msg) return -EINVAL;
+    sm_buf_consume(&c->in, c->pending);
+    c->pending = 0;
+    c->detail[0] = '\0';
+
+    int64_t deadline = sm__deadline(timeout_of(c, timeout_ms));
+    for (;;) {
+        if (c->eof) {
+            if (c->eof_done) return 0;
+            int rc = decode_buffered(c, msg);
+            if (rc != 0) return rc;
+            ssize_t n = sm_frame_decode_eof(&c->dec, sm_buf_peek(&c->in), sm_buf_len(&c->in), msg);
+            c->eof_done = true;
+            if (n < 0) return (int)n;
+            /* eof framing always ends with one message, even an empty one. */
+            if (c->spec.kind != SM_FRAME_EOF) return 0;
+            if (!msg->data) msg->data = msg->frame = (const uint8_t *)"";
+            c->pending = (size_t)n;
+            return 1;
+        }
+        int rc = decode_buffered(c, msg);
+        if (rc != 0) return rc;
+
+        /* Ask for a big chunk, but never beyond the limit: the decoder has
+         * already refused any frame that would not fit. */
+        size_t room = c->in.limit - sm_buf_len(&c->in);
+        if (room == 0) return -EMSGSIZE;
+        rc = sm_buf_reserve(&c->in, SM__MIN(room, (size_t)READ_CHUNK));
+        if (rc < 0) return rc;
+        ssize_t got = sm_recv_some(c->fd, sm_buf_wptr(&c->in), sm_buf_writable(&c->in),
+                                   sm__remaining_ms(deadline));
+        if (got < 0) return (int)got;
+        if (got == 0)
+            c->eof = true;
+        else
+            sm_buf_commit(&c->in, (size_t)got);
+    }
+}
+
+int
+sm_conn_shutdown(sm_conn *c)
+{
+    return c ? sm_shutdown_write(c->fd) : -EINVAL;
+}

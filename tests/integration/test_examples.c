@@ -1,0 +1,126 @@
+/* The examples, run as the programs they are: the HOWTO's client against the
+ * HOWTO's thread-per-client server, and the demo. */
+#include "smtest.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+test_howto_client_against_server(void **state)
+{
+    (void)state;
+    int srv_out;
+    char *srv_argv[] = {HOWTO_SERVER, "tcp://127.0.0.1:0", "--clients", "2", NULL};
+    int srv = sm_test_spawn(srv_argv, &srv_out, false);
+
+    char line[256];
+    assert_true(sm_test_read_line(srv_out, line, sizeof line, 10000) > 0);
+    const char *addr = strstr(line, "tcp://");
+    if (!addr) fail_msg("server said '%s'", line);
+
+    static const char *const paths[] = {"/", "/some/page?q=1"};
+    for (int i = 0; i < 2; i++) {
+        int cli_out;
+        char *cli_argv[] = {HOWTO_CLIENT, (char *)addr, (char *)paths[i], NULL};
+        int cli = sm_test_spawn(cli_argv, &cli_out, true);
+        char reply[4096];
+        sm_test_read_all(cli_out, reply, sizeof reply, 10000);
+        close(cli_out);
+        assert_int_equal(sm_test_wait(cli, 10000), 0);
+        if (!strstr(reply, "HTTP/1.0 200 OK") || !strstr(reply, paths[i]))
+            fail_msg("client %d got: %s", i, reply);
+    }
+    /* The server served its two clients and exits by itself. */
+    assert_int_equal(sm_test_wait(srv, 10000), 0);
+    close(srv_out);
+}
+
+static void
+test_howto_client_errors(void **state)
+{
+    (void)state;
+    int out;
+    char *bad_argv[] = {HOWTO_CLIENT, "tcp://127.0.0.1", NULL};
+    int pid = sm_test_spawn(bad_argv, &out, true);
+    char msg[512];
+    sm_test_read_all(out, msg, sizeof msg, 10000);
+    close(out);
+    assert_int_equal(sm_test_wait(pid, 10000), 1);
+    if (!strstr(msg, "missing port")) fail_msg("error message was: %s", msg);
+}
+
+static void
+test_demo_runs(void **state)
+{
+    (void)state;
+    int out;
+    char *argv[] = {HOWTO_DEMO, NULL};
+    int pid = sm_test_spawn(argv, &out, true);
+    static char text[16384];
+    sm_test_read_all(out, text, sizeof text, 30000);
+    close(out);
+    int st = sm_test_wait(pid, 30000);
+    if (st != 0 || !strstr(text, "demo OK")) fail_msg("demo exited %d:\n%s", st, text);
+}
+
+/* MySocket rewritten: a server and a client process, for several framings. */
+static void
+test_mysocket(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {"ascii:5", "len32be", "line", "netstring"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        int srv_out;
+        char *srv_argv[] = {MYSOCKET, "serve", "tcp://127.0.0.1:0", (char *)specs[i], NULL};
+        int srv = sm_test_spawn(srv_argv, &srv_out, false);
+        char line[256];
+        assert_true(sm_test_read_line(srv_out, line, sizeof line, 10000) > 0);
+        char *addr = strstr(line, "tcp://");
+        assert_non_null(addr);
+
+        int out;
+        char *argv[] = {MYSOCKET, "send", addr, (char *)specs[i], "hello", "", "world", NULL};
+        int cli = sm_test_spawn(argv, &out, true);
+        char text[1024];
+        sm_test_read_all(out, text, sizeof text, 10000);
+        close(out);
+        assert_int_equal(sm_test_wait(cli, 10000), 0);
+        assert_string_equal(text, "echo 1: hello\necho 2: \necho 3: world\n");
+        assert_int_equal(sm_test_wait(srv, 10000), 0);
+        close(srv_out);
+    }
+}
+
+/* Binary data: the bytes are those Python's struct.pack('!HId', 7, 1234, 2.5)
+ * gives (checked against python3 by test_pack_python as well). */
+static void
+test_binary_data(void **state)
+{
+    (void)state;
+    int out;
+    char *argv[] = {BINARY_DATA, NULL};
+    int pid = sm_test_spawn(argv, &out, true);
+    char text[2048];
+    sm_test_read_all(out, text, sizeof text, 10000);
+    close(out);
+    assert_int_equal(sm_test_wait(pid, 10000), 0);
+    if (!strstr(text, "0007000004d24004000000000000  (14 bytes)") ||
+        !strstr(text, "type=7 id=1234 x=2.5") || !strstr(text, "a=100 b=300 bytes=hi"))
+        fail_msg("output was:\n%s", text);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_howto_client_against_server),
+        cmocka_unit_test(test_howto_client_errors),
+        cmocka_unit_test(test_demo_runs),
+        cmocka_unit_test(test_mysocket),
+        cmocka_unit_test(test_binary_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
