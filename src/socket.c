@@ -238,29 +238,6 @@ sm_accept(int listen_fd, int timeout_ms, sm_addr *peer)
     }
 }
 
-ssize_t
-sm_send_all(int fd, const void *buf, size_t len, int timeout_ms, size_t *done)
-{
-    int64_t deadline = sm__deadline(timeout_ms);
-    const char *p = buf;
-    size_t sent = 0;
-    ssize_t rc = 0;
-    if (len > SSIZE_MAX || (!buf && len)) rc = -EINVAL;
-    while (rc == 0 && sent < len) {
-        ssize_t n = send(fd, p + sent, len - sent, SEND_FLAGS);
-        if (n >= 0) {
-            sent += (size_t)n;
-        } else if (errno == EAGAIN) {
-            int w = sm__wait_fd(fd, POLLOUT, deadline);
-            if (w < 0) rc = w;
-        } else if (errno != EINTR) {
-            rc = -errno;
-        }
-    }
-    if (done) *done = sent;
-    return rc < 0 ? rc : (ssize_t)sent;
-}
-
 /* Advance (*i, *off) by n bytes across iov, skipping empty entries. */
 static void
 iov_advance(const struct iovec *iov, int iovcnt, int *i, size_t *off, size_t n)
@@ -318,6 +295,18 @@ sm_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, size_t
     }
     if (done) *done = sent;
     return rc < 0 ? rc : (ssize_t)sent;
+}
+
+ssize_t
+sm_send_all(int fd, const void *buf, size_t len, int timeout_ms, size_t *done)
+{
+    if (len > SSIZE_MAX || (!buf && len)) {
+        if (done) *done = 0;
+        return -EINVAL;
+    }
+    /* One piece is a gather of one: a single loop handles partial sends. */
+    struct iovec v = {.iov_base = (void *)buf, .iov_len = len};
+    return sm_sendv_all(fd, &v, 1, timeout_ms, done);
 }
 
 ssize_t
