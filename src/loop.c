@@ -254,6 +254,7 @@ sm_loop_free(sm_loop *loop)
 {
     if (!loop) return 0;
     if (loop->running || alive(loop)) return -EBUSY;
+    if (loop->streams_free) loop->streams_free(loop->streams);
     sm__signals_free(loop);
     sm_io_stop(&loop->wake_io);
     close(loop->wake_fd);

@@ -56,6 +56,12 @@ struct sm_loop {
     sm_wakeup_cb on_wakeup;
     void *data;
 
+    /* State a module built on the loop shares among its objects here (the
+     * stream module's read buffer and timing wheel), created by that module
+     * on first use, freed by streams_free when the loop is freed. */
+    void *streams;
+    void (*streams_free)(void *streams);
+
     uint64_t ctl_calls; /* backend add/modify/del calls, for tests */
 };
 

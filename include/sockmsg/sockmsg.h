@@ -15,7 +15,7 @@
 #include "error.h"
 #include "loop.h"
 #include "pack.h"
-#include "proxy.h"
+#include "stream.h"
 
 /* sm_version - the library's version string ("0.1.0"); compare with
  * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */

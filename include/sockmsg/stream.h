@@ -1,0 +1,325 @@
+/* sockmsg — framed streams: a non-blocking message connection on an sm_loop.
+ *
+ * An sm_stream is a connected stream socket (TCP or Unix) plus a frame spec,
+ * driven by a loop: whole messages arrive in on_message, sm_stream_send
+ * queues whole messages, and the stream writes them out as the socket
+ * allows. It is the non-blocking sibling of sm_conn (conn.h).
+ *
+ *     static const sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
+ *     static void on_msg(sm_stream *s, const sm_frame_msg *m) {
+ *         sm_stream_send(s, m->data, m->len);      // echo; safe from here
+ *     }
+ *     static void on_close(sm_stream *s, int reason) { ... }   // once, last
+ *     static const sm_stream_opts opts = {
+ *         .spec = &spec, .on_message = on_msg, .on_close = on_close,
+ *         .idle_timeout_ms = 60000,
+ *     };
+ *     sm_stream *s;
+ *     sm_stream_new_take(&s, loop, accepted_fd, &opts, NULL);
+ *     sm_loop_run(loop, SM_RUN_DEFAULT);
+ *
+ * Options are shared. All configuration and callbacks live in one
+ * sm_stream_opts that the caller keeps alive (and unchanged) while any
+ * stream uses it; each stream keeps a pointer to it, as it does to the spec.
+ * Make one per kind of connection, not one per connection.
+ *
+ * Reading. The stream reads into a buffer shared by all streams of its loop
+ * (64 KiB), decodes every whole message in it in place and calls on_message
+ * once per message; only the bytes of an unfinished message are copied into
+ * a buffer of the stream's own, which is freed as soon as the stream is at a
+ * message boundary again. An idle stream holds no read buffer. Per readiness
+ * event the stream reads at most opts.read_budget bytes, then lets other
+ * streams run (readiness is level-triggered: it comes back).
+ *
+ * Writing. sm_stream_send copies header, payload and trailer into the
+ * stream's queue, where small messages share buffer chunks (no allocation
+ * per message); sm_stream_sendv_take queues the caller's buffers without a
+ * copy. The queue goes out with gather writes (sendmsg, up to IOV_MAX pieces
+ * each). Replies sent from on_message are written together after the whole
+ * read batch (one syscall for many replies); sends from elsewhere are
+ * written at the end of the current loop iteration, coalesced likewise
+ * (opts.write_now writes at once instead). An empty queue costs nothing.
+ *
+ * Backpressure. When the queue grows past opts.high_water bytes, the stream
+ * stops reading (a peer that does not read our replies should not be able
+ * to feed us more work) and sm_stream_send returns 1; once the queue is
+ * back at opts.low_water, reading resumes and on_drain runs. A send that
+ * would take the queue past opts.max_queued closes the stream with
+ * SM_ERR_SLOW_CONSUMER: the queue's memory is bounded by that cap (plus at
+ * most a third more for chunk slack and small per-node headers).
+ *
+ * Timeouts and heartbeats (all optional, milliseconds, 0 = off): read
+ * (nothing received), write (queued bytes make no progress), idle (nothing
+ * sent or received), heartbeat (send a ping after heartbeat_ms with nothing
+ * sent; close with SM_ERR_HEARTBEAT after heartbeat_timeout_ms with nothing
+ * received). They cost no timer per stream: the loop keeps one timing wheel
+ * for all its streams, with a resolution of SM_STREAM_TIMER_RES_MS, and a
+ * stream's activity only stores a timestamp. Any bytes count as activity,
+ * pings included. Timeouts may be up to SM_STREAM_TIMEOUT_MAX_MS.
+ *
+ * Closing. on_close(stream, reason) runs exactly once per stream, on the
+ * loop thread, never inside the call that caused it (at the end of the loop
+ * iteration), as the last callback of the stream; the stream's memory is
+ * freed when it returns. I/O stops at once when a stream closes: no
+ * on_message is delivered after the call that closed it, not even the rest
+ * of a read batch. The reasons:
+ *   0                      clean EOF: both directions are shut down (the peer's
+ *                          EOF arrived at a message boundary, our queue was
+ *                          written out, then our FIN)
+ *   SM_ERR_CLOSED          sm_stream_close (a local, abortive close)
+ *   -ECONNRESET, -EPIPE    the peer reset the connection
+ *   -ETIMEDOUT             read, write, idle or connect timeout
+ *   SM_ERR_HEARTBEAT       nothing received within heartbeat_timeout_ms
+ *   -EMSGSIZE              a frame over the spec's max (oversize=close)
+ *   -EPROTO                a malformed frame
+ *   SM_ERR_TRUNCATED       the peer's EOF came in the middle of a message
+ *   SM_ERR_SLOW_CONSUMER   the queue would exceed max_queued
+ *   connect errors         -ECONNREFUSED, SM_ERR_RESOLVE, -ENOENT, ... (dial,
+ *                          when reconnecting is off or gives up)
+ *   other -errno           -ENOMEM, or what the kernel reported
+ * sm_stream_error_detail says more ("length 20971520 exceeds max 16777216
+ * (len32be header at stream offset 120)", "read timeout: nothing received
+ * for 5000 ms").
+ *
+ * Unsent messages. When a stream closes, the messages still queued are
+ * reported: on_dropped runs for each copied message not (completely)
+ * written, and the free callback of each sendv_take message runs with the
+ * reason. Bytes the kernel accepted are not tracked further: a connection
+ * that fails loses what was in flight.
+ *
+ * Reconnecting (dialed streams, opts.reconnect): when the connection is
+ * lost (anything but sm_stream_close, a completed sm_stream_shutdown, or a
+ * bad argument), the stream stays open, tells on_reconnect, waits a jittered
+ * exponential backoff and dials again; on_connect runs for each new
+ * connection. Unsent messages are kept and sent on the next connection from
+ * the start of the first unfinished message (SM_UNSENT_KEEP), or reported as
+ * on close (SM_UNSENT_DROP); messages sent while disconnected are queued
+ * either way. A heartbeat ping still queued is discarded silently.
+ *
+ * Callback safety: from any callback (of this stream or another, or a timer
+ * or io callback of the same loop) you may send on, shut down or close any
+ * stream of the loop, and create new ones. sm_loop_run and sm_loop_free may
+ * not be called from callbacks.
+ *
+ * Threads: a stream belongs to its loop's thread; no function here is
+ * thread-safe. Use sm_loop_wakeup to hand work to the loop thread.
+ */
+#ifndef SOCKMSG_STREAM_H
+#define SOCKMSG_STREAM_H
+
+#include <sys/uio.h>
+
+#include "api.h"
+#include "endpoint.h"
+#include "error.h"
+#include "frame.h"
+#include "loop.h"
+#include "socket.h"
+
+typedef struct sm_stream sm_stream;
+
+/* Resolution of timeouts and heartbeats: they fire up to this much late. */
+#define SM_STREAM_TIMER_RES_MS 8
+/* Largest timeout or heartbeat interval accepted (10 days). */
+#define SM_STREAM_TIMEOUT_MAX_MS 864000000
+
+/* What a lost connection does with unsent messages (see above). */
+typedef enum sm_stream_unsent {
+    SM_UNSENT_KEEP = 0, /* send them on the next connection */
+    SM_UNSENT_DROP = 1, /* report them (on_dropped, free callbacks) and forget */
+} sm_stream_unsent;
+
+/* One whole message. msg and the bytes it points at are borrowed: valid until
+ * the callback returns. */
+typedef void (*sm_stream_message_cb)(sm_stream *s, const sm_frame_msg *msg);
+/* The stream is closed; `reason` says why (see above). The last callback. */
+typedef void (*sm_stream_close_cb)(sm_stream *s, int reason);
+/* on_connect, on_eof, on_drain. */
+typedef void (*sm_stream_cb)(sm_stream *s);
+/* The connection was lost or could not be made (`reason`, with
+ * sm_stream_error_detail); attempt number `attempt` (1, 2, ... consecutive
+ * failures so far) starts in delay_ms. */
+typedef void (*sm_stream_reconnect_cb)(sm_stream *s, int reason, int attempt, int delay_ms);
+/* A copied message that will never be sent (its payload in msg->data, the
+ * whole frame in msg->frame); borrowed until the callback returns. */
+typedef void (*sm_stream_dropped_cb)(sm_stream *s, const sm_frame_msg *msg);
+/* A sendv_take message is done with: status 0 once its last byte was written
+ * to the socket, else the reason it was dropped unsent. Free your buffers. */
+typedef void (*sm_stream_free_cb)(void *ctx, int status);
+
+/* Stream configuration, shared by pointer (see above); all-zero fields mean
+ * the defaults. Callbacks may be NULL except on_message. */
+typedef struct sm_stream_opts {
+    const sm_frame_spec *spec; /* required; checked, shared, must outlive the streams */
+
+    sm_stream_message_cb on_message; /* required */
+    sm_stream_close_cb on_close;
+    sm_stream_cb on_connect; /* dialed streams: each time a connection is up */
+    sm_stream_cb on_eof;     /* the peer shut down its side (after its last message) */
+    sm_stream_cb on_drain;   /* the queue fell to low_water after passing high_water */
+    sm_stream_reconnect_cb on_reconnect;
+    sm_stream_dropped_cb on_dropped;
+
+    size_t high_water;  /* queued bytes that pause reading; default 1 MiB */
+    size_t low_water;   /* resume and on_drain at or below; default high_water / 4 */
+    size_t max_queued;  /* hard cap; default 16 MiB + 64 KiB, and at least high_water */
+    size_t read_budget; /* bytes read per readiness event; default 256 KiB */
+
+    int connect_timeout_ms;   /* per connection (resolving + racing); 0: 30 s;
+                                 SM_FOREVER: none */
+    int read_timeout_ms;      /* close -ETIMEDOUT: nothing received this long */
+    int write_timeout_ms;     /* close -ETIMEDOUT: queued bytes stuck this long */
+    int idle_timeout_ms;      /* close -ETIMEDOUT: nothing sent or received */
+    int heartbeat_ms;         /* send a ping after this long with nothing sent */
+    int heartbeat_timeout_ms; /* close SM_ERR_HEARTBEAT: nothing received */
+    /* The ping's payload (default: empty). The peer's on_message sees pings
+     * like any message unless it sets swallow_pings, which drops every
+     * incoming message equal to its own ping payload (so an application
+     * message equal to it would be swallowed too: pick a distinct one). */
+    const void *ping;
+    size_t ping_len;
+    int ping_type; /* type byte of the ping for type: specs */
+    bool swallow_pings;
+
+    bool reconnect;             /* dialed streams: reconnect when lost */
+    int reconnect_min_ms;       /* first backoff; default 100 */
+    int reconnect_max_ms;       /* backoff ceiling; default 30000 */
+    int reconnect_max_attempts; /* consecutive failures before giving up; 0: never */
+    sm_stream_unsent unsent;    /* what a lost connection does with unsent messages */
+
+    /* After the peer's EOF: false (default) writes out the queue (and what
+     * on_eof sends), then shuts down our side and closes with 0; true keeps
+     * the stream half-open until sm_stream_shutdown or sm_stream_close. */
+    bool half_open;
+    /* Write at once when a send finds the queue empty, instead of at the end
+     * of the iteration: lower latency for a lone send, a syscall per send
+     * for bursts. Replies from on_message are batched either way. */
+    bool write_now;
+    /* Socket options for dialed streams (NULL: sm_sock_opts defaults,
+     * TCP_NODELAY on). Wrapped fds are left as they are. */
+    const sm_sock_opts *sock;
+} sm_stream_opts;
+
+/* ---- creating ------------------------------------------------------------- */
+
+/* sm_stream_new_take - wrap a connected stream socket (an accepted or dialed
+ * TCP or Unix socket) in a stream on `loop`.
+ *
+ * Takes ownership of fd: the stream closes it, and so does a failure here.
+ * The fd is put in non-blocking mode; its other options are left alone.
+ * opts (and opts->spec) are not copied: they must stay valid and unchanged
+ * while the stream exists. data is the initial sm_stream_get_data.
+ * Reading starts at once (on_connect is not called: the stream is connected
+ * already). Allocates the stream (about 128 bytes) and, for the first
+ * stream of a loop, the loop's shared stream state (freed with the loop).
+ * Returns 0 and sets *out, or -EINVAL (NULL argument, fd < 0, no on_message,
+ * bad option values), SM_ERR_SPEC (opts->spec fails sm_frame_spec_check, or
+ * the ping cannot be framed), -ENOMEM, or the loop's error for the fd (e.g.
+ * -EEXIST if another watcher holds it). Callable from callbacks; no callback
+ * runs inside it. */
+SM_API int sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                              void *data);
+
+/* sm_stream_dial - connect to an endpoint string asynchronously.
+ *
+ * Returns at once with the stream in *out; the connection is made from the
+ * loop: resolving the name (synchronously, with getaddrinfo, so a DNS name
+ * may block the loop for as long as the resolver takes; numeric addresses
+ * and Unix paths do not), then non-blocking connects raced as RFC 8305
+ * describes, like sm_dial: IPv6 first, the next address 250 ms later while
+ * earlier attempts are pending or at once when one fails, the first success
+ * wins. opts->connect_timeout_ms bounds each connection (resolution
+ * included). on_connect runs when connected; on failure the stream closes
+ * with the most meaningful error (on_close: -ECONNREFUSED, -ETIMEDOUT,
+ * SM_ERR_RESOLVE, ...), or, with opts->reconnect, retries (on_reconnect).
+ * Messages sent before the connection is up are queued (bounded by
+ * max_queued) and written once it is. Ownership of opts as for
+ * sm_stream_new_take; the endpoint is copied. Returns 0, or -EINVAL,
+ * SM_ERR_ENDPOINT (with `why`, if not NULL, explaining it), SM_ERR_SPEC,
+ * -ENOMEM; no callback runs inside it. Callable from callbacks. */
+SM_API int sm_stream_dial(sm_stream **out, sm_loop *loop, const char *endpoint,
+                          const sm_stream_opts *opts, void *data, char *why, size_t why_len);
+
+/* sm_stream_dial_endpoint - sm_stream_dial with a parsed endpoint (copied). */
+SM_API int sm_stream_dial_endpoint(sm_stream **out, sm_loop *loop, const sm_endpoint *ep,
+                                   const sm_stream_opts *opts, void *data);
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* sm_stream_send - queue one message (a copy of msg[0..len); msg may be NULL
+ * when len is 0).
+ *
+ * Returns 0 when queued, 1 when queued and the queue is now above
+ * high_water (stop producing until on_drain), or an error, with nothing
+ * queued: -EMSGSIZE / -EINVAL (the spec cannot frame it: over max, or a
+ * delimiter inside a delimited payload), -EPROTO (a type: spec: use
+ * sm_stream_send_type), -EPIPE (after sm_stream_shutdown or the automatic
+ * shutdown after the peer's EOF), SM_ERR_CLOSED (closing),
+ * SM_ERR_SLOW_CONSUMER (the queue would exceed max_queued: the stream is
+ * closing now, or reconnecting), -ENOMEM. Never blocks. Safe from every
+ * callback, on_message included; a closing caused here is reported later. */
+SM_API int sm_stream_send(sm_stream *s, const void *msg, size_t len);
+
+/* sm_stream_send_type - sm_stream_send for type: specs: `type` is the type
+ * byte (it must be mapped: -EPROTO otherwise). */
+SM_API int sm_stream_send_type(sm_stream *s, int type, const void *msg, size_t len);
+
+/* sm_stream_sendv - queue one message made of iovcnt pieces (copied).
+ * Returns and fails as sm_stream_send. */
+SM_API int sm_stream_sendv(sm_stream *s, const struct iovec *iov, int iovcnt);
+
+/* sm_stream_sendv_take - queue one message made of the caller's buffers,
+ * without copying them.
+ *
+ * On success the stream owns the buffers until it calls free_cb(ctx,
+ * status) exactly once: with 0 when the message was written to the socket,
+ * with the reason when it was dropped unsent (closing, or a lost connection
+ * under SM_UNSENT_DROP); never inside this call. iov itself is copied (up
+ * to IOV_MAX - 2 pieces). On failure (returns as sm_stream_send, plus
+ * -EINVAL for a NULL free_cb or too many pieces) free_cb never runs and the
+ * buffers stay the caller's. Not for type: specs (-EPROTO). free_cb may
+ * call any stream function. */
+SM_API int sm_stream_sendv_take(sm_stream *s, const struct iovec *iov, int iovcnt,
+                                sm_stream_free_cb free_cb, void *ctx);
+
+/* sm_stream_queued - bytes queued and not yet written (headers included). */
+SM_API size_t sm_stream_queued(const sm_stream *s);
+
+/* ---- ending --------------------------------------------------------------- */
+
+/* sm_stream_shutdown - half-close: send FIN once the queue is written out.
+ *
+ * Later sends fail with -EPIPE; reading goes on. Once the peer's EOF has
+ * arrived too, the stream closes with reason 0. Ends reconnecting. Returns
+ * 0, or SM_ERR_CLOSED when closing. Callable from callbacks; idempotent. */
+SM_API int sm_stream_shutdown(sm_stream *s);
+
+/* sm_stream_close - close now (abortive): I/O stops at once, queued messages
+ * are dropped (reported as described above), on_close(s, SM_ERR_CLOSED)
+ * runs later, then the memory is freed. Returns 0, or SM_ERR_CLOSED if the
+ * stream is already closing (its on_close keeps the first reason). Callable
+ * from any callback, this stream's included. */
+SM_API int sm_stream_close(sm_stream *s);
+
+/* sm_stream_error_detail - a human-readable explanation of why the stream is
+ * closing or last lost its connection ("" while healthy). Valid until the
+ * next failure or the end of on_close. */
+SM_API const char *sm_stream_error_detail(const sm_stream *s);
+
+/* ---- accessors ------------------------------------------------------------ */
+
+/* sm_stream_fd - the socket, or -1 while not connected. Still the stream's:
+ * do not close it or read from it. */
+SM_API int sm_stream_fd(const sm_stream *s);
+
+/* sm_stream_loop - the loop the stream runs on. */
+SM_API sm_loop *sm_stream_loop(const sm_stream *s);
+
+/* sm_stream_get_data / sm_stream_set_data - a pointer for the caller. */
+SM_API void *sm_stream_get_data(const sm_stream *s);
+SM_API void sm_stream_set_data(sm_stream *s, void *data);
+
+/* sm_stream_is_connected - true while a connection is up. */
+SM_API bool sm_stream_is_connected(const sm_stream *s);
+
+#endif

@@ -1,0 +1,226 @@
+/* The stream module's private state, shared by stream.c (lifecycle, reading),
+ * stream_write.c (queue, sending), stream_timeout.c (timing wheel) and
+ * stream_dial.c (connecting, reconnecting). Never installed. */
+#ifndef SM_STREAM_INTERNAL_H
+#define SM_STREAM_INTERNAL_H
+
+#include "loop_internal.h"
+#include "sockmsg/stream.h"
+
+/* ---- per-stream ------------------------------------------------------------ */
+
+/* sm_stream.flags */
+enum {
+    SM__S_CONNECTED = 0x1, /* a socket is installed in io */
+    SM__S_IN_READ = 0x2,   /* dispatching a read batch: sends wait for its end */
+    SM__S_PAUSED = 0x4,    /* reading paused: the queue is above high_water */
+    SM__S_EOF = 0x8,       /* the peer's EOF was seen */
+    SM__S_SHUT_REQ = 0x10, /* FIN once the queue is empty */
+    SM__S_WR_DONE = 0x20,  /* FIN sent */
+    SM__S_CLOSING = 0x40,  /* closed: on_close pending */
+    SM__S_USER_END = 0x80, /* sm_stream_close/shutdown: never reconnect */
+    SM__S_BLOCKED = 0x100, /* the kernel refused bytes: waiting for SM_WRITE */
+};
+
+/* The stream. Kept small on purpose: an idle connection is this struct and
+ * nothing else (no read buffer, no queue, no timer), so it costs one
+ * 128-byte malloc chunk plus the loop's per-fd slot. */
+struct sm_stream {
+    sm_io io; /* first: the io callback finds the stream; io.data is the user's */
+    const sm_stream_opts *opts;
+    struct sm__wq *wq;     /* NULL while nothing is queued */
+    struct sm__rd *rd;     /* NULL at a message boundary */
+    struct sm__dial *dial; /* dialed streams only */
+    char *detail;          /* why it failed, or NULL */
+    /* The loop's timing wheel: a slot list (pprev points at whatever points
+     * at us, so unlinking needs no slot index). */
+    sm_stream *t_next;
+    sm_stream **t_pprev;
+    uint64_t rx_pos;       /* stream offset of the decoder at a boundary */
+    uint32_t rx_ts, tx_ts; /* loop time (ms, wrapping) of the last read / write */
+    int32_t reason;        /* why it closed or was lost */
+    uint16_t flags;
+    uint16_t reserved;
+};
+
+typedef struct sm__dial sm__dial; /* stream_dial.c */
+
+/* The bytes of an unfinished message, with the decoder that has seen them. */
+typedef struct sm__rd {
+    sm_frame_decoder dec;
+    size_t len, cap;
+    uint8_t data[];
+} sm__rd;
+
+/* ---- the write queue ------------------------------------------------------ */
+
+enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2 };
+
+typedef struct sm__wnode {
+    struct sm__wnode *next;
+    size_t len; /* bytes this node puts on the wire */
+    uint8_t kind;
+} sm__wnode;
+
+/* Copied messages, whole frames back to back (a message never spans two). */
+typedef struct sm__wchunk {
+    sm__wnode n;
+    size_t cap;
+    uint8_t data[];
+} sm__wchunk;
+
+/* One message of the caller's buffers: iov = head, pieces, tail. */
+typedef struct sm__wtake {
+    sm__wnode n;
+    sm_stream_free_cb free_cb;
+    void *ctx;
+    int iovcnt;
+    uint8_t head[SM_FRAME_HEAD_MAX];
+    uint8_t tail[SM_FRAME_DELIM_MAX + 1];
+    struct iovec iov[];
+} sm__wtake;
+
+typedef struct sm__link {
+    struct sm__link *next, *prev;
+} sm__link;
+
+/* sm__wq.flags */
+enum {
+    SM__WQ_LISTED = 0x1,    /* on the loop's flush list */
+    SM__WQ_ABOVE = 0x2,     /* passed high_water: on_drain owed */
+    SM__WQ_PING_HEAD = 0x4, /* the head chunk starts with a heartbeat ping */
+};
+
+/* Allocated with the first queued message, freed when the queue empties. */
+typedef struct sm__wq {
+    sm__link link; /* first: the flush list links queues */
+    sm_stream *s;
+    sm__wnode *head, *tail;
+    size_t bytes;      /* unsent bytes */
+    size_t off;        /* bytes of head already written */
+    size_t ping_end;   /* SM__WQ_PING_HEAD: the ping is head chunk's data[0..ping_end) */
+    size_t chunk_next; /* capacity for the next chunk (grows geometrically) */
+    uint32_t progress; /* loop time of the last write progress while blocked */
+    uint8_t flags;
+} sm__wq;
+
+/* ---- per-loop --------------------------------------------------------------- */
+
+#define SM__RBUF_SIZE   (64 * 1024)
+#define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
+#define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)
+
+/* State shared by the streams of one loop, hung on the loop (see
+ * loop_internal.h), created by the first stream and freed with the loop. */
+typedef struct sm__stream_loop {
+    sm_loop *loop;
+    uint8_t *rbuf; /* the shared read buffer, allocated on first read */
+    sm_defer flush;
+    sm__link flush_list; /* queues to write at the end of the iteration */
+    uint64_t rng;        /* reconnect jitter */
+    /* The timing wheel: slot i holds the streams whose next check falls in a
+     * tick (time / SM_STREAM_TIMER_RES_MS) congruent to i. */
+    sm_timer timer;
+    int64_t tick;       /* the next tick to process */
+    int64_t timer_tick; /* the tick the timer is armed for, or INT64_MAX */
+    size_t timed;       /* streams in the wheel */
+    bool in_cb;         /* the wheel's callback is running: arm once at its end */
+    uint64_t used[SM__WHEEL_WORDS];
+    sm_stream *slots[SM__WHEEL_SLOTS];
+} sm__stream_loop;
+
+/* The loop's stream state, created on first use (NULL: out of memory). */
+sm__stream_loop *sm__stream_loop_get(sm_loop *loop);
+
+/* ---- cross-file internals ------------------------------------------------- */
+
+/* The loop's stream state; every stream's loop has one. */
+static inline sm__stream_loop *
+sm__sl(const sm_stream *s)
+{
+    return (sm__stream_loop *)s->io.loop->streams;
+}
+
+/* Connected and not closing: I/O may go on. */
+static inline bool
+sm__stream_live(const sm_stream *s)
+{
+    return (s->flags & (SM__S_CONNECTED | SM__S_CLOSING)) == SM__S_CONNECTED;
+}
+
+static inline uint32_t
+sm__now32(const sm_stream *s)
+{
+    return (uint32_t)sm_loop_now(s->io.loop);
+}
+
+/* Effective option values (all-zero means defaults). */
+#define SM__DEFAULT_HIGH   ((size_t)1 << 20)
+#define SM__DEFAULT_CAP    (((size_t)16 << 20) + ((size_t)64 << 10))
+#define SM__DEFAULT_BUDGET ((size_t)256 << 10)
+
+static inline size_t
+sm__high(const sm_stream_opts *o)
+{
+    return o->high_water ? o->high_water : SM__DEFAULT_HIGH;
+}
+
+static inline size_t
+sm__low(const sm_stream_opts *o)
+{
+    return o->low_water ? o->low_water : sm__high(o) / 4;
+}
+
+static inline size_t
+sm__cap(const sm_stream_opts *o)
+{
+    if (o->max_queued) return o->max_queued;
+    return sm__high(o) > SM__DEFAULT_CAP ? sm__high(o) : SM__DEFAULT_CAP;
+}
+
+static inline size_t
+sm__budget(const sm_stream_opts *o)
+{
+    return o->read_budget ? o->read_budget : SM__DEFAULT_BUDGET;
+}
+
+/* stream.c */
+void sm__stream_fail(sm_stream *s, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sm__stream_close_final(sm_stream *s, int reason);
+void sm__stream_update_io(sm_stream *s);
+void sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int sm__stream_opts_check(const sm_stream_opts *o);
+sm_stream *sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, int *err);
+int sm__stream_connected(sm_stream *s, int fd);
+void sm__stream_disconnect(sm_stream *s);
+void sm__stream_free(sm_stream *s);
+
+/* stream_write.c */
+void sm__stream_flush(sm_stream *s);
+void sm__stream_kick(sm_stream *s); /* write at the end of the iteration */
+int sm__stream_send_ping(sm_stream *s);
+void sm__wq_unlist(sm__wq *q);
+void sm__wq_requeue(sm_stream *s);
+void sm__wq_report(sm_stream *s, sm__wq *q, int reason);
+void sm__stream_flush_all(sm_defer *d);
+
+/* stream_timeout.c */
+void sm__timeouts_arm(sm_stream *s);
+void sm__timeouts_remove(sm_stream *s);
+bool sm__timeouts_used(const sm_stream_opts *o);
+void sm__wheel_cb(sm_timer *t);
+
+/* stream_dial.c */
+void sm__dial_lost(sm_stream *s);
+bool sm__dial_wants_retry(const sm_stream *s);
+void sm__dial_stop(sm_stream *s);   /* closing: no more attempts or timers */
+void sm__dial_report(sm_stream *s); /* report a lost connection's dropped messages */
+void sm__dial_free(sm_stream *s);
+/* Tests: dial a fixed address list (no resolution), raced as sm_stream_dial
+ * races a resolved name. */
+int sm__stream_dial_addrs(sm_stream **out, sm_loop *loop, const sm_addr *addrs, size_t n,
+                          const sm_stream_opts *opts, void *data);
+
+#endif

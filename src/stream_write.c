@@ -1,0 +1,577 @@
+/* Framed streams: the write queue. Copied messages are packed back to back
+ * into chunks that grow geometrically (1 KiB ... 32 KiB), so many small
+ * messages cost a few allocations; a big message or a caller's buffers
+ * (sendv_take) get a node of their own. The queue goes out by sendmsg with
+ * up to IOV_MAX pieces, and exists only while something is queued. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "stream_internal.h"
+
+#define CHUNK_FIRST 1024
+#define CHUNK_MAX   (32 * 1024)
+/* Frames above this get a node of their own: a chunk then wastes less than a
+ * quarter of itself on a frame that did not fit. */
+#define BIG       (CHUNK_MAX / 4)
+#define WRITE_IOV (IOV_MAX < 1024 ? IOV_MAX : 1024)
+
+/* ---- queue structure -------------------------------------------------------- */
+
+static sm__wq *
+queue_get(sm_stream *s)
+{
+    if (s->wq) return s->wq;
+    sm__wq *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->s = s;
+    q->chunk_next = CHUNK_FIRST;
+    s->wq = q;
+    return q;
+}
+
+static void
+queue_free_if_empty(sm_stream *s)
+{
+    sm__wq *q = s->wq;
+    if (!q || q->head) return;
+    sm__wq_unlist(q);
+    free(q);
+    s->wq = NULL;
+}
+
+static void
+append(sm__wq *q, sm__wnode *n)
+{
+    n->next = NULL;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+}
+
+/* Where frame_len bytes of a copied frame go, or NULL (ENOMEM). The caller
+ * fills them and then counts them in (commit). */
+static uint8_t *
+reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
+{
+    sm__wchunk *c = (sm__wchunk *)q->tail;
+    if (frame_len <= BIG && c && c->n.kind == SM__WN_CHUNK && c->cap - c->n.len >= frame_len) {
+        *into = c;
+        return c->data + c->n.len;
+    }
+    size_t cap = frame_len;
+    if (frame_len <= BIG) {
+        cap = SM__MAX(q->chunk_next, frame_len);
+        q->chunk_next = SM__MIN(cap * 2, (size_t)CHUNK_MAX);
+    }
+    c = malloc(sizeof *c + cap);
+    if (!c) return NULL;
+    c->n.len = 0;
+    c->n.kind = SM__WN_CHUNK;
+    c->cap = cap;
+    append(q, &c->n);
+    *into = c;
+    return c->data;
+}
+
+void
+sm__wq_unlist(sm__wq *q)
+{
+    if (!(q->flags & SM__WQ_LISTED)) return;
+    q->link.prev->next = q->link.next;
+    q->link.next->prev = q->link.prev;
+    q->link.next = q->link.prev = NULL;
+    q->flags &= (uint8_t)~SM__WQ_LISTED;
+}
+
+void
+sm__stream_kick(sm_stream *s)
+{
+    sm__wq *q = s->wq;
+    if (!q || (q->flags & SM__WQ_LISTED)) return;
+    sm__stream_loop *sl = sm__sl(s);
+    q->link.next = &sl->flush_list;
+    q->link.prev = sl->flush_list.prev;
+    sl->flush_list.prev->next = &q->link;
+    sl->flush_list.prev = &q->link;
+    q->flags |= SM__WQ_LISTED;
+    sm_defer_start(&sl->flush);
+}
+
+void
+sm__stream_flush_all(sm_defer *d)
+{
+    sm__stream_loop *sl = d->data;
+    sm__link *head = &sl->flush_list, run;
+    if (head->next == head) return;
+    /* Work on a private list: queues kicked by callbacks run from here wait
+     * for the next iteration (the defer re-queues itself then). */
+    run.next = head->next;
+    run.prev = head->prev;
+    run.next->prev = &run;
+    run.prev->next = &run;
+    head->next = head->prev = head;
+    while (run.next != &run) {
+        sm__wq *q = (sm__wq *)run.next;
+        sm__wq_unlist(q);
+        sm__stream_flush(q->s);
+    }
+}
+
+/* ---- enqueueing ------------------------------------------------------------- */
+
+static int
+can_send(const sm_stream *s)
+{
+    if (!s) return -EINVAL;
+    if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (s->flags & SM__S_SHUT_REQ) return -EPIPE;
+    return 0;
+}
+
+/* The hard cap: closing (or reconnecting) now keeps memory bounded. */
+static int
+check_cap(sm_stream *s, size_t frame_len)
+{
+    size_t queued = s->wq ? s->wq->bytes : 0, cap = sm__cap(s->opts);
+    if (frame_len <= cap && queued <= cap - frame_len) return 0;
+    sm__stream_fail(s, SM_ERR_SLOW_CONSUMER,
+                    "slow consumer: %zu queued bytes + a %zu-byte frame exceed max_queued %zu",
+                    queued, frame_len, cap);
+    return SM_ERR_SLOW_CONSUMER;
+}
+
+/* After a frame was queued: backpressure, and getting it written. */
+static int
+queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
+{
+    int ret = 0;
+    if (q->bytes > sm__high(s->opts)) {
+        ret = 1;
+        if (!(s->flags & SM__S_PAUSED)) {
+            s->flags |= SM__S_PAUSED;
+            sm__stream_update_io(s);
+        }
+    }
+    /* Not connected: written once connected. In a read batch: written at its
+     * end. Blocked: written when the socket says so. */
+    if ((s->flags & (SM__S_CONNECTED | SM__S_IN_READ | SM__S_BLOCKED | SM__S_CLOSING)) !=
+        SM__S_CONNECTED)
+        return ret;
+    if (was_empty && may_write_now && s->opts->write_now)
+        sm__stream_flush(s);
+    else
+        sm__stream_kick(s);
+    return ret;
+}
+
+/* A delimiter must not occur inside a delimited payload, also not across the
+ * border of two pieces: carry the last delim_len-1 bytes seen. */
+static bool
+iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
+{
+    const uint8_t *d = spec->delim;
+    size_t dl = spec->delim_len, carried = 0;
+    uint8_t carry[2 * SM_FRAME_DELIM_MAX];
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t n = iov[i].iov_len;
+        if (n == 0) continue;
+        if (memmem(p, n, d, dl)) return true;
+        if (dl == 1) continue;
+        size_t take = SM__MIN(n, dl - 1);
+        memcpy(carry + carried, p, take);
+        if (carried && memmem(carry, carried + take, d, dl)) return true;
+        /* Keep the last dl-1 bytes of everything so far. */
+        size_t total = carried + take, keep = SM__MIN(total, dl - 1);
+        if (n > take) {
+            memcpy(carry, p + n - keep, keep);
+        } else {
+            memmove(carry, carry + total - keep, keep);
+        }
+        carried = keep;
+    }
+    return false;
+}
+
+static int
+frame_header(const sm_stream *s, int type, const struct iovec *iov, int iovcnt, size_t *len,
+             sm_frame_hdr *h)
+{
+    if (iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len) return -EINVAL;
+        if (iov[i].iov_len > SIZE_MAX - total) return -EMSGSIZE;
+        total += iov[i].iov_len;
+    }
+    const sm_frame_spec *spec = s->opts->spec;
+    /* One piece: the encoder checks it; several: checked here. */
+    const void *whole = iovcnt == 1 ? iov[0].iov_base : NULL;
+    if (iovcnt > 1 && spec->kind == SM_FRAME_DELIM && iov_has_delim(spec, iov, iovcnt))
+        return -EINVAL;
+    *len = total;
+    return sm_frame_encode(spec, whole, total, type, h);
+}
+
+static int
+send_copy(sm_stream *s, int type, const struct iovec *iov, int iovcnt, bool ping)
+{
+    int rc = can_send(s);
+    if (rc < 0) return rc;
+    sm_frame_hdr h;
+    size_t len;
+    if ((rc = frame_header(s, type, iov, iovcnt, &len, &h)) < 0) return rc;
+    if (len > SIZE_MAX - 128) return -EMSGSIZE;
+    size_t frame = h.head_len + len + h.tail_len;
+    if (frame == 0) return 0; /* an empty eof-framed message: nothing to send */
+    if ((rc = check_cap(s, frame)) < 0) return rc;
+    bool was_empty = !s->wq;
+    sm__wq *q = queue_get(s);
+    sm__wchunk *c;
+    uint8_t *p = q ? reserve(q, frame, &c) : NULL;
+    if (!p) {
+        queue_free_if_empty(s);
+        return -ENOMEM;
+    }
+    memcpy(p, h.head, h.head_len);
+    p += h.head_len;
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_len) continue;
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    memcpy(p, h.tail, h.tail_len);
+    c->n.len += frame;
+    q->bytes += frame;
+    if (ping && was_empty) {
+        q->flags |= SM__WQ_PING_HEAD;
+        q->ping_end = frame;
+    }
+    return queued(s, q, was_empty, true);
+}
+
+int
+sm_stream_send(sm_stream *s, const void *msg, size_t len)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return send_copy(s, -1, &v, 1, false);
+}
+
+int
+sm_stream_send_type(sm_stream *s, int type, const void *msg, size_t len)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return send_copy(s, type, &v, 1, false);
+}
+
+int
+sm_stream_sendv(sm_stream *s, const struct iovec *iov, int iovcnt)
+{
+    return send_copy(s, -1, iov, iovcnt, false);
+}
+
+int
+sm__stream_send_ping(sm_stream *s)
+{
+    const sm_stream_opts *o = s->opts;
+    struct iovec v = {.iov_base = (void *)(o->ping ? o->ping : ""), .iov_len = o->ping_len};
+    int rc = send_copy(s, o->ping_type, &v, 1, true);
+    if (rc >= 0) sm__stream_flush(s);
+    return rc;
+}
+
+int
+sm_stream_sendv_take(sm_stream *s, const struct iovec *iov, int iovcnt, sm_stream_free_cb free_cb,
+                     void *ctx)
+{
+    int rc = can_send(s);
+    if (rc < 0) return rc;
+    if (!free_cb || iovcnt > WRITE_IOV - 2) return -EINVAL;
+    sm_frame_hdr h;
+    size_t len;
+    if ((rc = frame_header(s, -1, iov, iovcnt, &len, &h)) < 0) return rc;
+    if (len > SIZE_MAX - 128) return -EMSGSIZE;
+    size_t frame = h.head_len + len + h.tail_len;
+    if ((rc = check_cap(s, frame)) < 0) return rc;
+    bool was_empty = !s->wq;
+    sm__wq *q = queue_get(s);
+    sm__wtake *t = q ? malloc(sizeof *t + (size_t)(iovcnt + 2) * sizeof(struct iovec)) : NULL;
+    if (!t) {
+        queue_free_if_empty(s);
+        return -ENOMEM;
+    }
+    int k = 0;
+    if (h.head_len) {
+        memcpy(t->head, h.head, h.head_len);
+        t->iov[k++] = (struct iovec){.iov_base = t->head, .iov_len = h.head_len};
+    }
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len) t->iov[k++] = iov[i];
+    if (h.tail_len) {
+        memcpy(t->tail, h.tail, h.tail_len);
+        t->iov[k++] = (struct iovec){.iov_base = t->tail, .iov_len = h.tail_len};
+    }
+    t->iovcnt = k;
+    t->free_cb = free_cb;
+    t->ctx = ctx;
+    t->n.len = frame;
+    t->n.kind = SM__WN_TAKE;
+    append(q, &t->n);
+    q->bytes += frame;
+    /* Written from a callback, never here: its free_cb must not run inside
+     * this call. */
+    return queued(s, q, was_empty, false);
+}
+
+size_t
+sm_stream_queued(const sm_stream *s)
+{
+    return s && s->wq ? s->wq->bytes : 0;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static int
+fill_iov(const sm__wq *q, struct iovec *iov, int max, size_t *total)
+{
+    int cnt = 0;
+    size_t skip = q->off, sum = 0;
+    for (const sm__wnode *n = q->head; n && cnt < max; n = n->next) {
+        if (n->kind == SM__WN_CHUNK) {
+            const sm__wchunk *c = (const sm__wchunk *)n;
+            if (n->len > skip) {
+                iov[cnt++] =
+                    (struct iovec){.iov_base = (void *)(c->data + skip), .iov_len = n->len - skip};
+                sum += n->len - skip;
+            }
+        } else {
+            const sm__wtake *t = (const sm__wtake *)n;
+            size_t sk = skip;
+            for (int i = 0; i < t->iovcnt && cnt < max; i++) {
+                size_t l = t->iov[i].iov_len;
+                if (sk >= l) {
+                    sk -= l;
+                    continue;
+                }
+                iov[cnt++] = (struct iovec){.iov_base = (uint8_t *)t->iov[i].iov_base + sk,
+                                            .iov_len = l - sk};
+                sum += l - sk;
+                sk = 0;
+            }
+        }
+        skip = 0;
+    }
+    *total = sum;
+    return cnt;
+}
+
+/* n bytes went out: drop what is done. Finished sendv_take nodes go onto
+ * *done, for their free callbacks once the stream's state is consistent. */
+static void
+advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
+{
+    q->bytes -= n;
+    while (q->head) {
+        sm__wnode *h = q->head;
+        size_t rem = h->len - q->off;
+        if (n < rem) {
+            q->off += n;
+            if ((q->flags & SM__WQ_PING_HEAD) && q->off >= q->ping_end)
+                q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
+            return;
+        }
+        n -= rem;
+        q->off = 0;
+        q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
+        q->head = h->next;
+        if (!q->head) q->tail = NULL;
+        if (h->kind == SM__WN_TAKE) {
+            h->next = NULL;
+            **done_tail = h;
+            *done_tail = &h->next;
+        } else {
+            free(h);
+        }
+    }
+}
+
+static void
+set_blocked(sm_stream *s, bool on)
+{
+    if (!on == !(s->flags & SM__S_BLOCKED)) return;
+    if (on) {
+        s->flags |= SM__S_BLOCKED;
+        s->wq->progress = sm__now32(s);
+    } else {
+        s->flags &= (uint16_t)~SM__S_BLOCKED;
+    }
+    sm__stream_update_io(s);
+    if (s->opts->write_timeout_ms) sm__timeouts_arm(s);
+}
+
+/* Write as much of the queue as the socket takes (no syscall per message),
+ * then the consequences: FIN, clean close, resumed reading, callbacks. */
+void
+sm__stream_flush(sm_stream *s)
+{
+    if ((s->flags & (SM__S_CONNECTED | SM__S_CLOSING | SM__S_IN_READ)) != SM__S_CONNECTED) return;
+    const sm_stream_opts *o = s->opts;
+    sm__wq *q = s->wq;
+    sm__wnode *done = NULL, **done_tail = &done;
+    int err = 0;
+    if (q) {
+        sm__wq_unlist(q);
+        bool blocked = false;
+        while (q->head) {
+            struct iovec iov[WRITE_IOV];
+            size_t total;
+            int cnt = fill_iov(q, iov, WRITE_IOV, &total);
+            if (total == 0) { /* only empty nodes left */
+                advance(q, 0, &done_tail);
+                continue;
+            }
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+            ssize_t n = sendmsg(s->io.fd, &mh, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    blocked = true;
+                    break;
+                }
+                err = -errno;
+                break;
+            }
+            s->tx_ts = q->progress = sm__now32(s);
+            advance(q, (size_t)n, &done_tail);
+            if ((size_t)n < total && q->head) {
+                blocked = true; /* the kernel took less: full for now */
+                break;
+            }
+        }
+        if (!err) {
+            if (q->head) {
+                set_blocked(s, blocked);
+            } else {
+                set_blocked(s, false);
+                queue_free_if_empty(s);
+                if (o->heartbeat_ms) sm__timeouts_arm(s);
+            }
+        }
+    }
+    size_t left = s->wq ? s->wq->bytes : 0;
+    bool drained = false;
+    if (err) {
+        sm__stream_fail(s, err, "write: %s", sm_strerror(err));
+    } else {
+        if ((s->flags & SM__S_PAUSED) && left <= sm__low(o)) {
+            s->flags &= (uint16_t)~SM__S_PAUSED;
+            drained = true;
+            sm__stream_update_io(s);
+        }
+        if (!s->wq && (s->flags & (SM__S_SHUT_REQ | SM__S_WR_DONE)) == SM__S_SHUT_REQ &&
+            sm__stream_live(s)) {
+            s->flags |= SM__S_WR_DONE;
+            if (shutdown(s->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+                sm__stream_fail(s, -errno, "shutdown: %s", sm_strerror(-errno));
+        }
+        if ((s->flags & (SM__S_WR_DONE | SM__S_EOF)) == (SM__S_WR_DONE | SM__S_EOF) &&
+            sm__stream_live(s))
+            sm__stream_fail(s, 0, NULL);
+    }
+    /* User code last: it may close or send on this stream. */
+    while (done) {
+        sm__wtake *t = (sm__wtake *)done;
+        done = done->next;
+        t->free_cb(t->ctx, 0);
+        free(t);
+    }
+    if (drained && o->on_drain && !(s->flags & SM__S_CLOSING)) o->on_drain(s);
+}
+
+/* ---- unsent messages after a lost connection or a close ---------------------- */
+
+/* The frame at p[0..len) (a queue holds whole frames only): its length, and
+ * the message in *m. eof framing: the rest is one message. */
+static size_t
+next_frame(const sm_frame_spec *spec, const uint8_t *p, size_t len, sm_frame_msg *m)
+{
+    sm_frame_decoder d;
+    sm_frame_decoder_init(&d, spec);
+    ssize_t r = sm_frame_decode(&d, p, len, m);
+    if (r == -EAGAIN) r = sm_frame_decode_eof(&d, p, len, m);
+    if (r > 0 && m->data) return (size_t)r;
+    /* Not a frame after all (cannot happen for what the encoder made): the
+     * rest as raw bytes rather than losing track of it. */
+    *m = (sm_frame_msg){.data = p, .len = len, .frame = p, .frame_len = len, .type = -1};
+    return len;
+}
+
+/* Where the first frame not completely written starts in the head chunk. */
+static size_t
+first_unsent(const sm_stream *s, const sm__wq *q)
+{
+    const sm__wchunk *c = (const sm__wchunk *)q->head;
+    size_t at = (q->flags & SM__WQ_PING_HEAD) ? q->ping_end : 0;
+    while (at < q->off) {
+        sm_frame_msg m;
+        size_t f = next_frame(s->opts->spec, c->data + at, c->n.len - at, &m);
+        if (at + f > q->off) break;
+        at += f;
+    }
+    return at;
+}
+
+/* SM_UNSENT_KEEP: the next connection starts with the first message not
+ * completely written, from its first byte; a heartbeat ping is dropped. */
+void
+sm__wq_requeue(sm_stream *s)
+{
+    sm__wq *q = s->wq;
+    if (!q || !q->head) return;
+    size_t start = q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
+    q->bytes = q->bytes + q->off - start;
+    q->off = start;
+    q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
+    if (q->head->kind == SM__WN_CHUNK && start == q->head->len) {
+        sm__wnode *h = q->head;
+        q->head = h->next;
+        if (!q->head) q->tail = NULL;
+        q->off = 0;
+        free(h);
+    }
+    queue_free_if_empty(s);
+}
+
+void
+sm__wq_report(sm_stream *s, sm__wq *q, int reason)
+{
+    /* Detached first: the callbacks may queue new messages on s. */
+    if (s->wq == q) s->wq = NULL;
+    sm__wq_unlist(q);
+    const sm_stream_opts *o = s->opts;
+    size_t at = q->head && q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
+    while (q->head) {
+        sm__wnode *n = q->head;
+        q->head = n->next;
+        if (n->kind == SM__WN_TAKE) {
+            sm__wtake *t = (sm__wtake *)n;
+            t->free_cb(t->ctx, reason);
+        } else {
+            sm__wchunk *c = (sm__wchunk *)n;
+            while (at < n->len) {
+                sm_frame_msg m;
+                at += next_frame(o->spec, c->data + at, n->len - at, &m);
+                if (o->on_dropped) o->on_dropped(s, &m);
+            }
+        }
+        free(n);
+        at = 0;
+    }
+    free(q);
+}
