@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "pack.h"
 #include "stream.h"
+#include "proxy.h"
 
 /* sm_version - the library's version string ("0.1.0"); compare with
  * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */
