@@ -1,0 +1,446 @@
+/* stream module, part 2: backpressure (slow consumers, pausing and resuming
+ * reading), read / write / idle timeouts and heartbeats. Runs once per
+ * backend. Bounds on timing are generous: only "not before" and "not
+ * absurdly late" are checked. */
+#include "test_stream.h"
+
+typedef struct flow {
+    int msgs, closes, drains, dropped;
+    int reason;
+    int64_t closed_at;
+    char detail[256];
+    size_t max_queued;
+    bool bad;
+} flow;
+
+static void
+f_close(sm_stream *s, int reason)
+{
+    flow *f = sm_stream_get_data(s);
+    f->closes++;
+    f->reason = reason;
+    f->closed_at = sm_test_now_ms();
+    snprintf(f->detail, sizeof f->detail, "%s", sm_stream_error_detail(s));
+}
+
+static void
+f_count(sm_stream *s, const sm_frame_msg *m)
+{
+    flow *f = sm_stream_get_data(s);
+    (void)m;
+    f->msgs++;
+}
+
+static void
+f_echo(sm_stream *s, const sm_frame_msg *m)
+{
+    flow *f = sm_stream_get_data(s);
+    f->msgs++;
+    if (sm_stream_send(s, m->data, m->len) < 0) f->bad = true;
+    size_t q = sm_stream_queued(s);
+    if (q > f->max_queued) f->max_queued = q;
+}
+
+static void
+f_drain(sm_stream *s)
+{
+    flow *f = sm_stream_get_data(s);
+    f->drains++;
+}
+
+static void
+f_dropped(sm_stream *s, const sm_frame_msg *m)
+{
+    flow *f = sm_stream_get_data(s);
+    (void)m;
+    f->dropped++;
+}
+
+static bool
+f_closed(void *ctx)
+{
+    return ((flow *)ctx)->closes > 0;
+}
+
+static sm_stream *
+wrap(sm_loop *l, int fd, const sm_stream_opts *o, void *data)
+{
+    sm_stream *s = NULL;
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, fd, o, data));
+    return s;
+}
+
+static void
+small_buffers(int sv[2])
+{
+    int small = 4096;
+    SM_ASSERT_OK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
+    SM_ASSERT_OK(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
+}
+
+/* Read everything the fd holds now (non-blocking) and count whole frames. */
+static int
+drain_count(int fd)
+{
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *buf = malloc(cap);
+    for (;;) {
+        if (len == cap) buf = realloc(buf, cap *= 2);
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    int frames = ts_count_frames(&ts_len32, buf, len);
+    free(buf);
+    return frames;
+}
+
+/* ---- backpressure --------------------------------------------------------------- */
+
+static void
+test_slow_consumer(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32,
+        .on_message = f_count,
+        .on_close = f_close,
+        .on_dropped = f_dropped,
+        .high_water = 16 * 1024,
+        .low_water = 4 * 1024,
+        .max_queued = 64 * 1024,
+    };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    small_buffers(sv);
+    flow f = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* The peer never reads. We keep producing until the cap says stop. */
+    uint8_t msg[1000];
+    memset(msg, 'm', sizeof msg);
+    int sent = 0, rc = 0;
+    for (int i = 0; i < 10000; i++) {
+        rc = sm_stream_send(s, msg, sizeof msg);
+        if (rc < 0) break;
+        sent++;
+        assert_true(sm_stream_queued(s) <= o.max_queued);
+        if (i % 8 == 0) SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    }
+    SM_ASSERT_ERR(rc, SM_ERR_SLOW_CONSUMER);
+    SM_ASSERT_ERR(sm_stream_send(s, msg, sizeof msg), SM_ERR_CLOSED);
+    assert_int_equal(f.closes, 0); /* reported later, not inside the send */
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    SM_ASSERT_ERR(f.reason, SM_ERR_SLOW_CONSUMER);
+    print_message("sent %d, detail: %s\n", sent, f.detail);
+    assert_non_null(strstr(f.detail, "slow consumer"));
+    /* Every accepted message either reached the peer whole or was reported. */
+    int got = drain_count(sv[1]);
+    assert_int_equal(got + f.dropped, sent);
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
+typedef struct pauser {
+    sm_stream *s;
+    int fd;
+    uint8_t *out;
+    size_t out_len, out_off;
+    bool was_paused;
+    size_t queued_when_paused;
+} pauser;
+
+static void
+test_read_pause_resume(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32,
+        .on_message = f_echo,
+        .on_close = f_close,
+        .on_drain = f_drain,
+        .high_water = 32 * 1024,
+        .low_water = 8 * 1024,
+        .max_queued = 4 * 1024 * 1024,
+    };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    flow f = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* The peer writes 2000 requests but does not read the replies at first. */
+    enum { N = 2000, LEN = 1000 };
+    pauser p = {.s = s, .fd = sv[1]};
+    p.out = malloc(N * (LEN + 4));
+    for (unsigned i = 0; i < N; i++) {
+        uint8_t m[LEN];
+        ts_msg_fill(m, 4, i, LEN);
+        p.out_len += ts_frame(&ts_len32, m, LEN, p.out + p.out_len);
+    }
+    int stuck = 0;
+    int64_t end = sm_test_now_ms() + 10000;
+    while (stuck < 20 && sm_test_now_ms() < end) {
+        ssize_t k = write(sv[1], p.out + p.out_off, p.out_len - p.out_off);
+        if (k > 0) {
+            p.out_off += (size_t)k;
+            stuck = 0;
+        } else {
+            stuck++;
+        }
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+        if (s->flags & SM__S_PAUSED) {
+            p.was_paused = true;
+            p.queued_when_paused = sm_stream_queued(s);
+        }
+    }
+    /* Our writes are stuck because the stream stopped reading: its queue is
+     * not growing without bound. */
+    assert_true(p.was_paused);
+    assert_true(s->flags & SM__S_PAUSED);
+    assert_false(sm_io_get_events(&s->io) & SM_READ);
+    assert_true(p.out_off < p.out_len);
+    print_message("paused with %zu queued (high %zu), %zu of %zu request bytes written\n",
+                  sm_stream_queued(s), o.high_water, p.out_off, p.out_len);
+    /* Paused above high_water; stays paused until at low_water or below. */
+    assert_true(sm_stream_queued(s) > o.low_water);
+    assert_true(f.max_queued < o.high_water + 256 * 1024);
+    /* Now read the replies: the stream drains, resumes, and answers all. */
+    ts_raw r;
+    ts_raw_start(l, &r, sv[1], true);
+    end = sm_test_now_ms() + 20000;
+    while (r.len < p.out_len && sm_test_now_ms() < end) {
+        if (p.out_off < p.out_len) {
+            ssize_t k = write(sv[1], p.out + p.out_off, p.out_len - p.out_off);
+            if (k > 0) p.out_off += (size_t)k;
+        }
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+    }
+    assert_int_equal(r.len, p.out_len);
+    assert_memory_equal(r.buf, p.out, p.out_len);
+    assert_int_equal(f.msgs, N);
+    assert_true(f.drains >= 1);
+    assert_false(s->flags & SM__S_PAUSED);
+    assert_false(f.bad);
+    sm_stream_close(s);
+    ts_raw_close(&r);
+    free(p.out);
+    ts_loop_free(l);
+}
+
+/* ---- timeouts ------------------------------------------------------------------------ */
+
+static void
+check_closed_after(flow *f, int64_t t0, int at_least, int want, const char *detail)
+{
+    int64_t ms = f->closed_at - t0;
+    print_message("closed after %lld ms: %s\n", (long long)ms, f->detail);
+    SM_ASSERT_ERR(f->reason, want);
+    assert_non_null(strstr(f->detail, detail));
+    assert_true(ms >= at_least - 2);
+    assert_true(ms < at_least + 3000);
+}
+
+static void
+test_idle_timeout(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32, .on_message = f_count, .on_close = f_close, .idle_timeout_ms = 120};
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    flow f = {0};
+    int64_t t0 = sm_test_now_ms();
+    wrap(l, sv[0], &o, &f);
+    /* Traffic keeps it open: a message every 30 ms for 300 ms. */
+    uint8_t wire[16];
+    size_t n = ts_frame(&ts_len32, "hi", 2, wire);
+    int64_t until = t0 + 300;
+    while (sm_test_now_ms() < until) {
+        ts_write(sv[1], wire, n);
+        bool never = false;
+        ts_run_until(l, ts_flag, &never, 30);
+        assert_int_equal(f.closes, 0);
+    }
+    int64_t t1 = sm_test_now_ms();
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    check_closed_after(&f, t1, 120 - 30, -ETIMEDOUT, "idle timeout");
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
+typedef struct ticker {
+    sm_timer t;
+    sm_stream *s;
+} ticker;
+
+static void
+tick_send(sm_timer *t)
+{
+    ticker *k = (ticker *)t;
+    sm_stream_send(k->s, "tick", 4);
+}
+
+static void
+test_read_timeout(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32, .on_message = f_count, .on_close = f_close, .read_timeout_ms = 150};
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    flow f = {0};
+    int64_t t0 = sm_test_now_ms();
+    sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* We keep sending; the peer reads but says nothing: sending does not
+     * count against a read timeout. */
+    ts_raw r;
+    ts_raw_start(l, &r, sv[1], true);
+    ticker k = {.s = s};
+    sm_timer_init(l, &k.t, tick_send);
+    SM_ASSERT_OK(sm_timer_start(&k.t, 20, 20));
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    sm_timer_stop(&k.t);
+    check_closed_after(&f, t0, 150, -ETIMEDOUT, "read timeout");
+    assert_true(r.len > 0);
+    ts_raw_close(&r);
+    ts_loop_free(l);
+}
+
+static void
+test_write_timeout(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32, .on_message = f_count, .on_close = f_close, .write_timeout_ms = 150};
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    small_buffers(sv);
+    flow f = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* The peer never reads: the queue is stuck. */
+    uint8_t msg[4096] = {0};
+    for (int i = 0; i < 64; i++)
+        assert_true(sm_stream_send(s, msg, sizeof msg) >= 0);
+    for (int i = 0; i < 3; i++)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    assert_true(s->flags & SM__S_BLOCKED);
+    int64_t t0 = sm_test_now_ms();
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    check_closed_after(&f, t0, 150 - 20, -ETIMEDOUT, "write timeout");
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
+/* ---- heartbeats ------------------------------------------------------------------------- */
+
+static void
+test_heartbeat_lost(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32,
+        .on_message = f_count,
+        .on_close = f_close,
+        .heartbeat_ms = 30,
+        .heartbeat_timeout_ms = 200,
+        .ping = "PING",
+        .ping_len = 4,
+    };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    flow f = {0};
+    int64_t t0 = sm_test_now_ms();
+    wrap(l, sv[0], &o, &f);
+    ts_raw r; /* reads the pings, never answers */
+    ts_raw_start(l, &r, sv[1], true);
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    check_closed_after(&f, t0, 200, SM_ERR_HEARTBEAT, "heartbeat lost");
+    /* Pings went out meanwhile, framed like any message. */
+    int pings = ts_count_frames(&ts_len32, r.buf, r.len);
+    print_message("%d pings sent\n", pings);
+    assert_true(pings >= 2);
+    assert_int_equal(r.len, (size_t)pings * 8);
+    assert_memory_equal(r.buf, "\0\0\0\4PING", 8);
+    ts_raw_close(&r);
+    ts_loop_free(l);
+}
+
+static void
+test_heartbeat_keeps_alive(void **state)
+{
+    (void)state;
+    /* Both ends ping; one swallows the other's pings, one sees them. */
+    static const sm_stream_opts quiet = {
+        .spec = &ts_len32,
+        .on_message = f_count,
+        .on_close = f_close,
+        .heartbeat_ms = 25,
+        .heartbeat_timeout_ms = 150,
+        .ping = "hb",
+        .ping_len = 2,
+        .swallow_pings = true,
+    };
+    static const sm_stream_opts loud = {
+        .spec = &ts_len32,
+        .on_message = f_count,
+        .on_close = f_close,
+        .heartbeat_ms = 25,
+        .heartbeat_timeout_ms = 150,
+        .ping = "hb",
+        .ping_len = 2,
+    };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    flow fa = {0}, fb = {0};
+    sm_stream *a = wrap(l, sv[0], &quiet, &fa);
+    sm_stream *b = wrap(l, sv[1], &loud, &fb);
+    bool never = false;
+    ts_run_until(l, ts_flag, &never, 600); /* four heartbeat timeouts */
+    assert_int_equal(fa.closes, 0);
+    assert_int_equal(fb.closes, 0);
+    assert_int_equal(fa.msgs, 0); /* swallowed */
+    assert_true(fb.msgs >= 3);    /* delivered like any message */
+    /* Application messages still get through a swallowing end. */
+    SM_ASSERT_OK(sm_stream_send(b, "data", 4));
+    int want = 1;
+    int64_t end = sm_test_now_ms() + 2000;
+    while (fa.msgs < want && sm_test_now_ms() < end)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+    assert_int_equal(fa.msgs, 1);
+    sm_stream_close(a);
+    sm_stream_close(b);
+    ts_loop_free(l);
+}
+
+static void
+test_bad_timeouts(void **state)
+{
+    (void)state;
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    sm_stream *s = NULL;
+    sm_stream_opts o = {.spec = &ts_len32, .on_message = f_count, .idle_timeout_ms = -5};
+    SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[0], &o, NULL), -EINVAL);
+    o = (sm_stream_opts){
+        .spec = &ts_len32, .on_message = f_count, .heartbeat_ms = SM_STREAM_TIMEOUT_MAX_MS + 1};
+    SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[1], &o, NULL), -EINVAL);
+    ts_loop_free(l);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slow_consumer),         cmocka_unit_test(test_read_pause_resume),
+        cmocka_unit_test(test_idle_timeout),          cmocka_unit_test(test_read_timeout),
+        cmocka_unit_test(test_write_timeout),         cmocka_unit_test(test_heartbeat_lost),
+        cmocka_unit_test(test_heartbeat_keeps_alive), cmocka_unit_test(test_bad_timeouts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
