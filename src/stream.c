@@ -137,6 +137,8 @@ sm__stream_connected(sm_stream *s, int fd)
     s->flags &= SM__S_USER_END | SM__S_SHUT_REQ | SM__S_PAUSED;
     if (!(s->flags & SM__S_USER_END)) s->flags &= (uint16_t)~SM__S_SHUT_REQ;
     s->flags |= SM__S_CONNECTED;
+    s->reason = 0;
+    sm__stream_set_detail(s, NULL); /* healthy again: "" */
     s->rx_pos = 0;
     s->rx_ts = s->tx_ts = sm__now32(s);
     sm__stream_update_io(s);
@@ -481,8 +483,7 @@ sm_stream_error_detail(const sm_stream *s)
 {
     if (!s) return "";
     if (s->detail) return s->detail;
-    if (s->reason && (s->flags & SM__S_CLOSING || !(s->flags & SM__S_CONNECTED)))
-        return sm_strerror(s->reason);
+    if (s->reason) return sm_strerror(s->reason);
     return "";
 }
 

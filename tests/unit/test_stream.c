@@ -1046,6 +1046,108 @@ test_write_now(void **state)
     ts_loop_free(l);
 }
 
+/* ---- oversize=skip, half-open, sending from on_eof ------------------------------- */
+
+static void
+test_oversize_skip(void **state)
+{
+    (void)state;
+    static sm_frame_spec spec;
+    SM_ASSERT_OK(sm_frame_spec_parse(&spec, "len32be,max=10,oversize=skip", NULL, 0));
+    static sm_stream_opts o = {.on_message = count_msg, .on_close = t_close};
+    o.spec = &spec;
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    tally t = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &t);
+    /* A 100-byte message (over max) arrives in two halves: between them the
+     * stream holds no bytes, only the decoder's "skip 50 more". */
+    uint8_t big[104] = {0, 0, 0, 100};
+    memset(big + 4, 'x', 100);
+    ts_write(sv[1], big, 54);
+    for (int i = 0; i < 3; i++)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    assert_non_null(s->rd);
+    assert_int_equal(s->rd->len, 0);
+    ts_write(sv[1], big + 54, 50);
+    uint8_t ok[16];
+    ts_write(sv[1], ok, ts_frame(&spec, "fine", 4, ok));
+    assert_true(ts_run_until(l, got1, &t, 5000));
+    assert_int_equal(t.msgs, 1);
+    assert_int_equal(t.bytes, 4);
+    assert_null(s->rd);
+    assert_int_equal(t.closes, 0);
+    sm_stream_close(s);
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
+static void
+bye_on_eof(sm_stream *s)
+{
+    tally *t = sm_stream_get_data(s);
+    t->eofs++;
+    SM_ASSERT_OK(sm_stream_send(s, "bye", 3)); /* goes out before our FIN */
+}
+
+static void
+test_half_open_and_eof_reply(void **state)
+{
+    (void)state;
+    static const sm_stream_opts auto_fin = {
+        .spec = &ts_len32, .on_message = count_msg, .on_close = t_close, .on_eof = bye_on_eof};
+    static const sm_stream_opts half = {.spec = &ts_len32,
+                                        .on_message = count_msg,
+                                        .on_close = t_close,
+                                        .on_eof = t_eof,
+                                        .half_open = true};
+    sm_loop *l = ts_loop();
+    /* Default: after the peer's EOF, what on_eof sends goes out, then FIN,
+     * then a clean close. */
+    int sv[2];
+    ts_pair(sv);
+    tally t = {0};
+    wrap(l, sv[0], &auto_fin, &t);
+    ts_raw r;
+    ts_raw_start(l, &r, sv[1], true);
+    SM_ASSERT_OK(shutdown(sv[1], SHUT_WR));
+    assert_true(ts_run_until(l, closed1, &t, 5000));
+    SM_ASSERT_ERR(t.reason, 0);
+    assert_int_equal(t.eofs, 1);
+    for (int i = 0; i < 5 && !r.eof; i++)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    assert_true(r.eof);
+    assert_int_equal(r.len, 7);
+    assert_memory_equal(r.buf + 4, "bye", 3);
+    ts_raw_close(&r);
+
+    /* half_open: the stream stays open and writable until we shut down. */
+    ts_pair(sv);
+    tally h = {0};
+    sm_stream *s = wrap(l, sv[0], &half, &h);
+    ts_raw_start(l, &r, sv[1], true);
+    SM_ASSERT_OK(shutdown(sv[1], SHUT_WR));
+    int64_t end = sm_test_now_ms() + 5000;
+    while (!h.eofs && sm_test_now_ms() < end)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+    assert_int_equal(h.eofs, 1);
+    for (int i = 0; i < 5; i++)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    assert_int_equal(h.closes, 0);
+    assert_false(r.eof);
+    SM_ASSERT_ERR(sm_stream_send(s, "later", 5), 0);
+    SM_ASSERT_OK(sm_stream_shutdown(s));
+    assert_true(ts_run_until(l, closed1, &h, 5000));
+    SM_ASSERT_ERR(h.reason, 0);
+    for (int i = 0; i < 5 && !r.eof; i++)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
+    assert_true(r.eof);
+    assert_int_equal(r.len, 9);
+    ts_raw_close(&r);
+    ts_loop_free(l);
+}
+
 int
 main(void)
 {
@@ -1067,6 +1169,8 @@ main(void)
         cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_arguments_and_types),
         cmocka_unit_test(test_write_now),
+        cmocka_unit_test(test_oversize_skip),
+        cmocka_unit_test(test_half_open_and_eof_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

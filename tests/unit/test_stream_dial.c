@@ -47,6 +47,15 @@ d_msg(sm_stream *s, const sm_frame_msg *m)
 }
 
 static void
+d_dropped(sm_stream *s, const sm_frame_msg *m)
+{
+    dctx *d = sm_stream_get_data(s);
+    if (d->closes) d->msgs = -1000; /* reported before on_close, never after */
+    (void)m;
+    d->dropped++;
+}
+
+static void
 d_reconnect(sm_stream *s, int reason, int attempt, int delay_ms)
 {
     dctx *d = sm_stream_get_data(s);
@@ -78,6 +87,7 @@ static const sm_stream_opts plain_opts = {
     .on_message = d_msg,
     .on_close = d_close,
     .on_connect = d_connect,
+    .on_dropped = d_dropped,
     .connect_timeout_ms = 5000,
 };
 
@@ -148,10 +158,14 @@ test_dial_refused(void **state)
     SM_ASSERT_OK(sm_stream_dial(&s, l, ep, &plain_opts, &d, NULL, 0));
     assert_int_equal(sm_stream_fd(s), -1);
     assert_false(sm_stream_is_connected(s));
+    SM_ASSERT_ERR(sm_stream_send(s, "one", 3), 0);
+    SM_ASSERT_ERR(sm_stream_send(s, "two", 3), 0);
     assert_int_equal(d.closes, 0); /* never inside the call */
     assert_true(ts_run_until(l, d_closed, &d, 5000));
     SM_ASSERT_ERR(d.reason, -ECONNREFUSED);
     assert_int_equal(d.connects, 0);
+    assert_int_equal(d.dropped, 2); /* queued, never sent: reported */
+    assert_int_equal(d.msgs, 0);
     print_message("%s\n", d.detail);
     assert_non_null(strstr(d.detail, ep));
     ts_loop_free(l);
