@@ -134,12 +134,15 @@ can_send(const sm_stream *s)
     return 0;
 }
 
-/* The hard cap: closing (or reconnecting) now keeps memory bounded. */
+/* The hard cap: closing (or reconnecting) now keeps memory bounded. A frame
+ * bigger than the cap on its own is refused without closing. */
 static int
 check_cap(sm_stream *s, size_t frame_len)
 {
     size_t queued = s->wq ? s->wq->bytes : 0, cap = sm__cap(s->opts);
-    if (frame_len <= cap && queued <= cap - frame_len) return 0;
+    /* Never fits, however fast the peer: the message's fault, not the peer's. */
+    if (frame_len > cap) return -EMSGSIZE;
+    if (queued <= cap - frame_len) return 0;
     sm__stream_fail(s, SM_ERR_SLOW_CONSUMER,
                     "slow consumer: %zu queued bytes + a %zu-byte frame exceed max_queued %zu",
                     queued, frame_len, cap);

@@ -260,7 +260,8 @@ SM_API int sm_stream_dial_endpoint(sm_stream **out, sm_loop *loop, const sm_endp
  * Returns 0 when queued, 1 when queued and the queue is now above
  * high_water (stop producing until on_drain), or an error, with nothing
  * queued: -EMSGSIZE / -EINVAL (the spec cannot frame it: over max, or a
- * delimiter inside a delimited payload), -EPROTO (a type: spec: use
+ * delimiter inside a delimited payload; or the frame alone is larger than
+ * max_queued: the stream stays open), -EPROTO (a type: spec: use
  * sm_stream_send_type), -EPIPE (after sm_stream_shutdown or the automatic
  * shutdown after the peer's EOF), SM_ERR_CLOSED (closing),
  * SM_ERR_SLOW_CONSUMER (the queue would exceed max_queued: the stream is

@@ -116,6 +116,9 @@ test_slow_consumer(void **state)
     small_buffers(sv);
     flow f = {0};
     sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* A message that could never fit is refused; the stream stays. */
+    static uint8_t huge[70 * 1024];
+    SM_ASSERT_ERR(sm_stream_send(s, huge, sizeof huge), -EMSGSIZE);
     /* The peer never reads. We keep producing until the cap says stop. */
     uint8_t msg[1000];
     memset(msg, 'm', sizeof msg);
