@@ -197,11 +197,12 @@ int sm__stream_connected(sm_stream *s, int fd);
 void sm__stream_disconnect(sm_stream *s);
 void sm__stream_free(sm_stream *s);
 
-/* stream_write.c */
+/* stream_write.c, stream_unsent.c */
 void sm__stream_flush(sm_stream *s);
 void sm__stream_kick(sm_stream *s); /* write at the end of the iteration */
 int sm__stream_send_ping(sm_stream *s);
 void sm__wq_unlist(sm__wq *q);
+void sm__wq_free_if_empty(sm_stream *s);
 void sm__wq_requeue(sm_stream *s);
 void sm__wq_report(sm_stream *s, sm__wq *q, int reason);
 void sm__stream_flush_all(sm_defer *d);

@@ -33,8 +33,8 @@ queue_get(sm_stream *s)
     return q;
 }
 
-static void
-queue_free_if_empty(sm_stream *s)
+void
+sm__wq_free_if_empty(sm_stream *s)
 {
     sm__wq *q = s->wq;
     if (!q || q->head) return;
@@ -239,7 +239,7 @@ send_copy(sm_stream *s, int type, const struct iovec *iov, int iovcnt, bool ping
     sm__wchunk *c;
     uint8_t *p = q ? reserve(q, frame, &c) : NULL;
     if (!p) {
-        queue_free_if_empty(s);
+        sm__wq_free_if_empty(s);
         return -ENOMEM;
     }
     memcpy(p, h.head, h.head_len);
@@ -306,7 +306,7 @@ sm_stream_sendv_take(sm_stream *s, const struct iovec *iov, int iovcnt, sm_strea
     sm__wq *q = queue_get(s);
     sm__wtake *t = q ? malloc(sizeof *t + (size_t)(iovcnt + 2) * sizeof(struct iovec)) : NULL;
     if (!t) {
-        queue_free_if_empty(s);
+        sm__wq_free_if_empty(s);
         return -ENOMEM;
     }
     int k = 0;
@@ -462,7 +462,7 @@ sm__stream_flush(sm_stream *s)
                 set_blocked(s, blocked);
             } else {
                 set_blocked(s, false);
-                queue_free_if_empty(s);
+                sm__wq_free_if_empty(s);
                 if (o->heartbeat_ms) sm__timeouts_arm(s);
             }
         }
@@ -495,86 +495,4 @@ sm__stream_flush(sm_stream *s)
         free(t);
     }
     if (drained && o->on_drain && !(s->flags & SM__S_CLOSING)) o->on_drain(s);
-}
-
-/* ---- unsent messages after a lost connection or a close ---------------------- */
-
-/* The frame at p[0..len) (a queue holds whole frames only): its length, and
- * the message in *m. eof framing: the rest is one message. */
-static size_t
-next_frame(const sm_frame_spec *spec, const uint8_t *p, size_t len, sm_frame_msg *m)
-{
-    sm_frame_decoder d;
-    sm_frame_decoder_init(&d, spec);
-    ssize_t r = sm_frame_decode(&d, p, len, m);
-    if (r == -EAGAIN) r = sm_frame_decode_eof(&d, p, len, m);
-    if (r > 0 && m->data) return (size_t)r;
-    /* Not a frame after all (cannot happen for what the encoder made): the
-     * rest as raw bytes rather than losing track of it. */
-    *m = (sm_frame_msg){.data = p, .len = len, .frame = p, .frame_len = len, .type = -1};
-    return len;
-}
-
-/* Where the first frame not completely written starts in the head chunk. */
-static size_t
-first_unsent(const sm_stream *s, const sm__wq *q)
-{
-    const sm__wchunk *c = (const sm__wchunk *)q->head;
-    size_t at = (q->flags & SM__WQ_PING_HEAD) ? q->ping_end : 0;
-    while (at < q->off) {
-        sm_frame_msg m;
-        size_t f = next_frame(s->opts->spec, c->data + at, c->n.len - at, &m);
-        if (at + f > q->off) break;
-        at += f;
-    }
-    return at;
-}
-
-/* SM_UNSENT_KEEP: the next connection starts with the first message not
- * completely written, from its first byte; a heartbeat ping is dropped. */
-void
-sm__wq_requeue(sm_stream *s)
-{
-    sm__wq *q = s->wq;
-    if (!q || !q->head) return;
-    size_t start = q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
-    q->bytes = q->bytes + q->off - start;
-    q->off = start;
-    q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
-    if (q->head->kind == SM__WN_CHUNK && start == q->head->len) {
-        sm__wnode *h = q->head;
-        q->head = h->next;
-        if (!q->head) q->tail = NULL;
-        q->off = 0;
-        free(h);
-    }
-    queue_free_if_empty(s);
-}
-
-void
-sm__wq_report(sm_stream *s, sm__wq *q, int reason)
-{
-    /* Detached first: the callbacks may queue new messages on s. */
-    if (s->wq == q) s->wq = NULL;
-    sm__wq_unlist(q);
-    const sm_stream_opts *o = s->opts;
-    size_t at = q->head && q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
-    while (q->head) {
-        sm__wnode *n = q->head;
-        q->head = n->next;
-        if (n->kind == SM__WN_TAKE) {
-            sm__wtake *t = (sm__wtake *)n;
-            t->free_cb(t->ctx, reason);
-        } else {
-            sm__wchunk *c = (sm__wchunk *)n;
-            while (at < n->len) {
-                sm_frame_msg m;
-                at += next_frame(o->spec, c->data + at, n->len - at, &m);
-                if (o->on_dropped) o->on_dropped(s, &m);
-            }
-        }
-        free(n);
-        at = 0;
-    }
-    free(q);
 }

@@ -258,16 +258,16 @@ test_idle_timeout(void **state)
     /* Traffic keeps it open: a message every 30 ms for 300 ms. */
     uint8_t wire[16];
     size_t n = ts_frame(&ts_len32, "hi", 2, wire);
-    int64_t until = t0 + 300;
+    int64_t until = t0 + 300, last = t0;
     while (sm_test_now_ms() < until) {
+        last = sm_test_now_ms(); /* the stream reads it after this */
         ts_write(sv[1], wire, n);
         bool never = false;
         ts_run_until(l, ts_flag, &never, 30);
         assert_int_equal(f.closes, 0);
     }
-    int64_t t1 = sm_test_now_ms();
     assert_true(ts_run_until(l, f_closed, &f, 5000));
-    check_closed_after(&f, t1, 120 - 30, -ETIMEDOUT, "idle timeout");
+    check_closed_after(&f, last, 120, -ETIMEDOUT, "idle timeout");
     close(sv[1]);
     ts_loop_free(l);
 }
@@ -322,6 +322,7 @@ test_write_timeout(void **state)
     ts_pair(sv);
     small_buffers(sv);
     flow f = {0};
+    int64_t t0 = sm_test_now_ms(); /* before any write progress */
     sm_stream *s = wrap(l, sv[0], &o, &f);
     /* The peer never reads: the queue is stuck. */
     uint8_t msg[4096] = {0};
@@ -330,9 +331,8 @@ test_write_timeout(void **state)
     for (int i = 0; i < 3; i++)
         SM_ASSERT_OK(sm_loop_run(l, SM_RUN_NOWAIT));
     assert_true(s->flags & SM__S_BLOCKED);
-    int64_t t0 = sm_test_now_ms();
     assert_true(ts_run_until(l, f_closed, &f, 5000));
-    check_closed_after(&f, t0, 150 - 20, -ETIMEDOUT, "write timeout");
+    check_closed_after(&f, t0, 150, -ETIMEDOUT, "write timeout");
     close(sv[1]);
     ts_loop_free(l);
 }
@@ -382,7 +382,7 @@ test_heartbeat_keeps_alive(void **state)
         .on_message = f_count,
         .on_close = f_close,
         .heartbeat_ms = 25,
-        .heartbeat_timeout_ms = 150,
+        .heartbeat_timeout_ms = 400, /* only a long stall of this process trips it */
         .ping = "hb",
         .ping_len = 2,
         .swallow_pings = true,
@@ -392,7 +392,7 @@ test_heartbeat_keeps_alive(void **state)
         .on_message = f_count,
         .on_close = f_close,
         .heartbeat_ms = 25,
-        .heartbeat_timeout_ms = 150,
+        .heartbeat_timeout_ms = 400, /* only a long stall of this process trips it */
         .ping = "hb",
         .ping_len = 2,
     };
@@ -403,11 +403,11 @@ test_heartbeat_keeps_alive(void **state)
     sm_stream *a = wrap(l, sv[0], &quiet, &fa);
     sm_stream *b = wrap(l, sv[1], &loud, &fb);
     bool never = false;
-    ts_run_until(l, ts_flag, &never, 600); /* four heartbeat timeouts */
+    ts_run_until(l, ts_flag, &never, 1200); /* three heartbeat timeouts */
     assert_int_equal(fa.closes, 0);
     assert_int_equal(fb.closes, 0);
     assert_int_equal(fa.msgs, 0); /* swallowed */
-    assert_true(fb.msgs >= 3);    /* delivered like any message */
+    assert_true(fb.msgs >= 10);   /* delivered like any message */
     /* Application messages still get through a swallowing end. */
     SM_ASSERT_OK(sm_stream_send(b, "data", 4));
     int want = 1;
