@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx "$@")
+      nginx haproxy "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

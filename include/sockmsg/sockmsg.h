@@ -17,6 +17,7 @@
 #include "pack.h"
 #include "stream.h"
 #include "proxy.h"
+#include "server.h"
 
 /* sm_version - the library's version string ("0.1.0"); compare with
  * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */

@@ -1,0 +1,208 @@
+/* Accepting under limits (max_conns, thread limit, file descriptors), and
+ * reading PROXY headers without reading past them. Shared by both models. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "server_internal.h"
+
+/* ---- limits -------------------------------------------------------------------- */
+
+int
+sm__spare_open(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* A flood of refusals must not become a flood of log lines: one a second,
+ * with the count of those left out. */
+static void
+warn_limited(sm__worker *w, int64_t *last, uint64_t *unlogged, const char *what)
+{
+    int64_t now = sm__now_ms();
+    if (*last && now - *last < 1000) {
+        (*unlogged)++;
+        return;
+    }
+    if (*unlogged)
+        sm__log(w->srv, SM_LOG_WARN, "%s (and %llu more in the last second)", what,
+                (unsigned long long)*unlogged);
+    else
+        sm__log(w->srv, SM_LOG_WARN, "%s", what);
+    *last = now;
+    *unlogged = 0;
+}
+
+static void
+set_listening(sm__worker *w, unsigned events)
+{
+    for (int i = 0; i < w->nlst; i++)
+        if (sm_io_is_active(&w->lst[i].io)) sm_io_set_events(&w->lst[i].io, events);
+}
+
+void
+sm__pause_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    if (w->spare_fd < 0) w->spare_fd = sm__spare_open();
+    set_listening(w, SM_READ);
+}
+
+/* Out of fds with connections waiting: without action the listener stays
+ * readable and the loop spins. Spend the spare fd to take one connection off
+ * the backlog and close it (the client learns at once), then take the spare
+ * back. Returns false when there is no spare to spend. */
+static bool
+shed_one(sm__worker *w, int lfd)
+{
+    if (w->spare_fd < 0) return false;
+    close(w->spare_fd);
+    w->spare_fd = -1;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        sm__ctr_add(&w->ctrs.accepted, 1);
+        sm__ctr_add(&w->ctrs.closes[SM_CLOSE_REFUSED], 1);
+        close(fd);
+    }
+    w->spare_fd = sm__spare_open();
+    return fd >= 0 && w->spare_fd >= 0;
+}
+
+static void
+pause_accepting(sm__worker *w)
+{
+    set_listening(w, 0);
+    sm_timer_start(&w->pause, SM__EMFILE_PAUSE_MS, 0);
+}
+
+bool
+sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn take)
+{
+    sm_server *srv = w->srv;
+    int limit = drain_all ? 1 << 20 : SM__ACCEPT_BATCH;
+    for (int i = 0; i < limit; i++) {
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            int err = errno;
+            /* A client that gave up between its handshake and our accept. */
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+            if (err == EAGAIN || err == EWOULDBLOCK) return true;
+            sm__ctr_add(&w->ctrs.accept_errors, 1);
+            char what[160];
+            snprintf(what, sizeof what, "accept: %s: refusing connections%s", sm_strerror(-err),
+                     err == EMFILE || err == ENFILE ? " until descriptors are free" : "");
+            warn_limited(w, &w->emfile_logged_ms, &w->emfile_unlogged, what);
+            if ((err == EMFILE || err == ENFILE) && shed_one(w, l->io.fd)) continue;
+            if (!drain_all) pause_accepting(w);
+            return false;
+        }
+        sm__ctr_add(&w->ctrs.accepted, 1);
+        if (!sm__admit(srv)) {
+            /* Counted and logged before the client can see the close. */
+            sm__ctr_add(&w->ctrs.closes[SM_CLOSE_REFUSED], 1);
+            char what[120];
+            snprintf(what, sizeof what, "connection refused: %d connections open (the limit)",
+                     srv->limit);
+            warn_limited(w, &w->refuse_logged_ms, &w->refuse_unlogged, what);
+            close(fd);
+            continue;
+        }
+        take(w, l, fd);
+    }
+    return true;
+}
+
+/* ---- PROXY headers ---------------------------------------------------------------- */
+
+void
+sm__proxy_rd_init(sm__proxy_rd *r)
+{
+    r->buf = r->small;
+    r->have = 0;
+    r->cap = sizeof r->small;
+}
+
+void
+sm__proxy_rd_free(sm__proxy_rd *r)
+{
+    if (r->buf != r->small) free(r->buf);
+    r->buf = r->small;
+}
+
+/* recv exactly n bytes that a peek has shown to be there. */
+static int
+consume(int fd, uint8_t *to, size_t n)
+{
+    while (n > 0) {
+        ssize_t got = recv(fd, to, n, MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return -errno;
+        if (got == 0) return SM_ERR_TRUNCATED;
+        to += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* The bytes after the header belong to the application's framing, and a
+ * stream or conn will read the socket next: so peek, decode, and take off
+ * the socket only the bytes the decoder has claimed for the header.
+ * Returns the header's length (> 0, *info set), -EAGAIN (wait until
+ * readable, then call again), SM_ERR_TRUNCATED (EOF first), -EPROTO (why
+ * says why), or -errno. */
+ssize_t
+sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, size_t why_len)
+{
+    for (;;) {
+        ssize_t n = recv(fd, r->buf + r->have, r->cap - r->have, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+        if (n == 0) return SM_ERR_TRUNCATED;
+        size_t seen = r->have + (size_t)n;
+        ssize_t h = sm_proxy_decode(r->buf, seen, info, why, why_len);
+        if (h > 0) {
+            int rc = consume(fd, r->buf + r->have, (size_t)h - r->have);
+            if (rc < 0) return rc;
+            r->have = (size_t)h;
+            return h;
+        }
+        if (h != -EAGAIN) return h;
+        /* Everything seen is a prefix of the header: take it off the socket. */
+        int rc = consume(fd, r->buf + r->have, (size_t)n);
+        if (rc < 0) return rc;
+        r->have = seen;
+        if (r->have == r->cap) {
+            if (r->cap >= SM_PROXY_V2_MAX) {
+                snprintf(why, why_len, "header longer than %d bytes", SM_PROXY_V2_MAX);
+                return -EPROTO;
+            }
+            uint8_t *big = malloc(SM_PROXY_V2_MAX);
+            if (!big) return -ENOMEM;
+            memcpy(big, r->buf, r->have);
+            r->buf = big;
+            r->cap = SM_PROXY_V2_MAX;
+        }
+    }
+}
+
+sm__proxied *
+sm__proxied_new(const sm_proxy_info *info, int *err)
+{
+    *err = 0;
+    if (!info->known) return NULL;
+    sm__proxied *px = malloc(sizeof *px);
+    if (!px) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    px->src = info->src;
+    px->dst = info->dst;
+    return px;
+}

@@ -1,0 +1,308 @@
+/* The server module's private state, shared by server.c (configuration,
+ * listeners, lifecycle, stats, peer calls), server_accept.c (accepting under
+ * limits, PROXY headers), server_loop.c (the event-driven model),
+ * server_thread.c (thread per connection) and server_handlers.c. Never
+ * installed. */
+#ifndef SM_SERVER_INTERNAL_H
+#define SM_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "sockmsg/conn.h"
+#include "sockmsg/proxy.h"
+#include "sockmsg/server.h"
+#include "sockmsg/stream.h"
+
+#define SM__ACCEPT_BATCH     64  /* connections accepted per readiness event */
+#define SM__EMFILE_PAUSE_MS  100 /* accepting pauses this long without a spare fd */
+#define SM__PROXY_DEFAULT_MS 10000
+#define SM__MAX_LOOPS        64
+
+typedef struct sm__worker sm__worker;
+
+/* Counters. Written with relaxed atomic adds (uncontended in the loop model:
+ * each worker has its own), read by sm_server_stats from any thread. */
+typedef struct sm__ctrs {
+    _Atomic uint64_t accepted, opened, msgs_in, msgs_out, bytes_in, bytes_out, accept_errors;
+    _Atomic uint64_t closes[SM_CLOSE_KINDS];
+} sm__ctrs;
+
+static inline void
+sm__ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* One listening socket watched by one worker. */
+typedef struct sm__listener {
+    sm_io io;
+    sm__worker *w;
+    int *slot;     /* its entry in sm_server.fds, set to -1 when closed */
+    int ep;        /* index into sm_server.eps */
+    bool dispatch; /* hand accepted fds to the workers in turn */
+} sm__listener;
+
+/* A message for sm_server_broadcast, shared by the loops it is handed to. */
+typedef struct sm__bmsg {
+    atomic_int refs;
+    int type;
+    uint64_t from; /* the sender's peer id: never sent back to it */
+    size_t len;
+    uint8_t data[];
+} sm__bmsg;
+
+/* An fd handed to another worker, with the endpoint it came from. */
+typedef struct sm__handoff {
+    int fd;
+    int ep;
+} sm__handoff;
+
+/* A growable array of fds or message pointers (a worker's inbox). */
+typedef struct sm__vec {
+    void *items;
+    size_t n, cap;
+} sm__vec;
+int sm__vec_push(sm__vec *v, const void *item, size_t size);
+
+/* An intrusive list of peers (or handshakes): a head whose next/prev point
+ * at itself when empty. */
+typedef struct sm__node {
+    struct sm__node *next, *prev;
+} sm__node;
+
+static inline void
+sm__list_init(sm__node *h)
+{
+    h->next = h->prev = h;
+}
+
+static inline bool
+sm__list_empty(const sm__node *h)
+{
+    return h->next == h;
+}
+
+static inline void
+sm__list_append(sm__node *h, sm__node *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void
+sm__list_remove(sm__node *n)
+{
+    if (!n->next) return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+}
+
+#define SM__CONTAINER(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
+
+/* Reading a PROXY header without reading past it. */
+typedef struct sm__proxy_rd {
+    uint8_t *buf; /* small, or a heap buffer of SM_PROXY_V2_MAX */
+    size_t have, cap;
+    uint8_t small[128];
+} sm__proxy_rd;
+
+/* The addresses a PROXY header named. */
+typedef struct sm__proxied {
+    sm_addr src, dst;
+} sm__proxied;
+
+/* sm_peer.flags */
+enum {
+    SM__P_GOT_FIRST = 0x1, /* a whole message arrived */
+    SM__P_FRESH = 0x2,     /* on the worker's first-message list */
+    SM__P_SHUT = 0x4,      /* the server half-closed it (drain or sm_peer_shutdown) */
+    SM__P_CLOSING = 0x8,   /* sm_peer_close or a server close: no more handlers */
+};
+
+struct sm_peer {
+    sm_server *srv;
+    sm__worker *w; /* loop model: its loop's worker */
+    void *data;
+    uint64_t id;
+    sm__node link;  /* loop: the worker's peers; thread: the server's registry */
+    sm__node fresh; /* loop: the first-message list, oldest first */
+    sm__proxied *px;
+    sm_stream *s;      /* loop model */
+    int fd;            /* the socket (the stream's or the connection's) */
+    int64_t fresh_due; /* loop: first-message deadline */
+    int override;      /* a reason that replaces the stream's SM_ERR_CLOSED */
+    const char *override_detail;
+    unsigned flags;
+};
+
+/* A connection whose PROXY header is being read (loop model). */
+typedef struct sm__pending {
+    sm_io io;
+    sm__worker *w;
+    sm__node link; /* the worker's pending list, oldest first */
+    int64_t due;
+    sm__proxy_rd rd;
+} sm__pending;
+
+struct sm__worker {
+    sm_server *srv;
+    int index;
+    sm_loop *loop;
+    pthread_t thread;
+    bool started;
+
+    sm__listener *lst;
+    int nlst;
+    int spare_fd;       /* reserve for EMFILE, or -1 */
+    sm_timer pause;     /* EMFILE without a spare: accepting resumes */
+    sm_timer keepalive; /* keeps the loop running while it has nothing else */
+    sm_timer fresh_timer;
+    sm_timer pend_timer;
+    sm_timer drain_tick;
+    sm_timer deadline;
+    sm_signal sig[2];
+    int signals_seen;
+
+    sm__node peers, fresh, pending;
+    atomic_size_t npeers;
+    size_t npending;
+    unsigned rr;        /* dispatch: the next worker */
+    uint64_t wake_mask; /* dispatch: workers handed fds in this batch */
+    bool done;          /* the loop may end */
+
+    /* The inbox: fds handed over by worker 0 and broadcast messages. */
+    pthread_mutex_t lock;
+    sm__vec in_fds, in_msgs;     /* under lock */
+    sm__vec work_fds, work_msgs; /* the loop thread's, swapped with the above */
+    sm__vec in_done, work_done;  /* thread model: finished threads to join */
+    bool exited;                 /* under lock: post nothing more */
+
+    bool stopping, forced, listening_done;
+
+    /* Warnings at most once a second, with a count of those not logged. */
+    int64_t refuse_logged_ms;
+    uint64_t refuse_unlogged;
+    int64_t emfile_logged_ms;
+    uint64_t emfile_unlogged;
+
+    sm__ctrs ctrs;
+};
+
+typedef struct sm__ep {
+    sm_endpoint ep;    /* as configured */
+    sm_endpoint bound; /* port 0 resolved */
+    bool is_unix;
+    dev_t dev; /* a Unix path: the socket file we made, removed at free */
+    ino_t ino;
+} sm__ep;
+
+struct sm_server {
+    sm_server_opts o; /* effective values */
+    sm_frame_spec spec_default;
+    sm_stream_opts sopts; /* shared by every stream (loop model) */
+    char **listen_copy;
+
+    sm__ep *eps;
+    int neps;
+    int *fds; /* listening fds: neps x nfd_sets (one set per worker with REUSEPORT) */
+    int nfd_sets;
+
+    sm__worker *ws;
+    int nw;
+
+    atomic_bool stopping, forced, started, waited;
+    atomic_int listening; /* workers that still have listeners open */
+    atomic_int alive;     /* workers whose loops still run */
+    _Atomic int64_t stop_ms;
+    atomic_int nconns;
+    int limit; /* effective max connections, 0: none */
+    _Atomic uint64_t next_id;
+
+    /* Workers set up (signalfd, listeners) before any accepts: otherwise a
+     * worker that accepts up to the fd limit starves another's setup. */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_cond;
+    int gate_ready;
+    bool gate_abort;
+
+    bool mask_set;
+    pthread_t mask_thread;
+    sigset_t old_mask;
+
+    /* Thread model. */
+    pthread_mutex_t reg_lock;
+    sm__node registry; /* every live connection thread's peer */
+    int stop_fd;       /* an eventfd, readable once stopping */
+    sm__ctrs tctrs;    /* the connection threads' counters */
+
+    char fresh_detail[96];
+};
+
+/* ---- server.c --------------------------------------------------------------- */
+
+void sm__log(const sm_server *srv, sm_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Reserve a connection slot; false at the limit. */
+bool sm__admit(sm_server *srv);
+void sm__release(sm_server *srv);
+/* A connection ended: count it by the kind of reason, free its slot. */
+void sm__count_close(sm_server *srv, sm__ctrs *c, sm_close_kind kind);
+uint64_t sm__next_id(sm_server *srv);
+/* A worker is set up: wait until every worker is. */
+void sm__gate_pass(sm_server *srv);
+/* Exit conditions need everyone's listeners closed: wake all workers. */
+void sm__wake_all(sm_server *srv);
+int64_t sm__drain_deadline(const sm_server *srv);
+
+/* ---- server_accept.c ---------------------------------------------------- */
+
+/* Accept up to SM__ACCEPT_BATCH connections (or, with drain_all, everything
+ * in the backlog) on l, under the server's limits; admitted fds go to
+ * take(w, l, fd) with a slot reserved. Returns false when accepting paused
+ * (EMFILE without a spare fd). */
+typedef void (*sm__take_fn)(sm__worker *w, sm__listener *l, int fd);
+bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn take);
+int sm__spare_open(void);
+void sm__pause_cb(sm_timer *t);
+/* Read more of a PROXY header from non-blocking fd; see server_accept.c. */
+void sm__proxy_rd_init(sm__proxy_rd *r);
+void sm__proxy_rd_free(sm__proxy_rd *r);
+ssize_t sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, size_t why_len);
+/* The header's addresses, or NULL (none named); *err set on ENOMEM. */
+sm__proxied *sm__proxied_new(const sm_proxy_info *info, int *err);
+
+/* ---- server_loop.c ------------------------------------------------------- */
+
+int sm__loop_init(sm_server *srv, char *why, size_t why_len);
+void *sm__loop_main(void *arg);
+void sm__loop_wakeup(sm_loop *loop);
+int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+int sm__lpeer_shutdown(sm_peer *p);
+int sm__lpeer_close(sm_peer *p);
+int sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
+                       size_t len);
+
+/* ---- server_thread.c ---------------------------------------------------- */
+
+int sm__thread_init(sm_server *srv, char *why, size_t why_len);
+void *sm__thread_main(void *arg);
+void sm__thread_wakeup(sm_loop *loop);
+int sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+int sm__tpeer_shutdown(sm_peer *p);
+int sm__tpeer_close(sm_peer *p);
+const char *sm__tpeer_detail(const sm_peer *p);
+int sm__thread_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
+                         size_t len);
+void sm__thread_force(sm_server *srv);
+/* True on one of the server's connection threads. */
+bool sm__thread_is_own(sm_server *srv);
+
+/* Shared by both models' workers. */
+void sm__signal_cb(sm_signal *w, int signum);
+
+#endif

@@ -1,0 +1,626 @@
+/* The event-driven model: N loops, one thread each; every connection is an
+ * sm_stream on one loop for its whole life. Cross-thread traffic goes
+ * through each worker's inbox (handed-over fds, broadcast messages) and
+ * sm_loop_wakeup; everything else a worker touches is its own. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "server_internal.h"
+#include "stream_internal.h"
+
+#define KEEPALIVE_MS (3600 * 1000)
+static const char forced_detail[] = "closed by the server's stop (drain deadline or forced stop)";
+
+static void maybe_exit(sm__worker *w);
+
+/* ---- peers ------------------------------------------------------------------ */
+
+static void
+fresh_arm(sm__worker *w)
+{
+    if (sm__list_empty(&w->fresh) || sm_timer_is_active(&w->fresh_timer)) return;
+    sm_peer *p = SM__CONTAINER(w->fresh.next, sm_peer, fresh);
+    int64_t left = p->fresh_due - sm_loop_now(w->loop);
+    sm_timer_start(&w->fresh_timer, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+static void
+fresh_leave(sm_peer *p)
+{
+    if (!(p->flags & SM__P_FRESH)) return;
+    p->flags &= ~(unsigned)SM__P_FRESH;
+    sm__list_remove(&p->fresh);
+}
+
+static void
+fresh_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    int64_t now = sm_loop_now(w->loop);
+    while (!sm__list_empty(&w->fresh)) {
+        sm_peer *p = SM__CONTAINER(w->fresh.next, sm_peer, fresh);
+        if (p->fresh_due > now) break;
+        fresh_leave(p);
+        p->override = -ETIMEDOUT;
+        p->override_detail = w->srv->fresh_detail;
+        p->flags |= SM__P_CLOSING;
+        sm_stream_close(p->s);
+    }
+    fresh_arm(w);
+}
+
+static void
+on_stream_message(sm_stream *s, const sm_frame_msg *m)
+{
+    sm_peer *p = sm_stream_get_data(s);
+    sm__worker *w = p->w;
+    fresh_leave(p);
+    p->flags |= SM__P_GOT_FIRST;
+    sm__ctr_add(&w->ctrs.msgs_in, 1);
+    sm__ctr_add(&w->ctrs.bytes_in, m->len);
+    w->srv->o.on_message(p, m);
+}
+
+static void
+on_stream_close(sm_stream *s, int reason)
+{
+    sm_peer *p = sm_stream_get_data(s);
+    sm__worker *w = p->w;
+    sm_server *srv = w->srv;
+    if (reason == SM_ERR_CLOSED && p->override) reason = p->override;
+    fresh_leave(p);
+    sm__list_remove(&p->link);
+    atomic_fetch_sub_explicit(&w->npeers, 1, memory_order_relaxed);
+    sm_close_kind kind = sm_server_close_kind(reason);
+    sm__count_close(srv, &w->ctrs, kind);
+    p->flags |= SM__P_CLOSING;
+    if (srv->o.log_level >= SM_LOG_DEBUG) {
+        const char *d = sm_peer_error_detail(p);
+        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s", (unsigned long long)p->id,
+                sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
+    }
+    if (srv->o.on_close) srv->o.on_close(p, reason);
+    free(p->px);
+    free(p);
+    maybe_exit(w);
+}
+
+static void
+log_open(sm_peer *p)
+{
+    sm_server *srv = p->srv;
+    if (srv->o.log_level < SM_LOG_DEBUG || !srv->o.log) return;
+    sm_addr a;
+    char where[160] = "?";
+    int src = sm_peer_addr(p, &a);
+    if (src >= 0) sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
+    sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)p->id, where,
+            src == 1 ? " (PROXY)" : "");
+}
+
+/* A connection is ready to serve (its PROXY header read, if any). Takes fd
+ * and px; the connection's slot is released if this fails. */
+static void
+peer_open(sm__worker *w, int fd, sm__proxied *px)
+{
+    sm_server *srv = w->srv;
+    sm_peer *p = calloc(1, sizeof *p);
+    int rc = p ? sm_stream_new_take(&p->s, w->loop, fd, &srv->sopts, p) : -ENOMEM;
+    if (rc < 0) {
+        if (!p) close(fd);
+        free(p);
+        free(px);
+        sm__log(srv, SM_LOG_ERROR, "a new connection: %s", sm_strerror(rc));
+        sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
+        maybe_exit(w);
+        return;
+    }
+    p->srv = srv;
+    p->w = w;
+    p->fd = fd;
+    p->px = px;
+    p->id = sm__next_id(srv);
+    sm__list_append(&w->peers, &p->link);
+    atomic_fetch_add_explicit(&w->npeers, 1, memory_order_relaxed);
+    if (srv->o.first_message_timeout_ms > 0) {
+        p->flags |= SM__P_FRESH;
+        p->fresh_due = sm_loop_now(w->loop) + srv->o.first_message_timeout_ms;
+        sm__list_append(&w->fresh, &p->fresh);
+        fresh_arm(w);
+    }
+    sm__ctr_add(&w->ctrs.opened, 1);
+    log_open(p);
+    if (srv->o.on_open) srv->o.on_open(p);
+}
+
+/* ---- PROXY headers ---------------------------------------------------------------- */
+
+static void
+pend_arm(sm__worker *w)
+{
+    if (sm__list_empty(&w->pending) || sm_timer_is_active(&w->pend_timer)) return;
+    sm__pending *pd = SM__CONTAINER(w->pending.next, sm__pending, link);
+    int64_t left = pd->due - sm_loop_now(w->loop);
+    sm_timer_start(&w->pend_timer, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+/* Forget a handshake; close its fd unless it goes on as a peer. */
+static int
+pend_end(sm__pending *pd, bool close_fd)
+{
+    sm__worker *w = pd->w;
+    int fd = pd->io.fd;
+    sm_io_stop(&pd->io);
+    if (close_fd) close(fd);
+    sm__list_remove(&pd->link);
+    w->npending--;
+    sm__proxy_rd_free(&pd->rd);
+    free(pd);
+    return fd;
+}
+
+static void
+pend_fail(sm__pending *pd, int err, const char *why)
+{
+    sm__worker *w = pd->w;
+    sm_addr a;
+    char where[160] = "?";
+    memset(&a, 0, sizeof a);
+    a.len = sizeof a.ss;
+    if (getpeername(pd->io.fd, (struct sockaddr *)&a.ss, &a.len) == 0)
+        sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
+    sm__log(w->srv, err == -ECANCELED ? SM_LOG_DEBUG : SM_LOG_WARN, "PROXY header from %s: %s",
+            where, why && why[0] ? why : sm_strerror(err));
+    pend_end(pd, true);
+    sm__count_close(w->srv, &w->ctrs, sm_server_close_kind(err));
+}
+
+static void
+pend_io_cb(sm_io *io, unsigned events)
+{
+    (void)events;
+    sm__pending *pd = io->data;
+    sm__worker *w = pd->w;
+    sm_proxy_info info;
+    char why[160] = "";
+    ssize_t h = sm__proxy_read(io->fd, &pd->rd, &info, why, sizeof why);
+    if (h == -EAGAIN) return;
+    int err = (int)h;
+    sm__proxied *px = h > 0 ? sm__proxied_new(&info, &err) : NULL;
+    if (err < 0) {
+        pend_fail(pd, err, why);
+    } else {
+        int fd = pend_end(pd, false);
+        peer_open(w, fd, px);
+    }
+    maybe_exit(w);
+}
+
+static void
+pend_timer_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    int64_t now = sm_loop_now(w->loop);
+    while (!sm__list_empty(&w->pending)) {
+        sm__pending *pd = SM__CONTAINER(w->pending.next, sm__pending, link);
+        if (pd->due > now) break;
+        pend_fail(pd, -ETIMEDOUT, "no complete header in time");
+    }
+    pend_arm(w);
+    maybe_exit(w);
+}
+
+static void
+pend_new(sm__worker *w, int fd)
+{
+    sm_server *srv = w->srv;
+    sm__pending *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        close(fd);
+        sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
+        return;
+    }
+    pd->w = w;
+    sm__proxy_rd_init(&pd->rd);
+    int ms =
+        srv->o.first_message_timeout_ms ? srv->o.first_message_timeout_ms : SM__PROXY_DEFAULT_MS;
+    pd->due = sm_loop_now(w->loop) + ms;
+    sm_io_init(w->loop, &pd->io, fd, pend_io_cb);
+    pd->io.data = pd;
+    int rc = sm_io_start(&pd->io, SM_READ);
+    if (rc < 0) {
+        close(fd);
+        free(pd);
+        sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
+        return;
+    }
+    sm__list_append(&w->pending, &pd->link);
+    w->npending++;
+    pend_arm(w);
+}
+
+/* ---- accepting ------------------------------------------------------------------- */
+
+static void
+take_local(sm__worker *w, int ep, int fd)
+{
+    sm_server *srv = w->srv;
+    if (srv->o.sock)
+        sm_sock_set_opts(fd, srv->o.sock);
+    else if (!srv->eps[ep].is_unix)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (srv->o.proxy_protocol)
+        pend_new(w, fd);
+    else
+        peer_open(w, fd, NULL);
+}
+
+static void
+take_cb(sm__worker *w, sm__listener *l, int fd)
+{
+    sm_server *srv = w->srv;
+    if (!l->dispatch) {
+        take_local(w, l->ep, fd);
+        return;
+    }
+    int k = (int)(w->rr++ % (unsigned)srv->nw);
+    sm__worker *to = &srv->ws[k];
+    if (to == w) {
+        take_local(w, l->ep, fd);
+        return;
+    }
+    sm__handoff h = {.fd = fd, .ep = l->ep};
+    pthread_mutex_lock(&to->lock);
+    int rc = sm__vec_push(&to->in_fds, &h, sizeof h);
+    pthread_mutex_unlock(&to->lock);
+    if (rc < 0) {
+        close(fd);
+        sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
+        return;
+    }
+    w->wake_mask |= (uint64_t)1 << k;
+}
+
+static void
+wake_handed(sm__worker *w)
+{
+    for (int k = 0; w->wake_mask; k++) {
+        if (w->wake_mask & ((uint64_t)1 << k)) sm_loop_wakeup(w->srv->ws[k].loop);
+        w->wake_mask &= ~((uint64_t)1 << k);
+    }
+}
+
+static void
+listener_cb(sm_io *io, unsigned events)
+{
+    (void)events;
+    sm__listener *l = io->data;
+    sm__accept_batch(l->w, l, false, take_cb);
+    wake_handed(l->w);
+}
+
+/* ---- the inbox and broadcasts ------------------------------------------------------- */
+
+static void
+bmsg_unref(sm__bmsg *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
+}
+
+static int
+send_one(sm_peer *p, int type, const void *msg, size_t len)
+{
+    int rc = type >= 0 ? sm_stream_send_type(p->s, type, msg, len) : sm_stream_send(p->s, msg, len);
+    if (rc >= 0) {
+        sm__ctr_add(&p->w->ctrs.msgs_out, 1);
+        sm__ctr_add(&p->w->ctrs.bytes_out, len);
+    }
+    return rc;
+}
+
+static void
+deliver_local(sm__worker *w, uint64_t from, int type, const void *msg, size_t len)
+{
+    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
+        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
+        if (p->id == from || (p->flags & (SM__P_SHUT | SM__P_CLOSING))) continue;
+        send_one(p, type, msg, len);
+    }
+}
+
+static void
+take_inbox(sm__worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    sm__vec t = w->in_fds;
+    w->in_fds = w->work_fds;
+    w->work_fds = t;
+    t = w->in_msgs;
+    w->in_msgs = w->work_msgs;
+    w->work_msgs = t;
+    pthread_mutex_unlock(&w->lock);
+
+    sm__handoff *hs = w->work_fds.items;
+    for (size_t i = 0; i < w->work_fds.n; i++)
+        take_local(w, hs[i].ep, hs[i].fd);
+    w->work_fds.n = 0;
+    sm__bmsg **ms = w->work_msgs.items;
+    for (size_t i = 0; i < w->work_msgs.n; i++) {
+        deliver_local(w, ms[i]->from, ms[i]->type, ms[i]->data, ms[i]->len);
+        bmsg_unref(ms[i]);
+    }
+    w->work_msgs.n = 0;
+}
+
+int
+sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
+{
+    sm__worker *own = except ? except->w : NULL;
+    uint64_t from = except ? except->id : 0;
+    if (own) deliver_local(own, from, type, msg, len);
+    if (srv->nw == (own ? 1 : 0)) return 0;
+    sm__bmsg *m = malloc(sizeof *m + len);
+    if (!m) return -ENOMEM;
+    atomic_init(&m->refs, 1);
+    m->type = type;
+    m->from = from;
+    m->len = len;
+    if (len) memcpy(m->data, msg, len);
+    int rc = 0;
+    for (int i = 0; i < srv->nw; i++) {
+        sm__worker *w = &srv->ws[i];
+        if (w == own) continue;
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        pthread_mutex_lock(&w->lock);
+        int pr = w->exited ? 1 : sm__vec_push(&w->in_msgs, &m, sizeof m);
+        pthread_mutex_unlock(&w->lock);
+        if (pr != 0) {
+            bmsg_unref(m);
+            if (pr < 0) rc = pr;
+            continue;
+        }
+        sm_loop_wakeup(w->loop);
+    }
+    bmsg_unref(m);
+    return rc;
+}
+
+/* ---- peer calls (on the peer's loop thread) --------------------------------------------- */
+
+int
+sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
+{
+    if (type >= 0) return send_one(p, type, iov[0].iov_base, iov[0].iov_len);
+    int rc = iovcnt == 1 ? sm_stream_send(p->s, iov[0].iov_base, iov[0].iov_len)
+                         : sm_stream_sendv(p->s, iov, iovcnt);
+    if (rc >= 0) {
+        size_t len = 0;
+        for (int i = 0; i < iovcnt; i++)
+            len += iov[i].iov_len;
+        sm__ctr_add(&p->w->ctrs.msgs_out, 1);
+        sm__ctr_add(&p->w->ctrs.bytes_out, len);
+    }
+    return rc;
+}
+
+int
+sm__lpeer_shutdown(sm_peer *p)
+{
+    int rc = sm_stream_shutdown(p->s);
+    if (rc == 0) p->flags |= SM__P_SHUT;
+    return rc;
+}
+
+int
+sm__lpeer_close(sm_peer *p)
+{
+    if (p->flags & SM__P_CLOSING) return SM_ERR_CLOSED;
+    p->flags |= SM__P_CLOSING;
+    return sm_stream_close(p->s);
+}
+
+/* ---- stopping ------------------------------------------------------------------------- */
+
+/* Quiet: no unfinished message, nothing read for drain_quiet_ms, nothing
+ * left to write. (The stream's own fields: its decoder holds a partial
+ * message exactly when rd is set, and rx_ts is the loop time of its last
+ * read.) */
+static bool
+quiet(const sm_peer *p, uint32_t now, uint32_t quiet_ms)
+{
+    const sm_stream *s = p->s;
+    return !s->rd && (uint32_t)(now - s->rx_ts) >= quiet_ms && sm_stream_queued(s) == 0;
+}
+
+static void
+drain_tick_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    uint32_t now = (uint32_t)sm_loop_now(w->loop);
+    uint32_t q = (uint32_t)w->srv->o.drain_quiet_ms;
+    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
+        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
+        if (p->flags & (SM__P_SHUT | SM__P_CLOSING) || !quiet(p, now, q)) continue;
+        p->flags |= SM__P_SHUT;
+        sm_stream_shutdown(p->s);
+    }
+}
+
+static void
+force_all(sm__worker *w)
+{
+    w->forced = true;
+    while (!sm__list_empty(&w->pending))
+        pend_fail(SM__CONTAINER(w->pending.next, sm__pending, link), -ECANCELED,
+                  "closed by the server's stop");
+    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
+        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
+        if (p->flags & SM__P_CLOSING) continue;
+        p->flags |= SM__P_CLOSING;
+        p->override = -ECANCELED;
+        p->override_detail = forced_detail;
+        sm_stream_close(p->s);
+    }
+}
+
+static void
+deadline_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    if (!w->forced) {
+        sm__log(w->srv, SM_LOG_WARN, "drain deadline: closing %zu connections",
+                atomic_load_explicit(&w->npeers, memory_order_relaxed) + w->npending);
+        force_all(w);
+    }
+}
+
+static void
+begin_stop(sm__worker *w)
+{
+    sm_server *srv = w->srv;
+    w->stopping = true;
+    sm_timer_stop(&w->pause);
+    /* What the kernel has already accepted for us is served, not reset. */
+    for (int i = 0; i < w->nlst; i++) {
+        sm__listener *l = &w->lst[i];
+        if (!sm_io_is_active(&l->io)) continue;
+        sm__accept_batch(w, l, true, take_cb);
+        sm_io_close(&l->io, NULL);
+        *l->slot = -1;
+    }
+    wake_handed(w);
+    if (atomic_fetch_sub(&srv->listening, 1) == 1) sm__wake_all(srv);
+    uint64_t tick = (uint64_t)SM__MIN(SM__MAX(srv->o.drain_quiet_ms / 2, 5), 50);
+    sm_timer_start(&w->drain_tick, tick, tick);
+    int64_t dl = sm__drain_deadline(srv);
+    if (dl != INT64_MAX) {
+        int64_t left = dl - sm_loop_now(w->loop);
+        sm_timer_start(&w->deadline, left > 0 ? (uint64_t)left : 0, 0);
+    }
+}
+
+static void
+maybe_exit(sm__worker *w)
+{
+    sm_server *srv = w->srv;
+    if (!w->stopping || w->done || atomic_load(&srv->listening) > 0) return;
+    if (atomic_load_explicit(&w->npeers, memory_order_relaxed) || w->npending) return;
+    /* Worker 0 watches the signals: it stays until the others are gone, so
+     * a second signal still forces their close. */
+    if (w->index == 0 && srv->o.handle_signals && atomic_load(&srv->alive) > 1) return;
+    pthread_mutex_lock(&w->lock);
+    bool handed = w->in_fds.n > 0;
+    pthread_mutex_unlock(&w->lock);
+    if (handed) return;
+    w->done = true;
+    sm_timer_stop(&w->keepalive);
+    sm_timer_stop(&w->fresh_timer);
+    sm_timer_stop(&w->pend_timer);
+    sm_timer_stop(&w->drain_tick);
+    sm_timer_stop(&w->deadline);
+    sm_timer_stop(&w->pause);
+    sm_loop_stop(w->loop);
+}
+
+void
+sm__loop_wakeup(sm_loop *loop)
+{
+    sm__worker *w = sm_loop_get_data(loop);
+    sm_server *srv = w->srv;
+    if (w->done) return;
+    take_inbox(w);
+    if (atomic_load(&srv->stopping) && !w->stopping) begin_stop(w);
+    if (atomic_load(&srv->forced) && !w->forced) force_all(w);
+    maybe_exit(w);
+}
+
+/* ---- the worker thread ------------------------------------------------------------------- */
+
+static void
+keepalive_cb(sm_timer *t)
+{
+    (void)t;
+}
+
+int
+sm__loop_init(sm_server *srv, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    const sm_server_opts *o = &srv->o;
+    srv->sopts = (sm_stream_opts){
+        .spec = o->spec,
+        .on_message = on_stream_message,
+        .on_close = on_stream_close,
+        .high_water = o->high_water,
+        .max_queued = o->max_queued,
+        .idle_timeout_ms = o->idle_timeout_ms,
+        .write_timeout_ms = o->write_timeout_ms == SM_FOREVER ? 0 : o->write_timeout_ms,
+    };
+    for (int i = 0; i < srv->nw; i++) {
+        sm__worker *w = &srv->ws[i];
+        sm_timer *timers[] = {&w->pause,      &w->keepalive,  &w->fresh_timer,
+                              &w->pend_timer, &w->drain_tick, &w->deadline};
+        sm_timer_cb cbs[] = {sm__pause_cb,  keepalive_cb,  fresh_cb,
+                             pend_timer_cb, drain_tick_cb, deadline_cb};
+        for (size_t k = 0; k < sizeof timers / sizeof timers[0]; k++) {
+            sm_timer_init(w->loop, timers[k], cbs[k]);
+            timers[k]->data = w;
+        }
+        for (int k = 0; k < 2; k++) {
+            sm_signal_init(w->loop, &w->sig[k], sm__signal_cb);
+            w->sig[k].data = w;
+        }
+    }
+    return 0;
+}
+
+void *
+sm__loop_main(void *arg)
+{
+    sm__worker *w = arg;
+    sm_server *srv = w->srv;
+    int rc = sm_timer_start(&w->keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
+    for (int i = 0; rc == 0 && i < w->nlst; i++) {
+        sm__listener *l = &w->lst[i];
+        sm_io_init(w->loop, &l->io, *l->slot, listener_cb);
+        l->io.data = l;
+        rc = sm_io_start(&l->io, SM_READ);
+    }
+    if (rc == 0 && w->index == 0 && srv->o.handle_signals) {
+        rc = sm_signal_start(&w->sig[0], SIGINT);
+        if (rc == 0) rc = sm_signal_start(&w->sig[1], SIGTERM);
+    }
+    if (rc < 0) {
+        sm__log(srv, SM_LOG_ERROR, "loop %d: cannot start: %s; stopping the server", w->index,
+                sm_strerror(rc));
+        sm_server_stop(srv);
+    }
+    sm__gate_pass(srv);
+    while (!w->done) {
+        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
+        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "loop %d: %s", w->index, sm_strerror(rc));
+        if (rc == 0) break;
+    }
+    sm_signal_stop(&w->sig[0]);
+    sm_signal_stop(&w->sig[1]);
+    for (int i = 0; i < w->nlst; i++)
+        if (sm_io_is_active(&w->lst[i].io)) sm_io_stop(&w->lst[i].io);
+    pthread_mutex_lock(&w->lock);
+    w->exited = true;
+    sm__bmsg **ms = w->in_msgs.items;
+    for (size_t i = 0; i < w->in_msgs.n; i++)
+        bmsg_unref(ms[i]);
+    w->in_msgs.n = 0;
+    pthread_mutex_unlock(&w->lock);
+    sm_loop_run(w->loop, SM_RUN_NOWAIT);
+    if (atomic_fetch_sub(&srv->alive, 1) == 2 && srv->o.handle_signals)
+        sm_loop_wakeup(srv->ws[0].loop);
+    return NULL;
+}

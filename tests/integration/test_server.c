@@ -1,0 +1,681 @@
+/* Servers, in both execution models (and both ways the loop model accepts):
+ * endpoints, limits, timeouts, PROXY headers, broadcasts, handler calls,
+ * stopping. Run once per loop backend. */
+#include "server_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <sockmsg/proxy.h>
+
+static const srv_variant loop_reuseport = {SM_SERVER_LOOP, SM_ACCEPT_REUSEPORT, 2};
+static const srv_variant loop_dispatch = {SM_SERVER_LOOP, SM_ACCEPT_DISPATCH, 3};
+static const srv_variant threads = {SM_SERVER_THREAD, SM_ACCEPT_DEFAULT, 0};
+
+/* What the handlers saw, for assertions. */
+typedef struct seen {
+    atomic_int opens, closes;
+    atomic_int reasons[SM_CLOSE_KINDS];
+} seen;
+
+static void
+count_open(sm_peer *p)
+{
+    seen *s = sm_server_get_data(sm_peer_server(p));
+    if (s) atomic_fetch_add(&s->opens, 1);
+}
+
+static void
+count_close(sm_peer *p, int reason)
+{
+    seen *s = sm_server_get_data(sm_peer_server(p));
+    if (!s) return;
+    atomic_fetch_add(&s->reasons[sm_server_close_kind(reason)], 1);
+    atomic_fetch_add(&s->closes, 1);
+}
+
+/* ---- endpoints ----------------------------------------------------------------- */
+
+static void
+test_endpoints(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    char dir[256], path_ep[400], abstract_ep[128];
+    sm_test_mkdtemp(dir, sizeof dir);
+    snprintf(path_ep, sizeof path_ep, "unix:%s/srv.sock", dir);
+    static atomic_int counter;
+    snprintf(abstract_ep, sizeof abstract_ep, "unix:@sm-srv-test-%d-%d", (int)getpid(),
+             atomic_fetch_add(&counter, 1));
+    const char *eps[] = {"tcp://127.0.0.1:0", path_ep, abstract_ep, "tcp://localhost:0"};
+    sm_server_opts o = {.listen = eps, .listen_count = 4, .on_message = sm_server_handler_echo};
+    srv_apply(&o, v);
+    char first[128];
+    sm_server *srv = srv_start(&o, first, sizeof first);
+    assert_int_equal(sm_server_endpoint_count(srv), 4);
+    for (int i = 0; i < 4; i++) {
+        sm_endpoint e;
+        char ep[400];
+        SM_ASSERT_OK(sm_server_endpoint(srv, i, &e));
+        SM_ASSERT_OK(sm_endpoint_format(&e, ep, sizeof ep));
+        if (e.kind == SM_ENDPOINT_TCP) assert_int_not_equal(e.port, 0);
+        /* Several clients, so that each loop gets some. */
+        for (int k = 0; k < 4; k++) {
+            sm_conn *c = cli_dial(ep);
+            char msg[500];
+            snprintf(msg, sizeof msg, "hello %d/%d via %s", i, k, ep);
+            cli_echo(c, msg);
+            sm_conn_free(c);
+        }
+    }
+    SM_ASSERT_ERR(sm_server_endpoint(srv, 4, &(sm_endpoint){0}), -EINVAL);
+    sm_server_stop(srv);
+    SM_ASSERT_OK(sm_server_wait(srv));
+    sm_server_stats st = srv_stats(srv);
+    assert_int_equal(st.opened, 16);
+    assert_int_equal(st.msgs_in, 16);
+    assert_int_equal(st.msgs_out, 16);
+    assert_int_equal(st.current, 0);
+    sm_server_free(srv);
+    struct stat sb;
+    char file[300];
+    snprintf(file, sizeof file, "%s/srv.sock", dir);
+    if (stat(file, &sb) == 0) fail_msg("%s was left behind", file);
+    sm_test_rmdir(dir);
+}
+
+static void
+test_bad_options(void **state)
+{
+    (void)state;
+    sm_server *srv = NULL;
+    char why[256];
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one};
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "on_message"));
+    o.on_message = sm_server_handler_echo;
+    o.listen = NULL;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    const char *bad[] = {"tcp://127.0.0.1:99999", NULL};
+    o.listen = bad;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), SM_ERR_ENDPOINT);
+    assert_non_null(strstr(why, "99999"));
+    o.listen = one;
+    o.idle_timeout_ms = -5;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    o.idle_timeout_ms = 0;
+    sm_frame_spec spec = {.kind = SM_FRAME_FIXED, .fixed_len = 0};
+    o.spec = &spec;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), SM_ERR_SPEC);
+    o.spec = NULL;
+
+    /* A port someone else holds (without SO_REUSEPORT) is refused, also
+     * when the server would use SO_REUSEPORT itself. */
+    int lfd = SM_ASSERT_OK(sm_listen("tcp://127.0.0.1:0", 0));
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_sock_local(lfd, &e));
+    char taken[64];
+    snprintf(taken, sizeof taken, "tcp://127.0.0.1:%u", e.port);
+    const char *busy[] = {taken, NULL};
+    o.listen = busy;
+    o.threads = 2;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EADDRINUSE);
+    assert_non_null(strstr(why, taken + 6));
+    close(lfd);
+    assert_null(srv);
+
+    /* Never started: free without start; stop before start forbids it. */
+    o.listen = one;
+    SM_ASSERT_OK(sm_server_new(&srv, &o, why, sizeof why));
+    SM_ASSERT_ERR(sm_server_wait(srv), -EINVAL);
+    sm_server_stop(srv);
+    SM_ASSERT_ERR(sm_server_start(srv), SM_ERR_CLOSED);
+    sm_server_free(srv);
+    SM_ASSERT_OK(sm_server_new(&srv, &o, why, sizeof why));
+    sm_server_free(srv);
+
+    assert_ptr_equal(sm_server_handler_by_name("echo"), sm_server_handler_echo);
+    assert_ptr_equal(sm_server_handler_by_name("chat"), sm_server_handler_chat);
+    assert_null(sm_server_handler_by_name("nope"));
+    assert_string_equal(sm_server_handler_name(1), "discard");
+    assert_null(sm_server_handler_name(3));
+    assert_int_equal(sm_server_close_kind(-ECONNRESET), SM_CLOSE_RESET);
+    assert_int_equal(sm_server_close_kind(-ECANCELED), SM_CLOSE_DRAIN);
+    assert_string_equal(sm_server_close_kind_name(SM_CLOSE_SLOW_CONSUMER), "slow_consumer");
+    assert_string_equal(sm_server_close_kind_name(99), "?");
+}
+
+/* ---- limits --------------------------------------------------------------------- */
+
+static void
+test_max_conns(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    srv_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {
+        .listen = one, .on_message = sm_server_handler_echo, .log = srv_log_cb, .log_data = &log};
+    srv_apply(&o, v);
+    /* The thread model's limit is its thread count. */
+    if (v->model == SM_SERVER_THREAD)
+        o.threads = 5;
+    else
+        o.max_conns = 5;
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *c[5];
+    for (int i = 0; i < 5; i++) {
+        c[i] = cli_dial(ep);
+        cli_echo(c[i], "in");
+    }
+    sm_conn *extra = cli_dial(ep);
+    cli_expect_end(extra, 5000);
+    sm_conn_free(extra);
+    sm_server_stats st = srv_stats(srv);
+    assert_int_equal(st.closes[SM_CLOSE_REFUSED], 1);
+    assert_int_equal(st.current, 5);
+    assert_true(srv_log_has(&log, "connection refused"));
+
+    sm_conn_free(c[0]);
+    SM_WAIT_FOR(srv_stats(srv).current == 4, 5000);
+    c[0] = cli_dial(ep);
+    cli_echo(c[0], "in again");
+    for (int i = 0; i < 5; i++)
+        sm_conn_free(c[i]);
+    sm_server_free(srv);
+}
+
+static void
+test_oversize(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    sm_frame_spec spec;
+    SM_ASSERT_OK(sm_frame_spec_parse(&spec, "len32be,max=1K", NULL, 0));
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .spec = &spec,
+                        .on_message = sm_server_handler_echo,
+                        .on_close = count_close,
+                        .data = &s};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *c = cli_dial(ep);
+    cli_echo(c, "small is fine");
+    static const uint8_t big_header[4] = {0, 0, 8, 0}; /* 2048 bytes announced */
+    SM_ASSERT_OK(sm_send_all(sm_conn_fd(c), big_header, 4, 5000, NULL));
+    cli_expect_end(c, 5000);
+    sm_conn_free(c);
+    SM_WAIT_FOR(atomic_load(&s.closes) == 1, 5000);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_OVERSIZE]), 1);
+    assert_int_equal(srv_stats(srv).closes[SM_CLOSE_OVERSIZE], 1);
+    sm_server_free(srv);
+}
+
+/* Every request asks for 64 KiB: a client that never reads its replies. */
+static void
+big_reply(sm_peer *p, const sm_frame_msg *m)
+{
+    (void)m;
+    static uint8_t block[64 * 1024];
+    sm_peer_send(p, block, sizeof block);
+}
+
+static void
+test_slow_consumer(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    static const sm_sock_opts small_buffers = {.sndbuf = 4096};
+    sm_server_opts o = {.listen = one,
+                        .on_message = big_reply,
+                        .on_close = count_close,
+                        .data = &s,
+                        .sock = &small_buffers,
+                        .high_water = 128 * 1024,
+                        .max_queued = 256 * 1024,
+                        .write_timeout_ms = 300};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_endpoint_parse(&e, ep, NULL, 0));
+    int fd = SM_ASSERT_OK(sm_dial_endpoint(&e, &(sm_sock_opts){.rcvbuf = 4096}, 5000, NULL, 0));
+    /* 100 requests in one write; the replies (6.4 MB) are never read. */
+    uint8_t reqs[100 * 5];
+    for (int i = 0; i < 100; i++)
+        memcpy(reqs + i * 5, "\0\0\0\1x", 5);
+    SM_ASSERT_OK(sm_send_all(fd, reqs, sizeof reqs, 5000, NULL));
+    SM_WAIT_FOR(atomic_load(&s.closes) == 1, 10000);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_SLOW_CONSUMER]), 1);
+    assert_int_equal(srv_stats(srv).closes[SM_CLOSE_SLOW_CONSUMER], 1);
+    close(fd);
+    sm_server_free(srv);
+}
+
+/* ---- slow clients ----------------------------------------------------------------- */
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void
+test_slowloris(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .on_message = sm_server_handler_echo,
+                        .on_close = count_close,
+                        .data = &s,
+                        .first_message_timeout_ms = 300,
+                        .idle_timeout_ms = 600};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+
+    /* 40 clients that hold a slot: half send nothing, half one header byte;
+     * one sends a message and then goes quiet. */
+    enum { SLOW = 40 };
+    int slow[SLOW];
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_endpoint_parse(&e, ep, NULL, 0));
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = SM_ASSERT_OK(sm_dial_endpoint(&e, NULL, 5000, NULL, 0));
+        if (i % 2) SM_ASSERT_OK(sm_send_all(slow[i], "\0", 1, 1000, NULL));
+    }
+    sm_conn *quiet = cli_dial(ep);
+    cli_echo(quiet, "then silence");
+
+    /* A healthy client keeps getting prompt echoes meanwhile. */
+    sm_conn *good = cli_dial(ep);
+    enum { ROUNDS = 200 };
+    int64_t rtt[ROUNDS];
+    int64_t t0 = sm_test_now_ms();
+    for (int i = 0; i < ROUNDS; i++) {
+        int64_t a = sm_test_now_ms();
+        cli_echo(good, "ping");
+        rtt[i] = sm_test_now_ms() - a;
+        nanosleep(&(struct timespec){.tv_nsec = 4 * 1000000}, NULL);
+    }
+    int64_t took = sm_test_now_ms() - t0;
+    qsort(rtt, ROUNDS, sizeof rtt[0], cmp_i64);
+    int64_t p99 = rtt[ROUNDS * 99 / 100];
+    if (p99 >= 200) fail_msg("p99 echo latency %lld ms during the attack", (long long)p99);
+
+    /* Every slow client was closed, the silent one too. */
+    for (int i = 0; i < SLOW; i++) {
+        char b;
+        ssize_t n = sm_recv_some(slow[i], &b, 1, 5000);
+        if (n > 0 || n == -ETIMEDOUT) fail_msg("slow client %d: %zd", i, n);
+        close(slow[i]);
+    }
+    cli_expect_end(quiet, 5000);
+    SM_WAIT_FOR(atomic_load(&s.reasons[SM_CLOSE_TIMEOUT]) == SLOW + 1, 5000);
+    /* The healthy one was never idle long enough to be closed. */
+    cli_echo(good, "still here");
+    assert_true(took > 600);
+    sm_conn_free(good);
+    sm_conn_free(quiet);
+    sm_server_free(srv);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_TIMEOUT]), SLOW + 1);
+}
+
+/* ---- PROXY protocol ----------------------------------------------------------------- */
+
+/* Replies with the client's address as the server sees it, and where it came from. */
+static void
+addr_reply(sm_peer *p, const sm_frame_msg *m)
+{
+    (void)m;
+    sm_addr a;
+    char out[200];
+    int src = sm_peer_addr(p, &a);
+    int n = src < 0 ? snprintf(out, sizeof out, "error %d", src) : 0;
+    if (src >= 0) {
+        n = sm_addr_format((const struct sockaddr *)&a.ss, a.len, out, sizeof out);
+        sm_addr d;
+        int dst = sm_peer_local_addr(p, &d);
+        n += snprintf(out + n, sizeof out - (size_t)n, " %s", src == 1 ? "proxy" : "socket");
+        if (dst == 1) {
+            n += snprintf(out + n, sizeof out - (size_t)n, " to ");
+            n += sm_addr_format((const struct sockaddr *)&d.ss, d.len, out + n,
+                                sizeof out - (size_t)n);
+        }
+    }
+    sm_peer_send(p, out, (size_t)n);
+}
+
+static sm_addr
+inet4(const char *ip, uint16_t port)
+{
+    sm_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in *s = (struct sockaddr_in *)&a.ss;
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    inet_pton(AF_INET, ip, &s->sin_addr);
+    a.len = sizeof *s;
+    return a;
+}
+
+static sm_addr
+inet6(const char *ip, uint16_t port)
+{
+    sm_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a.ss;
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip, &s->sin6_addr);
+    a.len = sizeof *s;
+    return a;
+}
+
+/* Send a header and a request (together, or the header in two parts), and
+ * return the server's reply in out. */
+static void
+proxy_ask(const char *ep, const uint8_t *hdr, size_t hlen, bool split, char *out, size_t cap)
+{
+    sm_conn *c = cli_dial(ep);
+    uint8_t buf[600];
+    memcpy(buf, hdr, hlen);
+    memcpy(buf + hlen, "\0\0\0\2hi", 6);
+    int fd = sm_conn_fd(c);
+    if (split) {
+        size_t half = hlen / 2;
+        SM_ASSERT_OK(sm_send_all(fd, buf, half, 5000, NULL));
+        /* Not waiting for anything: this only makes the parts arrive apart. */
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
+        SM_ASSERT_OK(sm_send_all(fd, buf + half, hlen + 6 - half, 5000, NULL));
+    } else {
+        SM_ASSERT_OK(sm_send_all(fd, buf, hlen + 6, 5000, NULL));
+    }
+    sm_frame_msg m;
+    int rc = sm_conn_recv(c, &m, SM_CONN_DEFAULT);
+    if (rc != 1) fail_msg("no reply: %s", sm_err_name(rc));
+    snprintf(out, cap, "%.*s", (int)m.len, (const char *)m.data);
+    sm_conn_free(c);
+}
+
+static void
+test_proxy_protocol(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    srv_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .on_message = addr_reply,
+                        .on_open = count_open,
+                        .data = &s,
+                        .proxy_protocol = true,
+                        .first_message_timeout_ms = 500,
+                        .log = srv_log_cb,
+                        .log_data = &log};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    uint8_t hdr[512];
+    char reply[256];
+
+    sm_addr src4 = inet4("203.0.113.7", 4242), dst4 = inet4("192.0.2.1", 443);
+    ssize_t n = SM_ASSERT_OK(sm_proxy_encode_v1(&src4, &dst4, hdr, sizeof hdr));
+    for (int split = 0; split < 2; split++) {
+        proxy_ask(ep, hdr, (size_t)n, split, reply, sizeof reply);
+        assert_string_equal(reply, "tcp://203.0.113.7:4242 proxy to tcp://192.0.2.1:443");
+    }
+
+    sm_addr src6 = inet6("2001:db8::7", 5353), dst6 = inet6("2001:db8::1", 8443);
+    uint8_t id[300];
+    memset(id, 'u', sizeof id); /* a long TLV: the header outgrows the small buffer */
+    sm_proxy_tlv tlv = {.type = SM_PROXY_TLV_UNIQUE_ID, .len = sizeof id, .value = id};
+    n = SM_ASSERT_OK(sm_proxy_encode_v2(&src6, &dst6, SOCK_STREAM, &tlv, 1, hdr, sizeof hdr));
+    for (int split = 0; split < 2; split++) {
+        proxy_ask(ep, hdr, (size_t)n, split, reply, sizeof reply);
+        assert_string_equal(reply, "tcp://[2001:db8::7]:5353 proxy to tcp://[2001:db8::1]:8443");
+    }
+
+    /* LOCAL (a health check) and UNKNOWN keep the socket's addresses. */
+    n = SM_ASSERT_OK(sm_proxy_encode_v2(NULL, NULL, 0, NULL, 0, hdr, sizeof hdr));
+    proxy_ask(ep, hdr, (size_t)n, false, reply, sizeof reply);
+    assert_non_null(strstr(reply, "tcp://127.0.0.1:"));
+    assert_non_null(strstr(reply, " socket"));
+    n = SM_ASSERT_OK(sm_proxy_encode_v1(NULL, NULL, hdr, sizeof hdr));
+    proxy_ask(ep, hdr, (size_t)n, false, reply, sizeof reply);
+    assert_non_null(strstr(reply, " socket"));
+    assert_int_equal(atomic_load(&s.opens), 6);
+
+    /* Malformed headers, garbage, silence and an early EOF never reach the
+     * handlers. */
+    static const char *const bad[] = {"PROXY TCP4 1.2.3.4.5 5.6.7.8 1 2\r\n",
+                                      "GET / HTTP/1.0\r\n\r\n",
+                                      "PROXY TCP4 1.2.3.4 5.6.7.8 70000 2\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sm_conn *c = cli_dial(ep);
+        SM_ASSERT_OK(sm_send_all(sm_conn_fd(c), bad[i], strlen(bad[i]), 5000, NULL));
+        cli_expect_end(c, 5000);
+        sm_conn_free(c);
+    }
+    sm_conn *silent = cli_dial(ep);
+    cli_expect_end(silent, 5000);
+    sm_conn_free(silent);
+    sm_conn *early = cli_dial(ep);
+    SM_ASSERT_OK(sm_send_all(sm_conn_fd(early), "PROXY TCP4 1.2", 14, 5000, NULL));
+    SM_ASSERT_OK(sm_conn_shutdown(early));
+    cli_expect_end(early, 5000);
+    sm_conn_free(early);
+
+    SM_WAIT_FOR(srv_stats(srv).current == 0, 5000);
+    sm_server_stats st = srv_stats(srv);
+    assert_int_equal(st.closes[SM_CLOSE_MALFORMED], 3);
+    assert_int_equal(st.closes[SM_CLOSE_TIMEOUT], 1);
+    assert_int_equal(st.closes[SM_CLOSE_TRUNCATED], 1);
+    assert_int_equal(st.opened, 6);
+    assert_int_equal(atomic_load(&s.opens), 6);
+    assert_true(srv_log_has(&log, "PROXY header from tcp://127.0.0.1:"));
+    assert_true(srv_log_has(&log, "70000"));
+    sm_server_free(srv);
+}
+
+/* ---- broadcasts ------------------------------------------------------------------- */
+
+static void
+test_chat(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one, .on_message = sm_server_handler_chat};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    enum { N = 6 };
+    sm_conn *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = cli_dial(ep);
+    SM_WAIT_FOR(srv_stats(srv).opened == N, 5000);
+    for (int i = 0; i < N; i++) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "from %d", i);
+        SM_ASSERT_OK(sm_conn_send(c[i], msg, strlen(msg), SM_CONN_DEFAULT));
+    }
+    for (int i = 0; i < N; i++) {
+        bool got[N] = {false};
+        for (int k = 0; k < N - 1; k++) {
+            sm_frame_msg m;
+            int rc = sm_conn_recv(c[i], &m, SM_CONN_DEFAULT);
+            if (rc != 1) fail_msg("client %d, message %d: %s", i, k, sm_err_name(rc));
+            char text[32];
+            snprintf(text, sizeof text, "%.*s", (int)m.len, (const char *)m.data);
+            int from = -1;
+            if (sscanf(text, "from %d", &from) != 1 || from < 0 || from >= N)
+                fail_msg("client %d got '%.*s'", i, (int)m.len, (const char *)m.data);
+            if (from == i) fail_msg("client %d got its own message", i);
+            if (got[from]) fail_msg("client %d got %d's message twice", i, from);
+            got[from] = true;
+        }
+    }
+    /* And a broadcast from outside any handler reaches everyone. */
+    SM_ASSERT_OK(sm_server_broadcast(srv, NULL, -1, "all", 3));
+    for (int i = 0; i < N; i++) {
+        sm_frame_msg m;
+        assert_int_equal(sm_conn_recv(c[i], &m, SM_CONN_DEFAULT), 1);
+        assert_memory_equal(m.data, "all", 3);
+        sm_conn_free(c[i]);
+    }
+    sm_server_free(srv);
+}
+
+/* ---- handler calls and stopping ------------------------------------------------------ */
+
+/* Handlers run on server threads, where a cmocka assertion cannot fail the
+ * test: they count what went wrong instead. */
+static atomic_int handler_errors;
+#define H_CHECK(cond) ((cond) ? (void)0 : (void)atomic_fetch_add(&handler_errors, 1))
+
+/* "close" closes, "bye" half-closes after the reply, "stop" stops the server. */
+static void
+commands(sm_peer *p, const sm_frame_msg *m)
+{
+    if (m->len == 5 && !memcmp(m->data, "close", 5)) {
+        H_CHECK(sm_peer_close(p) == 0);
+        H_CHECK(sm_peer_close(p) == SM_ERR_CLOSED);
+    } else if (m->len == 3 && !memcmp(m->data, "bye", 3)) {
+        sm_peer_send(p, "bye", 3);
+        H_CHECK(sm_peer_shutdown(p) == 0);
+        H_CHECK(sm_peer_send(p, "late", 4) == -EPIPE);
+    } else if (m->len == 4 && !memcmp(m->data, "more", 4)) {
+        H_CHECK(sm_peer_send(p, "refused", 7) == -EPIPE);
+    } else if (m->len == 4 && !memcmp(m->data, "stop", 4)) {
+        sm_peer_send(p, "stopping", 8);
+        sm_server_stop(sm_peer_server(p));
+        H_CHECK(sm_server_is_stopping(sm_peer_server(p)));
+        H_CHECK(sm_server_wait(sm_peer_server(p)) == -EDEADLK);
+    } else {
+        intptr_t n = (intptr_t)sm_peer_get_data(p);
+        H_CHECK(n == 0);
+        sm_peer_set_data(p, (void *)(n + 1));
+        H_CHECK(sm_peer_id(p) > 0);
+        sm_server_handler_echo(p, m);
+    }
+}
+
+static void
+test_handler_calls(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    atomic_store(&handler_errors, 0);
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one, .on_message = commands, .on_close = count_close, .data = &s};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+
+    sm_conn *a = cli_dial(ep);
+    cli_echo(a, "one");
+    SM_ASSERT_OK(sm_conn_send(a, "close", 5, SM_CONN_DEFAULT));
+    cli_expect_end(a, 5000);
+    sm_conn_free(a);
+    SM_WAIT_FOR(atomic_load(&s.reasons[SM_CLOSE_LOCAL]) == 1, 5000);
+
+    /* After the server's FIN, messages still arrive; replies are refused. */
+    sm_conn *b = cli_dial(ep);
+    SM_ASSERT_OK(sm_conn_send(b, "bye", 3, SM_CONN_DEFAULT));
+    sm_frame_msg m;
+    assert_int_equal(sm_conn_recv(b, &m, SM_CONN_DEFAULT), 1);
+    assert_int_equal(sm_conn_recv(b, &m, SM_CONN_DEFAULT), 0);
+    SM_ASSERT_OK(sm_conn_send(b, "more", 4, SM_CONN_DEFAULT));
+    SM_ASSERT_OK(sm_conn_shutdown(b));
+    SM_WAIT_FOR(atomic_load(&s.closes) == 2, 5000);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_CLEAN]), 1);
+    sm_conn_free(b);
+
+    sm_conn *c = cli_dial(ep);
+    SM_ASSERT_OK(sm_conn_send(c, "stop", 4, SM_CONN_DEFAULT));
+    assert_int_equal(sm_conn_recv(c, &m, SM_CONN_DEFAULT), 1);
+    assert_int_equal(sm_conn_recv(c, &m, SM_CONN_DEFAULT), 0); /* drained: FIN */
+    sm_conn_free(c);
+    SM_ASSERT_OK(sm_server_wait(srv));
+    assert_int_equal(atomic_load(&s.closes), 3);
+    assert_int_equal(atomic_load(&handler_errors), 0);
+    sm_server_free(srv);
+}
+
+static void
+test_drain_deadline(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .on_message = sm_server_handler_echo,
+                        .on_close = count_close,
+                        .data = &s,
+                        .drain_timeout_ms = 300};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    /* A client that reads the FIN but never closes its side. */
+    sm_conn *c = cli_dial(ep);
+    cli_echo(c, "hi");
+    int64_t t0 = sm_test_now_ms();
+    sm_server_stop(srv);
+    sm_frame_msg m;
+    assert_int_equal(sm_conn_recv(c, &m, SM_CONN_DEFAULT), 0);
+    SM_ASSERT_OK(sm_server_wait(srv));
+    int64_t took = sm_test_now_ms() - t0;
+    if (took < 250 || took > 5000) fail_msg("the drain took %lld ms", (long long)took);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_DRAIN]), 1);
+    sm_conn_free(c);
+    sm_server_free(srv);
+
+    /* sm_server_stop_now closes everything at once. */
+    o.drain_timeout_ms = SM_FOREVER;
+    srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *d[3];
+    for (int i = 0; i < 3; i++) {
+        d[i] = cli_dial(ep);
+        cli_echo(d[i], "x");
+    }
+    sm_server_stop_now(srv);
+    for (int i = 0; i < 3; i++) {
+        cli_expect_end(d[i], 5000);
+        sm_conn_free(d[i]);
+    }
+    SM_ASSERT_OK(sm_server_wait(srv));
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_DRAIN]), 4);
+    assert_int_equal(srv_stats(srv).closes[SM_CLOSE_DRAIN], 3);
+    sm_server_free(srv);
+}
+
+#define VARIANTS(fn)                                                                               \
+    cmocka_unit_test_prestate(fn, (void *)&loop_reuseport),                                        \
+        cmocka_unit_test_prestate(fn, (void *)&loop_dispatch),                                     \
+        cmocka_unit_test_prestate(fn, (void *)&threads)
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_options), VARIANTS(test_endpoints),
+        VARIANTS(test_max_conns),           VARIANTS(test_oversize),
+        VARIANTS(test_slow_consumer),       VARIANTS(test_slowloris),
+        VARIANTS(test_proxy_protocol),      VARIANTS(test_chat),
+        VARIANTS(test_handler_calls),       VARIANTS(test_drain_deadline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
