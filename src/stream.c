@@ -290,7 +290,10 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, uint8_t *buf, size_t off,
     if (rd && buf == rd->data) {
         memmove(rd->data, rd->data + off, left);
     } else {
-        if (!rd || rd->cap < left) {
+        /* Grown for a big message once, a block would otherwise stay big for
+         * as long as small leftovers keep coming: shrink it. */
+        bool oversized = rd && rd->cap > SM__RBUF_SIZE && rd->cap / 4 > left;
+        if (!rd || rd->cap < left || oversized) {
             size_t cap = left < 256 ? 256 : left;
             sm__rd *n = realloc(rd, sizeof *rd + cap);
             if (!n) return -ENOMEM;

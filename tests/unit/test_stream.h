@@ -67,6 +67,17 @@ ts_run_until(sm_loop *l, ts_pred pred, void *ctx, int ms)
     return pred(ctx);
 }
 
+/* One iteration that waits for at most ms. */
+static inline void
+ts_run_once(sm_loop *l, int ms)
+{
+    sm_timer guard;
+    sm_timer_init(l, &guard, ts_guard_cb);
+    SM_ASSERT_OK(sm_timer_start(&guard, (uint64_t)ms, 0));
+    SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+    sm_timer_stop(&guard);
+}
+
 static inline bool
 ts_flag(void *ctx)
 {

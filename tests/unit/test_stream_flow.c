@@ -216,7 +216,7 @@ test_read_pause_resume(void **state)
             ssize_t k = write(sv[1], p.out + p.out_off, p.out_len - p.out_off);
             if (k > 0) p.out_off += (size_t)k;
         }
-        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+        ts_run_once(l, 100);
     }
     assert_int_equal(r.len, p.out_len);
     assert_memory_equal(r.buf, p.out, p.out_len);
@@ -413,7 +413,7 @@ test_heartbeat_keeps_alive(void **state)
     int want = 1;
     int64_t end = sm_test_now_ms() + 2000;
     while (fa.msgs < want && sm_test_now_ms() < end)
-        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+        ts_run_once(l, 100);
     assert_int_equal(fa.msgs, 1);
     sm_stream_close(a);
     sm_stream_close(b);
