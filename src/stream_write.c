@@ -166,7 +166,8 @@ queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
     if ((s->flags & (SM__S_CONNECTED | SM__S_IN_READ | SM__S_BLOCKED | SM__S_CLOSING)) !=
         SM__S_CONNECTED)
         return ret;
-    if (was_empty && may_write_now && s->opts->write_now)
+    /* Writing here runs no callback only while no on_drain can be owed. */
+    if (was_empty && may_write_now && s->opts->write_now && !(s->flags & SM__S_PAUSED))
         sm__stream_flush(s);
     else
         sm__stream_kick(s);

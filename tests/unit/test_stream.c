@@ -1059,6 +1059,12 @@ test_arguments_and_types(void **state)
 }
 
 static bool
+drained1(void *ctx)
+{
+    return ((tally *)ctx)->drains >= 1;
+}
+
+static bool
 echoed_all(void *ctx)
 {
     return ((tally *)ctx)->msgs >= 500;
@@ -1082,6 +1088,23 @@ test_write_now(void **state)
         assert_true(sm_stream_send(c, "0123456789", 10) >= 0);
     assert_true(ts_run_until(l, echoed_all, &tc, 5000));
     assert_int_equal(tc.bytes, 5000);
+    /* One message above high_water: on_drain comes later, not inside. */
+    static const sm_stream_opts small = {.spec = &ts_len32,
+                                         .on_message = count_msg,
+                                         .on_close = t_close,
+                                         .on_drain = t_drain,
+                                         .write_now = true,
+                                         .high_water = 100};
+    int p[2];
+    ts_pair(p);
+    tally td = {0};
+    sm_stream *d = wrap(l, p[0], &small, &td);
+    static uint8_t big[500];
+    SM_ASSERT_ERR(sm_stream_send(d, big, sizeof big), 1);
+    assert_int_equal(td.drains, 0);
+    assert_true(ts_run_until(l, drained1, &td, 5000));
+    sm_stream_close(d);
+    close(p[1]);
     sm_stream_close(c);
     sm_stream_close(s);
     ts_loop_free(l);
