@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sockmsg/conn.h>
+#include <sockmsg/socket.h>
+
 static void
 test_howto_client_against_server(void **state)
 {
@@ -111,6 +114,85 @@ test_binary_data(void **state)
         fail_msg("output was:\n%s", text);
 }
 
+/* Start an example server that prints "listening on ADDR" first; returns its
+ * pid and writes ADDR. */
+static int
+start_server(char *const argv[], int *out_fd, char *addr, size_t addr_len)
+{
+    int pid = sm_test_spawn(argv, out_fd, false);
+    char line[256];
+    assert_true(sm_test_read_line(*out_fd, line, sizeof line, 10000) > 0);
+    const char *a = strstr(line, "listening on ");
+    if (!a) fail_msg("%s said '%s'", argv[0], line);
+    snprintf(addr, addr_len, "%s", a + strlen("listening on "));
+    return pid;
+}
+
+/* The select() program on sm_loop: echoes what it gets, partial writes and
+ * all, to two clients, then exits by itself. */
+static void
+test_select_loop(void **state)
+{
+    (void)state;
+    int out;
+    char addr[256];
+    char *argv[] = {SELECT_LOOP, "tcp://127.0.0.1:0", "--clients", "2", NULL};
+    int pid = start_server(argv, &out, addr, sizeof addr);
+    static char big[65536], back[65536];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)(i * 7);
+    for (int k = 0; k < 2; k++) {
+        int fd = SM_ASSERT_OK(sm_dial(addr, 5000));
+        size_t n = k == 0 ? 12 : sizeof big;
+        SM_ASSERT_OK(sm_send_all(fd, k == 0 ? "hello select" : big, n, 5000, NULL));
+        assert_int_equal(SM_ASSERT_OK(sm_recv_exact(fd, back, n, 5000, NULL)), n);
+        assert_memory_equal(back, k == 0 ? "hello select" : big, n);
+        close(fd);
+    }
+    assert_int_equal(sm_test_wait(pid, 10000), 0);
+    close(out);
+}
+
+static void
+expect_line(sm_conn *c, const char *text)
+{
+    sm_frame_msg m;
+    SM_ASSERT_ERR(sm_conn_recv(c, &m, 5000), 1);
+    const char *colon = memchr(m.data, ':', m.len);
+    if (!colon || (size_t)(m.len - (size_t)(colon + 2 - (const char *)m.data)) != strlen(text) ||
+        memcmp(colon + 2, text, strlen(text)))
+        fail_msg("got '%.*s', want '<id>: %s'", (int)m.len, (const char *)m.data, text);
+}
+
+/* The chat server: a line from one client reaches every other one. */
+static void
+test_chat_server(void **state)
+{
+    (void)state;
+    int out;
+    char addr[256];
+    char *argv[] = {CHAT_SERVER, "tcp://127.0.0.1:0", "--clients", "3", NULL};
+    int pid = start_server(argv, &out, addr, sizeof addr);
+    sm_conn *a, *b, *c;
+    SM_ASSERT_OK(sm_conn_dial(&a, addr, "line", 5000, NULL, 0));
+    SM_ASSERT_OK(sm_conn_dial(&b, addr, "line", 5000, NULL, 0));
+    /* A hears B: both are in the room (the server accepted them in order). */
+    SM_ASSERT_OK(sm_conn_send(b, "b joined", 8, 5000));
+    expect_line(a, "b joined");
+    SM_ASSERT_OK(sm_conn_dial(&c, addr, "line", 5000, NULL, 0));
+    SM_ASSERT_OK(sm_conn_send(c, "c joined", 8, 5000));
+    expect_line(a, "c joined");
+    expect_line(b, "c joined");
+    SM_ASSERT_OK(sm_conn_send(a, "hello all", 9, 5000));
+    expect_line(b, "hello all");
+    expect_line(c, "hello all");
+    sm_conn_free(a);
+    sm_conn_free(b);
+    sm_conn_free(c);
+    assert_int_equal(sm_test_wait(pid, 10000), 0);
+    close(out);
+}
+
 int
 main(void)
 {
@@ -121,6 +203,8 @@ main(void)
         cmocka_unit_test(test_demo_runs),
         cmocka_unit_test(test_mysocket),
         cmocka_unit_test(test_binary_data),
+        cmocka_unit_test(test_select_loop),
+        cmocka_unit_test(test_chat_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
