@@ -32,16 +32,21 @@
  *         own: no hand-off, no cross-thread traffic.
  *       SM_ACCEPT_DISPATCH: loop 0 accepts everything and hands each fd to
  *         the loops in turn (a mutex-protected inbox plus sm_loop_wakeup).
- *     The default is REUSEPORT for TCP endpoints: on a 2-core machine with
- *     2 loops, a connect-echo-close benchmark (4 client threads, blocking
- *     clients, 1 s) gave ~31,800 connections/s with REUSEPORT against
- *     ~27,500/s with DISPATCH, and an echo benchmark with 64 long-lived
- *     pipelining clients was equal within noise (the hand-off costs a
- *     wake-up per accept batch; the kernel's hashing costs nothing). What
- *     REUSEPORT gives up is balance: the hash does not know how busy a loop
- *     is, so a few heavy connections can land on one loop. Unix endpoints
- *     (which have no SO_REUSEPORT spreading) are always dispatched from
- *     loop 0.
+ *     The default is REUSEPORT for TCP endpoints: it accepts faster, and
+ *     balance is what DISPATCH buys. Measured with bench/server_accept (2
+ *     loops on a 2-core VM, clients on the same cores, median of 5 runs of
+ *     2 s): connect, one echo, close: 24,700 connections/s with REUSEPORT
+ *     against 22,100/s with DISPATCH (4 client threads; 28,600 against
+ *     21,300 with 2), the hand-off's wake-up being the difference; echo
+ *     throughput over 32 or 64 long-lived pipelining connections: no
+ *     consistent winner (1.3-2.0 M messages/s either way, +-30% from run to
+ *     run). The hash does not know how busy a loop is and spreads unevenly
+ *     (64 connections landed 37/27, 28/36, ...), where DISPATCH deals them
+ *     out exactly in turn: prefer DISPATCH for few, long-lived, busy
+ *     connections. Also know that another process of the same user can
+ *     bind the same port with SO_REUSEPORT and take a share of the
+ *     connections. Unix endpoints (which have no SO_REUSEPORT spreading)
+ *     are always dispatched from loop 0.
  *     Accepting is batched (up to 64 connections per readiness event).
  *
  *   SM_SERVER_THREAD: one acceptor thread (an sm_loop watching the
@@ -64,6 +69,8 @@
  *   frame size           the spec's max (-EMSGSIZE closes the connection).
  *   output queue         max_queued bytes per connection: a peer that does not
  *                        read its replies is closed (SM_ERR_SLOW_CONSUMER).
+ *                        (The thread model queues nothing: a send blocks,
+ *                        at most write_timeout_ms, then the same close.)
  *   slow clients         first_message_timeout_ms (the first whole message
  *                        must arrive this soon after the accept) and
  *                        idle_timeout_ms (nothing sent or received) close
@@ -209,15 +216,18 @@ typedef struct sm_server_opts {
     sm_server_close_cb on_close;     /* may be NULL */
     void *data;                      /* sm_server_get_data */
 
-    int max_conns;                /* connections at once, all threads together; 0: no limit */
-    size_t max_queued;            /* output bytes queued per connection (loop model); 0: the
-                                     stream default (16 MiB + 64 KiB) */
-    size_t high_water;            /* loop model: queued bytes that pause reading; 0: 1 MiB */
-    int first_message_timeout_ms; /* 0: off (10 s for a PROXY header) */
-    int idle_timeout_ms;          /* nothing sent or received; 0: off */
-    int write_timeout_ms;         /* a send makes no progress; 0: 30 s; SM_FOREVER: none */
-    int drain_timeout_ms;         /* after a stop; 0: 5 s; SM_FOREVER: none */
-    int drain_quiet_ms;           /* quiet time that ends a drain; 0: 50 ms */
+    int max_conns;     /* connections at once, all threads together; 0: no limit */
+    size_t max_queued; /* output bytes queued per connection (loop model); 0: the
+                          stream default (16 MiB + 64 KiB) */
+    size_t high_water; /* loop model: queued bytes that pause reading; 0: 1 MiB */
+    /* The first whole message must arrive this soon after the accept (after
+     * the PROXY header, with proxy_protocol); 0: off. It also bounds the
+     * wait for a PROXY header (10 s when 0). */
+    int first_message_timeout_ms;
+    int idle_timeout_ms;  /* nothing sent or received; 0: off */
+    int write_timeout_ms; /* a send makes no progress; 0: 30 s; SM_FOREVER: none */
+    int drain_timeout_ms; /* after a stop; 0: 5 s; SM_FOREVER: none */
+    int drain_quiet_ms;   /* quiet time that ends a drain; 0: 50 ms */
 
     /* SIGINT and SIGTERM start a graceful stop; a second one forces it.
      * sm_server_start then blocks both signals in the calling thread (and so
@@ -321,9 +331,10 @@ SM_API bool sm_server_is_stopping(const sm_server *srv);
  * caller's own loop (the loop of `except`) at once; in the thread model
  * each peer's send blocks as sm_peer_send does (a peer that takes longer
  * than write_timeout_ms is closed as a slow consumer). Peers whose sending
- * side is shut down are skipped. Returns the number of peers it was sent to
- * or handed over for (an upper bound in the loop model), or -EMSGSIZE /
- * -EINVAL / -EPROTO (the spec cannot frame it), -ENOMEM. Thread-safe;
+ * side is shut down are skipped; a failed send to one peer (it is closing,
+ * or its queue is full) does not stop the others. Returns 0, or -EMSGSIZE /
+ * -EINVAL / -EPROTO (the spec cannot frame it; nothing sent), -ENOMEM.
+ * Peers that connect while it runs may or may not get it. Thread-safe;
  * callable from handlers. In the loop model `except` must be a peer of the
  * calling handler's own loop, or NULL. */
 SM_API int sm_server_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
