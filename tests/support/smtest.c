@@ -96,6 +96,41 @@ sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr)
 }
 
 int
+sm_test_spawn2(char *const argv[], int *in_fd, int *out_fd, int *err_fd)
+{
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (in_fd) assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+    if (out_fd) assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    if (err_fd) assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Only async-signal-safe calls: the test may have threads. */
+        int null_in = in_fd ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int null_out = out_fd ? out[1] : open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null_in < 0 || null_out < 0) _exit(126);
+        dup2(null_in, 0);
+        dup2(null_out, 1);
+        if (err_fd) dup2(err[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (in_fd) {
+        close(in[0]);
+        *in_fd = in[1];
+    }
+    if (out_fd) {
+        close(out[1]);
+        *out_fd = out[0];
+    }
+    if (err_fd) {
+        close(err[1]);
+        *err_fd = err[0];
+    }
+    return pid;
+}
+
+int
 sm_test_wait(int pid, int timeout_ms)
 {
     int64_t end = sm_test_now_ms() + timeout_ms;

@@ -40,6 +40,14 @@ uint64_t sm_test_rand(uint64_t *state);
  * Returns the pid. */
 int sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr);
 
+/* Start a program (argv[0] is a path) with its stdin, stdout and stderr on
+ * pipes: *in_fd receives the write end of its stdin, *out_fd and *err_fd the
+ * read ends of its stdout and stderr (close them; closing *in_fd is the
+ * program's end of input). A NULL pointer leaves that stream unpiped: stdin
+ * and stdout then go to /dev/null, stderr to the test's own stderr. The
+ * test's ends are close-on-exec and blocking. Returns the pid. */
+int sm_test_spawn2(char *const argv[], int *in_fd, int *out_fd, int *err_fd);
+
 /* Wait for pid to exit, at most timeout_ms; kill it (SIGKILL) past that.
  * Returns the exit status (0-255), 128+signal if killed by a signal, or -1 on
  * timeout. */

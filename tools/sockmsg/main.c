@@ -17,6 +17,7 @@
 /* clang-format off */
 #define SOCKMSG_COMMANDS(X)                                                                        \
     X(get, "fetch an http:// URL and write the body out")                                         \
+    X(cat, "copy stdin to a socket and the socket to stdout, optionally framed")                  \
     X(bench, "load an echo server and check every reply: msgs/s, latency")                        \
     /* end of the list */
 /* clang-format on */
