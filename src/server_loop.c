@@ -74,6 +74,9 @@ on_stream_close(sm_stream *s, int reason)
     sm__worker *w = p->w;
     sm_server *srv = w->srv;
     if (reason == SM_ERR_CLOSED && p->override) reason = p->override;
+    /* The stream has closed the socket: its number may already be another
+     * connection's. */
+    p->fd = -1;
     fresh_leave(p);
     sm__list_remove(&p->link);
     atomic_fetch_sub_explicit(&w->npeers, 1, memory_order_relaxed);

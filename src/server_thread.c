@@ -109,12 +109,10 @@ sm__tpeer_close(sm_peer *p)
     /* From another thread: wake the connection thread out of its wait. */
     pthread_mutex_lock(&p->srv->reg_lock);
     bool mine = t->has_self && pthread_equal(pthread_self(), t->self);
+    /* The registry lock, not the send lock (a send may block for seconds):
+     * the socket stays open while the peer is registered. */
+    if (!mine && p->link.next) shutdown(p->fd, SHUT_RDWR);
     pthread_mutex_unlock(&p->srv->reg_lock);
-    if (!mine) {
-        pthread_mutex_lock(&t->lock);
-        if (!t->gone) shutdown(p->fd, SHUT_RDWR);
-        pthread_mutex_unlock(&t->lock);
-    }
     return 0;
 }
 

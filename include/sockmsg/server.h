@@ -406,7 +406,8 @@ SM_API int sm_peer_close(sm_peer *p);
 /* sm_peer_addr - the client's address: from the PROXY header when the
  * listener expects one and it named addresses, else the socket's peer
  * (getpeername). Returns 1 when it came from a PROXY header, 0 when from the
- * socket, or -errno. */
+ * socket, or -errno (-EBADF in the loop model's on_close, where the socket
+ * is already closed: take the address in on_open if you need it then). */
 SM_API int sm_peer_addr(const sm_peer *p, sm_addr *out);
 
 /* sm_peer_local_addr - the address the client connected to: the PROXY
