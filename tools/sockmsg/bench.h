@@ -14,9 +14,11 @@
 #ifndef SOCKMSG_TOOL_BENCH_H
 #define SOCKMSG_TOOL_BENCH_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <sockmsg/endpoint.h>
 #include <sockmsg/frame.h>
@@ -24,8 +26,9 @@
 #include "bench_hist.h"
 #include "cli.h"
 
-#define BENCH_PATTERN_SPAN 256 /* body offsets: 0..255 into the template */
-#define BENCH_DETAILS      5   /* error explanations kept */
+#define BENCH_PATTERN_SPAN 256  /* body offsets: 0..255 into the template */
+#define BENCH_COPY_MAX     2048 /* frames up to this are built whole from cfg->protos */
+#define BENCH_DETAILS      5    /* error explanations kept */
 #define BENCH_DETAIL_LEN   200
 
 /* Kinds of error, counted apart. */
@@ -54,6 +57,10 @@ typedef struct bench_cfg {
 
     /* The payloads (bench_payload_init). */
     uint8_t *tmpl; /* size + BENCH_PATTERN_SPAN bytes */
+    /* Frames up to BENCH_COPY_MAX: the whole frame of each body offset, with
+     * a blank sequence field (BENCH_PATTERN_SPAN x frame_len bytes), so that
+     * building one is a copy and a store. NULL for larger frames. */
+    uint8_t *protos;
     uint8_t digits[16];
     bool hex_seq; /* the sequence field as hex digits (delimited framings) */
     size_t seq_w; /* bytes of the sequence field */
@@ -70,25 +77,47 @@ typedef struct bench_result {
     int ndetails;
 } bench_result;
 
-/* bench_payload_init - choose the payload bytes for cfg (its spec, type and
- * size set): the sequence field's form and the template. Returns 0 or
- * -ENOMEM. bench_payload_free releases the template. */
+/* bench_payload_init - choose the payload bytes for cfg (its spec, type,
+ * size, header and frame_len set): the sequence field's form, the template
+ * and, for small frames, the prototype frames. Returns 0 or -ENOMEM.
+ * bench_payload_free releases them. */
 int bench_payload_init(bench_cfg *cfg);
 void bench_payload_free(bench_cfg *cfg);
 
 /* bench_seq_write - the sequence field of message s (cfg->seq_w bytes). */
-void bench_seq_write(const bench_cfg *cfg, uint64_t s, uint8_t *dst);
+static inline void
+bench_seq_write(const bench_cfg *cfg, uint64_t s, uint8_t *dst)
+{
+    if (cfg->hex_seq) {
+        for (size_t i = 0; i < cfg->seq_w; i++)
+            dst[i] = cfg->digits[(s >> (4 * i)) & 15];
+    } else if (cfg->seq_w == 8) {
+        uint64_t le = htole64(s);
+        memcpy(dst, &le, 8);
+    } else {
+        for (size_t i = 0; i < cfg->seq_w; i++)
+            dst[i] = (uint8_t)(s >> (8 * i));
+    }
+}
 
 /* bench_seq_read - decode a sequence field; false if it is not one (a byte
  * outside the digits). Truncated fields give the low bits only. */
 bool bench_seq_read(const bench_cfg *cfg, const uint8_t *src, uint64_t *s);
+
+/* bench_offset - the body offset of message s on connection `id`: 7 apart
+ * from one message to the next, so consecutive bodies differ. */
+static inline size_t
+bench_offset(uint64_t s, uint32_t id)
+{
+    return (size_t)((s * 7 + (uint64_t)id * 13) & (BENCH_PATTERN_SPAN - 1));
+}
 
 /* bench_body - where the body of message s on connection `id` starts in the
  * template (S - seq_w bytes from there). */
 static inline const uint8_t *
 bench_body(const bench_cfg *cfg, uint64_t s, uint32_t id)
 {
-    return cfg->tmpl + ((s * 7 + (uint64_t)id * 13) & (BENCH_PATTERN_SPAN - 1));
+    return cfg->tmpl + bench_offset(s, id);
 }
 
 /* bench_run - connect cfg->conns connections, run the load, fill *res.

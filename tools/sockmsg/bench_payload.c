@@ -57,6 +57,17 @@ bench_payload_init(bench_cfg *cfg)
         x ^= x >> 27;
         cfg->tmpl[i] = allowed[((x * 0x2545f4914f6cdd1du) >> 32) % nallowed];
     }
+    size_t f = cfg->frame_len, head = cfg->hdr.head_len;
+    if (f > BENCH_COPY_MAX) return 0;
+    cfg->protos = malloc(BENCH_PATTERN_SPAN * f);
+    if (!cfg->protos) return -ENOMEM;
+    for (size_t o = 0; o < BENCH_PATTERN_SPAN; o++) {
+        uint8_t *p = cfg->protos + o * f;
+        memcpy(p, cfg->hdr.head, head);
+        memset(p + head, 0, cfg->seq_w);
+        memcpy(p + head + cfg->seq_w, cfg->tmpl + o, cfg->size - cfg->seq_w);
+        memcpy(p + head + cfg->size, cfg->hdr.tail, cfg->hdr.tail_len);
+    }
     return 0;
 }
 
@@ -64,19 +75,9 @@ void
 bench_payload_free(bench_cfg *cfg)
 {
     free(cfg->tmpl);
+    free(cfg->protos);
     cfg->tmpl = NULL;
-}
-
-void
-bench_seq_write(const bench_cfg *cfg, uint64_t s, uint8_t *dst)
-{
-    if (cfg->hex_seq) {
-        for (size_t i = 0; i < cfg->seq_w; i++)
-            dst[i] = cfg->digits[(s >> (4 * i)) & 15];
-    } else {
-        for (size_t i = 0; i < cfg->seq_w; i++)
-            dst[i] = (uint8_t)(s >> (8 * i));
-    }
+    cfg->protos = NULL;
 }
 
 bool

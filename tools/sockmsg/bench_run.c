@@ -19,413 +19,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sockmsg/error.h>
-#include <sockmsg/loop.h>
 #include <sockmsg/socket.h>
 
-#include "bench.h"
-
-#define COPY_MAX       2048         /* frames up to this are copied into one buffer */
-#define SCRATCH        (64 * 1024)  /* that buffer */
-#define IOV_MSGS       256          /* larger frames: messages per sendmsg */
-#define RBUF_MAX       (256 * 1024) /* read buffer cap (unless a frame is larger) */
-#define TICK_MS        100          /* timeouts checked this often */
-#define PROGRESS_TICKS 5            /* the live line every 5 ticks */
-
-typedef struct worker worker;
-
-typedef struct conn {
-    sm_io io; /* io.data is the conn */
-    worker *w;
-    sm_frame_decoder dec;
-    uint64_t sseq; /* first message not wholly sent */
-    uint64_t rseq; /* the reply expected next */
-    size_t soff;   /* bytes of message sseq already sent */
-    int64_t *ts;   /* when message s started out: ts[s & mask] */
-    uint8_t *rbuf;
-    size_t rstart, rend; /* unconsumed bytes: rbuf[rstart..rend) */
-    uint32_t id;
-    bool open, want_write;
-} conn;
-
-typedef struct bench bench;
-
-struct worker {
-    bench *b;
-    const bench_cfg *cfg;
-    int id;
-    sm_loop *loop;
-    pthread_t thread;
-    bool started;
-    conn *conns;
-    int nconns, nopen;
-    uint64_t mask;
-    size_t rcap; /* bytes of each read buffer */
-    sm_timer tick, end, start;
-    unsigned ticks;
-    bool draining;
-    uint8_t *scratch;               /* COPY_MAX frames are built here */
-    struct iovec iov[IOV_MSGS * 4]; /* larger ones gathered here */
-    uint8_t seqs[IOV_MSGS][16];     /* with their sequence fields */
-    uint64_t messages;              /* counted replies */
-    uint64_t err[BENCH_ERR_KINDS];
-    bench_hist *hist;
-    /* For the live line: published every PROGRESS_TICKS by workers 1..n-1. */
-    _Atomic uint64_t pub_messages, pub_errors;
-    pthread_mutex_t pub_lock;
-    bench_hist *pub_hist;
-    char details[BENCH_DETAILS][BENCH_DETAIL_LEN];
-    int ndetails;
-    int64_t t_done; /* when its last connection closed */
-};
-
-struct bench {
-    const bench_cfg *cfg;
-    worker *workers;
-    int nworkers;
-    int64_t m0, m1; /* the measured window, CLOCK_MONOTONIC ns */
-    struct rusage ru0, ru1;
-    bool have_ru1;
-    /* the live line (worker 0) */
-    int64_t prog_t;
-    uint64_t prog_msgs;
-    bench_hist *prog_hist;
-    int prog_width;
-};
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t
-outstanding(const conn *c)
-{
-    return c->sseq - c->rseq + (c->soff > 0);
-}
-
-/* ---- errors ------------------------------------------------------------- */
-
-static void detail(worker *w, const conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-detail(worker *w, const conn *c, const char *fmt, ...)
-{
-    if (w->ndetails >= BENCH_DETAILS) return;
-    char *out = w->details[w->ndetails++];
-    int n = snprintf(out, BENCH_DETAIL_LEN, "connection %u: ", c->id + 1);
-    if (n < 0 || n >= BENCH_DETAIL_LEN) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out + n, BENCH_DETAIL_LEN - (size_t)n, fmt, ap);
-    va_end(ap);
-    cli_log(w->cfg->cli, 1, "%s", out);
-}
-
-static void
-count_error(worker *w, int kind)
-{
-    w->err[kind]++;
-    if (w->pub_hist) {
-        uint64_t total = 0;
-        for (int k = 0; k < BENCH_ERR_KINDS; k++)
-            total += w->err[k];
-        atomic_store_explicit(&w->pub_errors, total, memory_order_relaxed);
-    }
-}
-
-static void
-worker_done(worker *w)
-{
-    w->t_done = now_ns();
-    sm_timer_stop(&w->tick);
-    sm_timer_stop(&w->end);
-    sm_timer_stop(&w->start);
-}
-
-static void
-conn_close(worker *w, conn *c)
-{
-    if (!c->open) return;
-    sm_io_stop(&c->io);
-    close(c->io.fd);
-    c->open = false;
-    if (--w->nopen == 0) worker_done(w);
-}
-
-/* ---- sending ------------------------------------------------------------ */
-
-static void
-frame_build(const bench_cfg *cfg, const conn *c, uint64_t s, uint8_t *dst)
-{
-    memcpy(dst, cfg->hdr.head, cfg->hdr.head_len);
-    dst += cfg->hdr.head_len;
-    bench_seq_write(cfg, s, dst);
-    memcpy(dst + cfg->seq_w, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
-    memcpy(dst + cfg->size, cfg->hdr.tail, cfg->hdr.tail_len);
-}
-
-/* Small frames: build the batch in the scratch buffer, one send. Messages
- * not yet started get their send time. *end is one past the last message. */
-static ssize_t
-send_copy(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
-{
-    const bench_cfg *cfg = w->cfg;
-    size_t f = cfg->frame_len, len = 0;
-    uint64_t s = c->sseq;
-    for (; s < lim && len + f <= SCRATCH; s++, len += f) {
-        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
-        frame_build(cfg, c, s, w->scratch + len);
-    }
-    *end = s;
-    return send(c->io.fd, w->scratch + c->soff, len - c->soff, MSG_NOSIGNAL);
-}
-
-static void
-iov_add(struct iovec *iov, int *n, const void *p, size_t len)
-{
-    if (!len) return;
-    iov[*n].iov_base = (void *)p;
-    iov[*n].iov_len = len;
-    (*n)++;
-}
-
-/* Large frames: gather them from the header, a sequence field and the
- * template, without copying the payloads. */
-static ssize_t
-send_iov(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
-{
-    const bench_cfg *cfg = w->cfg;
-    int n = 0;
-    uint64_t s = c->sseq;
-    for (unsigned k = 0; s < lim && k < IOV_MSGS; s++, k++) {
-        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
-        bench_seq_write(cfg, s, w->seqs[k]);
-        iov_add(w->iov, &n, cfg->hdr.head, cfg->hdr.head_len);
-        iov_add(w->iov, &n, w->seqs[k], cfg->seq_w);
-        iov_add(w->iov, &n, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
-        iov_add(w->iov, &n, cfg->hdr.tail, cfg->hdr.tail_len);
-    }
-    *end = s;
-    struct iovec *iov = w->iov;
-    size_t skip = c->soff;
-    while (skip && n > 0) {
-        if (iov->iov_len > skip) {
-            iov->iov_base = (uint8_t *)iov->iov_base + skip;
-            iov->iov_len -= skip;
-            break;
-        }
-        skip -= iov->iov_len;
-        iov++;
-        n--;
-    }
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    return sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
-}
-
-static void
-want_write(conn *c, bool on)
-{
-    if (c->want_write == on) return;
-    c->want_write = on;
-    (void)sm_io_set_events(&c->io, on ? SM_READ | SM_WRITE : SM_READ);
-}
-
-/* Keep the connection's window full: depth messages in flight until m1,
- * then only finish a message already started. False if it closed. */
-static bool
-conn_send(worker *w, conn *c, int64_t now)
-{
-    const bench_cfg *cfg = w->cfg;
-    uint64_t lim = c->rseq + (uint64_t)cfg->depth;
-    if (w->draining || now >= w->b->m1) lim = c->sseq + (c->soff > 0);
-    while (c->sseq < lim) {
-        uint64_t end;
-        ssize_t n = cfg->frame_len <= COPY_MAX ? send_copy(w, c, lim, now, &end)
-                                               : send_iov(w, c, lim, now, &end);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            count_error(w, BENCH_ERR_CLOSED);
-            detail(w, c, "sending: %s (%" PRIu64 " messages unanswered)", strerror(errno),
-                   outstanding(c));
-            conn_close(w, c);
-            return false;
-        }
-        size_t total = c->soff + (size_t)n;
-        c->sseq += total / cfg->frame_len;
-        c->soff = total % cfg->frame_len;
-        if (c->sseq != end) break; /* the socket buffer is full */
-    }
-    want_write(c, c->sseq < lim);
-    return true;
-}
-
-/* ---- receiving ---------------------------------------------------------- */
-
-static void
-mismatch(worker *w, conn *c, uint64_t s, const sm_frame_msg *m)
-{
-    const bench_cfg *cfg = w->cfg;
-    count_error(w, BENCH_ERR_MISMATCH);
-    if (w->ndetails >= BENCH_DETAILS) return;
-    if (m->len != cfg->size) {
-        detail(w, c, "reply %" PRIu64 " has %zu bytes, want %zu", s + 1, m->len, cfg->size);
-        return;
-    }
-    if (cfg->type >= 0 && m->type != cfg->type) {
-        detail(w, c, "reply %" PRIu64 " has type 0x%02x, want 0x%02x", s + 1, (unsigned)m->type,
-               (unsigned)cfg->type);
-        return;
-    }
-    uint8_t want[16];
-    bench_seq_write(cfg, s, want);
-    if (memcmp(want, m->data, cfg->seq_w)) {
-        uint64_t got;
-        bool full = cfg->seq_w == (cfg->hex_seq ? 16u : 8u);
-        if (full && bench_seq_read(cfg, m->data, &got))
-            detail(w, c,
-                   "reply %" PRIu64 " is the echo of message %" PRIu64
-                   " (lost, duplicated or reordered)",
-                   s + 1, got + 1);
-        else
-            detail(w, c, "reply %" PRIu64 " does not carry its sequence number", s + 1);
-        return;
-    }
-    const uint8_t *body = bench_body(cfg, s, c->id), *data = m->data + cfg->seq_w;
-    size_t i = 0, n = cfg->size - cfg->seq_w;
-    while (i < n && data[i] == body[i])
-        i++;
-    if (i < n)
-        detail(w, c, "reply %" PRIu64 ": byte %zu is 0x%02x, want 0x%02x", s + 1, cfg->seq_w + i,
-               data[i], body[i]);
-}
-
-static bool
-reply_ok(const bench_cfg *cfg, const conn *c, uint64_t s, const sm_frame_msg *m)
-{
-    if (m->len != cfg->size || (cfg->type >= 0 && m->type != cfg->type)) return false;
-    if (cfg->hex_seq) {
-        uint8_t want[16];
-        bench_seq_write(cfg, s, want);
-        if (memcmp(want, m->data, cfg->seq_w)) return false;
-    } else if (cfg->seq_w == 8) {
-        uint64_t got = 0;
-        for (int i = 7; i >= 0; i--)
-            got = got << 8 | m->data[i];
-        if (got != s) return false;
-    } else {
-        for (size_t i = 0; i < cfg->seq_w; i++)
-            if (m->data[i] != (uint8_t)(s >> (8 * i))) return false;
-    }
-    return !memcmp(m->data + cfg->seq_w, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
-}
-
-static void
-framing_error(worker *w, conn *c, const char *why)
-{
-    count_error(w, BENCH_ERR_FRAMING);
-    detail(w, c, "%s (%" PRIu64 " messages unanswered)", why, outstanding(c));
-    conn_close(w, c);
-}
-
-/* Read what is there and check every whole reply. False if it closed. */
-static bool
-conn_read(worker *w, conn *c)
-{
-    const bench_cfg *cfg = w->cfg;
-    if (c->rstart == c->rend) {
-        c->rstart = c->rend = 0;
-    } else if (w->rcap - c->rend < cfg->frame_len) {
-        /* No room to finish the frame in progress: move it to the front. */
-        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
-        c->rend -= c->rstart;
-        c->rstart = 0;
-    }
-    ssize_t n = read(c->io.fd, c->rbuf + c->rend, w->rcap - c->rend);
-    if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
-        count_error(w, BENCH_ERR_CLOSED);
-        if (n == 0)
-            detail(w, c, "closed by the server (%" PRIu64 " messages unanswered)", outstanding(c));
-        else
-            detail(w, c, "receiving: %s (%" PRIu64 " messages unanswered)", strerror(errno),
-                   outstanding(c));
-        conn_close(w, c);
-        return false;
-    }
-    int64_t now = now_ns();
-    c->rend += (size_t)n;
-    bool counted = now >= w->b->m0 && now < w->b->m1;
-    uint64_t before = w->messages;
-    for (;;) {
-        sm_frame_msg m;
-        ssize_t k = sm_frame_decode(&c->dec, c->rbuf + c->rstart, c->rend - c->rstart, &m);
-        if (k == -EAGAIN) break;
-        if (k < 0) {
-            char why[BENCH_DETAIL_LEN];
-            sm_frame_decoder_detail(&c->dec, why, sizeof why);
-            framing_error(w, c, why);
-            return false;
-        }
-        c->rstart += (size_t)k;
-        if (c->rseq >= c->sseq) {
-            count_error(w, BENCH_ERR_MISMATCH);
-            detail(w, c, "a reply with no message outstanding (%" PRIu64 " sent)", c->sseq);
-            continue;
-        }
-        uint64_t s = c->rseq++;
-        if (!m.data) { /* discarded as oversized (oversize=skip) */
-            count_error(w, BENCH_ERR_MISMATCH);
-            detail(w, c, "reply %" PRIu64 " is over the frame's max", s + 1);
-            continue;
-        }
-        if (!reply_ok(cfg, c, s, &m)) {
-            mismatch(w, c, s, &m);
-            continue;
-        }
-        if (counted) {
-            w->messages++;
-            hist_record(w->hist, (uint64_t)(now - c->ts[s & w->mask]));
-        }
-    }
-    /* Every echo is frame_len bytes: as many without a whole frame mean the
-     * reply is not one of ours (say, a corrupted length). */
-    if (c->rend - c->rstart >= cfg->frame_len) {
-        framing_error(w, c, "a reply longer than any message sent");
-        return false;
-    }
-    if (w->pub_hist && w->messages != before)
-        atomic_store_explicit(&w->pub_messages, w->messages, memory_order_relaxed);
-    return true;
-}
-
-static void
-conn_on_io(sm_io *io, unsigned events)
-{
-    conn *c = io->data;
-    worker *w = c->w;
-    if ((events & SM_READ) && !conn_read(w, c)) return;
-    int64_t now = now_ns();
-    if (!conn_send(w, c, now)) return;
-    if ((w->draining || now >= w->b->m1) && outstanding(c) == 0) conn_close(w, c);
-}
+#include "bench_worker.h"
 
 /* ---- timers ------------------------------------------------------------- */
 
@@ -493,11 +95,12 @@ on_tick(sm_timer *t)
         conn *c = &w->conns[i];
         uint64_t out = c->open ? outstanding(c) : 0;
         if (out && now - c->ts[c->rseq & w->mask] > limit) {
-            count_error(w, BENCH_ERR_TIMEOUT);
-            detail(w, c,
-                   "no reply to message %" PRIu64 " within %d ms (%" PRIu64 " messages unanswered)",
-                   c->rseq + 1, w->cfg->timeout_ms, out);
-            conn_close(w, c);
+            bench_count_error(w, BENCH_ERR_TIMEOUT);
+            bench_detail(w, c,
+                         "no reply to message %" PRIu64 " within %d ms (%" PRIu64
+                         " messages unanswered)",
+                         c->rseq + 1, w->cfg->timeout_ms, out);
+            bench_conn_close(w, c);
         }
     }
     if (++w->ticks % PROGRESS_TICKS || !w->cfg->progress) return;
@@ -525,7 +128,7 @@ on_end(sm_timer *t)
     }
     for (int i = 0; i < w->nconns; i++) {
         conn *c = &w->conns[i];
-        if (c->open && outstanding(c) == 0) conn_close(w, c);
+        if (c->open && outstanding(c) == 0) bench_conn_close(w, c);
     }
 }
 
@@ -536,8 +139,8 @@ worker_loop(worker *w)
 {
     int64_t now = now_ns();
     for (int i = 0; i < w->nconns; i++)
-        if (w->conns[i].open) conn_send(w, &w->conns[i], now);
-    if (w->nopen == 0) worker_done(w);
+        if (w->conns[i].open) bench_conn_send(w, &w->conns[i], now);
+    if (w->nopen == 0) bench_worker_done(w);
     for (int tries = 0; tries < 3; tries++) {
         int rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
         if (rc >= 0) return;
@@ -545,9 +148,9 @@ worker_loop(worker *w)
         for (int i = 0; i < w->nconns; i++) {
             conn *c = &w->conns[i];
             if (!c->open) continue;
-            count_error(w, BENCH_ERR_CLOSED);
-            detail(w, c, "event loop: %s", sm_strerror(rc));
-            conn_close(w, c);
+            bench_count_error(w, BENCH_ERR_CLOSED);
+            bench_detail(w, c, "event loop: %s", sm_strerror(rc));
+            bench_conn_close(w, c);
         }
     }
 }
@@ -578,9 +181,9 @@ worker_init(bench *b, worker *w, int id, int nconns)
     if (w->rcap < f + 64) w->rcap = f + 64;
     w->conns = calloc((size_t)nconns, sizeof *w->conns);
     w->hist = calloc(1, sizeof *w->hist);
-    if (f <= COPY_MAX) w->scratch = malloc(SCRATCH);
+    if (cfg->protos) w->scratch = malloc(SCRATCH);
     if (cfg->progress && id > 0) w->pub_hist = calloc(1, sizeof *w->pub_hist);
-    if (!w->conns || !w->hist || (f <= COPY_MAX && !w->scratch) ||
+    if (!w->conns || !w->hist || (cfg->protos && !w->scratch) ||
         (cfg->progress && id > 0 && !w->pub_hist))
         return -ENOMEM;
     sm_timer_init(w->loop, &w->tick, on_tick);
@@ -601,7 +204,7 @@ worker_add(worker *w, int fd, uint32_t id)
     c->ts = malloc((w->mask + 1) * sizeof *c->ts);
     int rc = c->rbuf && c->ts ? sm_sock_set_nonblock(fd, true) : -ENOMEM;
     sm_frame_decoder_init(&c->dec, w->cfg->spec);
-    sm_io_init(w->loop, &c->io, fd, conn_on_io);
+    sm_io_init(w->loop, &c->io, fd, bench_conn_io);
     c->io.data = c;
     if (rc == 0) rc = sm_io_start(&c->io, SM_READ);
     if (rc < 0) {
@@ -773,9 +376,9 @@ bench_run(const bench_cfg *cfg, bench_result *res)
             /* Run what started; the connections of the rest fail now. */
             for (int i = started; i < b.nworkers; i++)
                 for (int k = 0; k < b.workers[i].nconns; k++) {
-                    count_error(&b.workers[i], BENCH_ERR_CLOSED);
-                    detail(&b.workers[i], &b.workers[i].conns[k], "no thread to run it");
-                    conn_close(&b.workers[i], &b.workers[i].conns[k]);
+                    bench_count_error(&b.workers[i], BENCH_ERR_CLOSED);
+                    bench_detail(&b.workers[i], &b.workers[i].conns[k], "no thread to run it");
+                    bench_conn_close(&b.workers[i], &b.workers[i].conns[k]);
                 }
             break;
         }

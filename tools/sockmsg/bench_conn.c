@@ -1,0 +1,316 @@
+/* sockmsg bench — one connection's I/O: sending a window of messages,
+ * reading and checking the replies. The hot path: no allocation, no
+ * syscall per message, time read once per send and once per read. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sockmsg/error.h>
+
+#include "bench_worker.h"
+
+/* ---- errors ------------------------------------------------------------- */
+
+void
+bench_detail(worker *w, const conn *c, const char *fmt, ...)
+{
+    if (w->ndetails >= BENCH_DETAILS) return;
+    char *out = w->details[w->ndetails++];
+    int n = snprintf(out, BENCH_DETAIL_LEN, "connection %u: ", c->id + 1);
+    if (n < 0 || n >= BENCH_DETAIL_LEN) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, BENCH_DETAIL_LEN - (size_t)n, fmt, ap);
+    va_end(ap);
+    cli_log(w->cfg->cli, 1, "%s", out);
+}
+
+void
+bench_count_error(worker *w, int kind)
+{
+    w->err[kind]++;
+    if (w->pub_hist) {
+        uint64_t total = 0;
+        for (int k = 0; k < BENCH_ERR_KINDS; k++)
+            total += w->err[k];
+        atomic_store_explicit(&w->pub_errors, total, memory_order_relaxed);
+    }
+}
+
+void
+bench_worker_done(worker *w)
+{
+    w->t_done = now_ns();
+    sm_timer_stop(&w->tick);
+    sm_timer_stop(&w->end);
+    sm_timer_stop(&w->start);
+}
+
+void
+bench_conn_close(worker *w, conn *c)
+{
+    if (!c->open) return;
+    sm_io_stop(&c->io);
+    close(c->io.fd);
+    c->open = false;
+    if (--w->nopen == 0) bench_worker_done(w);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void
+frame_build(const bench_cfg *cfg, const conn *c, uint64_t s, uint8_t *dst)
+{
+    size_t f = cfg->frame_len;
+    memcpy(dst, cfg->protos + bench_offset(s, c->id) * f, f);
+    bench_seq_write(cfg, s, dst + cfg->hdr.head_len);
+}
+
+/* Small frames: build the batch in the scratch buffer, one send. Messages
+ * not yet started get their send time. *end is one past the last message. */
+static ssize_t
+send_copy(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
+{
+    const bench_cfg *cfg = w->cfg;
+    size_t f = cfg->frame_len, len = 0;
+    uint64_t s = c->sseq;
+    for (; s < lim && len + f <= SCRATCH; s++, len += f) {
+        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
+        frame_build(cfg, c, s, w->scratch + len);
+    }
+    *end = s;
+    return send(c->io.fd, w->scratch + c->soff, len - c->soff, MSG_NOSIGNAL);
+}
+
+static void
+iov_add(struct iovec *iov, int *n, const void *p, size_t len)
+{
+    if (!len) return;
+    iov[*n].iov_base = (void *)p;
+    iov[*n].iov_len = len;
+    (*n)++;
+}
+
+/* Large frames: gather them from the header, a sequence field and the
+ * template, without copying the payloads. */
+static ssize_t
+send_iov(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
+{
+    const bench_cfg *cfg = w->cfg;
+    int n = 0;
+    uint64_t s = c->sseq;
+    for (unsigned k = 0; s < lim && k < IOV_MSGS; s++, k++) {
+        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
+        bench_seq_write(cfg, s, w->seqs[k]);
+        iov_add(w->iov, &n, cfg->hdr.head, cfg->hdr.head_len);
+        iov_add(w->iov, &n, w->seqs[k], cfg->seq_w);
+        iov_add(w->iov, &n, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
+        iov_add(w->iov, &n, cfg->hdr.tail, cfg->hdr.tail_len);
+    }
+    *end = s;
+    struct iovec *iov = w->iov;
+    size_t skip = c->soff;
+    while (skip && n > 0) {
+        if (iov->iov_len > skip) {
+            iov->iov_base = (uint8_t *)iov->iov_base + skip;
+            iov->iov_len -= skip;
+            break;
+        }
+        skip -= iov->iov_len;
+        iov++;
+        n--;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    return sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+}
+
+static void
+want_write(conn *c, bool on)
+{
+    if (c->want_write == on) return;
+    c->want_write = on;
+    (void)sm_io_set_events(&c->io, on ? SM_READ | SM_WRITE : SM_READ);
+}
+
+/* Keep the connection's window full: depth messages in flight until m1,
+ * then only finish a message already started. False if it closed. */
+bool
+bench_conn_send(worker *w, conn *c, int64_t now)
+{
+    const bench_cfg *cfg = w->cfg;
+    uint64_t lim = c->rseq + (uint64_t)cfg->depth;
+    if (w->draining || now >= w->b->m1) lim = c->sseq + (c->soff > 0);
+    while (c->sseq < lim) {
+        uint64_t end;
+        ssize_t n = cfg->protos ? send_copy(w, c, lim, now, &end) : send_iov(w, c, lim, now, &end);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            bench_count_error(w, BENCH_ERR_CLOSED);
+            bench_detail(w, c, "sending: %s (%" PRIu64 " messages unanswered)", sm_strerror(-errno),
+                         outstanding(c));
+            bench_conn_close(w, c);
+            return false;
+        }
+        size_t total = c->soff + (size_t)n;
+        c->sseq += total / cfg->frame_len;
+        c->soff = total % cfg->frame_len;
+        if (c->sseq != end) break; /* the socket buffer is full */
+    }
+    want_write(c, c->sseq < lim);
+    return true;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void
+mismatch(worker *w, conn *c, uint64_t s, const sm_frame_msg *m)
+{
+    const bench_cfg *cfg = w->cfg;
+    bench_count_error(w, BENCH_ERR_MISMATCH);
+    if (w->ndetails >= BENCH_DETAILS) return;
+    if (m->len != cfg->size) {
+        bench_detail(w, c, "reply %" PRIu64 " has %zu bytes, want %zu", s + 1, m->len, cfg->size);
+        return;
+    }
+    if (cfg->type >= 0 && m->type != cfg->type) {
+        bench_detail(w, c, "reply %" PRIu64 " has type 0x%02x, want 0x%02x", s + 1,
+                     (unsigned)m->type, (unsigned)cfg->type);
+        return;
+    }
+    uint8_t want[16];
+    bench_seq_write(cfg, s, want);
+    if (memcmp(want, m->data, cfg->seq_w)) {
+        uint64_t got;
+        bool full = cfg->seq_w == (cfg->hex_seq ? 16u : 8u);
+        if (full && bench_seq_read(cfg, m->data, &got))
+            bench_detail(w, c,
+                         "reply %" PRIu64 " is the echo of message %" PRIu64
+                         " (lost, duplicated or reordered)",
+                         s + 1, got + 1);
+        else
+            bench_detail(w, c, "reply %" PRIu64 " does not carry its sequence number", s + 1);
+        return;
+    }
+    const uint8_t *body = bench_body(cfg, s, c->id), *data = m->data + cfg->seq_w;
+    size_t i = 0, n = cfg->size - cfg->seq_w;
+    while (i < n && data[i] == body[i])
+        i++;
+    if (i < n)
+        bench_detail(w, c, "reply %" PRIu64 ": byte %zu is 0x%02x, want 0x%02x", s + 1,
+                     cfg->seq_w + i, data[i], body[i]);
+}
+
+static bool
+reply_ok(const bench_cfg *cfg, const conn *c, uint64_t s, const sm_frame_msg *m)
+{
+    if (m->len != cfg->size || (cfg->type >= 0 && m->type != cfg->type)) return false;
+    if (cfg->hex_seq) {
+        uint8_t want[16];
+        bench_seq_write(cfg, s, want);
+        if (memcmp(want, m->data, cfg->seq_w)) return false;
+    } else if (cfg->seq_w == 8) {
+        uint64_t got;
+        memcpy(&got, m->data, 8);
+        if (le64toh(got) != s) return false;
+    } else {
+        for (size_t i = 0; i < cfg->seq_w; i++)
+            if (m->data[i] != (uint8_t)(s >> (8 * i))) return false;
+    }
+    return !memcmp(m->data + cfg->seq_w, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
+}
+
+static void
+framing_error(worker *w, conn *c, const char *why)
+{
+    bench_count_error(w, BENCH_ERR_FRAMING);
+    bench_detail(w, c, "%s (%" PRIu64 " messages unanswered)", why, outstanding(c));
+    bench_conn_close(w, c);
+}
+
+/* Read what is there and check every whole reply. False if it closed. */
+static bool
+conn_read(worker *w, conn *c)
+{
+    const bench_cfg *cfg = w->cfg;
+    if (c->rstart == c->rend) {
+        c->rstart = c->rend = 0;
+    } else if (w->rcap - c->rend < cfg->frame_len) {
+        /* No room to finish the frame in progress: move it to the front. */
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    ssize_t n = read(c->io.fd, c->rbuf + c->rend, w->rcap - c->rend);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+        bench_count_error(w, BENCH_ERR_CLOSED);
+        if (n == 0)
+            bench_detail(w, c, "closed by the server (%" PRIu64 " messages unanswered)",
+                         outstanding(c));
+        else
+            bench_detail(w, c, "receiving: %s (%" PRIu64 " messages unanswered)",
+                         sm_strerror(-errno), outstanding(c));
+        bench_conn_close(w, c);
+        return false;
+    }
+    int64_t now = now_ns();
+    c->rend += (size_t)n;
+    bool counted = now >= w->b->m0 && now < w->b->m1;
+    uint64_t before = w->messages;
+    for (;;) {
+        sm_frame_msg m;
+        ssize_t k = sm_frame_decode(&c->dec, c->rbuf + c->rstart, c->rend - c->rstart, &m);
+        if (k == -EAGAIN) break;
+        if (k < 0) {
+            char why[BENCH_DETAIL_LEN];
+            sm_frame_decoder_detail(&c->dec, why, sizeof why);
+            framing_error(w, c, why);
+            return false;
+        }
+        c->rstart += (size_t)k;
+        if (c->rseq >= c->sseq) {
+            bench_count_error(w, BENCH_ERR_MISMATCH);
+            bench_detail(w, c, "a reply with no message outstanding (%" PRIu64 " sent)", c->sseq);
+            continue;
+        }
+        uint64_t s = c->rseq++;
+        if (!m.data) { /* discarded as oversized (oversize=skip) */
+            bench_count_error(w, BENCH_ERR_MISMATCH);
+            bench_detail(w, c, "reply %" PRIu64 " is over the frame's max", s + 1);
+            continue;
+        }
+        if (!reply_ok(cfg, c, s, &m)) {
+            mismatch(w, c, s, &m);
+            continue;
+        }
+        if (counted) {
+            w->messages++;
+            hist_record(w->hist, (uint64_t)(now - c->ts[s & w->mask]));
+        }
+    }
+    /* Every echo is frame_len bytes: as many without a whole frame mean the
+     * reply is not one of ours (say, a corrupted length). */
+    if (c->rend - c->rstart >= cfg->frame_len) {
+        framing_error(w, c, "a reply longer than any message sent");
+        return false;
+    }
+    if (w->pub_hist && w->messages != before)
+        atomic_store_explicit(&w->pub_messages, w->messages, memory_order_relaxed);
+    return true;
+}
+
+void
+bench_conn_io(sm_io *io, unsigned events)
+{
+    conn *c = io->data;
+    worker *w = c->w;
+    if ((events & SM_READ) && !conn_read(w, c)) return;
+    int64_t now = now_ns();
+    if (!bench_conn_send(w, c, now)) return;
+    if ((w->draining || now >= w->b->m1) && outstanding(c) == 0) bench_conn_close(w, c);
+}
