@@ -139,7 +139,7 @@ sm_signal_start(sm_signal *w, int signum)
     if (signum <= 0 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP) return -EINVAL;
     if (w->signum == signum) return 0;
     sm_loop *loop = w->loop;
-    struct sm__sigstate *st;
+    struct sm__sigstate *st = NULL;
     int rc = sigstate_get(loop, &st);
     if (rc < 0) return rc;
     if (!st->heads[signum] && (rc = watch(st, signum)) < 0) return rc;

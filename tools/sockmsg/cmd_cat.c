@@ -733,7 +733,11 @@ run(cat *c)
 static void
 format_endpoint(const sm_endpoint *ep, const char *fallback, char *out, size_t len)
 {
-    if (sm_endpoint_format(ep, out, len) < 0) snprintf(out, len, "%s", fallback);
+    /* The fallback may be the very buffer (reformatting in place): then it must
+     * be copied aside first, as sm_endpoint_format has written over it. */
+    char keep[NAME_MAX_LEN];
+    snprintf(keep, sizeof keep, "%s", fallback);
+    if (sm_endpoint_format(ep, out, len) < 0) snprintf(out, len, "%s", keep);
 }
 
 static int
