@@ -232,6 +232,24 @@ framing_error(worker *w, conn *c, const char *why)
     bench_conn_close(w, c);
 }
 
+/* A reply that is not the next one expected, intact. */
+static void
+bad_reply(worker *w, conn *c, const sm_frame_msg *m)
+{
+    if (c->rseq >= c->sseq) {
+        bench_count_error(w, BENCH_ERR_MISMATCH);
+        bench_detail(w, c, "a reply with no message outstanding (%" PRIu64 " sent)", c->sseq);
+        return;
+    }
+    uint64_t s = c->rseq++;
+    if (!m->data) { /* discarded as oversized (oversize=skip) */
+        bench_count_error(w, BENCH_ERR_MISMATCH);
+        bench_detail(w, c, "reply %" PRIu64 " is over the frame's max", s + 1);
+        return;
+    }
+    mismatch(w, c, s, m);
+}
+
 /* Read what is there and check every whole reply. False if it closed. */
 static bool
 conn_read(worker *w, conn *c)
@@ -260,38 +278,38 @@ conn_read(worker *w, conn *c)
     }
     int64_t now = now_ns();
     c->rend += (size_t)n;
-    bool counted = now >= w->b->m0 && now < w->b->m1;
-    uint64_t before = w->messages;
-    for (;;) {
-        sm_frame_msg m;
-        ssize_t k = sm_frame_decode(&c->dec, c->rbuf + c->rstart, c->rend - c->rstart, &m);
-        if (k == -EAGAIN) break;
-        if (k < 0) {
-            char why[BENCH_DETAIL_LEN];
-            sm_frame_decoder_detail(&c->dec, why, sizeof why);
-            framing_error(w, c, why);
-            return false;
-        }
-        c->rstart += (size_t)k;
-        if (c->rseq >= c->sseq) {
-            bench_count_error(w, BENCH_ERR_MISMATCH);
-            bench_detail(w, c, "a reply with no message outstanding (%" PRIu64 " sent)", c->sseq);
+    /* The loop works on copies: sm_frame_decode is opaque to the compiler,
+     * which would otherwise reload every field after each call. */
+    bench_hist *hist = now >= w->b->m0 && now < w->b->m1 ? w->hist : NULL;
+    const uint8_t *buf = c->rbuf;
+    const int64_t *ts = c->ts;
+    size_t pos = c->rstart, end = c->rend;
+    uint64_t rseq = c->rseq, sseq = c->sseq, mask = w->mask, msgs = w->messages;
+    ssize_t k;
+    sm_frame_msg m;
+    while ((k = sm_frame_decode(&c->dec, buf + pos, end - pos, &m)) > 0) {
+        pos += (size_t)k;
+        if (rseq < sseq && m.data && reply_ok(cfg, c, rseq, &m)) {
+            if (hist) {
+                msgs++;
+                hist_record(hist, (uint64_t)(now - ts[rseq & mask]));
+            }
+            rseq++;
             continue;
         }
-        uint64_t s = c->rseq++;
-        if (!m.data) { /* discarded as oversized (oversize=skip) */
-            bench_count_error(w, BENCH_ERR_MISMATCH);
-            bench_detail(w, c, "reply %" PRIu64 " is over the frame's max", s + 1);
-            continue;
-        }
-        if (!reply_ok(cfg, c, s, &m)) {
-            mismatch(w, c, s, &m);
-            continue;
-        }
-        if (counted) {
-            w->messages++;
-            hist_record(w->hist, (uint64_t)(now - c->ts[s & w->mask]));
-        }
+        c->rseq = rseq;
+        bad_reply(w, c, &m);
+        rseq = c->rseq;
+    }
+    c->rstart = pos;
+    c->rseq = rseq;
+    bool published = msgs != w->messages;
+    w->messages = msgs;
+    if (k != -EAGAIN) {
+        char why[BENCH_DETAIL_LEN];
+        sm_frame_decoder_detail(&c->dec, why, sizeof why);
+        framing_error(w, c, why);
+        return false;
     }
     /* Every echo is frame_len bytes: as many without a whole frame mean the
      * reply is not one of ours (say, a corrupted length). */
@@ -299,7 +317,7 @@ conn_read(worker *w, conn *c)
         framing_error(w, c, "a reply longer than any message sent");
         return false;
     }
-    if (w->pub_hist && w->messages != before)
+    if (w->pub_hist && published)
         atomic_store_explicit(&w->pub_messages, w->messages, memory_order_relaxed);
     return true;
 }
