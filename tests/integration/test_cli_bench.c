@@ -8,6 +8,7 @@
  *   - against broken servers: a byte flipped in every 10th reply, replies
  *     swapped in pairs, a server that hangs up, one that never answers: exit
  *     1 and errors counted;
+ *   - ^C, which ends the measured window early;
  *   - usage errors (exit 2) and an endpoint nobody listens on (exit 1).
  * Each run puts at most a few tenths of a second of load; no timing is
  * asserted. Every process started here is reaped, every thread joined. */
@@ -574,7 +575,7 @@ test_server_hangs_up(void **state)
     server *s = &the_server;
     server_start(s, "len32be", CLOSE_AFTER);
     run r;
-    RUN(&r, "bench", s->endpoint, "--json", "-t", "0.3", "-c", "3", "-d", "2");
+    RUN(&r, "bench", s->endpoint, "--json", "-t", "0.5", "-c", "3", "-d", "2");
     server_stop(s);
     /* "closed by the server", or a reset if our messages were unread. */
     expect(&r, 1, NULL, "connection");
@@ -596,6 +597,38 @@ test_silent_server(void **state)
     expect_one_object(&r);
     assert_int_equal((int)json_num(&r, "timeout"), 2);
     assert_int_equal((int)json_num(&r, "messages"), 0);
+}
+
+/* ^C ends the window early: the replies are drained, checked and reported. */
+static void
+test_interrupt(void **state)
+{
+    (void)state;
+    server *s = &the_server;
+    server_start(s, "len32be", ECHO);
+    char out_path[4200], err_path[4200];
+    snprintf(out_path, sizeof out_path, "%s/int.out", run_dir);
+    snprintf(err_path, sizeof err_path, "%s/int.err", run_dir);
+    char *argv[] = {SOCKMSG_BIN, "bench", s->endpoint, "--json", "-v", "-t", "60", "-c", "2", NULL};
+    pid_t pid = spawn(argv, out_path, err_path);
+    /* It says "measuring" once ^C is handled; wait for that (bounded). */
+    static char err[16384];
+    int64_t end = sm_test_now_ms() + 20000;
+    do {
+        read_file(err_path, err, sizeof err);
+        if (strstr(err, "measuring")) break;
+        poll(NULL, 0, 10);
+    } while (sm_test_now_ms() < end);
+    assert_non_null(strstr(err, "measuring"));
+    kill(pid, SIGINT);
+    run r;
+    r.code = sm_test_wait(pid, 20000);
+    read_file(out_path, r.out, sizeof r.out);
+    read_file(err_path, r.err, sizeof r.err);
+    server_stop(s);
+    expect(&r, 0, NULL, "interrupted");
+    expect_clean(&r, false);
+    assert_true(json_num(&r, "duration_s") < 50);
 }
 
 /* ---- usage and failures ------------------------------------------------- */
@@ -755,6 +788,7 @@ main(void)
         cmocka_unit_test_teardown(test_reordered, test_teardown),
         cmocka_unit_test_teardown(test_server_hangs_up, test_teardown),
         cmocka_unit_test_teardown(test_silent_server, test_teardown),
+        cmocka_unit_test_teardown(test_interrupt, test_teardown),
         cmocka_unit_test_teardown(test_usage_errors, test_teardown),
         cmocka_unit_test_teardown(test_unreachable, test_teardown),
         cmocka_unit_test_teardown(test_connect_timeout, test_teardown),

@@ -75,6 +75,7 @@ typedef struct bench_result {
     bench_hist hist; /* latency of the counted replies, ns */
     char details[BENCH_DETAILS][BENCH_DETAIL_LEN];
     int ndetails;
+    bool interrupted; /* ^C ended the window early */
 } bench_result;
 
 /* bench_payload_init - choose the payload bytes for cfg (its spec, type,

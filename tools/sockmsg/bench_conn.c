@@ -48,6 +48,7 @@ bench_worker_done(worker *w)
     sm_timer_stop(&w->tick);
     sm_timer_stop(&w->end);
     sm_timer_stop(&w->start);
+    sm_signal_stop(&w->sigint);
 }
 
 void
@@ -143,7 +144,7 @@ bench_conn_send(worker *w, conn *c, int64_t now)
 {
     const bench_cfg *cfg = w->cfg;
     uint64_t lim = c->rseq + (uint64_t)cfg->depth;
-    if (w->draining || now >= w->b->m1) lim = c->sseq + (c->soff > 0);
+    if (w->draining || now >= bench_m1(w->b)) lim = c->sseq + (c->soff > 0);
     while (c->sseq < lim) {
         uint64_t end;
         ssize_t n = cfg->protos ? send_copy(w, c, lim, now, &end) : send_iov(w, c, lim, now, &end);
@@ -280,7 +281,7 @@ conn_read(worker *w, conn *c)
     c->rend += (size_t)n;
     /* The loop works on copies: sm_frame_decode is opaque to the compiler,
      * which would otherwise reload every field after each call. */
-    bench_hist *hist = now >= w->b->m0 && now < w->b->m1 ? w->hist : NULL;
+    bench_hist *hist = now >= w->b->m0 && now < bench_m1(w->b) ? w->hist : NULL;
     const uint8_t *buf = c->rbuf;
     const int64_t *ts = c->ts;
     size_t pos = c->rstart, end = c->rend;
@@ -330,5 +331,5 @@ bench_conn_io(sm_io *io, unsigned events)
     if ((events & SM_READ) && !conn_read(w, c)) return;
     int64_t now = now_ns();
     if (!bench_conn_send(w, c, now)) return;
-    if ((w->draining || now >= w->b->m1) && outstanding(c) == 0) bench_conn_close(w, c);
+    if ((w->draining || now >= bench_m1(w->b)) && outstanding(c) == 0) bench_conn_close(w, c);
 }

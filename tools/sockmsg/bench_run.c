@@ -12,12 +12,14 @@
  * Time is read twice per batch (before the send, after the read), never per
  * message.
  *
- * The schedule is absolute: warmup until m0, measure until m1, then drain.
+ * The schedule is absolute: warmup until m0, measure until m1 (or ^C), then
+ * drain.
  * A reply counts (and its latency is recorded) when it arrives in [m0, m1);
  * no message is sent from m1 on; a connection closes once its replies are
  * all back, or fails if one is missing for longer than the timeout.
  */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,8 @@ progress(worker *w)
         int64_t since = b->prog_t > b->m0 ? b->prog_t : b->m0;
         double dt = (double)(now - since) / 1e9,
                rate = dt > 0 ? (double)(msgs - b->prog_msgs) / dt : 0;
-        double t = (double)((now < b->m1 ? now : b->m1) - b->m0) / 1e9;
+        int64_t m1 = bench_m1(b);
+        double t = (double)((now < m1 ? now : m1) - b->m0) / 1e9;
         snprintf(line, sizeof line,
                  "%5.1f/%.1f s  %11.0f msgs/s  %9.2f MB/s  p99 %s  errors %" PRIu64, t,
                  (double)w->cfg->duration_ns / 1e9, rate, rate * (double)w->cfg->size / 1e6,
@@ -117,12 +120,14 @@ on_start(sm_timer *t)
     getrusage(RUSAGE_SELF, &w->b->ru0);
 }
 
+/* The window is over (its time came, or ^C): send no more, close the
+ * connections that have nothing outstanding; the others close as their
+ * last replies come in. */
 static void
-on_end(sm_timer *t)
+worker_end(worker *w)
 {
-    worker *w = t->data;
     w->draining = true;
-    if (w->id == 0) {
+    if (w->id == 0 && !w->b->have_ru1) {
         getrusage(RUSAGE_SELF, &w->b->ru1);
         w->b->have_ru1 = true;
     }
@@ -130,6 +135,38 @@ on_end(sm_timer *t)
         conn *c = &w->conns[i];
         if (c->open && outstanding(c) == 0) bench_conn_close(w, c);
     }
+}
+
+static void
+on_end(sm_timer *t)
+{
+    worker_end(t->data);
+}
+
+/* Wake-ups only ever mean "the window ended early". */
+static void
+on_wakeup(sm_loop *loop)
+{
+    worker_end(sm_loop_get_data(loop));
+}
+
+/* ^C: end the window now, drain and report. A second ^C kills: the watcher
+ * stops, and the other threads block SIGINT, so it reaches this thread with
+ * its default action. */
+static void
+on_sigint(sm_signal *sig, int signum)
+{
+    (void)signum;
+    worker *w = sig->data;
+    bench *b = w->b;
+    sm_signal_stop(sig);
+    int64_t now = now_ns();
+    if (now < bench_m1(b)) atomic_store_explicit(&b->m1, now, memory_order_relaxed);
+    b->interrupted = true;
+    cli_log(w->cfg->cli, 1, "interrupted: draining");
+    for (int i = 1; i < b->nworkers; i++)
+        sm_loop_wakeup(b->workers[i].loop);
+    worker_end(w);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -170,7 +207,8 @@ worker_init(bench *b, worker *w, int id, int nconns)
     w->cfg = cfg;
     w->id = id;
     pthread_mutex_init(&w->pub_lock, NULL);
-    int rc = sm_loop_new(&w->loop, NULL);
+    sm_loop_opts opts = {.on_wakeup = on_wakeup, .data = w};
+    int rc = sm_loop_new(&w->loop, &opts);
     if (rc < 0) return rc;
     uint64_t ring = 1;
     while (ring < (uint64_t)cfg->depth)
@@ -189,7 +227,8 @@ worker_init(bench *b, worker *w, int id, int nconns)
     sm_timer_init(w->loop, &w->tick, on_tick);
     sm_timer_init(w->loop, &w->end, on_end);
     sm_timer_init(w->loop, &w->start, on_start);
-    w->tick.data = w->end.data = w->start.data = w;
+    sm_signal_init(w->loop, &w->sigint, on_sigint);
+    w->tick.data = w->end.data = w->start.data = w->sigint.data = w;
     return 0;
 }
 
@@ -240,6 +279,7 @@ worker_free(worker *w)
         sm_timer_stop(&w->tick);
         sm_timer_stop(&w->end);
         sm_timer_stop(&w->start);
+        sm_signal_stop(&w->sigint);
         (void)sm_loop_run(w->loop, SM_RUN_NOWAIT);
         sm_loop_free(w->loop);
     }
@@ -325,10 +365,11 @@ collect(bench *b, bench_result *res)
     }
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         res->errors += res->err[k];
-    int64_t end = done < b->m1 ? done : b->m1;
+    int64_t m1 = bench_m1(b), end = done < m1 ? done : m1;
     res->window_s = end > b->m0 ? (double)(end - b->m0) / 1e9 : 0;
     if (!b->have_ru1) getrusage(RUSAGE_SELF, &b->ru1);
     res->cpu_s = cpu_seconds(&b->ru1) - cpu_seconds(&b->ru0);
+    res->interrupted = b->interrupted;
 }
 
 int
@@ -354,19 +395,22 @@ bench_run(const bench_cfg *cfg, bench_result *res)
 
     int64_t now = now_ns();
     b.m0 = now + cfg->warmup_ns;
-    b.m1 = b.m0 + cfg->duration_ns;
+    atomic_store_explicit(&b.m1, b.m0 + cfg->duration_ns, memory_order_relaxed);
     b.prog_t = b.m0;
     getrusage(RUSAGE_SELF, &b.ru0);
     for (int i = 0; i < b.nworkers; i++) {
         worker *w = &b.workers[i];
         if (sm_timer_start(&w->tick, TICK_MS, TICK_MS) < 0 ||
-            sm_timer_start(&w->end, timer_ms(b.m1, now), 0) < 0 ||
+            sm_timer_start(&w->end, timer_ms(bench_m1(&b), now), 0) < 0 ||
             (i == 0 && cfg->warmup_ns > 0 &&
              sm_timer_start(&w->start, timer_ms(b.m0, now), 0) < 0)) {
             cli_fail(cfg->cli, "event loop: %s", sm_strerror(-ENOMEM));
             goto out;
         }
     }
+    /* Before the threads exist, so that they inherit SIGINT blocked. */
+    if (sm_signal_start(&b.workers[0].sigint, SIGINT) < 0)
+        cli_log(cfg->cli, 1, "^C will not end the window early");
     if (cfg->warmup_ns > 0)
         cli_log(cfg->cli, 1, "warming up for %.3f s", (double)cfg->warmup_ns / 1e9);
     cli_log(cfg->cli, 1, "measuring for %.3f s", (double)cfg->duration_ns / 1e9);

@@ -50,6 +50,7 @@ struct worker {
     uint64_t mask;
     size_t rcap; /* bytes of each read buffer */
     sm_timer tick, end, start;
+    sm_signal sigint; /* worker 0: ^C ends the window early */
     unsigned ticks;
     bool draining;
     uint8_t *scratch;               /* small frames are built here */
@@ -71,7 +72,9 @@ struct bench {
     const bench_cfg *cfg;
     worker *workers;
     int nworkers;
-    int64_t m0, m1; /* the measured window, CLOCK_MONOTONIC ns */
+    int64_t m0;         /* the measured window, CLOCK_MONOTONIC ns: [m0, m1) */
+    _Atomic int64_t m1; /* moved earlier by ^C; read it with bench_m1 */
+    bool interrupted;
     struct rusage ru0, ru1;
     bool have_ru1;
     /* the live line (worker 0) */
@@ -94,6 +97,13 @@ static inline uint64_t
 outstanding(const conn *c)
 {
     return c->sseq - c->rseq + (c->soff > 0);
+}
+
+/* bench_m1 - the end of the measured window. */
+static inline int64_t
+bench_m1(bench *b)
+{
+    return atomic_load_explicit(&b->m1, memory_order_relaxed);
 }
 
 /* bench_detail - keep an explanation of an error (the first BENCH_DETAILS),

@@ -37,7 +37,7 @@ help(void)
            "(a reply lost, duplicated, reordered or altered is an error). Reports\n"
            "messages per second, MB/s (payload bytes echoed per second, one way,\n"
            "10^6 bytes a MB), latency percentiles and a histogram, errors and the CPU\n"
-           "time the client used.\n"
+           "time the client used. ^C ends the measurement early and reports it.\n"
            "\n"
            "options:\n"
            "  -c, --conns C        connections (default 1)\n"
@@ -179,6 +179,7 @@ print_report(const bench_cfg *cfg, const bench_result *r)
            cfg->threads, cfg->threads == 1 ? "" : "s");
     printf("  messages    %llu in %.3f s", (unsigned long long)r->messages, r->window_s);
     if (cfg->warmup_ns) printf(" (after %.3f s of warmup)", (double)cfg->warmup_ns / 1e9);
+    if (r->interrupted) printf(" (interrupted)");
     printf("\n  rate        %.0f msgs/s, %.2f MB/s of payload echoed (one way)\n", rate, mbps);
     printf("  latency     p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n",
            hist_format_ns(hist_percentile(h, 0.50), p[0], sizeof p[0]),
