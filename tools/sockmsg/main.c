@@ -19,6 +19,8 @@
     X(get, "fetch an http:// URL and write the body out")                                         \
     X(cat, "copy stdin to a socket and the socket to stdout, optionally framed")                  \
     X(bench, "load an echo server and check every reply: msgs/s, latency")                        \
+    X(serve, "serve connections: echo, discard or chat, framed, until a signal")                  \
+    X(demo, "run echo servers and clients in-process, check every byte: a tour")                  \
     /* end of the list */
 /* clang-format on */
 
