@@ -364,6 +364,7 @@ free_workers(sm_server *srv)
         free(w->work_msgs.items);
         free(w->in_done.items);
         free(w->work_done.items);
+        free(w->fresh.items);
         free(w->lst);
         pthread_mutex_destroy(&w->lock);
     }
@@ -400,8 +401,6 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         w->index = i;
         w->spare_fd = -1;
         pthread_mutex_init(&w->lock, NULL);
-        sm__list_init(&w->peers);
-        sm__list_init(&w->fresh);
         sm__list_init(&w->pending);
     }
     for (int i = 0; i < srv->nw; i++) {
@@ -687,8 +686,8 @@ static int
 peer_sendv(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
     if (!p || iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
-    return p->srv->o.model == SM_SERVER_LOOP ? sm__lpeer_send(p, type, iov, iovcnt)
-                                             : sm__tpeer_send(p, type, iov, iovcnt);
+    return sm__peer_is_loop(p) ? sm__lpeer_send(p, type, iov, iovcnt)
+                               : sm__tpeer_send(p, type, iov, iovcnt);
 }
 
 int
@@ -718,14 +717,14 @@ int
 sm_peer_shutdown(sm_peer *p)
 {
     if (!p) return -EINVAL;
-    return p->srv->o.model == SM_SERVER_LOOP ? sm__lpeer_shutdown(p) : sm__tpeer_shutdown(p);
+    return sm__peer_is_loop(p) ? sm__lpeer_shutdown(p) : sm__tpeer_shutdown(p);
 }
 
 int
 sm_peer_close(sm_peer *p)
 {
     if (!p) return -EINVAL;
-    return p->srv->o.model == SM_SERVER_LOOP ? sm__lpeer_close(p) : sm__tpeer_close(p);
+    return sm__peer_is_loop(p) ? sm__lpeer_close(p) : sm__tpeer_close(p);
 }
 
 static int
@@ -738,57 +737,68 @@ sock_addr(int fd, sm_addr *out, bool peer)
     return rc < 0 ? -errno : 0;
 }
 
+/* The address from the PROXY header, or the socket's; see sm_peer_addr. */
+int
+sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer)
+{
+    if (px) {
+        *out = peer ? px->src : px->dst;
+        return 1;
+    }
+    return fd < 0 ? -EBADF : sock_addr(fd, out, peer);
+}
+
 int
 sm_peer_addr(const sm_peer *p, sm_addr *out)
 {
     if (!p || !out) return -EINVAL;
-    if (p->px) {
-        *out = p->px->src;
-        return 1;
-    }
-    return p->fd < 0 ? -EBADF : sock_addr(p->fd, out, true);
+    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, true);
+    return sm__peer_addr(p->px, p->fd, out, true);
 }
 
 int
 sm_peer_local_addr(const sm_peer *p, sm_addr *out)
 {
     if (!p || !out) return -EINVAL;
-    if (p->px) {
-        *out = p->px->dst;
-        return 1;
-    }
-    return p->fd < 0 ? -EBADF : sock_addr(p->fd, out, false);
+    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, false);
+    return sm__peer_addr(p->px, p->fd, out, false);
 }
 
 void *
 sm_peer_get_data(const sm_peer *p)
 {
-    return p ? p->data : NULL;
+    if (!p) return NULL;
+    return sm__peer_is_loop(p) ? sm__lpeer_get_data(p) : p->data;
 }
 
 void
 sm_peer_set_data(sm_peer *p, void *data)
 {
-    if (p) p->data = data;
+    if (!p) return;
+    if (sm__peer_is_loop(p))
+        sm__lpeer_set_data(p, data);
+    else
+        p->data = data;
 }
 
 sm_server *
 sm_peer_server(const sm_peer *p)
 {
-    return p ? p->srv : NULL;
+    if (!p) return NULL;
+    return sm__peer_is_loop(p) ? sm__lpeer_server(p) : p->srv;
 }
 
 uint64_t
 sm_peer_id(const sm_peer *p)
 {
-    return p ? p->id : 0;
+    return p ? sm__peer_id(p) : 0;
 }
 
 const char *
 sm_peer_error_detail(const sm_peer *p)
 {
     if (!p) return "";
+    if (sm__peer_is_loop(p)) return sm__lpeer_detail(p);
     if (p->override_detail) return p->override_detail;
-    if (p->srv->o.model == SM_SERVER_THREAD) return sm__tpeer_detail(p);
-    return p->s ? sm_stream_error_detail(p->s) : "";
+    return sm__tpeer_detail(p);
 }

@@ -116,29 +116,71 @@ typedef struct sm__proxied {
     sm_addr src, dst;
 } sm__proxied;
 
-/* sm_peer.flags */
+/* A peer's tag: its id above 8 bits of flags, the first 8 bytes of every
+ * peer of both models (read with sm__peer_tag). */
 enum {
-    SM__P_GOT_FIRST = 0x1, /* a whole message arrived */
-    SM__P_FRESH = 0x2,     /* on the worker's first-message list */
-    SM__P_SHUT = 0x4,      /* the server half-closed it (drain or sm_peer_shutdown) */
-    SM__P_CLOSING = 0x8,   /* sm_peer_close or a server close: no more handlers */
+    SM__P_LOOP = 0x1,      /* a loop-model peer (below); else a struct sm_peer */
+    SM__P_PX = 0x2,        /* loop: a PROXY address pointer follows the tag */
+    SM__P_FRESH = 0x4,     /* loop: no whole message yet (first-message timeout) */
+    SM__P_SHUT = 0x8,      /* loop: the server half-closed it (drain or sm_peer_shutdown) */
+    SM__P_CLOSING = 0x10,  /* loop: sm_peer_close or a server close: no more handlers */
+    SM__P_TIMEDOUT = 0x20, /* loop: closed by the first-message timeout */
+    SM__P_FORCED = 0x40,   /* loop: closed by the stop's deadline or a forced stop */
+};
+#define SM__P_ID_SHIFT 8 /* ids have 56 bits: no server lives to wrap them */
+
+/* A peer of the thread model (server_thread.c embeds it in its record).
+ *
+ * A peer of the loop model is no struct sm_peer: it is the 8-byte tag
+ * (with SM__P_LOOP set), followed by a pointer to its PROXY addresses when
+ * SM__P_PX is set, in the extra area behind its sm_stream, in the stream's
+ * own allocation (sm__stream_new_take_extra); the stream's data slot holds
+ * the handlers' sm_peer_get_data, and the server and worker come from the
+ * stream's loop. So an idle connection is one 128-byte malloc chunk. */
+struct sm_peer {
+    uint64_t tag; /* first: see above */
+    sm_server *srv;
+    void *data;
+    sm__node link; /* the server's registry */
+    sm__proxied *px;
+    int fd;       /* the socket (the connection's) */
+    int override; /* a reason that replaces SM_ERR_CLOSED */
+    const char *override_detail;
 };
 
-struct sm_peer {
-    sm_server *srv;
-    sm__worker *w; /* loop model: its loop's worker */
-    void *data;
+static inline uint64_t
+sm__peer_tag(const sm_peer *p)
+{
+    return *(const uint64_t *)(const void *)p;
+}
+
+static inline uint64_t
+sm__peer_id(const sm_peer *p)
+{
+    return sm__peer_tag(p) >> SM__P_ID_SHIFT;
+}
+
+static inline bool
+sm__peer_is_loop(const sm_peer *p)
+{
+    return (sm__peer_tag(p) & SM__P_LOOP) != 0;
+}
+
+/* Connections waiting for their first message (loop model), oldest first:
+ * a queue of (due, id, fd) rather than a list through the peers, so a peer
+ * carries nothing for it. Entries are never removed early: when one comes
+ * due, the stream now on that fd is closed only if it is still the same
+ * peer (same id) and still has not sent a whole message. */
+typedef struct sm__fresh {
+    int64_t due;
     uint64_t id;
-    sm__node link;  /* loop: the worker's peers; thread: the server's registry */
-    sm__node fresh; /* loop: the first-message list, oldest first */
-    sm__proxied *px;
-    sm_stream *s;      /* loop model */
-    int fd;            /* the socket (the stream's or the connection's) */
-    int64_t fresh_due; /* loop: first-message deadline */
-    int override;      /* a reason that replaces the stream's SM_ERR_CLOSED */
-    const char *override_detail;
-    unsigned flags;
-};
+    int fd;
+} sm__fresh;
+
+typedef struct sm__fresh_q {
+    sm__fresh *items; /* a ring of cap entries (a power of 2), freed when empty */
+    size_t head, n, cap;
+} sm__fresh_q;
 
 /* A connection whose PROXY header is being read (loop model). */
 typedef struct sm__pending {
@@ -168,7 +210,8 @@ struct sm__worker {
     sm_signal sig[2];
     int signals_seen;
 
-    sm__node peers, fresh, pending;
+    sm__fresh_q fresh; /* loop model; the peers themselves are the loop's streams */
+    sm__node pending;
     atomic_size_t npeers;
     size_t npending;
     unsigned rr;        /* dispatch: the next worker */
@@ -255,6 +298,8 @@ void sm__count_close(sm_server *srv, sm__ctrs *c, sm_close_kind kind);
 uint64_t sm__next_id(sm_server *srv);
 /* A worker is set up: wait until every worker is. */
 void sm__gate_pass(sm_server *srv);
+/* sm_peer_addr (peer) or sm_peer_local_addr for either model. */
+int sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer);
 /* Exit conditions need everyone's listeners closed: wake all workers. */
 void sm__wake_all(sm_server *srv);
 int64_t sm__drain_deadline(const sm_server *srv);
@@ -284,6 +329,11 @@ void sm__loop_wakeup(sm_loop *loop);
 int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
 int sm__lpeer_shutdown(sm_peer *p);
 int sm__lpeer_close(sm_peer *p);
+int sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer);
+void *sm__lpeer_get_data(const sm_peer *p);
+void sm__lpeer_set_data(sm_peer *p, void *data);
+sm_server *sm__lpeer_server(const sm_peer *p);
+const char *sm__lpeer_detail(const sm_peer *p);
 int sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
                        size_t len);
 

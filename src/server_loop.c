@@ -21,47 +21,128 @@ static void maybe_exit(sm__worker *w);
 
 /* ---- peers ------------------------------------------------------------------ */
 
-static void
-fresh_arm(sm__worker *w)
+/* A loop-model peer is its tag (and, with SM__P_PX, a PROXY pointer) in the
+ * extra area behind its stream; see server_internal.h. */
+typedef struct lpeer_px {
+    uint64_t tag;
+    sm__proxied *px;
+} lpeer_px;
+
+static uint64_t *
+tag_of(const sm_peer *p)
 {
-    if (sm__list_empty(&w->fresh) || sm_timer_is_active(&w->fresh_timer)) return;
-    sm_peer *p = SM__CONTAINER(w->fresh.next, sm_peer, fresh);
-    int64_t left = p->fresh_due - sm_loop_now(w->loop);
-    sm_timer_start(&w->fresh_timer, left > 0 ? (uint64_t)left : 0, 0);
+    return (uint64_t *)(void *)(uintptr_t)p;
+}
+
+static sm_peer *
+peer_of(sm_stream *s)
+{
+    return sm__stream_extra(s);
+}
+
+static sm_stream *
+stream_of(const sm_peer *p)
+{
+    return sm__stream_of_extra(p);
+}
+
+static sm__worker *
+worker_of(const sm_stream *s)
+{
+    return sm_loop_get_data(s->io.loop);
+}
+
+static bool
+has(const sm_peer *p, unsigned flags)
+{
+    return (*tag_of(p) & flags) != 0;
 }
 
 static void
-fresh_leave(sm_peer *p)
+set(sm_peer *p, unsigned flags)
 {
-    if (!(p->flags & SM__P_FRESH)) return;
-    p->flags &= ~(unsigned)SM__P_FRESH;
-    sm__list_remove(&p->fresh);
+    *tag_of(p) |= flags;
+}
+
+static void
+clear(sm_peer *p, unsigned flags)
+{
+    *tag_of(p) &= ~(uint64_t)flags;
+}
+
+static sm__proxied *
+px_of(const sm_peer *p)
+{
+    return has(p, SM__P_PX) ? ((const lpeer_px *)(const void *)p)->px : NULL;
+}
+
+/* The worker's server's stream, not a stranger on its loop. */
+static sm_peer *
+own_peer(sm__worker *w, sm_stream *s)
+{
+    return s && s->opts == &w->srv->sopts ? peer_of(s) : NULL;
+}
+
+/* ---- first-message deadlines ---------------------------------------------------- */
+
+static void
+fresh_arm(sm__worker *w)
+{
+    sm__fresh_q *q = &w->fresh;
+    if (!q->n || sm_timer_is_active(&w->fresh_timer)) return;
+    int64_t left = q->items[q->head].due - sm_loop_now(w->loop);
+    sm_timer_start(&w->fresh_timer, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+/* Room for one more entry; -ENOMEM. */
+static int
+fresh_reserve(sm__fresh_q *q)
+{
+    if (q->n < q->cap) return 0;
+    size_t cap = q->cap ? q->cap * 2 : 64;
+    sm__fresh *items = malloc(cap * sizeof *items);
+    if (!items) return -ENOMEM;
+    for (size_t i = 0; i < q->n; i++)
+        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+    free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
+    return 0;
 }
 
 static void
 fresh_cb(sm_timer *t)
 {
     sm__worker *w = t->data;
+    sm__fresh_q *q = &w->fresh;
     int64_t now = sm_loop_now(w->loop);
-    while (!sm__list_empty(&w->fresh)) {
-        sm_peer *p = SM__CONTAINER(w->fresh.next, sm_peer, fresh);
-        if (p->fresh_due > now) break;
-        fresh_leave(p);
-        p->override = -ETIMEDOUT;
-        p->override_detail = w->srv->fresh_detail;
-        p->flags |= SM__P_CLOSING;
-        sm_stream_close(p->s);
+    while (q->n && q->items[q->head].due <= now) {
+        sm__fresh e = q->items[q->head];
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->n--;
+        sm_peer *p = own_peer(w, sm__stream_at(w->loop, e.fd));
+        if (!p || sm__peer_id(p) != e.id || !has(p, SM__P_FRESH) || has(p, SM__P_CLOSING)) continue;
+        clear(p, SM__P_FRESH);
+        set(p, SM__P_TIMEDOUT | SM__P_CLOSING);
+        sm_stream_close(stream_of(p));
+    }
+    /* A burst of connections leaves no big ring behind. */
+    if (!q->n) {
+        free(q->items);
+        *q = (sm__fresh_q){0};
     }
     fresh_arm(w);
 }
 
+/* ---- stream callbacks ------------------------------------------------------------ */
+
 static void
 on_stream_message(sm_stream *s, const sm_frame_msg *m)
 {
-    sm_peer *p = sm_stream_get_data(s);
-    sm__worker *w = p->w;
-    fresh_leave(p);
-    p->flags |= SM__P_GOT_FIRST;
+    sm_peer *p = peer_of(s);
+    sm__worker *w = worker_of(s);
+    clear(p, SM__P_FRESH);
     sm__ctr_add(&w->ctrs.msgs_in, 1);
     sm__ctr_add(&w->ctrs.bytes_in, m->len);
     w->srv->o.on_message(p, m);
@@ -70,40 +151,39 @@ on_stream_message(sm_stream *s, const sm_frame_msg *m)
 static void
 on_stream_close(sm_stream *s, int reason)
 {
-    sm_peer *p = sm_stream_get_data(s);
-    sm__worker *w = p->w;
+    sm_peer *p = peer_of(s);
+    sm__worker *w = worker_of(s);
     sm_server *srv = w->srv;
-    if (reason == SM_ERR_CLOSED && p->override) reason = p->override;
-    /* The stream has closed the socket: its number may already be another
-     * connection's. */
-    p->fd = -1;
-    fresh_leave(p);
-    sm__list_remove(&p->link);
+    if (reason == SM_ERR_CLOSED && has(p, SM__P_TIMEDOUT)) reason = -ETIMEDOUT;
+    if (reason == SM_ERR_CLOSED && has(p, SM__P_FORCED)) reason = -ECANCELED;
+    /* A first-message entry for it stays queued: its fd is no longer this
+     * stream's, and its id is no one else's. */
+    clear(p, SM__P_FRESH);
     atomic_fetch_sub_explicit(&w->npeers, 1, memory_order_relaxed);
     sm_close_kind kind = sm_server_close_kind(reason);
     sm__count_close(srv, &w->ctrs, kind);
-    p->flags |= SM__P_CLOSING;
+    set(p, SM__P_CLOSING);
     if (srv->o.log_level >= SM_LOG_DEBUG) {
         const char *d = sm_peer_error_detail(p);
-        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s", (unsigned long long)p->id,
-                sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
+        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s",
+                (unsigned long long)sm__peer_id(p), sm_server_close_kind_name((int)kind),
+                sm_err_name(reason), d[0] ? ": " : "", d);
     }
     if (srv->o.on_close) srv->o.on_close(p, reason);
-    free(p->px);
-    free(p);
+    free(px_of(p));
+    /* The peer goes with the stream's memory when this returns. */
     maybe_exit(w);
 }
 
 static void
-log_open(sm_peer *p)
+log_open(sm_server *srv, sm_peer *p)
 {
-    sm_server *srv = p->srv;
     if (srv->o.log_level < SM_LOG_DEBUG || !srv->o.log) return;
     sm_addr a;
     char where[160] = "?";
     int src = sm_peer_addr(p, &a);
     if (src >= 0) sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-    sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)p->id, where,
+    sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)sm__peer_id(p), where,
             src == 1 ? " (PROXY)" : "");
 }
 
@@ -113,32 +193,43 @@ static void
 peer_open(sm__worker *w, int fd, sm__proxied *px)
 {
     sm_server *srv = w->srv;
-    sm_peer *p = calloc(1, sizeof *p);
-    int rc = p ? sm_stream_new_take(&p->s, w->loop, fd, &srv->sopts, p) : -ENOMEM;
+    bool fresh = srv->o.first_message_timeout_ms > 0;
+    /* The peer: 8 bytes behind the stream (16 with a PROXY pointer). */
+    size_t extra = px ? sizeof(lpeer_px) : sizeof(uint64_t);
+    sm_stream *s = NULL;
+    int rc = fresh ? fresh_reserve(&w->fresh) : 0;
+    if (rc < 0)
+        close(fd);
+    else
+        rc = sm__stream_new_take_extra(&s, w->loop, fd, &srv->sopts, NULL, extra);
     if (rc < 0) {
-        if (!p) close(fd);
-        free(p);
         free(px);
         sm__log(srv, SM_LOG_ERROR, "a new connection: %s", sm_strerror(rc));
         sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
         maybe_exit(w);
         return;
     }
-    p->srv = srv;
-    p->w = w;
-    p->fd = fd;
-    p->px = px;
-    p->id = sm__next_id(srv);
-    sm__list_append(&w->peers, &p->link);
+    sm_peer *p = peer_of(s);
+    uint64_t id = sm__next_id(srv);
+    *tag_of(p) = id << SM__P_ID_SHIFT | SM__P_LOOP;
+    if (px) {
+        ((lpeer_px *)(void *)p)->px = px;
+        set(p, SM__P_PX);
+    }
     atomic_fetch_add_explicit(&w->npeers, 1, memory_order_relaxed);
-    if (srv->o.first_message_timeout_ms > 0) {
-        p->flags |= SM__P_FRESH;
-        p->fresh_due = sm_loop_now(w->loop) + srv->o.first_message_timeout_ms;
-        sm__list_append(&w->fresh, &p->fresh);
+    if (fresh) {
+        sm__fresh_q *q = &w->fresh;
+        q->items[(q->head + q->n) & (q->cap - 1)] = (sm__fresh){
+            .due = sm_loop_now(w->loop) + srv->o.first_message_timeout_ms,
+            .id = id,
+            .fd = fd,
+        };
+        q->n++;
+        set(p, SM__P_FRESH);
         fresh_arm(w);
     }
     sm__ctr_add(&w->ctrs.opened, 1);
-    log_open(p);
+    log_open(srv, p);
     if (srv->o.on_open) srv->o.on_open(p);
 }
 
@@ -317,23 +408,27 @@ bmsg_unref(sm__bmsg *m)
 }
 
 static int
-send_one(sm_peer *p, int type, const void *msg, size_t len)
+send_one(sm__worker *w, sm_stream *s, int type, const void *msg, size_t len)
 {
-    int rc = type >= 0 ? sm_stream_send_type(p->s, type, msg, len) : sm_stream_send(p->s, msg, len);
+    int rc = type >= 0 ? sm_stream_send_type(s, type, msg, len) : sm_stream_send(s, msg, len);
     if (rc >= 0) {
-        sm__ctr_add(&p->w->ctrs.msgs_out, 1);
-        sm__ctr_add(&p->w->ctrs.bytes_out, len);
+        sm__ctr_add(&w->ctrs.msgs_out, 1);
+        sm__ctr_add(&w->ctrs.bytes_out, len);
     }
     return rc;
 }
 
+/* The worker's peers are its loop's streams: found through the loop, with
+ * no list through them (a broadcast looks at every fd number the loop
+ * watches, about as many as it has peers). */
 static void
 deliver_local(sm__worker *w, uint64_t from, int type, const void *msg, size_t len)
 {
-    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
-        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
-        if (p->id == from || (p->flags & (SM__P_SHUT | SM__P_CLOSING))) continue;
-        send_one(p, type, msg, len);
+    sm_stream *s;
+    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
+        sm_peer *p = own_peer(w, s);
+        if (!p || sm__peer_id(p) == from || has(p, SM__P_SHUT | SM__P_CLOSING)) continue;
+        send_one(w, s, type, msg, len);
     }
 }
 
@@ -364,8 +459,8 @@ take_inbox(sm__worker *w)
 int
 sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
 {
-    sm__worker *own = except ? except->w : NULL;
-    uint64_t from = except ? except->id : 0;
+    sm__worker *own = except ? worker_of(stream_of(except)) : NULL;
+    uint64_t from = except ? sm__peer_id(except) : 0;
     if (own) deliver_local(own, from, type, msg, len);
     if (srv->nw == (own ? 1 : 0)) return 0;
     sm__bmsg *m = malloc(sizeof *m + len);
@@ -399,15 +494,17 @@ sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *
 int
 sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
-    if (type >= 0) return send_one(p, type, iov[0].iov_base, iov[0].iov_len);
-    int rc = iovcnt == 1 ? sm_stream_send(p->s, iov[0].iov_base, iov[0].iov_len)
-                         : sm_stream_sendv(p->s, iov, iovcnt);
+    sm_stream *s = stream_of(p);
+    sm__worker *w = worker_of(s);
+    if (type >= 0) return send_one(w, s, type, iov[0].iov_base, iov[0].iov_len);
+    int rc = iovcnt == 1 ? sm_stream_send(s, iov[0].iov_base, iov[0].iov_len)
+                         : sm_stream_sendv(s, iov, iovcnt);
     if (rc >= 0) {
         size_t len = 0;
         for (int i = 0; i < iovcnt; i++)
             len += iov[i].iov_len;
-        sm__ctr_add(&p->w->ctrs.msgs_out, 1);
-        sm__ctr_add(&p->w->ctrs.bytes_out, len);
+        sm__ctr_add(&w->ctrs.msgs_out, 1);
+        sm__ctr_add(&w->ctrs.bytes_out, len);
     }
     return rc;
 }
@@ -415,17 +512,51 @@ sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 int
 sm__lpeer_shutdown(sm_peer *p)
 {
-    int rc = sm_stream_shutdown(p->s);
-    if (rc == 0) p->flags |= SM__P_SHUT;
+    int rc = sm_stream_shutdown(stream_of(p));
+    if (rc == 0) set(p, SM__P_SHUT);
     return rc;
 }
 
 int
 sm__lpeer_close(sm_peer *p)
 {
-    if (p->flags & SM__P_CLOSING) return SM_ERR_CLOSED;
-    p->flags |= SM__P_CLOSING;
-    return sm_stream_close(p->s);
+    if (has(p, SM__P_CLOSING)) return SM_ERR_CLOSED;
+    set(p, SM__P_CLOSING);
+    return sm_stream_close(stream_of(p));
+}
+
+int
+sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer)
+{
+    /* -1 once closing: the stream has closed the socket, whose number may
+     * already be another connection's. */
+    return sm__peer_addr(px_of(p), sm_stream_fd(stream_of(p)), out, peer);
+}
+
+void *
+sm__lpeer_get_data(const sm_peer *p)
+{
+    return sm_stream_get_data(stream_of(p));
+}
+
+void
+sm__lpeer_set_data(sm_peer *p, void *data)
+{
+    sm_stream_set_data(stream_of(p), data);
+}
+
+sm_server *
+sm__lpeer_server(const sm_peer *p)
+{
+    return worker_of(stream_of(p))->srv;
+}
+
+const char *
+sm__lpeer_detail(const sm_peer *p)
+{
+    if (has(p, SM__P_TIMEDOUT)) return sm__lpeer_server(p)->fresh_detail;
+    if (has(p, SM__P_FORCED)) return forced_detail;
+    return sm_stream_error_detail(stream_of(p));
 }
 
 /* ---- stopping ------------------------------------------------------------------------- */
@@ -435,9 +566,8 @@ sm__lpeer_close(sm_peer *p)
  * message exactly when rd is set, and rx_ts is the loop time of its last
  * read.) */
 static bool
-quiet(const sm_peer *p, uint32_t now, uint32_t quiet_ms)
+quiet(const sm_stream *s, uint32_t now, uint32_t quiet_ms)
 {
-    const sm_stream *s = p->s;
     return !s->rd && (uint32_t)(now - s->rx_ts) >= quiet_ms && sm_stream_queued(s) == 0;
 }
 
@@ -447,11 +577,12 @@ drain_tick_cb(sm_timer *t)
     sm__worker *w = t->data;
     uint32_t now = (uint32_t)sm_loop_now(w->loop);
     uint32_t q = (uint32_t)w->srv->o.drain_quiet_ms;
-    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
-        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
-        if (p->flags & (SM__P_SHUT | SM__P_CLOSING) || !quiet(p, now, q)) continue;
-        p->flags |= SM__P_SHUT;
-        sm_stream_shutdown(p->s);
+    sm_stream *s;
+    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
+        sm_peer *p = own_peer(w, s);
+        if (!p || has(p, SM__P_SHUT | SM__P_CLOSING) || !quiet(s, now, q)) continue;
+        set(p, SM__P_SHUT);
+        sm_stream_shutdown(s);
     }
 }
 
@@ -462,13 +593,12 @@ force_all(sm__worker *w)
     while (!sm__list_empty(&w->pending))
         pend_fail(SM__CONTAINER(w->pending.next, sm__pending, link), -ECANCELED,
                   "closed by the server's stop");
-    for (sm__node *n = w->peers.next; n != &w->peers; n = n->next) {
-        sm_peer *p = SM__CONTAINER(n, sm_peer, link);
-        if (p->flags & SM__P_CLOSING) continue;
-        p->flags |= SM__P_CLOSING;
-        p->override = -ECANCELED;
-        p->override_detail = forced_detail;
-        sm_stream_close(p->s);
+    sm_stream *s;
+    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
+        sm_peer *p = own_peer(w, s);
+        if (!p || has(p, SM__P_CLOSING)) continue;
+        set(p, SM__P_CLOSING | SM__P_FORCED);
+        sm_stream_close(s);
     }
 }
 

@@ -351,8 +351,8 @@ conn_main(void *arg)
             int src = sm_peer_addr(p, &a);
             if (src >= 0)
                 sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-            sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)p->id, where,
-                    src == 1 ? " (PROXY)" : "");
+            sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)sm__peer_id(p),
+                    where, src == 1 ? " (PROXY)" : "");
         }
         if (srv->o.on_open) srv->o.on_open(p);
         reason = serve(t, start);
@@ -370,8 +370,9 @@ conn_main(void *arg)
     sm_close_kind kind = sm_server_close_kind(reason);
     if (opened && srv->o.log_level >= SM_LOG_DEBUG) {
         const char *d = sm_peer_error_detail(p);
-        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s", (unsigned long long)p->id,
-                sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
+        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s",
+                (unsigned long long)sm__peer_id(p), sm_server_close_kind_name((int)kind),
+                sm_err_name(reason), d[0] ? ": " : "", d);
     }
     sm__count_close(srv, &srv->tctrs, kind);
     if (opened && srv->o.on_close) srv->o.on_close(p, reason);
@@ -404,7 +405,7 @@ spawn(sm__worker *w, sm__listener *l, int fd)
     }
     t->p.srv = srv;
     t->p.fd = fd;
-    t->p.id = sm__next_id(srv);
+    t->p.tag = sm__next_id(srv) << SM__P_ID_SHIFT;
     pthread_mutex_init(&t->lock, NULL);
     atomic_init(&t->refs, 1);
     atomic_init(&t->closing, false);

@@ -84,13 +84,17 @@ sm__stream_opts_check(const sm_stream_opts *o)
 
 static void stream_io_cb(sm_io *w, unsigned events);
 
+/* Owners' extra areas start right behind the struct: it must keep them
+ * aligned for pointers and 64-bit integers. */
+_Static_assert(sizeof(sm_stream) % 8 == 0, "sm_stream keeps its extra area aligned");
+
 sm_stream *
-sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, int *err)
+sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, size_t extra, int *err)
 {
     *err = loop ? sm__stream_opts_check(opts) : -EINVAL;
     if (*err < 0) return NULL;
     sm_stream *s = NULL;
-    if (!sm__stream_loop_get(loop) || !(s = calloc(1, sizeof *s))) {
+    if (!sm__stream_loop_get(loop) || !(s = calloc(1, sizeof *s + extra))) {
         *err = -ENOMEM;
         return NULL;
     }
@@ -134,7 +138,7 @@ sm__stream_connected(sm_stream *s, int fd)
         return rc;
     }
     /* A shutdown asked for before the connection was up still applies. */
-    s->flags &= SM__S_USER_END | SM__S_SHUT_REQ | SM__S_PAUSED;
+    s->flags &= SM__S_USER_END | SM__S_SHUT_REQ | SM__S_PAUSED | SM__S_DIALED;
     if (!(s->flags & SM__S_USER_END)) s->flags &= (uint16_t)~SM__S_SHUT_REQ;
     s->flags |= SM__S_CONNECTED;
     s->reason = 0;
@@ -168,7 +172,7 @@ stream_closed(sm_io *w)
 {
     sm_stream *s = (sm_stream *)w;
     /* Older messages first: those of a lost connection, then the queue. */
-    if (s->dial) sm__dial_report(s);
+    if (s->flags & SM__S_DIALED) sm__dial_report(s);
     if (s->wq) sm__wq_report(s, s->wq, s->reason);
     if (s->opts->on_close) s->opts->on_close(s, s->reason);
     sm__stream_free(s);
@@ -183,7 +187,7 @@ sm__stream_close_final(sm_stream *s, int reason)
     s->reason = reason;
     sm__timeouts_remove(s);
     if (s->wq) sm__wq_unlist(s->wq);
-    if (s->dial) sm__dial_stop(s);
+    if (s->flags & SM__S_DIALED) sm__dial_stop(s);
     sm_io_close(&s->io, stream_closed);
 }
 
@@ -438,11 +442,12 @@ stream_io_cb(sm_io *w, unsigned events)
 /* ---- public --------------------------------------------------------------------- */
 
 int
-sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts, void *data)
+sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                          void *data, size_t extra)
 {
     int rc = -EINVAL;
     sm_stream *s = NULL;
-    if (out && fd >= 0) s = sm__stream_alloc(loop, opts, data, &rc);
+    if (out && fd >= 0) s = sm__stream_alloc(loop, opts, data, extra, &rc);
     if (s) rc = sm_sock_set_nonblock(fd, true);
     if (rc == 0) rc = sm__stream_connected(s, fd);
     if (rc < 0) {
@@ -452,6 +457,34 @@ sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts 
     }
     *out = s;
     return 0;
+}
+
+sm_stream *
+sm__stream_at(const sm_loop *loop, int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop->fds_cap) return NULL;
+    sm_io *w = loop->fds[fd];
+    /* Only a connected stream's watcher is in the table, with this callback. */
+    return w && w->u.cb == stream_io_cb ? (sm_stream *)w : NULL;
+}
+
+sm_stream *
+sm__stream_next(const sm_loop *loop, int *fd)
+{
+    for (int i = *fd < 0 ? 0 : *fd; (size_t)i < loop->fds_cap; i++) {
+        sm_stream *s = sm__stream_at(loop, i);
+        if (s) {
+            *fd = i;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+int
+sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts, void *data)
+{
+    return sm__stream_new_take_extra(out, loop, fd, opts, data, 0);
 }
 
 int

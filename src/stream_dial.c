@@ -43,6 +43,8 @@ struct sm__dial {
     sm_endpoint ep;
 };
 
+_Static_assert(_Alignof(sm__dial) <= 8, "sm__dial fits a stream's extra area");
+
 /* ---- racing --------------------------------------------------------------- */
 
 /* How telling an error is when every attempt failed (as sm_dial ranks). */
@@ -88,12 +90,12 @@ attempt_close(sm_io *a)
 static void
 race_end(sm_stream *s)
 {
-    race *r = s->dial->race;
+    race *r = sm__dial_of(s)->race;
     if (!r) return;
     for (size_t i = 0; i < r->n; i++)
         attempt_close(&r->att[i]);
     free(r);
-    s->dial->race = NULL;
+    sm__dial_of(s)->race = NULL;
 }
 
 static void race_step(sm_stream *s);
@@ -101,7 +103,7 @@ static void race_step(sm_stream *s);
 static void
 race_fail(sm_stream *s)
 {
-    race *r = s->dial->race;
+    race *r = sm__dial_of(s)->race;
     int err = r->best ? r->best : -ETIMEDOUT;
     char where[128] = "?";
     if (r->best_i >= 0) {
@@ -109,14 +111,14 @@ race_fail(sm_stream *s)
         sm_addr_format((const struct sockaddr *)&a->ss, a->len, where, sizeof where);
     }
     race_end(s);
-    s->dial->phase = P_IDLE;
+    sm__dial_of(s)->phase = P_IDLE;
     sm__stream_fail(s, err, "connect to %s: %s", where, sm_strerror(err));
 }
 
 static void
 race_win(sm_stream *s, size_t i)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     sm_io *a = &d->race->att[i];
     int fd = a->fd;
     sm_io_stop(a);
@@ -154,7 +156,7 @@ static void
 attempt_cb(sm_io *a, unsigned events)
 {
     sm_stream *s = a->data;
-    race *r = s->dial->race;
+    race *r = sm__dial_of(s)->race;
     size_t i = (size_t)(a - r->att);
     int rc = attempt_result(a->fd, events);
     if (rc == 0) {
@@ -172,7 +174,7 @@ attempt_cb(sm_io *a, unsigned events)
 static int
 attempt_start(sm_stream *s, size_t i)
 {
-    race *r = s->dial->race;
+    race *r = sm__dial_of(s)->race;
     const sm_addr *a = &r->addrs[i];
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -errno;
@@ -198,7 +200,7 @@ attempt_start(sm_stream *s, size_t i)
 static void
 race_step(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     race *r = d->race;
     int64_t now = sm__now_ms();
     bool expired = r->deadline >= 0 && now >= r->deadline;
@@ -234,7 +236,7 @@ race_step(sm_stream *s)
 static void
 dial_begin(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     int to = s->opts->connect_timeout_ms;
     int64_t deadline = sm__deadline(to == 0 ? DEFAULT_CONNECT_MS : to);
     race *r = calloc(1, sizeof *r);
@@ -289,13 +291,13 @@ backoff_ms(sm_stream *s, int attempt)
 bool
 sm__dial_wants_retry(const sm_stream *s)
 {
-    return s->dial && s->opts->reconnect && !(s->flags & SM__S_USER_END);
+    return (s->flags & SM__S_DIALED) && s->opts->reconnect && !(s->flags & SM__S_USER_END);
 }
 
 void
 sm__dial_lost(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     bool was_connected = s->flags & SM__S_CONNECTED;
     race_end(s);
     sm__stream_disconnect(s);
@@ -315,7 +317,7 @@ sm__dial_lost(sm_stream *s)
 void
 sm__dial_report(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     if (!d || !d->dropq) return;
     sm__wq *q = d->dropq;
     d->dropq = NULL;
@@ -325,7 +327,7 @@ sm__dial_report(sm_stream *s)
 static void
 report_phase(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     const sm_stream_opts *o = s->opts;
     /* No read batch can be looking at the old connection's buffer now. */
     free(s->rd);
@@ -361,7 +363,7 @@ static void
 dial_timer_cb(sm_timer *t)
 {
     sm_stream *s = t->data;
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     switch (d->phase) {
     case P_START:
     case P_BACKOFF:
@@ -383,7 +385,7 @@ dial_timer_cb(sm_timer *t)
 void
 sm__dial_stop(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     race_end(s);
     sm_timer_stop(&d->timer);
     d->phase = P_IDLE;
@@ -392,13 +394,14 @@ sm__dial_stop(sm_stream *s)
 void
 sm__dial_free(sm_stream *s)
 {
-    sm__dial *d = s->dial;
+    sm__dial *d = sm__dial_of(s);
     if (!d) return;
     sm__dial_stop(s);
-    /* d->dropq is NULL here: stream_closed reported it. */
+    /* d->dropq is NULL here: stream_closed reported it. d itself goes with
+     * the stream's allocation. */
     free(d->fixed);
-    free(d);
-    s->dial = NULL;
+    d->fixed = NULL;
+    s->flags &= (uint16_t)~SM__S_DIALED;
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -409,16 +412,14 @@ dial_new(sm_stream **out, sm_loop *loop, const sm_endpoint *ep, const sm_addr *a
 {
     if (!out || (!ep && !n)) return -EINVAL;
     int rc;
-    sm_stream *s = sm__stream_alloc(loop, opts, data, &rc);
+    /* The dialing state lives behind the stream, in the same allocation:
+     * accepted streams pay nothing for it. */
+    sm_stream *s = sm__stream_alloc(loop, opts, data, sizeof(sm__dial), &rc);
     if (!s) return rc;
-    sm__dial *d = calloc(1, sizeof *d);
-    if (!d) {
-        sm__stream_free(s);
-        return -ENOMEM;
-    }
-    s->dial = d;
+    sm__dial *d = sm__stream_extra(s);
     sm_timer_init(loop, &d->timer, dial_timer_cb);
     d->timer.data = s;
+    s->flags |= SM__S_DIALED;
     if (ep) {
         d->ep = *ep;
     } else if (!(d->fixed = malloc(n * sizeof *addrs))) {

@@ -20,18 +20,21 @@ enum {
     SM__S_CLOSING = 0x40,  /* closed: on_close pending */
     SM__S_USER_END = 0x80, /* sm_stream_close/shutdown: never reconnect */
     SM__S_BLOCKED = 0x100, /* the kernel refused bytes: waiting for SM_WRITE */
+    SM__S_DIALED = 0x200,  /* dialed: its sm__dial sits in the extra area */
 };
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
- * nothing else (no read buffer, no queue, no timer), so it costs one
- * 128-byte malloc chunk plus the loop's per-fd slot. */
+ * nothing else (no read buffer, no queue, no timer). 112 bytes, so that 8
+ * bytes of an owner's extra area (a server's peer) still fit the same
+ * 128-byte malloc chunk (glibc: request + 8, rounded up to 16). State only
+ * some streams have lives behind the struct, in the same allocation
+ * (sm__stream_extra): a dialed stream's sm__dial, a server's peer. */
 struct sm_stream {
     sm_io io; /* first: the io callback finds the stream; io.data is the user's */
     const sm_stream_opts *opts;
-    struct sm__wq *wq;     /* NULL while nothing is queued */
-    struct sm__rd *rd;     /* NULL at a message boundary */
-    struct sm__dial *dial; /* dialed streams only */
-    char *detail;          /* why it failed, or NULL */
+    struct sm__wq *wq; /* NULL while nothing is queued */
+    struct sm__rd *rd; /* NULL at a message boundary */
+    char *detail;      /* why it failed, or NULL */
     /* The loop's timing wheel: a slot list (pprev points at whatever points
      * at us, so unlinking needs no slot index). */
     sm_stream *t_next;
@@ -134,6 +137,27 @@ sm__stream_loop *sm__stream_loop_get(sm_loop *loop);
 
 /* ---- cross-file internals ------------------------------------------------- */
 
+/* The extra area behind a stream allocated with extra bytes (8-aligned),
+ * and back. */
+static inline void *
+sm__stream_extra(sm_stream *s)
+{
+    return (char *)s + sizeof *s;
+}
+
+static inline sm_stream *
+sm__stream_of_extra(const void *extra)
+{
+    return (sm_stream *)(void *)((char *)extra - sizeof(sm_stream));
+}
+
+/* A dialed stream's dialing state, or NULL. */
+static inline sm__dial *
+sm__dial_of(const sm_stream *s)
+{
+    return (s->flags & SM__S_DIALED) ? (sm__dial *)(void *)((char *)s + sizeof *s) : NULL;
+}
+
 /* The loop's stream state; every stream's loop has one. */
 static inline sm__stream_loop *
 sm__sl(const sm_stream *s)
@@ -192,7 +216,21 @@ void sm__stream_update_io(sm_stream *s);
 void sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int sm__stream_opts_check(const sm_stream_opts *o);
-sm_stream *sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, int *err);
+/* A stream with `extra` zeroed bytes behind it (sm__stream_extra). */
+sm_stream *sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, size_t extra,
+                            int *err);
+/* sm_stream_new_take with an extra area for the caller (a server's peer):
+ * one allocation for both. */
+int sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                              void *data, size_t extra);
+/* Streams without a list of them: the connected stream whose socket is fd
+ * on loop, or NULL; and the connected stream with the lowest socket number
+ * >= *fd (stored back in *fd), or NULL past the last. Found through the
+ * loop's table of io watchers, so iterating costs a look at every fd
+ * number below the highest one the loop watches. A stream closed during
+ * an iteration is simply not found. */
+sm_stream *sm__stream_at(const sm_loop *loop, int fd);
+sm_stream *sm__stream_next(const sm_loop *loop, int *fd);
 int sm__stream_connected(sm_stream *s, int fd);
 void sm__stream_disconnect(sm_stream *s);
 void sm__stream_free(sm_stream *s);

@@ -57,6 +57,17 @@
  *     (counted and logged), never left to rot in the backlog. Simple to
  *     reason about, and handlers may block; each connection costs a thread.
  *
+ * Memory (loop model). A connection is its sm_stream, and the peer (an
+ * 8-byte id and flags) lives in the stream's own allocation: an idle
+ * connection is one 128-byte malloc chunk plus the loop's per-fd slots.
+ * bench/idle_rss measures 153 B of server RSS per idle connection (10,000
+ * connections, each having echoed one message; one loop, Release, epoll;
+ * 148 B with a bare sm_stream, the difference being the loop thread's malloc
+ * arena). Only a connection still waiting for its first message costs a
+ * 24-byte entry in a per-loop queue more (with first_message_timeout_ms);
+ * one whose PROXY header named addresses, a 144-byte chunk and an
+ * allocation for them.
+ *
  * Limits, all enforced in both models and counted in sm_server_get_stats:
  *   max_conns            past it a new connection is accepted and closed at
  *                        once (SM_CLOSE_REFUSED), with a warning logged at

@@ -333,6 +333,85 @@ test_slowloris(void **state)
     assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_TIMEOUT]), SLOW + 1);
 }
 
+/* ---- first-message deadlines and close details --------------------------------------- */
+
+static atomic_int first_details, stop_details;
+
+/* count_close, and whether sm_peer_error_detail explains the close. */
+static void
+detail_close(sm_peer *p, int reason)
+{
+    const char *d = sm_peer_error_detail(p);
+    if (reason == -ETIMEDOUT && strstr(d, "first-message timeout"))
+        atomic_fetch_add(&first_details, 1);
+    if (reason == -ECANCELED && strstr(d, "server's stop")) atomic_fetch_add(&stop_details, 1);
+    count_close(p, reason);
+}
+
+/* A timed pause: this test is about deadlines, not waiting for an event. */
+static void
+sleep_until(int64_t at_ms)
+{
+    int64_t left = at_ms - sm_test_now_ms();
+    if (left > 0)
+        nanosleep(&(struct timespec){.tv_sec = left / 1000, .tv_nsec = left % 1000 * 1000000},
+                  NULL);
+}
+
+static void
+test_first_message_deadline(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    atomic_store(&first_details, 0);
+    atomic_store(&stop_details, 0);
+    enum { FIRST_MS = 1600 };
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .on_message = sm_server_handler_echo,
+                        .on_close = detail_close,
+                        .data = &s,
+                        .first_message_timeout_ms = FIRST_MS};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+
+    /* A client served at once that leaves: its socket number is likely the
+     * next client's. The loop model queues deadlines by socket and checks
+     * the peer when one comes due, so a's deadline must not close b. */
+    int64_t t0 = sm_test_now_ms();
+    sm_conn *a = cli_dial(ep);
+    cli_echo(a, "first");
+    sm_conn_free(a);
+    SM_WAIT_FOR(atomic_load(&s.closes) == 1, 5000);
+    sleep_until(t0 + FIRST_MS / 2);
+    sm_conn *b = cli_dial(ep);
+    int silent = SM_ASSERT_OK(sm_dial(ep, 5000));
+    /* Past a's deadline, well before b's. */
+    sleep_until(t0 + FIRST_MS * 5 / 4);
+    cli_echo(b, "late but in time");
+
+    /* The silent one is closed by its own deadline, and told why. */
+    char byte;
+    ssize_t n = sm_recv_some(silent, &byte, 1, 10000);
+    if (n != 0 && n != -ECONNRESET) fail_msg("the silent client read %zd", n);
+    close(silent);
+    SM_WAIT_FOR(atomic_load(&s.closes) == 2, 5000);
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_TIMEOUT]), 1);
+    assert_int_equal(atomic_load(&first_details), 1);
+
+    /* A forced stop closes b and says so. */
+    cli_echo(b, "still here");
+    sm_server_stop_now(srv);
+    cli_expect_end(b, 5000);
+    sm_conn_free(b);
+    SM_ASSERT_OK(sm_server_wait(srv));
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_DRAIN]), 1);
+    assert_int_equal(atomic_load(&stop_details), 1);
+    assert_int_equal(atomic_load(&s.closes), 3);
+    sm_server_free(srv);
+}
+
 /* ---- PROXY protocol ----------------------------------------------------------------- */
 
 /* Replies with the client's address as the server sees it, and where it came from. */
@@ -671,11 +750,17 @@ main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_options), VARIANTS(test_endpoints),
-        VARIANTS(test_max_conns),           VARIANTS(test_oversize),
-        VARIANTS(test_slow_consumer),       VARIANTS(test_slowloris),
-        VARIANTS(test_proxy_protocol),      VARIANTS(test_chat),
-        VARIANTS(test_handler_calls),       VARIANTS(test_drain_deadline),
+        cmocka_unit_test(test_bad_options),
+        VARIANTS(test_endpoints),
+        VARIANTS(test_max_conns),
+        VARIANTS(test_oversize),
+        VARIANTS(test_slow_consumer),
+        VARIANTS(test_slowloris),
+        VARIANTS(test_proxy_protocol),
+        VARIANTS(test_chat),
+        VARIANTS(test_handler_calls),
+        VARIANTS(test_drain_deadline),
+        VARIANTS(test_first_message_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
