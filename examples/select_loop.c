@@ -35,10 +35,12 @@ struct server {
 static void
 client_done(sm_io *w)
 {
-    struct server *srv = sm_loop_get_data(w->loop);
+    /* w lives inside the client: take what we need from it before freeing. */
+    sm_loop *loop = w->loop;
+    struct server *srv = sm_loop_get_data(loop);
     free(w->data);
     srv->active--;
-    if (srv->clients_left == 0 && srv->active == 0) sm_loop_stop(w->loop);
+    if (srv->clients_left == 0 && srv->active == 0) sm_loop_stop(loop);
 }
 
 static void
