@@ -347,8 +347,8 @@ test_heartbeat_lost(void **state)
         .spec = &ts_len32,
         .on_message = f_count,
         .on_close = f_close,
-        .heartbeat_ms = 30,
-        .heartbeat_timeout_ms = 200,
+        .heartbeat_ms = 20,
+        .heartbeat_timeout_ms = 400,
         .ping = "PING",
         .ping_len = 4,
     };
@@ -361,11 +361,13 @@ test_heartbeat_lost(void **state)
     ts_raw r; /* reads the pings, never answers */
     ts_raw_start(l, &r, sv[1], true);
     assert_true(ts_run_until(l, f_closed, &f, 5000));
-    check_closed_after(&f, t0, 200, SM_ERR_HEARTBEAT, "heartbeat lost");
-    /* Pings went out meanwhile, framed like any message. */
+    check_closed_after(&f, t0, 400, SM_ERR_HEARTBEAT, "heartbeat lost");
+    /* Pings went out meanwhile, framed like any message. How many depends on
+     * how often a loaded machine (TSan, parallel tests) let the loop run: at
+     * least one, every 20 ms in a 400 ms wait. */
     int pings = ts_count_frames(&ts_len32, r.buf, r.len);
     print_message("%d pings sent\n", pings);
-    assert_true(pings >= 2);
+    assert_true(pings >= 1);
     assert_int_equal(r.len, (size_t)pings * 8);
     assert_memory_equal(r.buf, "\0\0\0\4PING", 8);
     ts_raw_close(&r);
