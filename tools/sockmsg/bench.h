@@ -58,8 +58,9 @@ typedef struct bench_cfg {
     /* The payloads (bench_payload_init). */
     uint8_t *tmpl; /* size + BENCH_PATTERN_SPAN bytes */
     /* Frames up to BENCH_COPY_MAX: the whole frame of each body offset, with
-     * a blank sequence field (BENCH_PATTERN_SPAN x frame_len bytes), so that
-     * building one is a copy and a store. NULL for larger frames. */
+     * a blank sequence field (BENCH_PATTERN_SPAN x frame_len bytes, in the
+     * order of bench_proto), so that building a batch is one copy and a
+     * store per message. NULL for larger frames. */
     uint8_t *protos;
     uint8_t digits[16];
     bool hex_seq; /* the sequence field as hex digits (delimited framings) */
@@ -111,6 +112,16 @@ static inline size_t
 bench_offset(uint64_t s, uint32_t id)
 {
     return (size_t)((s * 7 + (uint64_t)id * 13) & (BENCH_PATTERN_SPAN - 1));
+}
+
+/* bench_proto - the index in cfg->protos of message s's frame. The table is
+ * in message order: entry t has body offset 7t mod 256 (t = s + 75 id, and
+ * 75 * 7 = 13 mod 256), so a run of messages is a run of entries, copied at
+ * once. */
+static inline size_t
+bench_proto(uint64_t s, uint32_t id)
+{
+    return (size_t)((s + (uint64_t)id * 75) & (BENCH_PATTERN_SPAN - 1));
 }
 
 /* bench_body - where the body of message s on connection `id` starts in the

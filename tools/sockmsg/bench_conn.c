@@ -63,28 +63,30 @@ bench_conn_close(worker *w, conn *c)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void
-frame_build(const bench_cfg *cfg, const conn *c, uint64_t s, uint8_t *dst)
-{
-    size_t f = cfg->frame_len;
-    memcpy(dst, cfg->protos + bench_offset(s, c->id) * f, f);
-    bench_seq_write(cfg, s, dst + cfg->hdr.head_len);
-}
-
-/* Small frames: build the batch in the scratch buffer, one send. Messages
+/* Small frames: copy the batch's frames from the prototypes (a run of
+ * entries, wrapping around), put in the sequence numbers, one send. Messages
  * not yet started get their send time. *end is one past the last message. */
 static ssize_t
 send_copy(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
 {
     const bench_cfg *cfg = w->cfg;
-    size_t f = cfg->frame_len, len = 0;
+    size_t f = cfg->frame_len, head = cfg->hdr.head_len;
+    size_t n = SCRATCH / f;
+    if (lim - c->sseq < n) n = (size_t)(lim - c->sseq);
+    size_t t = bench_proto(c->sseq, c->id);
+    for (size_t done = 0; done < n;) {
+        size_t k = BENCH_PATTERN_SPAN - t < n - done ? BENCH_PATTERN_SPAN - t : n - done;
+        memcpy(w->scratch + done * f, cfg->protos + t * f, k * f);
+        done += k;
+        t = 0;
+    }
     uint64_t s = c->sseq;
-    for (; s < lim && len + f <= SCRATCH; s++, len += f) {
-        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
-        frame_build(cfg, c, s, w->scratch + len);
+    for (size_t i = 0; i < n; i++, s++) {
+        if (i > 0 || c->soff == 0) c->ts[s & w->mask] = now;
+        bench_seq_write(cfg, s, w->scratch + i * f + head);
     }
     *end = s;
-    return send(c->io.fd, w->scratch + c->soff, len - c->soff, MSG_NOSIGNAL);
+    return send(c->io.fd, w->scratch + c->soff, n * f - c->soff, MSG_NOSIGNAL);
 }
 
 static void
@@ -206,6 +208,25 @@ mismatch(worker *w, conn *c, uint64_t s, const sm_frame_msg *m)
                      cfg->seq_w + i, data[i], body[i]);
 }
 
+/* Equality of n bytes. Small payloads are compared inline: a call to memcmp
+ * costs more than the comparison. */
+static inline bool
+same(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (n > 128) return !memcmp(a, b, n);
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < n; i++)
+        diff |= (uint64_t)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
 static bool
 reply_ok(const bench_cfg *cfg, const conn *c, uint64_t s, const sm_frame_msg *m)
 {
@@ -222,7 +243,7 @@ reply_ok(const bench_cfg *cfg, const conn *c, uint64_t s, const sm_frame_msg *m)
         for (size_t i = 0; i < cfg->seq_w; i++)
             if (m->data[i] != (uint8_t)(s >> (8 * i))) return false;
     }
-    return !memcmp(m->data + cfg->seq_w, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
+    return same(m->data + cfg->seq_w, bench_body(cfg, s, c->id), cfg->size - cfg->seq_w);
 }
 
 static void

@@ -61,8 +61,9 @@ bench_payload_init(bench_cfg *cfg)
     if (f > BENCH_COPY_MAX) return 0;
     cfg->protos = malloc(BENCH_PATTERN_SPAN * f);
     if (!cfg->protos) return -ENOMEM;
-    for (size_t o = 0; o < BENCH_PATTERN_SPAN; o++) {
-        uint8_t *p = cfg->protos + o * f;
+    for (size_t t = 0; t < BENCH_PATTERN_SPAN; t++) {
+        uint8_t *p = cfg->protos + t * f;
+        size_t o = (t * 7) & (BENCH_PATTERN_SPAN - 1);
         memcpy(p, cfg->hdr.head, head);
         memset(p + head, 0, cfg->seq_w);
         memcpy(p + head + cfg->seq_w, cfg->tmpl + o, cfg->size - cfg->seq_w);
