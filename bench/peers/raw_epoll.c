@@ -63,8 +63,8 @@ keep(int fd, const uint8_t *in, uint32_t nin, const uint8_t *out, uint32_t nout)
         p->in = nin;
         p->out = nout;
         p->out_off = 0;
-        memcpy(p->data, in, nin);
-        memcpy(p->data + nin, out, nout);
+        if (nin) memcpy(p->data, in, nin);
+        if (nout) memcpy(p->data + nin, out, nout);
     }
     free(slots[fd].p);
     slots[fd].p = p;
@@ -166,12 +166,13 @@ listen_on(const char *where)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         socklen_t len = sizeof in;
         if (fd < 0 || bind(fd, (struct sockaddr *)&in, sizeof in) < 0 ||
-            getsockname(fd, (struct sockaddr *)&in, &len) < 0)
+            getsockname(fd, (struct sockaddr *)&in, &len) < 0 || listen(fd, SOMAXCONN) < 0)
             return -1;
         printf("listening on tcp://127.0.0.1:%u\n", ntohs(in.sin_port));
     }
+    /* Printed only once listening: a client may connect the moment it reads it. */
     fflush(stdout);
-    return listen(fd, SOMAXCONN) < 0 ? -1 : fd;
+    return fd;
 }
 
 int
