@@ -154,7 +154,8 @@ listen_on(const char *where)
         snprintf(un.sun_path, sizeof un.sun_path, "%s", where + 5);
         unlink(un.sun_path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof un) < 0) return -1;
+        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof un) < 0 || listen(fd, SOMAXCONN) < 0)
+            return -1;
         printf("listening on %s\n", where);
     } else {
         const char *colon = strrchr(where, ':');
