@@ -50,30 +50,6 @@ enum {
 
 static const uint8_t empty_payload[1];
 
-static inline uint64_t
-load_len(const uint8_t *p, unsigned width, bool little)
-{
-    switch (width) {
-    case 1:
-        return p[0];
-    case 2: {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        return little ? le16toh(v) : be16toh(v);
-    }
-    case 4: {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        return little ? le32toh(v) : be32toh(v);
-    }
-    default: {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        return little ? le64toh(v) : be64toh(v);
-    }
-    }
-}
-
 static ssize_t
 fail(sm_frame_decoder *d, int err, uint8_t why, uint64_t pos, uint8_t byte, uint64_t value,
      const uint8_t *buf, size_t pre)
@@ -213,7 +189,7 @@ dec_length(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uin
 {
     size_t head = pre + b->len_offset + b->len_width;
     if (len < head) return -EAGAIN;
-    uint64_t field = load_len(buf + pre + b->len_offset, b->len_width, b->len_little);
+    uint64_t field = sm__load_len(buf + pre + b->len_offset, b->len_width, b->len_little);
     uint64_t n = field;
     if (UNLIKELY(b->len_adjust != 0)) {
         if (b->len_adjust > 0) {
