@@ -35,6 +35,16 @@ sm__ctr_add(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+/* For a counter only its worker's loop thread writes (per message in the
+ * loop model): a plain load and store instead of a locked add; readers on
+ * other threads still see whole values. */
+static inline void
+sm__ctr_add_own(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* One listening socket watched by one worker. */
 typedef struct sm__listener {
     sm_io io;
@@ -327,6 +337,8 @@ int sm__loop_init(sm_server *srv, char *why, size_t why_len);
 void *sm__loop_main(void *arg);
 void sm__loop_wakeup(sm_loop *loop);
 int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+/* The received frame as it came (sm_stream_send_frame): the echo handler. */
+int sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
 int sm__lpeer_shutdown(sm_peer *p);
 int sm__lpeer_close(sm_peer *p);
 int sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer);

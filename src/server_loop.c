@@ -49,7 +49,7 @@ stream_of(const sm_peer *p)
 static sm__worker *
 worker_of(const sm_stream *s)
 {
-    return sm_loop_get_data(s->io.loop);
+    return s->io.loop->data;
 }
 
 static bool
@@ -143,8 +143,8 @@ on_stream_message(sm_stream *s, const sm_frame_msg *m)
     sm_peer *p = peer_of(s);
     sm__worker *w = worker_of(s);
     clear(p, SM__P_FRESH);
-    sm__ctr_add(&w->ctrs.msgs_in, 1);
-    sm__ctr_add(&w->ctrs.bytes_in, m->len);
+    sm__ctr_add_own(&w->ctrs.msgs_in, 1);
+    sm__ctr_add_own(&w->ctrs.bytes_in, m->len);
     w->srv->o.on_message(p, m);
 }
 
@@ -412,8 +412,8 @@ send_one(sm__worker *w, sm_stream *s, int type, const void *msg, size_t len)
 {
     int rc = type >= 0 ? sm_stream_send_type(s, type, msg, len) : sm_stream_send(s, msg, len);
     if (rc >= 0) {
-        sm__ctr_add(&w->ctrs.msgs_out, 1);
-        sm__ctr_add(&w->ctrs.bytes_out, len);
+        sm__ctr_add_own(&w->ctrs.msgs_out, 1);
+        sm__ctr_add_own(&w->ctrs.bytes_out, len);
     }
     return rc;
 }
@@ -503,8 +503,21 @@ sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
         size_t len = 0;
         for (int i = 0; i < iovcnt; i++)
             len += iov[i].iov_len;
-        sm__ctr_add(&w->ctrs.msgs_out, 1);
-        sm__ctr_add(&w->ctrs.bytes_out, len);
+        sm__ctr_add_own(&w->ctrs.msgs_out, 1);
+        sm__ctr_add_own(&w->ctrs.bytes_out, len);
+    }
+    return rc;
+}
+
+int
+sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
+{
+    sm_stream *s = stream_of(p);
+    sm__worker *w = worker_of(s);
+    int rc = sm_stream_send_frame(s, msg);
+    if (rc >= 0) {
+        sm__ctr_add_own(&w->ctrs.msgs_out, 1);
+        sm__ctr_add_own(&w->ctrs.bytes_out, msg->len);
     }
     return rc;
 }

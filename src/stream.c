@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "frame_internal.h"
 #include "internal.h"
 #include "stream_internal.h"
 
@@ -27,6 +28,7 @@ loop_state_free(void *p)
 {
     sm__stream_loop *sl = p;
     free(sl->rbuf);
+    free(sl->spare_wq);
     free(sl);
 }
 
@@ -44,6 +46,10 @@ sm__stream_loop_get(sm_loop *loop)
     sl->timer.data = sl;
     sl->timer_tick = INT64_MAX;
     sl->rng = ((uint64_t)sm__now_ns() ^ (uint64_t)(uintptr_t)sl) | 1;
+    for (int i = SM__REFS; i-- > 0;) {
+        sl->refs[i].n.next = (sm__wnode *)(void *)sl->ref_free; /* n is first */
+        sl->ref_free = &sl->refs[i];
+    }
     loop->streams = sl;
     loop->streams_free = loop_state_free;
     return sl;
@@ -156,6 +162,7 @@ void
 sm__stream_disconnect(sm_stream *s)
 {
     sm__timeouts_remove(s);
+    sm__wq_unref(s); /* the queue outlives the read batch's buffer */
     if (s->wq) sm__wq_unlist(s->wq);
     if (s->flags & SM__S_CONNECTED) {
         int fd = s->io.fd;
@@ -186,6 +193,7 @@ sm__stream_close_final(sm_stream *s, int reason)
     s->flags &= (uint16_t)~SM__S_CONNECTED;
     s->reason = reason;
     sm__timeouts_remove(s);
+    sm__wq_unref(s); /* reported after the read batch's buffer is reused */
     if (s->wq) sm__wq_unlist(s->wq);
     if (s->flags & SM__S_DIALED) sm__dial_stop(s);
     sm_io_close(&s->io, stream_closed);
@@ -257,17 +265,22 @@ static int
 deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t *off)
 {
     const sm_stream_opts *o = s->opts;
+    sm_stream_message_cb on_message = o->on_message;
+    bool swallow = o->swallow_pings, plain = sm__frame_plain_len(o->spec);
+    uint64_t max = sm_frame_max(o->spec);
+    size_t at = *off;
     for (;;) {
         sm_frame_msg m;
-        ssize_t r = sm_frame_decode(d, buf + *off, len - *off, &m);
-        if (r == -EAGAIN) return 0;
+        ssize_t r = sm__frame_decode_fast(d, plain, max, buf + at, len - at, &m);
         if (r < 0) {
+            *off = at;
+            if (r == -EAGAIN) return 0;
             frame_fail(s, d, (int)r);
             return -1;
         }
-        *off += (size_t)r;
-        if (!m.data || swallowed(o, &m)) continue;
-        o->on_message(s, &m);
+        at += (size_t)r;
+        if (!m.data || (swallow && swallowed(o, &m))) continue;
+        on_message(s, &m);
         if (!sm__stream_live(s)) return -1;
     }
 }
@@ -381,6 +394,7 @@ read_batch(sm_stream *s)
         sm_frame_decoder_init(&dec, s->opts->spec);
         dec.pos = s->rx_pos;
     }
+    bool flushed = false;
     s->flags |= SM__S_IN_READ;
     while (!(s->flags & SM__S_PAUSED)) {
         sm__rd *rd = s->rd;
@@ -414,19 +428,36 @@ read_batch(sm_stream *s)
         }
         s->rx_ts = sm__now32(s);
         size_t total = have + (size_t)n, off = 0;
-        if (deliver_all(s, &dec, base, total, &off) < 0) break;
-        int rc = keep_leftover(s, &dec, base, off, total);
+        /* Frames of this buffer sent back with sm_stream_send_frame are
+         * queued by reference until it is reused. */
+        sl->zc_s = s;
+        sl->zc_lo = (uintptr_t)base;
+        sl->zc_hi = (uintptr_t)(base + total);
+        int rc = deliver_all(s, &dec, base, total, &off);
+        sl->zc_s = NULL;
+        sl->zc_next = 0;
+        if (rc < 0) break; /* closed or lost: nothing is held by reference now */
+        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+        /* A short read means the socket had no more just now: waiting for the
+         * next readiness is cheaper than an extra read that says EAGAIN. */
+        bool last = (size_t)n < room || budget == 0 || (s->flags & SM__S_PAUSED);
+        if (last) {
+            /* The replies go out while the frames they point at are still
+             * in the buffer; only what the kernel does not take is copied. */
+            s->flags &= (uint16_t)~SM__S_IN_READ;
+            sm__stream_flush(s);
+            flushed = true;
+        }
+        if ((rc = sm__wq_unref(s)) == 0 && sm__stream_live(s))
+            rc = keep_leftover(s, &dec, base, off, total);
         if (rc < 0) {
             sm__stream_fail(s, rc, "read buffer: %s", sm_strerror(rc));
             break;
         }
-        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        /* A short read means the socket had no more just now: waiting for the
-         * next readiness is cheaper than an extra read that says EAGAIN. */
-        if ((size_t)n < room || budget == 0) break;
+        if (last || !sm__stream_live(s)) break;
     }
     s->flags &= (uint16_t)~SM__S_IN_READ;
-    if (sm__stream_live(s)) sm__stream_flush(s);
+    if (!flushed && sm__stream_live(s)) sm__stream_flush(s);
 }
 
 static void
@@ -493,6 +524,7 @@ sm_stream_shutdown(sm_stream *s)
     if (!s) return -EINVAL;
     if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
     s->flags |= SM__S_SHUT_REQ | SM__S_USER_END;
+    sm__sl(s)->zc_next = 0; /* no more sends */
     if ((s->flags & (SM__S_CONNECTED | SM__S_IN_READ)) != SM__S_CONNECTED) return 0;
     /* Writing the queue may run callbacks (free, drain): not inside this
      * call. An empty queue has none to run: FIN now. */

@@ -57,7 +57,7 @@ typedef struct sm__rd {
 
 /* ---- the write queue ------------------------------------------------------ */
 
-enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2 };
+enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3 };
 
 typedef struct sm__wnode {
     struct sm__wnode *next;
@@ -82,6 +82,16 @@ typedef struct sm__wtake {
     uint8_t tail[SM_FRAME_DELIM_MAX + 1];
     struct iovec iov[];
 } sm__wtake;
+
+/* Received frames sent back as they are (sm_stream_send_frame): bytes of the
+ * read batch's buffer, consecutive frames in one node. Written, or copied
+ * into a chunk (sm__wq_unref), before that buffer is reused; the nodes come
+ * from a small per-loop pool, since only the stream in its read batch has
+ * any. */
+typedef struct sm__wref {
+    sm__wnode n;
+    const uint8_t *p;
+} sm__wref;
 
 typedef struct sm__link {
     struct sm__link *next, *prev;
@@ -110,6 +120,7 @@ typedef struct sm__wq {
 /* ---- per-loop --------------------------------------------------------------- */
 
 #define SM__RBUF_SIZE   (64 * 1024)
+#define SM__REFS        16  /* the pool of sm__wref nodes */
 #define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
 #define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)
 
@@ -121,6 +132,18 @@ typedef struct sm__stream_loop {
     sm_defer flush;
     sm__link flush_list; /* queues to write at the end of the iteration */
     uint64_t rng;        /* reconnect jitter */
+    /* The read batch being delivered: frames of its stream inside
+     * [zc_lo, zc_hi) may be queued by reference (zc_s NULL: none). */
+    sm_stream *zc_s;
+    uintptr_t zc_lo, zc_hi;
+    /* Where a frame must start to join zc_s's tail reference node at once
+     * (0: none), and how many bytes may join so (buffer end, high_water). */
+    uintptr_t zc_next;
+    size_t zc_room;
+    sm__wq *spare_wq;   /* an emptied queue, kept for the next one */
+    sm__wref *ref_free; /* the free nodes of refs (linked through n.next) */
+    unsigned refs_used;
+    sm__wref refs[SM__REFS];
     /* The timing wheel: slot i holds the streams whose next check falls in a
      * tick (time / SM_STREAM_TIMER_RES_MS) congruent to i. */
     sm_timer timer;
@@ -240,6 +263,12 @@ void sm__stream_flush(sm_stream *s);
 void sm__stream_kick(sm_stream *s); /* write at the end of the iteration */
 int sm__stream_send_ping(sm_stream *s);
 void sm__wq_unlist(sm__wq *q);
+/* Copy what s's queue holds by reference into chunks of its own (the read
+ * buffer is about to be reused). 0, or -ENOMEM with those frames dropped. */
+int sm__wq_unref(sm_stream *s);
+/* Where the frame that covers byte `off` of p[0..len) (whole frames back
+ * to back, as s's spec frames them) starts. */
+size_t sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off);
 void sm__wq_free_if_empty(sm_stream *s);
 void sm__wq_requeue(sm_stream *s);
 void sm__wq_report(sm_stream *s, sm__wq *q, int reason);

@@ -23,19 +23,27 @@ next_frame(const sm_frame_spec *spec, const uint8_t *p, size_t len, sm_frame_msg
     return len;
 }
 
+size_t
+sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off)
+{
+    size_t at = 0;
+    while (at < off) {
+        sm_frame_msg m;
+        size_t f = next_frame(s->opts->spec, p + at, len - at, &m);
+        if (at + f > off) break;
+        at += f;
+    }
+    return at;
+}
+
 /* Where the first frame not completely written starts in the head chunk. */
 static size_t
 first_unsent(const sm_stream *s, const sm__wq *q)
 {
     const sm__wchunk *c = (const sm__wchunk *)q->head;
     size_t at = (q->flags & SM__WQ_PING_HEAD) ? q->ping_end : 0;
-    while (at < q->off) {
-        sm_frame_msg m;
-        size_t f = next_frame(s->opts->spec, c->data + at, c->n.len - at, &m);
-        if (at + f > q->off) break;
-        at += f;
-    }
-    return at;
+    if (at >= q->off) return at;
+    return at + sm__frames_start(s, c->data + at, c->n.len - at, q->off - at);
 }
 
 /* SM_UNSENT_KEEP: the next connection starts with the first message not

@@ -25,8 +25,15 @@ static sm__wq *
 queue_get(sm_stream *s)
 {
     if (s->wq) return s->wq;
-    sm__wq *q = calloc(1, sizeof *q);
-    if (!q) return NULL;
+    /* A queue comes and goes with every batch of replies: reuse one. */
+    sm__stream_loop *sl = sm__sl(s);
+    sm__wq *q = sl->spare_wq;
+    if (q) {
+        sl->spare_wq = NULL;
+        memset(q, 0, sizeof *q);
+    } else if (!(q = calloc(1, sizeof *q))) {
+        return NULL;
+    }
     q->s = s;
     q->chunk_next = CHUNK_FIRST;
     s->wq = q;
@@ -39,8 +46,12 @@ sm__wq_free_if_empty(sm_stream *s)
     sm__wq *q = s->wq;
     if (!q || q->head) return;
     sm__wq_unlist(q);
-    free(q);
     s->wq = NULL;
+    sm__stream_loop *sl = sm__sl(s);
+    if (!sl->spare_wq)
+        sl->spare_wq = q;
+    else
+        free(q);
 }
 
 static void
@@ -77,6 +88,62 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
     append(q, &c->n);
     *into = c;
     return c->data;
+}
+
+static void
+ref_put(sm__stream_loop *sl, sm__wref *r)
+{
+    r->n.next = (sm__wnode *)(void *)sl->ref_free; /* n is first */
+    sl->ref_free = r;
+    sl->refs_used--;
+}
+
+int
+sm__wq_unref(sm_stream *s)
+{
+    sm__stream_loop *sl = sm__sl(s);
+    sm__wq *q = s->wq;
+    sl->zc_next = 0;
+    if (!sl->refs_used || !q) return 0;
+    int rc = 0;
+    sm__wnode *prev = NULL;
+    for (sm__wnode *n = q->head; n;) {
+        sm__wnode *next = n->next;
+        if (n->kind != SM__WN_REF) {
+            prev = n;
+            n = next;
+            continue;
+        }
+        sm__wref *r = (sm__wref *)n;
+        /* A partly written head keeps its unfinished frame whole: a lost
+         * connection resends from that frame's first byte. */
+        size_t from = n == q->head ? sm__frames_start(s, r->p, n->len, q->off) : 0;
+        size_t len = n->len - from;
+        sm__wchunk *c = malloc(sizeof *c + len);
+        if (c) {
+            memcpy(c->data, r->p + from, len);
+            c->n.len = len;
+            c->n.kind = SM__WN_CHUNK;
+            c->cap = len;
+            c->n.next = next;
+            if (n == q->head) q->off -= from;
+        } else {
+            rc = -ENOMEM;
+            q->bytes -= n == q->head ? n->len - q->off : n->len;
+            if (n == q->head) q->off = 0;
+        }
+        sm__wnode *repl = c ? &c->n : next;
+        if (prev)
+            prev->next = repl;
+        else
+            q->head = repl;
+        if (q->tail == n) q->tail = c ? &c->n : prev;
+        if (c) prev = &c->n;
+        ref_put(sl, r);
+        n = next;
+    }
+    sm__wq_free_if_empty(s);
+    return rc;
 }
 
 void
@@ -154,6 +221,7 @@ static int
 queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
 {
     int ret = 0;
+    sm__sl(s)->zc_next = 0; /* the queue's tail changed */
     if (q->bytes > sm__high(s->opts)) {
         ret = 1;
         if (!(s->flags & SM__S_PAUSED)) {
@@ -280,6 +348,79 @@ sm_stream_sendv(sm_stream *s, const struct iovec *iov, int iovcnt)
     return send_copy(s, -1, iov, iovcnt, false);
 }
 
+/* Not the echo's common case: checks, a new reference node, or a copy. */
+static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_frame_msg *msg)
+{
+    int rc = can_send(s);
+    if (rc < 0) return rc;
+    if (!msg || (!msg->frame && msg->frame_len)) return -EINVAL;
+    size_t len = msg->frame_len;
+    if (len == 0) return 0;
+    if (msg->len > sm_frame_max(s->opts->spec)) return -EMSGSIZE;
+    if ((rc = check_cap(s, len)) < 0) return rc;
+    bool was_empty = !s->wq;
+    sm__wq *q = queue_get(s);
+    if (!q) return -ENOMEM;
+    sm__stream_loop *sl = sm__sl(s);
+    uintptr_t f = (uintptr_t)msg->frame;
+    if (sl->zc_s == s && f >= sl->zc_lo && len <= sl->zc_hi - f && sm__stream_live(s)) {
+        sm__wref *r = (sm__wref *)q->tail;
+        if (r && r->n.kind == SM__WN_REF && (uintptr_t)r->p + r->n.len == f) {
+            r->n.len += len; /* the next frame of the same buffer */
+        } else if ((r = sl->ref_free)) {
+            sl->ref_free = (sm__wref *)(void *)r->n.next;
+            sl->refs_used++;
+            r->n.len = len;
+            r->n.kind = SM__WN_REF;
+            r->p = msg->frame;
+            append(q, &r->n);
+        }
+        if (r) {
+            q->bytes += len;
+            rc = queued(s, q, was_empty, true);
+            /* The next frame right behind this one takes the fast path. */
+            size_t high = sm__high(s->opts);
+            if (rc == 0 && q->bytes < high) {
+                sl->zc_next = f + len;
+                sl->zc_room = SM__MIN(sl->zc_hi - sl->zc_next, high - q->bytes);
+            }
+            return rc;
+        }
+    }
+    /* Not in the read batch's buffer (or no node left): a copy. */
+    sm__wchunk *c;
+    uint8_t *p = reserve(q, len, &c);
+    if (!p) {
+        sm__wq_free_if_empty(s);
+        return -ENOMEM;
+    }
+    memcpy(p, msg->frame, len);
+    c->n.len += len;
+    q->bytes += len;
+    return queued(s, q, was_empty, true);
+}
+
+int
+sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg)
+{
+    /* The echo's common case: the next frame of the read batch, right
+     * behind the frames just queued by reference, with room below
+     * high_water (zc_next is reset by anything else that touches the
+     * queue or the stream's state). */
+    if (s && msg) {
+        sm__stream_loop *sl = sm__sl(s);
+        size_t len = msg->frame_len;
+        if ((uintptr_t)msg->frame == sl->zc_next && sl->zc_s == s && len <= sl->zc_room) {
+            sl->zc_next += len;
+            sl->zc_room -= len;
+            s->wq->tail->len += len;
+            s->wq->bytes += len;
+            return 0;
+        }
+    }
+    return send_frame_slow(s, msg);
+}
+
 int
 sm__stream_send_ping(sm_stream *s)
 {
@@ -347,11 +488,12 @@ fill_iov(const sm__wq *q, struct iovec *iov, int max, size_t *total)
     int cnt = 0;
     size_t skip = q->off, sum = 0;
     for (const sm__wnode *n = q->head; n && cnt < max; n = n->next) {
-        if (n->kind == SM__WN_CHUNK) {
-            const sm__wchunk *c = (const sm__wchunk *)n;
+        if (n->kind != SM__WN_TAKE) {
+            const uint8_t *p =
+                n->kind == SM__WN_REF ? ((const sm__wref *)n)->p : ((const sm__wchunk *)n)->data;
             if (n->len > skip) {
                 iov[cnt++] =
-                    (struct iovec){.iov_base = (void *)(c->data + skip), .iov_len = n->len - skip};
+                    (struct iovec){.iov_base = (void *)(p + skip), .iov_len = n->len - skip};
                 sum += n->len - skip;
             }
         } else {
@@ -399,6 +541,8 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
             h->next = NULL;
             **done_tail = h;
             *done_tail = &h->next;
+        } else if (h->kind == SM__WN_REF) {
+            ref_put(sm__sl(q->s), (sm__wref *)h);
         } else {
             free(h);
         }

@@ -19,7 +19,7 @@ static const sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 static void
 on_message(sm_stream *s, const sm_frame_msg *m)
 {
-    sm_stream_send(s, m->data, m->len);
+    sm_stream_send_frame(s, m);
 }
 
 static const sm_stream_opts opts = {.spec = &spec, .on_message = on_message};

@@ -362,7 +362,8 @@ SM_API const char *sm_server_close_kind_name(int kind);
 /* ---- built-in handlers ---------------------------------------------------- */
 
 /* on_message callbacks for opts.on_message, used by the CLI and benchmarks:
- *   echo     send every message back, unchanged (the benchmark protocol)
+ *   echo     send every message back, unchanged: the frame as it came (the
+ *            benchmark protocol; in the loop model without a copy)
  *   discard  drop every message
  *   chat     send every message to every other peer (sm_server_broadcast) */
 SM_API void sm_server_handler_echo(sm_peer *p, const sm_frame_msg *msg);

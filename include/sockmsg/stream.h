@@ -7,7 +7,7 @@
  *
  *     static const sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
  *     static void on_msg(sm_stream *s, const sm_frame_msg *m) {
- *         sm_stream_send(s, m->data, m->len);      // echo; safe from here
+ *         sm_stream_send_frame(s, m);      // echo, without a copy; safe from here
  *     }
  *     static void on_close(sm_stream *s, int reason) { ... }   // once, last
  *     static const sm_stream_opts opts = {
@@ -40,11 +40,12 @@
  * Writing. sm_stream_send copies header, payload and trailer into the
  * stream's queue, where small messages share buffer chunks (no allocation
  * per message); sm_stream_sendv_take queues the caller's buffers without a
- * copy. The queue goes out with gather writes (sendmsg, up to IOV_MAX pieces
- * each). Replies sent from on_message are written together after the whole
- * read batch (one syscall for many replies); sends from elsewhere are
- * written at the end of the current loop iteration, coalesced likewise
- * (opts.write_now writes at once instead). An empty queue costs nothing.
+ * copy, and sm_stream_send_frame a received frame as it came (an echo:
+ * without a copy from on_message). The queue goes out with gather writes (sendmsg, up to IOV_MAX
+ * pieces each). Replies sent from on_message are written together after the whole read batch (one
+ * syscall for many replies); sends from elsewhere are written at the end of the current loop
+ * iteration, coalesced likewise (opts.write_now writes at once instead). An empty queue costs
+ * nothing.
  *
  * Backpressure. When the queue grows past opts.high_water bytes, the stream
  * stops reading (a peer that does not read our replies should not be able
@@ -291,6 +292,27 @@ SM_API int sm_stream_sendv(sm_stream *s, const struct iovec *iov, int iovcnt);
  * call any stream function. */
 SM_API int sm_stream_sendv_take(sm_stream *s, const struct iovec *iov, int iovcnt,
                                 sm_stream_free_cb free_cb, void *ctx);
+
+/* sm_stream_send_frame - queue a received message as it came: msg->frame,
+ * header and trailer included, byte for byte (an echo, or forwarding to a
+ * stream with the same framing).
+ *
+ * msg is a message handed to on_message (or on_dropped); the frame is
+ * sent as is, not re-encoded, so s's spec must frame it the same way as
+ * the spec that decoded it (the same spec, typically). Sent on the stream
+ * that received it, from its on_message, the frame is not copied: it is
+ * queued by reference into the read buffer, consecutive frames coalesce,
+ * and the whole read batch's replies go out in one write before that
+ * buffer is reused; only bytes the kernel does not take then are copied
+ * into the queue. Anywhere else the frame is copied like sm_stream_send
+ * copies a message (without encoding it again). Either way the bytes are
+ * the stream's once this returns.
+ *
+ * Returns and fails as sm_stream_send (-EMSGSIZE when msg->len is over
+ * s's spec max, -EINVAL for a NULL msg or frame); an empty frame (an
+ * empty eof-framed message) queues nothing and returns 0. Safe from every
+ * callback. */
+SM_API int sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg);
 
 /* sm_stream_queued - bytes queued and not yet written (headers included). */
 SM_API size_t sm_stream_queued(const sm_stream *s);
