@@ -304,14 +304,25 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, uint8_t *buf, size_t off,
         s->rx_pos = d->pos;
         return 0;
     }
+    /* A length prefix tells the whole frame's size: a block of exactly
+     * that size is read into directly, and the frame is delivered from it
+     * without a copy of what follows it. */
+    size_t want = 0;
+    const sm_frame_spec *spec = s->opts->spec;
+    if (sm__frame_plain_len(spec) && decoder_idle(d) && left >= spec->len_width) {
+        uint64_t n = sm__load_len(buf + off, spec->len_width, spec->len_little);
+        if (n <= sm_frame_max(spec) && n + spec->len_width > SMALL_LEFTOVER)
+            want = spec->len_width + (size_t)n;
+    }
     if (rd && buf == rd->data) {
         memmove(rd->data, rd->data + off, left);
     } else {
         /* Grown for a big message once, a block would otherwise stay big for
          * as long as small leftovers keep coming: shrink it. */
-        bool oversized = rd && rd->cap > SM__RBUF_SIZE && rd->cap / 4 > left;
-        if (!rd || rd->cap < left || oversized) {
+        bool oversized = rd && rd->cap > SM__RBUF_SIZE && rd->cap / 4 > left && rd->cap / 4 > want;
+        if (!rd || rd->cap < left || oversized || rd->cap < want) {
             size_t cap = left < 256 ? 256 : left;
+            if (cap < want) cap = want;
             sm__rd *n = realloc(rd, sizeof *rd + cap);
             if (!n) return -ENOMEM;
             s->rd = rd = n;
@@ -320,6 +331,7 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, uint8_t *buf, size_t off,
         memcpy(rd->data, buf + off, left);
     }
     rd->len = left;
+    rd->want = want;
     rd->dec = *d;
     return 0;
 }
@@ -329,11 +341,17 @@ static int
 rd_grow(sm_stream *s)
 {
     sm__rd *rd = s->rd;
-    if (rd->cap - rd->len >= SM__RBUF_SIZE / 2) return 0;
-    uint64_t limit = rd_limit(s);
-    if (rd->cap >= limit) return rd->cap > rd->len ? 0 : -EMSGSIZE;
-    uint64_t cap = SM__MAX((uint64_t)rd->cap * 2, (uint64_t)rd->len + SM__RBUF_SIZE);
-    if (cap > limit) cap = limit;
+    uint64_t cap;
+    if (rd->want > rd->len) {
+        if (rd->cap >= rd->want) return 0; /* room for just the rest */
+        cap = rd->want;
+    } else {
+        if (rd->cap - rd->len >= SM__RBUF_SIZE / 2) return 0;
+        uint64_t limit = rd_limit(s);
+        if (rd->cap >= limit) return rd->cap > rd->len ? 0 : -EMSGSIZE;
+        cap = SM__MAX((uint64_t)rd->cap * 2, (uint64_t)rd->len + SM__RBUF_SIZE);
+        if (cap > limit) cap = limit;
+    }
     if (cap > SIZE_MAX - sizeof *rd) return -ENOMEM;
     sm__rd *n = realloc(rd, sizeof *rd + (size_t)cap);
     if (!n) return -ENOMEM;
@@ -440,7 +458,9 @@ read_batch(sm_stream *s)
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
         /* A short read means the socket had no more just now: waiting for the
          * next readiness is cheaper than an extra read that says EAGAIN. */
-        bool last = (size_t)n < room || budget == 0 || (s->flags & SM__S_PAUSED);
+        /* Replies queued by reference end the batch too: written now, they
+         * need no copy (level-triggered readiness brings the rest). */
+        bool last = (size_t)n < room || budget == 0 || (s->flags & SM__S_PAUSED) || sl->refs_used;
         if (last) {
             /* The replies go out while the frames they point at are still
              * in the buffer; only what the kernel does not take is copied. */

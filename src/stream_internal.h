@@ -52,6 +52,7 @@ typedef struct sm__dial sm__dial; /* stream_dial.c */
 typedef struct sm__rd {
     sm_frame_decoder dec;
     size_t len, cap;
+    size_t want; /* the unfinished frame's whole size when known, else 0 */
     uint8_t data[];
 } sm__rd;
 
@@ -119,7 +120,7 @@ typedef struct sm__wq {
 
 /* ---- per-loop --------------------------------------------------------------- */
 
-#define SM__RBUF_SIZE   (64 * 1024)
+#define SM__RBUF_SIZE   (256 * 1024)
 #define SM__REFS        16  /* the pool of sm__wref nodes */
 #define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
 #define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)

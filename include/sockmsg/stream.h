@@ -24,10 +24,12 @@
  * Make one per kind of connection, not one per connection.
  *
  * Reading. The stream reads into a buffer shared by all streams of its loop
- * (64 KiB), decodes every whole message in it in place and calls on_message
+ * (256 KiB), decodes every whole message in it in place and calls on_message
  * once per message; only the bytes of an unfinished message are copied into
  * a buffer of the stream's own, which is freed as soon as the stream is at a
- * message boundary again. Per readiness event the stream reads at most
+ * message boundary again (when a length prefix tells the message's size,
+ * that buffer has exactly its size and the rest is read into it directly).
+ * Per readiness event the stream reads at most
  * opts.read_budget bytes, then lets other streams run (readiness is
  * level-triggered: it comes back).
  *

@@ -263,6 +263,47 @@ test_forward(void **state)
     ts_loop_free(l);
 }
 
+static bool
+has_rd(void *ctx)
+{
+    sm_stream *s = ctx;
+    return s->rd && s->rd->len >= 100000;
+}
+
+/* A big frame that spans reads waits in a block of exactly its size, read
+ * into directly; once whole it is echoed from there and the block freed. */
+static void
+test_big_frame_exact(void **state)
+{
+    (void)state;
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    fctx c = {0};
+    sm_stream *s = NULL;
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &frame_opts, &c));
+    SM_ASSERT_OK(sm_sock_set_nonblock(sv[1], true));
+    ts_raw r;
+    ts_raw_start(l, &r, sv[1], true);
+    size_t len;
+    uint8_t *wire = make_wire(2, &len, 2); /* a small frame, then a 200 KB one */
+    size_t first = 4 + 4 + ts_msg_len(5, 0);
+    pump p = {.fd = sv[1], .wire = wire, .len = first + 100000};
+    pump_all(l, &p, &r, first);
+    assert_true(ts_run_until(l, has_rd, s, 5000));
+    assert_int_equal(s->rd->cap, len - first);
+    assert_int_equal(s->rd->want, len - first);
+    p.len = len;
+    pump_all(l, &p, &r, len);
+    assert_int_equal(r.len, len);
+    assert_true(memcmp(r.buf, wire, len) == 0);
+    assert_null(s->rd);
+    free(wire);
+    SM_ASSERT_OK(sm_stream_close(s));
+    ts_raw_close(&r);
+    ts_loop_free(l);
+}
+
 static void
 test_arguments(void **state)
 {
@@ -309,7 +350,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_small), cmocka_unit_test(test_echo_big),
         cmocka_unit_test(test_echo_mixed), cmocka_unit_test(test_close_in_message),
-        cmocka_unit_test(test_forward),    cmocka_unit_test(test_arguments),
+        cmocka_unit_test(test_forward),    cmocka_unit_test(test_big_frame_exact),
+        cmocka_unit_test(test_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
