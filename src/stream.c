@@ -322,7 +322,10 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, uint8_t *buf, size_t off,
         bool oversized = rd && rd->cap > SM__RBUF_SIZE && rd->cap / 4 > left && rd->cap / 4 > want;
         if (!rd || rd->cap < left || oversized || rd->cap < want) {
             size_t cap = left < 256 ? 256 : left;
-            if (cap < want) cap = want;
+            /* Room for the announced frame, but never more than a read's
+             * worth beyond what arrived: a header alone must not make us
+             * allocate what it announces (rd_grow follows the bytes). */
+            if (cap < want) cap = SM__MIN(want, left + SM__RBUF_SIZE);
             sm__rd *n = realloc(rd, sizeof *rd + cap);
             if (!n) return -ENOMEM;
             s->rd = rd = n;
@@ -344,7 +347,11 @@ rd_grow(sm_stream *s)
     uint64_t cap;
     if (rd->want > rd->len) {
         if (rd->cap >= rd->want) return 0; /* room for just the rest */
-        cap = rd->want;
+        if (rd->cap - rd->len >= SM__RBUF_SIZE / 2) return 0;
+        /* Toward the announced size as the bytes come, doubling: the block
+         * ends exactly that big, never sooner than the peer sends. */
+        cap = SM__MIN((uint64_t)rd->want,
+                      SM__MAX((uint64_t)rd->cap * 2, (uint64_t)rd->len + SM__RBUF_SIZE));
     } else {
         if (rd->cap - rd->len >= SM__RBUF_SIZE / 2) return 0;
         uint64_t limit = rd_limit(s);

@@ -264,6 +264,36 @@ test_forward(void **state)
 }
 
 static bool
+has_some_rd(void *ctx)
+{
+    sm_stream *s = ctx;
+    return s->rd && s->rd->len >= 1004;
+}
+
+/* A header announcing 8 MB (under max) with 1 KB behind it: the block grows
+ * with the bytes that arrive, not to what the header announces. */
+static void
+test_announced_size_not_preallocated(void **state)
+{
+    (void)state;
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    fctx c = {0};
+    sm_stream *s = NULL;
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &frame_opts, &c));
+    static uint8_t part[1004] = {0x00, 0x7a, 0x12, 0x00}; /* 8,000,000 */
+    SM_ASSERT_OK(sm_send_all(sv[1], part, sizeof part, 5000, NULL));
+    assert_true(ts_run_until(l, has_some_rd, s, 5000));
+    assert_int_equal(s->rd->want, 4 + 8000000);
+    if (s->rd->cap > sizeof part + SM__RBUF_SIZE)
+        fail_msg("a 1004-byte start of an 8 MB frame holds a %zu-byte block", s->rd->cap);
+    SM_ASSERT_OK(sm_stream_close(s));
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
+static bool
 has_rd(void *ctx)
 {
     sm_stream *s = ctx;
@@ -348,9 +378,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_small), cmocka_unit_test(test_echo_big),
-        cmocka_unit_test(test_echo_mixed), cmocka_unit_test(test_close_in_message),
-        cmocka_unit_test(test_forward),    cmocka_unit_test(test_big_frame_exact),
+        cmocka_unit_test(test_echo_small),
+        cmocka_unit_test(test_echo_big),
+        cmocka_unit_test(test_echo_mixed),
+        cmocka_unit_test(test_close_in_message),
+        cmocka_unit_test(test_forward),
+        cmocka_unit_test(test_big_frame_exact),
+        cmocka_unit_test(test_announced_size_not_preallocated),
         cmocka_unit_test(test_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
