@@ -14,8 +14,8 @@
 
 /* How meaningful an error is when every attempt failed: a peer that refused
  * says more than a route that is missing, which says more than silence. */
-static int
-err_rank(int err)
+int
+sm__dial_err_rank(int err)
 {
     switch (err) {
     case 0:
@@ -35,7 +35,7 @@ err_rank(int err)
 static void
 note_error(int *best, int *best_i, int err, int i)
 {
-    if (err_rank(err) > err_rank(*best)) {
+    if (sm__dial_err_rank(err) > sm__dial_err_rank(*best)) {
         *best = err;
         *best_i = i;
     }

@@ -11,18 +11,6 @@
 
 #include "internal.h"
 
-static int
-fail(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 /* Host names: letters, digits, '-', '.', '_' (the last is not strictly DNS but
  * appears in /etc/hosts and container names). */
 static bool
@@ -56,20 +44,21 @@ static int
 parse_port(const char *s, uint16_t *port, const char *str, char *why, size_t why_len)
 {
     if (*s == '\0')
-        return fail(why, why_len, SM_ERR_ENDPOINT, "missing port after ':' in '%s'", str);
+        return sm__why(why, why_len, SM_ERR_ENDPOINT, "missing port after ':' in '%s'", str);
     unsigned long v = 0;
     size_t n = 0;
     for (; s[n] >= '0' && s[n] <= '9'; n++) {
         if (n >= 5) /* more digits than any port has: stop before overflow */
-            return fail(why, why_len, SM_ERR_ENDPOINT, "port out of range (0-65535) in '%s'", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "port out of range (0-65535) in '%s'",
+                           str);
         v = v * 10 + (unsigned long)(s[n] - '0');
     }
     if (n == 0 || s[n] != '\0')
-        return fail(why, why_len, SM_ERR_ENDPOINT, "port '%s' is not a decimal number in '%s'", s,
-                    str);
+        return sm__why(why, why_len, SM_ERR_ENDPOINT, "port '%s' is not a decimal number in '%s'",
+                       s, str);
     if (v > 65535)
-        return fail(why, why_len, SM_ERR_ENDPOINT, "port %lu out of range (0-65535) in '%s'", v,
-                    str);
+        return sm__why(why, why_len, SM_ERR_ENDPOINT, "port %lu out of range (0-65535) in '%s'", v,
+                       str);
     *port = (uint16_t)v;
     return 0;
 }
@@ -83,42 +72,44 @@ parse_tcp(sm_endpoint *ep, const char *rest, const char *str, char *why, size_t 
     ep->kind = SM_ENDPOINT_TCP;
     if (*rest == '[') {
         const char *close = strchr(rest, ']');
-        if (!close) return fail(why, why_len, SM_ERR_ENDPOINT, "'[' without ']' in '%s'", str);
+        if (!close) return sm__why(why, why_len, SM_ERR_ENDPOINT, "'[' without ']' in '%s'", str);
         host = rest + 1;
         host_len = (size_t)(close - host);
         if (host_len == 0)
-            return fail(why, why_len, SM_ERR_ENDPOINT, "empty IPv6 address '[]' in '%s'", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "empty IPv6 address '[]' in '%s'", str);
         if (!ipv6_literal_ok(host, host_len))
-            return fail(why, why_len, SM_ERR_ENDPOINT,
-                        "'%.*s' in brackets is not an IPv6 address in '%s'", (int)host_len, host,
-                        str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                           "'%.*s' in brackets is not an IPv6 address in '%s'", (int)host_len, host,
+                           str);
         if (close[1] != ':')
-            return fail(why, why_len, SM_ERR_ENDPOINT,
-                        close[1] ? "expected ':' after ']' in '%s'" : "missing port in '%s'", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                           close[1] ? "expected ':' after ']' in '%s'" : "missing port in '%s'",
+                           str);
         port = close + 2;
     } else {
         const char *colon = strrchr(rest, ':');
         if (!colon)
-            return fail(why, why_len, SM_ERR_ENDPOINT, "missing port (tcp://host:port) in '%s'",
-                        str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "missing port (tcp://host:port) in '%s'",
+                           str);
         host = rest;
         host_len = (size_t)(colon - rest);
         port = colon + 1;
         if (host_len == 0)
-            return fail(why, why_len, SM_ERR_ENDPOINT, "empty host in '%s' (use * or a name)", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "empty host in '%s' (use * or a name)",
+                           str);
         if (memchr(host, ':', host_len))
-            return fail(why, why_len, SM_ERR_ENDPOINT,
-                        "IPv6 address must be in brackets (tcp://[::1]:port) in '%s'", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                           "IPv6 address must be in brackets (tcp://[::1]:port) in '%s'", str);
         if (memchr(host, ']', host_len))
-            return fail(why, why_len, SM_ERR_ENDPOINT, "']' without '[' in '%s'", str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "']' without '[' in '%s'", str);
         bool any = host_len == 1 && host[0] == '*';
         if (!any && !host_name_ok(host, host_len))
-            return fail(why, why_len, SM_ERR_ENDPOINT, "bad character in host '%.*s' in '%s'",
-                        (int)host_len, host, str);
+            return sm__why(why, why_len, SM_ERR_ENDPOINT, "bad character in host '%.*s' in '%s'",
+                           (int)host_len, host, str);
     }
     if (host_len >= sizeof ep->host)
-        return fail(why, why_len, -ENAMETOOLONG, "host longer than %d bytes in '%.40s...'",
-                    SM_ENDPOINT_HOST_MAX - 1, str);
+        return sm__why(why, why_len, -ENAMETOOLONG, "host longer than %d bytes in '%.40s...'",
+                       SM_ENDPOINT_HOST_MAX - 1, str);
     memcpy(ep->host, host, host_len);
     ep->host[host_len] = '\0';
     return parse_port(port, &ep->port, str, why, why_len);
@@ -135,12 +126,12 @@ parse_unix(sm_endpoint *ep, const char *rest, const char *str, char *why, size_t
 
     ep->kind = abstract ? SM_ENDPOINT_UNIX_ABSTRACT : SM_ENDPOINT_UNIX;
     if (n == 0)
-        return fail(why, why_len, SM_ERR_ENDPOINT,
-                    abstract ? "empty abstract socket name in '%s'" : "empty path in '%s'", str);
+        return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                       abstract ? "empty abstract socket name in '%s'" : "empty path in '%s'", str);
     if (n > cap)
-        return fail(why, why_len, -ENAMETOOLONG,
-                    "unix socket %s is %zu bytes, longer than the %zu that sun_path holds",
-                    abstract ? "name" : "path", n, cap);
+        return sm__why(why, why_len, -ENAMETOOLONG,
+                       "unix socket %s is %zu bytes, longer than the %zu that sun_path holds",
+                       abstract ? "name" : "path", n, cap);
     memcpy(ep->path, name, n + 1);
     return 0;
 }
@@ -149,18 +140,18 @@ int
 sm_endpoint_parse(sm_endpoint *ep, const char *str, char *why, size_t why_len)
 {
     if (why && why_len) why[0] = '\0';
-    if (!ep || !str) return fail(why, why_len, -EINVAL, "NULL argument");
+    if (!ep || !str) return sm__why(why, why_len, -EINVAL, "NULL argument");
     memset(ep, 0, sizeof *ep);
     if (!strncmp(str, "tcp://", 6)) return parse_tcp(ep, str + 6, str, why, why_len);
     if (!strncmp(str, "unix:", 5)) return parse_unix(ep, str + 5, str, why, why_len);
     const char *sep = strstr(str, "://");
     if (!sep) sep = strchr(str, ':');
     if (!sep || sep == str)
-        return fail(why, why_len, SM_ERR_ENDPOINT,
-                    "missing scheme in '%s' (expected tcp://host:port or unix:path)", str);
-    return fail(why, why_len, SM_ERR_ENDPOINT,
-                "unknown scheme '%.*s' in '%s' (expected tcp:// or unix:)", (int)(sep - str), str,
-                str);
+        return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                       "missing scheme in '%s' (expected tcp://host:port or unix:path)", str);
+    return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                   "unknown scheme '%.*s' in '%s' (expected tcp:// or unix:)", (int)(sep - str),
+                   str, str);
 }
 
 int
@@ -228,15 +219,15 @@ sm_endpoint_resolve(const sm_endpoint *ep, bool passive, sm_addr *out, size_t ma
                     size_t why_len)
 {
     if (why && why_len) why[0] = '\0';
-    if (!ep || !out || max == 0) return fail(why, why_len, -EINVAL, "NULL argument or no room");
+    if (!ep || !out || max == 0) return sm__why(why, why_len, -EINVAL, "NULL argument or no room");
     if (ep->kind == SM_ENDPOINT_UNIX || ep->kind == SM_ENDPOINT_UNIX_ABSTRACT)
         return resolve_unix(ep, out);
     if (ep->kind != SM_ENDPOINT_TCP)
-        return fail(why, why_len, -EINVAL, "endpoint kind %d unknown", (int)ep->kind);
+        return sm__why(why, why_len, -EINVAL, "endpoint kind %d unknown", (int)ep->kind);
     if (!strcmp(ep->host, "*")) {
         if (!passive)
-            return fail(why, why_len, SM_ERR_ENDPOINT,
-                        "cannot connect to '*' (all interfaces): name a host");
+            return sm__why(why, why_len, SM_ERR_ENDPOINT,
+                           "cannot connect to '*' (all interfaces): name a host");
         return resolve_any(ep->port, out, max);
     }
 
@@ -248,7 +239,7 @@ sm_endpoint_resolve(const sm_endpoint *ep, bool passive, sm_addr *out, size_t ma
     int rc = getaddrinfo(ep->host, port, &hints, &res);
     if (rc != 0) {
         int err = rc == EAI_SYSTEM ? -errno : SM_ERR_RESOLVE;
-        return fail(why, why_len, err, "cannot resolve '%s': %s", ep->host, gai_strerror(rc));
+        return sm__why(why, why_len, err, "cannot resolve '%s': %s", ep->host, gai_strerror(rc));
     }
 
     /* RFC 8305 section 4: alternate families, IPv6 first, each family keeping the
@@ -281,7 +272,7 @@ sm_endpoint_resolve(const sm_endpoint *ep, bool passive, sm_addr *out, size_t ma
     }
     freeaddrinfo(res);
     if (n == 0)
-        return fail(why, why_len, SM_ERR_RESOLVE, "'%s' has no IPv4 or IPv6 address", ep->host);
+        return sm__why(why, why_len, SM_ERR_RESOLVE, "'%s' has no IPv4 or IPv6 address", ep->host);
     return (int)n;
 }
 

@@ -1,8 +1,12 @@
 /* Error messages and names. Library codes come from the X-macro table in
  * error.h; errno values use glibc's static, thread-safe descriptions. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sockmsg/error.h>
 #include <sockmsg/sockmsg.h>
+
+#include "internal.h"
 
 const char *
 sm_strerror(int err)
@@ -44,4 +48,16 @@ const char *
 sm_version(void)
 {
     return SM_VERSION_STRING;
+}
+
+int
+sm__why(char *why, size_t why_len, int err, const char *fmt, ...)
+{
+    if (why && why_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
 }

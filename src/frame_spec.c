@@ -12,6 +12,7 @@
 #include <sockmsg/error.h>
 #include <sockmsg/frame.h>
 #include "frame_internal.h"
+#include "internal.h"
 
 enum arg_kind { ARG_NONE, ARG_NUM, ARG_STR, ARG_MAP };
 
@@ -49,18 +50,6 @@ static const codec codecs[] = {
 
 /* Options seen so far in one spec, to refuse duplicates. */
 enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8 };
-
-__attribute__((format(printf, 3, 4))) static int
-fail(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return SM_ERR_SPEC;
-}
 
 /* ---- string builder for format: counts what it would need, like snprintf ---- */
 
@@ -274,7 +263,8 @@ parse_delim(sm_frame_basic *b, const char *p, const char *end, char *why, size_t
     while (p < end) {
         uint8_t c = (uint8_t)*p++;
         if (c == '\\') {
-            if (p == end) return fail(why, why_len, "delim:STR ends with a lone '\\'");
+            if (p == end)
+                return sm__why(why, why_len, SM_ERR_SPEC, "delim:STR ends with a lone '\\'");
             char e = *p++;
             switch (e) {
             case 'n':
@@ -294,21 +284,22 @@ parse_delim(sm_frame_basic *b, const char *p, const char *end, char *why, size_t
                 break;
             case 'x':
                 if (end - p < 2 || !is_hex(p[0]) || !is_hex(p[1]))
-                    return fail(why, why_len, "delim:STR: \\x needs two hex digits");
+                    return sm__why(why, why_len, SM_ERR_SPEC,
+                                   "delim:STR: \\x needs two hex digits");
                 c = (uint8_t)(hex_val(p[0]) << 4 | hex_val(p[1]));
                 p += 2;
                 break;
             default:
-                return fail(why, why_len,
-                            "delim:STR: bad escape '\\%c' (use \\n \\r \\t \\0 \\\\ \\xHH)", e);
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "delim:STR: bad escape '\\%c' (use \\n \\r \\t \\0 \\\\ \\xHH)", e);
             }
         }
         if (n == SM_FRAME_DELIM_MAX)
-            return fail(why, why_len, "delim:STR is too long (at most %d bytes)",
-                        SM_FRAME_DELIM_MAX);
+            return sm__why(why, why_len, SM_ERR_SPEC, "delim:STR is too long (at most %d bytes)",
+                           SM_FRAME_DELIM_MAX);
         b->delim[n++] = c;
     }
-    if (n == 0) return fail(why, why_len, "delim:STR needs at least one byte");
+    if (n == 0) return sm__why(why, why_len, SM_ERR_SPEC, "delim:STR needs at least one byte");
     b->delim_len = (uint8_t)n;
     return 0;
 }
@@ -351,7 +342,8 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
         unsigned key;
         char kn[8];
         if (p == end || (*p == ',' && (end - p < 2 || p[1] != '=')))
-            return fail(why, why_len, "type: needs entries K=V (e.g. type:A=4;B=(len16be))");
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "type: needs entries K=V (e.g. type:A=4;B=(len16be))");
         if (end - p >= 5 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]) &&
             is_hex(p[3]) && p[4] == '=') {
             key = hex_val(p[2]) << 4 | hex_val(p[3]);
@@ -359,33 +351,36 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
         } else if (end - p >= 2 && p[1] == '=') {
             key = (uint8_t)p[0];
             if (key <= 0x20 || key >= 0x7f)
-                return fail(why, why_len,
-                            "type key 0x%02x must be a printable character or written 0xNN", key);
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "type key 0x%02x must be a printable character or written 0xNN",
+                               key);
             p += 2;
         } else {
-            return fail(why, why_len, "type entry '%.*s': expected K=V with K a character or 0xNN",
-                        (int)(end - p > 20 ? 20 : end - p), p);
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "type entry '%.*s': expected K=V with K a character or 0xNN",
+                           (int)(end - p > 20 ? 20 : end - p), p);
         }
         key_name(kn, sizeof(kn), key);
-        if (s->type_map[key]) return fail(why, why_len, "duplicate type key %s", kn);
+        if (s->type_map[key])
+            return sm__why(why, why_len, SM_ERR_SPEC, "duplicate type key %s", kn);
 
         sm_frame_basic b;
         memset(&b, 0, sizeof(b));
         if (p < end && *p == '(') {
             const char *close = match_paren(p + 1, end);
-            if (!close) return fail(why, why_len, "type key %s: missing ')'", kn);
+            if (!close) return sm__why(why, why_len, SM_ERR_SPEC, "type key %s: missing ')'", kn);
             char sub[200];
             const char *sub_stop;
             int rc = parse_one(p + 1, close, &b, NULL, &sub_stop, sub, sizeof(sub));
-            if (rc) return fail(why, why_len, "type key %s: %s", kn, sub);
+            if (rc) return sm__why(why, why_len, SM_ERR_SPEC, "type key %s: %s", kn, sub);
             p = close + 1;
         } else {
             const char *q = p;
             while (q < end && *q >= '0' && *q <= '9')
                 q++;
             if (!parse_u64(p, q, &b.fixed_len))
-                return fail(why, why_len,
-                            "type key %s: value must be a length or a spec in parentheses", kn);
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "type key %s: value must be a length or a spec in parentheses", kn);
             b.kind = SM_FRAME_FIXED;
             p = q;
         }
@@ -395,8 +390,8 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
             if (memcmp(&s->types[idx], &b, sizeof(b)) == 0) break;
         if (idx == s->type_count) {
             if (s->type_count == SM_FRAME_TYPES_MAX)
-                return fail(why, why_len, "type: has more than %d distinct entries",
-                            SM_FRAME_TYPES_MAX);
+                return sm__why(why, why_len, SM_ERR_SPEC, "type: has more than %d distinct entries",
+                               SM_FRAME_TYPES_MAX);
             memcpy(&s->types[s->type_count++], &b, sizeof(b));
         }
         s->type_map[key] = (uint8_t)(idx + 1);
@@ -406,7 +401,8 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
             continue;
         }
         if (p < end && *p != ',')
-            return fail(why, why_len, "type key %s: unexpected '%c' after the value", kn, *p);
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "type key %s: unexpected '%c' after the value", kn, *p);
         *stop = p;
         return 0;
     }
@@ -422,7 +418,7 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
     while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
         p++;
     size_t name_len = (size_t)(p - name);
-    if (name_len == 0 && p == end) return fail(why, why_len, "empty spec");
+    if (name_len == 0 && p == end) return sm__why(why, why_len, SM_ERR_SPEC, "empty spec");
     if (p < end && *p != ':' && *p != ',') {
         while (p < end && *p != ':' && *p != ',')
             p++;
@@ -432,7 +428,7 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
     for (size_t i = 0; i < NCODECS; i++)
         if (strlen(codecs[i].name) == name_len && memcmp(codecs[i].name, name, name_len) == 0)
             c = &codecs[i];
-    if (!c) return fail(why, why_len, "unknown codec '%.*s'", (int)name_len, name);
+    if (!c) return sm__why(why, why_len, SM_ERR_SPEC, "unknown codec '%.*s'", (int)name_len, name);
 
     b->kind = c->kind;
     b->len_width = c->width;
@@ -445,7 +441,7 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
     bool has_arg = p < end && *p == ':';
     if (has_arg) p++;
     if (c->arg == ARG_NONE && has_arg)
-        return fail(why, why_len, "'%s' takes no ':' argument", c->name);
+        return sm__why(why, why_len, SM_ERR_SPEC, "'%s' takes no ':' argument", c->name);
 
     const char *arg = p;
     if (c->arg == ARG_NUM || c->arg == ARG_STR) {
@@ -457,24 +453,26 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
         if (c->kind == SM_FRAME_FIXED) {
             /* fixed:0 only makes sense after a type byte. */
             if (!has_arg || !parse_u64(arg, p, &b->fixed_len) || (b->fixed_len == 0 && top))
-                return fail(why, why_len, "fixed:N needs N >= 1 (got '%.*s')", (int)(p - arg), arg);
+                return sm__why(why, why_len, SM_ERR_SPEC, "fixed:N needs N >= 1 (got '%.*s')",
+                               (int)(p - arg), arg);
         } else {
             uint64_t n = 0;
             if (!has_arg || !parse_u64(arg, p, &n) || n < 1 || n > 20)
-                return fail(why, why_len, "ascii:N needs 1 <= N <= 20 (got '%.*s')", (int)(p - arg),
-                            arg);
+                return sm__why(why, why_len, SM_ERR_SPEC, "ascii:N needs 1 <= N <= 20 (got '%.*s')",
+                               (int)(p - arg), arg);
             b->ascii_digits = (uint8_t)n;
         }
         break;
     case ARG_STR: {
-        if (!has_arg) return fail(why, why_len, "delim:STR needs a delimiter");
+        if (!has_arg) return sm__why(why, why_len, SM_ERR_SPEC, "delim:STR needs a delimiter");
         int rc = parse_delim(b, arg, p, why, why_len);
         if (rc) return rc;
         break;
     }
     case ARG_MAP:
-        if (!top) return fail(why, why_len, "type: cannot be nested inside type:");
-        if (!has_arg) return fail(why, why_len, "type: needs entries K=V (e.g. type:A=4)");
+        if (!top) return sm__why(why, why_len, SM_ERR_SPEC, "type: cannot be nested inside type:");
+        if (!has_arg)
+            return sm__why(why, why_len, SM_ERR_SPEC, "type: needs entries K=V (e.g. type:A=4)");
         {
             int rc = parse_map(top, p, end, &p, why, why_len);
             if (rc) return rc;
@@ -486,13 +484,14 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
 
     unsigned seen = 0;
     while (p < end) {
-        if (*p != ',') return fail(why, why_len, "unexpected '%c' after '%s'", *p, c->name);
+        if (*p != ',')
+            return sm__why(why, why_len, SM_ERR_SPEC, "unexpected '%c' after '%s'", *p, c->name);
         const char *key = ++p;
         while (p < end && *p != '=' && *p != ',')
             p++;
         int key_len = (int)(p - key);
         if (p == end || *p != '=')
-            return fail(why, why_len, "option '%.*s' needs =VALUE", key_len, key);
+            return sm__why(why, why_len, SM_ERR_SPEC, "option '%.*s' needs =VALUE", key_len, key);
         const char *val = ++p;
         while (p < end && *p != ',')
             p++;
@@ -507,22 +506,24 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
         else if (key_len == 6 && memcmp(key, "offset", 6) == 0)
             opt = OPT_OFFSET;
         else
-            return fail(why, why_len, "unknown option '%.*s'", key_len, key);
-        if (seen & opt) return fail(why, why_len, "duplicate option '%.*s'", key_len, key);
+            return sm__why(why, why_len, SM_ERR_SPEC, "unknown option '%.*s'", key_len, key);
+        if (seen & opt)
+            return sm__why(why, why_len, SM_ERR_SPEC, "duplicate option '%.*s'", key_len, key);
         seen |= opt;
         if ((opt == OPT_ADJUST || opt == OPT_OFFSET) && c->kind != SM_FRAME_LENGTH)
-            return fail(why, why_len, "option '%.*s' applies only to the len* codecs", key_len,
-                        key);
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "option '%.*s' applies only to the len* codecs", key_len, key);
         if ((opt == OPT_MAX || opt == OPT_OVERSIZE) && !top)
-            return fail(why, why_len,
-                        "option '%.*s' belongs to the whole type: spec, after the entries", key_len,
-                        key);
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "option '%.*s' belongs to the whole type: spec, after the entries",
+                           key_len, key);
         switch (opt) {
         case OPT_MAX:
             if (!parse_size(val, p, &top->max))
-                return fail(why, why_len, "max=%.*s: expected a size such as 4096, 64K, 16M",
-                            val_len, val);
-            if (top->max == 0) return fail(why, why_len, "max=0 is not allowed (max >= 1)");
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "max=%.*s: expected a size such as 4096, 64K, 16M", val_len, val);
+            if (top->max == 0)
+                return sm__why(why, why_len, SM_ERR_SPEC, "max=0 is not allowed (max >= 1)");
             break;
         case OPT_OVERSIZE:
             if (val_len == 5 && memcmp(val, "close", 5) == 0)
@@ -530,18 +531,19 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
             else if (val_len == 4 && memcmp(val, "skip", 4) == 0)
                 top->oversize = SM_OVERSIZE_SKIP;
             else
-                return fail(why, why_len, "oversize=%.*s: expected close or skip", val_len, val);
+                return sm__why(why, why_len, SM_ERR_SPEC, "oversize=%.*s: expected close or skip",
+                               val_len, val);
             break;
         case OPT_ADJUST:
             if (!parse_i64(val, p, &b->len_adjust))
-                return fail(why, why_len, "adjust=%.*s: expected a signed 64-bit integer", val_len,
-                            val);
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "adjust=%.*s: expected a signed 64-bit integer", val_len, val);
             break;
         case OPT_OFFSET: {
             uint64_t v;
             if (!parse_u64(val, p, &v) || v > SM_FRAME_OFFSET_MAX)
-                return fail(why, why_len, "offset=%.*s: expected 0 to %d", val_len, val,
-                            SM_FRAME_OFFSET_MAX);
+                return sm__why(why, why_len, SM_ERR_SPEC, "offset=%.*s: expected 0 to %d", val_len,
+                               val, SM_FRAME_OFFSET_MAX);
             b->len_offset = (uint8_t)v;
             break;
         }
@@ -575,7 +577,7 @@ int
 sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_len)
 {
     if (why && why_len) why[0] = '\0';
-    if (!spec || !str) return fail(why, why_len, "no spec");
+    if (!spec || !str) return sm__why(why, why_len, SM_ERR_SPEC, "no spec");
     sm_frame_spec s;
     memset(&s, 0, sizeof(s));
     const char *stop;
@@ -593,63 +595,69 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
 {
     switch (b->kind) {
     case SM_FRAME_FIXED:
-        if (b->fixed_len == 0 && !nested) return fail(why, why_len, "fixed:N needs N >= 1");
+        if (b->fixed_len == 0 && !nested)
+            return sm__why(why, why_len, SM_ERR_SPEC, "fixed:N needs N >= 1");
         if (b->fixed_len > max)
-            return fail(why, why_len, "fixed length %" PRIu64 " exceeds max=%" PRIu64, b->fixed_len,
-                        max);
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "fixed length %" PRIu64 " exceeds max=%" PRIu64, b->fixed_len, max);
         return 0;
     case SM_FRAME_DELIM:
         if (b->delim_len < 1 || b->delim_len > SM_FRAME_DELIM_MAX)
-            return fail(why, why_len, "delimiter length %u is not 1 to %d", b->delim_len,
-                        SM_FRAME_DELIM_MAX);
+            return sm__why(why, why_len, SM_ERR_SPEC, "delimiter length %u is not 1 to %d",
+                           b->delim_len, SM_FRAME_DELIM_MAX);
         return 0;
     case SM_FRAME_LENGTH:
         if (b->len_width != 1 && b->len_width != 2 && b->len_width != 4 && b->len_width != 8)
-            return fail(why, why_len, "length width %u is not 1, 2, 4 or 8", b->len_width);
+            return sm__why(why, why_len, SM_ERR_SPEC, "length width %u is not 1, 2, 4 or 8",
+                           b->len_width);
         if (b->len_offset > SM_FRAME_OFFSET_MAX)
-            return fail(why, why_len, "offset=%u exceeds %d", b->len_offset, SM_FRAME_OFFSET_MAX);
+            return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
+                           SM_FRAME_OFFSET_MAX);
         return 0;
     case SM_FRAME_ASCII:
         if (b->ascii_digits < 1 || b->ascii_digits > 20)
-            return fail(why, why_len, "ascii:N needs 1 <= N <= 20 (got %u)", b->ascii_digits);
+            return sm__why(why, why_len, SM_ERR_SPEC, "ascii:N needs 1 <= N <= 20 (got %u)",
+                           b->ascii_digits);
         return 0;
     case SM_FRAME_NETSTRING:
     case SM_FRAME_VARINT:
     case SM_FRAME_EOF:
         return 0;
     case SM_FRAME_TYPE:
-        if (nested) return fail(why, why_len, "type: cannot be nested inside type:");
+        if (nested)
+            return sm__why(why, why_len, SM_ERR_SPEC, "type: cannot be nested inside type:");
         return 0;
     }
-    return fail(why, why_len, "unknown codec kind %d", (int)b->kind);
+    return sm__why(why, why_len, SM_ERR_SPEC, "unknown codec kind %d", (int)b->kind);
 }
 
 int
 sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len)
 {
     if (why && why_len) why[0] = '\0';
-    if (!spec) return fail(why, why_len, "no spec");
+    if (!spec) return sm__why(why, why_len, SM_ERR_SPEC, "no spec");
     uint64_t max = sm_frame_max(spec);
     if (spec->oversize != SM_OVERSIZE_CLOSE && spec->oversize != SM_OVERSIZE_SKIP)
-        return fail(why, why_len, "oversize policy %d is not close or skip", (int)spec->oversize);
+        return sm__why(why, why_len, SM_ERR_SPEC, "oversize policy %d is not close or skip",
+                       (int)spec->oversize);
     int rc = check_basic(&spec->basic, max, false, why, why_len);
     if (rc || spec->kind != SM_FRAME_TYPE) return rc;
 
     if (spec->type_count < 1 || spec->type_count > SM_FRAME_TYPES_MAX)
-        return fail(why, why_len, "type_count %u is not 1 to %d", spec->type_count,
-                    SM_FRAME_TYPES_MAX);
+        return sm__why(why, why_len, SM_ERR_SPEC, "type_count %u is not 1 to %d", spec->type_count,
+                       SM_FRAME_TYPES_MAX);
     bool any = false;
     for (unsigned k = 0; k < 256; k++) {
         if (spec->type_map[k] > spec->type_count)
-            return fail(why, why_len, "type_map[0x%02x] = %u is past type_count %u", k,
-                        spec->type_map[k], spec->type_count);
+            return sm__why(why, why_len, SM_ERR_SPEC, "type_map[0x%02x] = %u is past type_count %u",
+                           k, spec->type_map[k], spec->type_count);
         any |= spec->type_map[k] != 0;
     }
-    if (!any) return fail(why, why_len, "type: maps no type byte");
+    if (!any) return sm__why(why, why_len, SM_ERR_SPEC, "type: maps no type byte");
     for (unsigned i = 0; i < spec->type_count; i++) {
         char sub[160];
         rc = check_basic(&spec->types[i], max, true, sub, sizeof(sub));
-        if (rc) return fail(why, why_len, "types[%u]: %s", i, sub);
+        if (rc) return sm__why(why, why_len, SM_ERR_SPEC, "types[%u]: %s", i, sub);
     }
     return 0;
 }

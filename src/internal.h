@@ -36,6 +36,16 @@ struct sm_sock_opts;
 int sm__dial_addrs(const struct sm_addr *addrs, size_t n, const struct sm_sock_opts *opts,
                    int64_t deadline, char *why, size_t why_len);
 
+/* Write a one-line explanation into why (when why is not NULL and why_len > 0)
+ * and return err: the shape of every parse-and-explain error path. */
+int sm__why(char *why, size_t why_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* How telling a connect error is when every attempt failed: a refusal says
+ * more than a missing route, which says more than silence (0 ranks lowest).
+ * The blocking and the asynchronous dial report the highest ranked. */
+int sm__dial_err_rank(int err);
+
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))
 

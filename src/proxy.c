@@ -36,18 +36,6 @@ static const char v1_sig[] = "PROXY ";
 #define PORT_TEXT_MAX 5
 #define QUOTE_MAX     48 /* bytes of input quoted in a detail */
 
-static ssize_t __attribute__((format(printf, 3, 4)))
-fail(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return -EPROTO;
-}
-
 /* Input bytes for a detail: printable ASCII as is, the rest escaped, so a
  * binary peer never puts control characters into a log line. Every field
  * quoted is bounded well below QUOTE_MAX by the grammar (an address is at most
@@ -105,7 +93,7 @@ v1_addr(const uint8_t *buf, size_t ts, size_t end, int family, enum v1_state st,
 {
     char text[V6_TEXT_MAX + 1], q[QUOTE_MAX * 4 + 8];
     const char *proto = family == AF_INET ? "TCP4" : "TCP6";
-    if (end == ts) return fail(why, why_len, "v1: empty %s", v1_field[st]);
+    if (end == ts) return sm__why(why, why_len, -EPROTO, "v1: empty %s", v1_field[st]);
     memcpy(text, buf + ts, end - ts);
     text[end - ts] = '\0';
     void *dst;
@@ -121,9 +109,9 @@ v1_addr(const uint8_t *buf, size_t ts, size_t end, int family, enum v1_state st,
         dst = &s6->sin6_addr;
     }
     if (inet_pton(family, text, dst) != 1)
-        return fail(why, why_len, "v1: %s '%s' is not an %s address (%s)", v1_field[st],
-                    quote(q, sizeof q, buf + ts, end - ts), family == AF_INET ? "IPv4" : "IPv6",
-                    proto);
+        return sm__why(why, why_len, -EPROTO, "v1: %s '%s' is not an %s address (%s)", v1_field[st],
+                       quote(q, sizeof q, buf + ts, end - ts), family == AF_INET ? "IPv4" : "IPv6",
+                       proto);
     return 0;
 }
 
@@ -150,14 +138,15 @@ decode_v1(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
         /* The spec's bound holds for every line, even one whose fields are
          * each valid: a receiver reads at most 107 bytes looking for CRLF. */
         if (i >= SM_PROXY_V1_MAX)
-            return fail(why, why_len, "v1: no CRLF within the first %d bytes", SM_PROXY_V1_MAX);
+            return sm__why(why, why_len, -EPROTO, "v1: no CRLF within the first %d bytes",
+                           SM_PROXY_V1_MAX);
         if (i >= len) return -EAGAIN;
         uint8_t c = buf[i];
         switch (st) {
         case V1_SIG:
             if (c != (uint8_t)v1_sig[i])
-                return fail(why, why_len, "v1: expected 'PROXY ', got '%s'",
-                            quote(q, sizeof q, buf, i + 1));
+                return sm__why(why, why_len, -EPROTO, "v1: expected 'PROXY ', got '%s'",
+                               quote(q, sizeof q, buf, i + 1));
             if (i + 1 == V1_SIG_LEN) {
                 st = V1_PROTO;
                 ts = i + 1;
@@ -176,12 +165,13 @@ decode_v1(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
                     st = V1_SKIP;
                     break;
                 } else if (n == 4 && tok[0] == 'T') {
-                    return fail(why, why_len, "v1: line ends after '%s' with no addresses",
-                                quote(q, sizeof q, tok, n));
+                    return sm__why(why, why_len, -EPROTO,
+                                   "v1: line ends after '%s' with no addresses",
+                                   quote(q, sizeof q, tok, n));
                 } else {
-                    return fail(why, why_len,
-                                "v1: unknown protocol '%s' (expected TCP4, TCP6 or UNKNOWN)",
-                                quote(q, sizeof q, tok, n));
+                    return sm__why(why, why_len, -EPROTO,
+                                   "v1: unknown protocol '%s' (expected TCP4, TCP6 or UNKNOWN)",
+                                   quote(q, sizeof q, tok, n));
                 }
                 info->known = true;
                 info->socktype = SOCK_STREAM;
@@ -195,9 +185,9 @@ decode_v1(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
             for (size_t k = 0; k < 3 && !ok; k++)
                 ok = n < strlen(names[k]) && !memcmp(tok, names[k], n) && (uint8_t)names[k][n] == c;
             if (!ok)
-                return fail(why, why_len,
-                            "v1: unknown protocol '%s' (expected TCP4, TCP6 or UNKNOWN)",
-                            quote(q, sizeof q, tok, n + 1));
+                return sm__why(why, why_len, -EPROTO,
+                               "v1: unknown protocol '%s' (expected TCP4, TCP6 or UNKNOWN)",
+                               quote(q, sizeof q, tok, n + 1));
             break;
         }
         case V1_SRC:
@@ -215,20 +205,20 @@ decode_v1(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
             if (!v1_addr_char(family, c)) {
                 const char *hint =
                     family == AF_INET && c == ':' ? " (an IPv6 address in TCP4?)" : "";
-                return fail(why, why_len, "v1: bad character '%s' in %s '%s'%s",
-                            quote(q, sizeof q, &c, 1), v1_field[st],
-                            quote(q2, sizeof q2, buf + ts, i - ts), hint);
+                return sm__why(why, why_len, -EPROTO, "v1: bad character '%s' in %s '%s'%s",
+                               quote(q, sizeof q, &c, 1), v1_field[st],
+                               quote(q2, sizeof q2, buf + ts, i - ts), hint);
             }
             if (i - ts + 1 > max)
-                return fail(why, why_len, "v1: %s longer than %zu characters: '%s'", v1_field[st],
-                            max, quote(q, sizeof q, buf + ts, i - ts + 1));
+                return sm__why(why, why_len, -EPROTO, "v1: %s longer than %zu characters: '%s'",
+                               v1_field[st], max, quote(q, sizeof q, buf + ts, i - ts + 1));
             break;
         }
         case V1_SPORT:
         case V1_DPORT: {
             uint8_t end = st == V1_SPORT ? ' ' : '\r';
             if (c == end) {
-                if (i == ts) return fail(why, why_len, "v1: empty %s", v1_field[st]);
+                if (i == ts) return sm__why(why, why_len, -EPROTO, "v1: empty %s", v1_field[st]);
                 v1_set_port(st == V1_SPORT ? &info->src : &info->dst, (uint16_t)port);
                 st = st == V1_SPORT ? V1_DPORT : V1_LF;
                 ts = i + 1;
@@ -236,23 +226,24 @@ decode_v1(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
                 break;
             }
             if (c < '0' || c > '9')
-                return fail(why, why_len, "v1: bad character '%s' in %s '%s'",
-                            quote(q, sizeof q, &c, 1), v1_field[st],
-                            quote(q2, sizeof q2, buf + ts, i - ts));
+                return sm__why(why, why_len, -EPROTO, "v1: bad character '%s' in %s '%s'",
+                               quote(q, sizeof q, &c, 1), v1_field[st],
+                               quote(q2, sizeof q2, buf + ts, i - ts));
             if (i - ts + 1 > PORT_TEXT_MAX)
-                return fail(why, why_len, "v1: %s '%s' longer than %d digits", v1_field[st],
-                            quote(q, sizeof q, buf + ts, i - ts + 1), PORT_TEXT_MAX);
+                return sm__why(why, why_len, -EPROTO, "v1: %s '%s' longer than %d digits",
+                               v1_field[st], quote(q, sizeof q, buf + ts, i - ts + 1),
+                               PORT_TEXT_MAX);
             port = port * 10 + (uint32_t)(c - '0');
             /* Five digits cannot overflow; past 65535 no further digit helps. */
             if (port > 65535)
-                return fail(why, why_len, "v1: %s %u out of range (0-65535)", v1_field[st],
-                            (unsigned)port);
+                return sm__why(why, why_len, -EPROTO, "v1: %s %u out of range (0-65535)",
+                               v1_field[st], (unsigned)port);
             break;
         }
         case V1_LF:
             if (c != '\n')
-                return fail(why, why_len, "v1: expected '\\n' after '\\r', got '%s'",
-                            quote(q, sizeof q, &c, 1));
+                return sm__why(why, why_len, -EPROTO, "v1: expected '\\n' after '\\r', got '%s'",
+                               quote(q, sizeof q, &c, 1));
             return (ssize_t)i + 1;
         case V1_SKIP:
             if (c == '\n' && buf[i - 1] == '\r') return (ssize_t)i + 1;
@@ -302,14 +293,15 @@ decode_v2(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
 {
     for (size_t i = 0; i < sizeof v2_sig && i < len; i++)
         if (buf[i] != v2_sig[i])
-            return fail(why, why_len, "v2: bad signature byte %zu: 0x%02x, expected 0x%02x", i,
-                        buf[i], v2_sig[i]);
+            return sm__why(why, why_len, -EPROTO,
+                           "v2: bad signature byte %zu: 0x%02x, expected 0x%02x", i, buf[i],
+                           v2_sig[i]);
     if (len <= 12) return -EAGAIN;
     unsigned ver = buf[12] >> 4, cmd = buf[12] & 0x0f;
-    if (ver != 2) return fail(why, why_len, "v2: version %u (only 2 is defined)", ver);
+    if (ver != 2) return sm__why(why, why_len, -EPROTO, "v2: version %u (only 2 is defined)", ver);
     if (cmd > 1)
-        return fail(why, why_len, "v2: unknown command 0x%X (0 LOCAL and 1 PROXY are defined)",
-                    cmd);
+        return sm__why(why, why_len, -EPROTO,
+                       "v2: unknown command 0x%X (0 LOCAL and 1 PROXY are defined)", cmd);
     info->version = 2;
     info->command = cmd ? SM_PROXY_PROXY : SM_PROXY_LOCAL;
     if (len <= 13) return -EAGAIN;
@@ -318,27 +310,30 @@ decode_v2(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
     if (cmd == SM_PROXY_PROXY) {
         unsigned af = fam >> 4, tp = fam & 0x0f;
         if (af > 3)
-            return fail(why, why_len,
-                        "v2: unknown address family 0x%X in byte 0x%02X (0-3 are defined)", af,
-                        fam);
+            return sm__why(why, why_len, -EPROTO,
+                           "v2: unknown address family 0x%X in byte 0x%02X (0-3 are defined)", af,
+                           fam);
         if (tp > 2)
-            return fail(why, why_len, "v2: unknown transport 0x%X in byte 0x%02X (0-2 are defined)",
-                        tp, fam);
+            return sm__why(why, why_len, -EPROTO,
+                           "v2: unknown transport 0x%X in byte 0x%02X (0-2 are defined)", tp, fam);
         if ((af == 0) != (tp == 0))
-            return fail(why, why_len,
-                        "v2: family/transport byte 0x%02X mixes UNSPEC with a defined value", fam);
+            return sm__why(why, why_len, -EPROTO,
+                           "v2: family/transport byte 0x%02X mixes UNSPEC with a defined value",
+                           fam);
         static const size_t alens[] = {0, V2_INET_LEN, V2_INET6_LEN, V2_UNIX_LEN};
         alen = alens[af];
     }
     if (len < V2_FIXED) return -EAGAIN;
     size_t hl = get16(buf + 14), total = V2_FIXED + hl;
     if (total > SM_PROXY_V2_MAX)
-        return fail(why, why_len, "v2: length %zu makes a %zu-byte header, over the limit of %d",
-                    hl, total, SM_PROXY_V2_MAX);
+        return sm__why(why, why_len, -EPROTO,
+                       "v2: length %zu makes a %zu-byte header, over the limit of %d", hl, total,
+                       SM_PROXY_V2_MAX);
     if (hl < alen)
-        return fail(why, why_len,
-                    "v2: length %zu shorter than the %zu-byte address block of family byte 0x%02X",
-                    hl, alen, fam);
+        return sm__why(
+            why, why_len, -EPROTO,
+            "v2: length %zu shorter than the %zu-byte address block of family byte 0x%02X", hl,
+            alen, fam);
     if (len < total) return -EAGAIN;
 
     unsigned af = fam >> 4;
@@ -377,9 +372,9 @@ decode_v2(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size_t
     while ((rc = sm_proxy_tlv_next(p + alen, hl - alen, &off, &t)) == 1)
         ;
     if (rc < 0)
-        return fail(why, why_len,
-                    "v2: TLV at offset %zu (type 0x%02X) runs past the end of the header",
-                    V2_FIXED + alen + off, p[alen + off]);
+        return sm__why(why, why_len, -EPROTO,
+                       "v2: TLV at offset %zu (type 0x%02X) runs past the end of the header",
+                       V2_FIXED + alen + off, p[alen + off]);
     info->tlv_off = V2_FIXED + alen;
     info->tlv_len = hl - alen;
     return (ssize_t)total;
@@ -398,7 +393,7 @@ sm_proxy_decode(const uint8_t *buf, size_t len, sm_proxy_info *out, char *why, s
     if (len == 0) return -EAGAIN;
     if (buf[0] == (uint8_t)v1_sig[0]) return decode_v1(buf, len, info, why, why_len);
     if (buf[0] == v2_sig[0]) return decode_v2(buf, len, info, why, why_len);
-    return fail(why, why_len, "not a PROXY protocol header: first byte 0x%02x", buf[0]);
+    return sm__why(why, why_len, -EPROTO, "not a PROXY protocol header: first byte 0x%02x", buf[0]);
 }
 
 int

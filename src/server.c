@@ -122,18 +122,6 @@ sm__signal_cb(sm_signal *sig, int signum)
 /* ---- options ----------------------------------------------------------------- */
 
 static int
-explain(char *why, size_t why_len, int err, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
-static int
 online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -152,30 +140,30 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
 {
     sm_server_opts *o = &srv->o;
     *o = *in;
-    if (!o->on_message) return explain(why, why_len, -EINVAL, "on_message is required");
-    if (!o->listen) return explain(why, why_len, -EINVAL, "no endpoint to listen on");
-    if (o->listen_count < 0) return explain(why, why_len, -EINVAL, "listen_count < 0");
+    if (!o->on_message) return sm__why(why, why_len, -EINVAL, "on_message is required");
+    if (!o->listen) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
+    if (o->listen_count < 0) return sm__why(why, why_len, -EINVAL, "listen_count < 0");
     if (o->listen_count == 0)
         while (o->listen[o->listen_count])
             o->listen_count++;
-    if (o->listen_count == 0) return explain(why, why_len, -EINVAL, "no endpoint to listen on");
+    if (o->listen_count == 0) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
     for (int i = 0; i < o->listen_count; i++)
-        if (!o->listen[i]) return explain(why, why_len, -EINVAL, "listen[%d] is NULL", i);
+        if (!o->listen[i]) return sm__why(why, why_len, -EINVAL, "listen[%d] is NULL", i);
     if (o->model != SM_SERVER_LOOP && o->model != SM_SERVER_THREAD)
-        return explain(why, why_len, -EINVAL, "unknown model %d", (int)o->model);
+        return sm__why(why, why_len, -EINVAL, "unknown model %d", (int)o->model);
     if (o->accept < SM_ACCEPT_DEFAULT || o->accept > SM_ACCEPT_DISPATCH)
-        return explain(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
+        return sm__why(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
     if (o->threads < 0 || o->max_conns < 0 || o->backlog < 0)
-        return explain(why, why_len, -EINVAL, "threads, max_conns and backlog must be >= 0");
+        return sm__why(why, why_len, -EINVAL, "threads, max_conns and backlog must be >= 0");
     if (bad_ms(o->first_message_timeout_ms, false) || bad_ms(o->idle_timeout_ms, false) ||
         bad_ms(o->write_timeout_ms, true) || bad_ms(o->drain_timeout_ms, true) ||
         bad_ms(o->drain_quiet_ms, false))
-        return explain(why, why_len, -EINVAL, "a timeout is negative");
+        return sm__why(why, why_len, -EINVAL, "a timeout is negative");
     if (o->idle_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
         o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
-        return explain(why, why_len, -EINVAL, "a timeout exceeds %d ms", SM_STREAM_TIMEOUT_MAX_MS);
+        return sm__why(why, why_len, -EINVAL, "a timeout exceeds %d ms", SM_STREAM_TIMEOUT_MAX_MS);
     if (o->log_level < SM_LOG_DEFAULT || o->log_level > SM_LOG_DEBUG)
-        return explain(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
+        return sm__why(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
 
     if (!o->spec) {
         srv->spec_default = (sm_frame_spec){.kind = SM_FRAME_LENGTH, .len_width = 4};
@@ -187,7 +175,7 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
     if (o->threads == 0)
         o->threads = o->model == SM_SERVER_LOOP ? online_cpus() : DEFAULT_THREADS_MAX;
     if (o->model == SM_SERVER_LOOP && o->threads > SM__MAX_LOOPS)
-        return explain(why, why_len, -EINVAL, "at most %d loops", SM__MAX_LOOPS);
+        return sm__why(why, why_len, -EINVAL, "at most %d loops", SM__MAX_LOOPS);
     if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
     if (o->write_timeout_ms == 0) o->write_timeout_ms = DEFAULT_WRITE_MS;
     if (o->drain_timeout_ms == 0) o->drain_timeout_ms = DEFAULT_DRAIN_MS;
@@ -262,7 +250,7 @@ tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_
     }
     char where[300];
     sm_endpoint_format(&e->ep, where, sizeof where);
-    if (fd < 0) return explain(why, why_len, fd, "listen on %s: %s", where, sm_strerror(fd));
+    if (fd < 0) return sm__why(why, why_len, fd, "listen on %s: %s", where, sm_strerror(fd));
     fds[0] = fd;
     int rc = sm_sock_local(fd, &e->bound);
     sm_addr a = addrs[ai < na ? ai : 0];
@@ -271,7 +259,7 @@ tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_
         rc = fds[i] = tcp_listen_one(&a, any, true, backlog);
         if (rc > 0) rc = 0;
     }
-    if (rc < 0) return explain(why, why_len, rc, "listen on %s: %s", where, sm_strerror(rc));
+    if (rc < 0) return sm__why(why, why_len, rc, "listen on %s: %s", where, sm_strerror(rc));
     return 0;
 }
 
@@ -411,7 +399,7 @@ make_workers(sm_server *srv, char *why, size_t why_len)
             .data = w,
         };
         int rc = sm_loop_new(&w->loop, &lo);
-        if (rc < 0) return explain(why, why_len, rc, "creating a loop: %s", sm_strerror(rc));
+        if (rc < 0) return sm__why(why, why_len, rc, "creating a loop: %s", sm_strerror(rc));
         /* Worker i watches listening set i; set 0 (the only one without
          * REUSEPORT) also holds the Unix endpoints. */
         w->lst = calloc((size_t)srv->neps, sizeof *w->lst);
@@ -459,7 +447,7 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
         rc = srv->o.model == SM_SERVER_LOOP ? sm__loop_init(srv, why, why_len)
                                             : sm__thread_init(srv, why, why_len);
     if (rc < 0) {
-        if (rc == -ENOMEM && why && why_len && !why[0]) explain(why, why_len, rc, "out of memory");
+        if (rc == -ENOMEM && why && why_len && !why[0]) sm__why(why, why_len, rc, "out of memory");
         destroy(srv);
         return rc;
     }

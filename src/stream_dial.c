@@ -47,29 +47,10 @@ _Static_assert(_Alignof(sm__dial) <= 8, "sm__dial fits a stream's extra area");
 
 /* ---- racing --------------------------------------------------------------- */
 
-/* How telling an error is when every attempt failed (as sm_dial ranks). */
-static int
-err_rank(int err)
-{
-    switch (err) {
-    case 0:
-        return 0;
-    case -ETIMEDOUT:
-        return 1;
-    case -ECONNREFUSED:
-        return 4;
-    case -ENETUNREACH:
-    case -EHOSTUNREACH:
-        return 3;
-    default:
-        return 2;
-    }
-}
-
 static void
 note(race *r, int err, size_t i)
 {
-    if (err_rank(err) > err_rank(r->best)) {
+    if (sm__dial_err_rank(err) > sm__dial_err_rank(r->best)) {
         r->best = err;
         r->best_i = (int)i;
     }
