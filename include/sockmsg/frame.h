@@ -85,21 +85,21 @@ typedef enum sm_frame_oversize {
 } sm_frame_oversize;
 
 #define SM_FRAME_DEFAULT_MAX (16u * 1024 * 1024)
-#define SM_FRAME_DELIM_MAX 16
-#define SM_FRAME_OFFSET_MAX 16
-#define SM_FRAME_TYPES_MAX 16 /* distinct nested specs in one type: spec */
-#define SM_FRAME_HEAD_MAX 48  /* largest header any spec encodes */
+#define SM_FRAME_DELIM_MAX   16
+#define SM_FRAME_OFFSET_MAX  16
+#define SM_FRAME_TYPES_MAX   16 /* distinct nested specs in one type: spec */
+#define SM_FRAME_HEAD_MAX    48 /* largest header any spec encodes */
 
 /* A codec without type dispatch: the nested specs of type: are these. */
 typedef struct sm_frame_basic {
     sm_frame_kind kind; /* never SM_FRAME_TYPE here */
     uint64_t fixed_len; /* FIXED: payload length */
     uint8_t delim[SM_FRAME_DELIM_MAX];
-    uint8_t delim_len;  /* DELIM: 1..16 */
-    uint8_t len_width;  /* LENGTH: 1, 2, 4 or 8 */
-    bool len_little;    /* LENGTH: little-endian field */
-    uint8_t len_offset; /* LENGTH: header bytes before the field, 0..16 */
-    int64_t len_adjust; /* LENGTH: field value = payload length + adjust */
+    uint8_t delim_len;    /* DELIM: 1..16 */
+    uint8_t len_width;    /* LENGTH: 1, 2, 4 or 8 */
+    bool len_little;      /* LENGTH: little-endian field */
+    uint8_t len_offset;   /* LENGTH: header bytes before the field, 0..16 */
+    int64_t len_adjust;   /* LENGTH: field value = payload length + adjust */
     uint8_t ascii_digits; /* ASCII: 1..20 */
 } sm_frame_basic;
 
@@ -122,8 +122,8 @@ typedef struct sm_frame_spec {
             uint8_t ascii_digits;
         };
     };
-    uint64_t max;                /* largest payload; 0 means SM_FRAME_DEFAULT_MAX */
-    sm_frame_oversize oversize;  /* what an oversized message does */
+    uint64_t max;               /* largest payload; 0 means SM_FRAME_DEFAULT_MAX */
+    sm_frame_oversize oversize; /* what an oversized message does */
     /* TYPE only: type_map[b] is 0 for an unknown type byte b, else 1 + the index
      * into types[]. */
     uint8_t type_map[256];
