@@ -1,5 +1,6 @@
 /* Blocking message connection: a socket, a frame decoder and one read buffer. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,7 +145,7 @@ iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
 static ssize_t
 conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeout_ms)
 {
-    if (!c || iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
+    if (!c || iovcnt < 0 || iovcnt > IOV_MAX - 2 || (iovcnt && !iov)) return -EINVAL;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;

@@ -436,6 +436,12 @@ ssize_t
 sm_frame_decode(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
 {
     ssize_t r;
+    /* An empty caller buffer may be NULL (an unallocated sm_buf): decoders do
+     * pointer arithmetic on buf, and NULL + 0 is undefined behaviour. */
+    if (UNLIKELY(!buf)) {
+        if (len) return -EINVAL;
+        buf = (const uint8_t *)"";
+    }
     if (UNLIKELY(d->err | (d->flags & F_SKIPPING))) {
         r = decode_special(d, buf, len, msg);
     } else {
@@ -467,6 +473,10 @@ ssize_t
 sm_frame_decode_eof(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg *msg)
 {
     if (d->err) return d->err;
+    if (!buf) { /* as in sm_frame_decode: no arithmetic on NULL */
+        if (len) return -EINVAL;
+        buf = (const uint8_t *)"";
+    }
     const sm_frame_spec *spec = d->spec;
     uint64_t max = sm_frame_max(spec);
     /* A 0 return must not leave a stale message behind: callers tell "clean

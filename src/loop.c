@@ -190,10 +190,13 @@ wake_cb(sm_io *w, unsigned events)
 {
     sm_loop *loop = w->loop;
     (void)events;
-    atomic_store(&loop->wake_pending, 0);
+    /* Drain first, then clear: clearing first let a writer set the flag and
+     * write between the two, its write drained here with the flag left set,
+     * and every later wake() skipped the write (a lost wake-up). */
     uint64_t v;
     ssize_t n = read(loop->wake_fd, &v, sizeof v);
     (void)n; /* EAGAIN: another wait drained it already */
+    atomic_store(&loop->wake_pending, 0);
 }
 
 /* ---- loop ----------------------------------------------------------------- */

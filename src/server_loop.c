@@ -463,6 +463,7 @@ sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *
     uint64_t from = except ? sm__peer_id(except) : 0;
     if (own) deliver_local(own, from, type, msg, len);
     if (srv->nw == (own ? 1 : 0)) return 0;
+    if (len > SIZE_MAX - sizeof(sm__bmsg)) return -EMSGSIZE;
     sm__bmsg *m = malloc(sizeof *m + len);
     if (!m) return -ENOMEM;
     atomic_init(&m->refs, 1);

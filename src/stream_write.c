@@ -363,7 +363,8 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     if (!q) return -ENOMEM;
     sm__stream_loop *sl = sm__sl(s);
     uintptr_t f = (uintptr_t)msg->frame;
-    if (sl->zc_s == s && f >= sl->zc_lo && len <= sl->zc_hi - f && sm__stream_live(s)) {
+    if (sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
+        sm__stream_live(s)) {
         sm__wref *r = (sm__wref *)q->tail;
         if (r && r->n.kind == SM__WN_REF && (uintptr_t)r->p + r->n.len == f) {
             r->n.len += len; /* the next frame of the same buffer */

@@ -65,8 +65,9 @@ SM_API int sm_conn_fd(const sm_conn *c);
  * bytes; call sm_conn_shutdown after the last. */
 SM_API ssize_t sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms);
 
-/* sm_conn_sendv - send one message made of iovcnt pieces, without joining
- * them. Returns the payload length or an error as sm_conn_send. */
+/* sm_conn_sendv - send one message made of iovcnt pieces (at most
+ * IOV_MAX - 2; -EINVAL past that), without joining them. Returns the payload length or an error as
+ * sm_conn_send. */
 SM_API ssize_t sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms);
 
 /* sm_conn_send_type - send one message of a type: spec with type byte `type`

@@ -263,6 +263,58 @@ test_forward(void **state)
     ts_loop_free(l);
 }
 
+/* A frame that is not in the read buffer (here: on the stack of on_message,
+ * overwritten before it returns) is copied, never queued by reference, even
+ * from inside the read batch. */
+static void
+f_stack_frame(sm_stream *s, const sm_frame_msg *m)
+{
+    fctx *c = sm_stream_get_data(s);
+    uint8_t tmp[64];
+    if (m->frame_len > sizeof tmp) {
+        c->bad++;
+        return;
+    }
+    memcpy(tmp, m->frame, m->frame_len);
+    sm_frame_msg copy = *m;
+    copy.frame = tmp;
+    copy.data = tmp + (m->data - m->frame);
+    if (sm_stream_send_frame(s, &copy) < 0) c->bad++;
+    memset(tmp, 0xee, sizeof tmp);
+    c->msgs++;
+}
+
+static bool
+got_msgs(void *ctx)
+{
+    fctx *c = ctx;
+    return c->msgs >= 3;
+}
+
+static void
+test_frame_outside_read_buffer_copied(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32, .on_message = f_stack_frame, .on_close = f_close};
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    fctx c = {0};
+    sm_stream *s = NULL;
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &o, &c));
+    static const uint8_t wire[] = {0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 0, 0, 0, 2, 'x', 'y'};
+    SM_ASSERT_OK(sm_send_all(sv[1], wire, sizeof wire, 5000, NULL));
+    assert_true(ts_run_until(l, got_msgs, &c, 5000));
+    assert_int_equal(c.bad, 0);
+    uint8_t back[sizeof wire];
+    SM_ASSERT_ERR(sm_recv_exact(sv[1], back, sizeof back, 5000, NULL), (long long)sizeof back);
+    assert_memory_equal(back, wire, sizeof wire);
+    SM_ASSERT_OK(sm_stream_close(s));
+    close(sv[1]);
+    ts_loop_free(l);
+}
+
 static bool
 has_some_rd(void *ctx)
 {
@@ -385,6 +437,7 @@ main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_big_frame_exact),
         cmocka_unit_test(test_announced_size_not_preallocated),
+        cmocka_unit_test(test_frame_outside_read_buffer_copied),
         cmocka_unit_test(test_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
