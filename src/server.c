@@ -367,6 +367,7 @@ destroy(sm_server *srv)
     if (srv->stop_fd >= 0) close(srv->stop_fd);
     pthread_mutex_destroy(&srv->reg_lock);
     pthread_mutex_destroy(&srv->gate_lock);
+    pthread_mutex_destroy(&srv->wait_lock);
     pthread_cond_destroy(&srv->gate_cond);
     for (int i = 0; srv->listen_copy && srv->listen_copy[i]; i++)
         free(srv->listen_copy[i]);
@@ -430,6 +431,7 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     srv->stop_fd = -1;
     pthread_mutex_init(&srv->reg_lock, NULL);
     pthread_mutex_init(&srv->gate_lock, NULL);
+    pthread_mutex_init(&srv->wait_lock, NULL);
     pthread_cond_init(&srv->gate_cond, NULL);
     sm__list_init(&srv->registry);
     atomic_init(&srv->stopping, false);
@@ -512,9 +514,15 @@ sm_server_wait(sm_server *srv)
     if (!srv) return -EINVAL;
     if (!atomic_load(&srv->started)) return -EINVAL;
     if (on_own_thread(srv)) return -EDEADLK;
-    if (atomic_exchange(&srv->waited, true)) return 0;
-    for (int i = 0; i < srv->nw; i++)
-        if (srv->ws[i].started) pthread_join(srv->ws[i].thread, NULL);
+    /* One caller joins the workers; any other returns only once they are
+     * joined (returning early would let it free a running server). */
+    pthread_mutex_lock(&srv->wait_lock);
+    if (!atomic_load(&srv->waited)) {
+        for (int i = 0; i < srv->nw; i++)
+            if (srv->ws[i].started) pthread_join(srv->ws[i].thread, NULL);
+        atomic_store(&srv->waited, true);
+    }
+    pthread_mutex_unlock(&srv->wait_lock);
     return 0;
 }
 

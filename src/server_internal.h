@@ -279,6 +279,7 @@ struct sm_server {
     /* Workers set up (signalfd, listeners) before any accepts: otherwise a
      * worker that accepts up to the fd limit starves another's setup. */
     pthread_mutex_t gate_lock;
+    pthread_mutex_t wait_lock; /* sm_server_wait: one joins, the others wait for it */
     pthread_cond_t gate_cond;
     int gate_ready;
     bool gate_abort;
