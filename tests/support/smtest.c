@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,14 @@ sm_test_rand(uint64_t *state)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+/* A child spawned by a test must not outlive it: a failed assertion jumps
+ * past the test's own kill(), and the program ends after its last test. */
+static void
+die_with_parent(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 int
 sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr)
 {
@@ -85,6 +94,7 @@ sm_test_spawn(char *const argv[], int *out_fd, bool merge_stderr)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        die_with_parent();
         dup2(p[1], 1);
         if (merge_stderr) dup2(p[1], 2);
         execv(argv[0], argv);
@@ -105,6 +115,7 @@ sm_test_spawn2(char *const argv[], int *in_fd, int *out_fd, int *err_fd)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        die_with_parent();
         /* Only async-signal-safe calls: the test may have threads. */
         int null_in = in_fd ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
         int null_out = out_fd ? out[1] : open("/dev/null", O_WRONLY | O_CLOEXEC);
