@@ -1,6 +1,11 @@
 #include "smtest.h"
 
+#include <sockmsg/socket.h>
+
 #include <dirent.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -193,4 +198,32 @@ sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms)
     }
     out[n] = '\0';
     return (int)n;
+}
+
+int
+sm_test_black_hole(int *filler, uint16_t *port)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(l, 0), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    char to[64];
+    snprintf(to, sizeof to, "tcp://127.0.0.1:%u", *port);
+    *filler = (int)sm_test_check_ok(sm_dial(to, 5000), "sm_dial(black hole)", __FILE__, __LINE__);
+
+    /* Check that a further connect really hangs. */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = connect(probe, (struct sockaddr *)&a, sizeof a);
+    struct pollfd p = {.fd = probe, .events = POLLOUT};
+    bool hangs = rc < 0 && errno == EINPROGRESS && poll(&p, 1, 100) == 0;
+    close(probe);
+    if (!hangs) {
+        close(*filler);
+        close(l);
+        return -1;
+    }
+    return l;
 }

@@ -28,6 +28,13 @@ void sm_test_check_err(long long v, int want, const char *expr, const char *file
 void sm_test_mkdtemp(char *out, size_t out_len);
 void sm_test_rmdir(const char *dir);
 
+/* A black hole on loopback: a 127.0.0.1 listener with backlog 0 whose one
+ * queue slot is taken by a connection nobody accepts; Linux then drops further
+ * SYNs, so a connect to it stays pending. Returns the listener and sets the
+ * filler connection and the port, or returns -1 (everything closed) if this
+ * kernel answers after all: the caller then says so and checks less. */
+int sm_test_black_hole(int *filler, uint16_t *port);
+
 /* Monotonic milliseconds, for bounding loops in tests. */
 int64_t sm_test_now_ms(void);
 

@@ -387,47 +387,13 @@ test_happy_eyeballs_failure_starts_next(void **state)
     close(l);
 }
 
-/* A black hole on loopback: a listener with backlog 0 whose one queue slot
- * is taken by a connection nobody accepts. Linux drops further SYNs, so a
- * connect to it stays pending. Returns the listener and the filler
- * connection, or -1 if this kernel answers after all (the test then says so
- * and checks less). */
-static int
-black_hole(int *filler, uint16_t *port)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sm_addr a = addr_of("127.0.0.1", 0);
-    assert_int_equal(bind(l, (struct sockaddr *)&a.ss, a.len), 0);
-    assert_int_equal(listen(l, 0), 0);
-    sm_endpoint ep;
-    SM_ASSERT_OK(sm_sock_local(l, &ep));
-    *port = ep.port;
-    char to[64];
-    snprintf(to, sizeof to, "tcp://127.0.0.1:%u", ep.port);
-    *filler = (int)SM_ASSERT_OK(sm_dial(to, 5000));
-
-    /* Check that a further connect really hangs. */
-    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    a = addr_of("127.0.0.1", ep.port);
-    int rc = connect(probe, (struct sockaddr *)&a.ss, a.len);
-    struct pollfd p = {.fd = probe, .events = POLLOUT};
-    bool hangs = rc < 0 && errno == EINPROGRESS && poll(&p, 1, 100) == 0;
-    close(probe);
-    if (!hangs) {
-        close(*filler);
-        close(l);
-        return -1;
-    }
-    return l;
-}
-
 static void
 test_happy_eyeballs_black_hole(void **state)
 {
     (void)state;
     int filler;
     uint16_t hole_port;
-    int hole = black_hole(&filler, &hole_port);
+    int hole = sm_test_black_hole(&filler, &hole_port);
     if (hole < 0) {
         skip();
         return;
