@@ -15,18 +15,24 @@
 
 /* ---- backend calls -------------------------------------------------------- */
 
-static int
-ctl_add(sm_loop *loop, int fd, unsigned events)
+static unsigned
+edge_bit(const sm_io *w)
 {
-    loop->ctl_calls++;
-    return loop->ops->add(loop->poller, fd, events);
+    return w->flags & SM__IO_EDGE ? SM__EV_EDGE : 0;
 }
 
 static int
-ctl_modify(sm_loop *loop, int fd, unsigned old_events, unsigned events)
+ctl_add(sm_loop *loop, const sm_io *w, unsigned events)
 {
     loop->ctl_calls++;
-    return loop->ops->modify(loop->poller, fd, old_events, events);
+    return loop->ops->add(loop->poller, w->fd, events | edge_bit(w));
+}
+
+static int
+ctl_modify(sm_loop *loop, const sm_io *w, unsigned old_events, unsigned events)
+{
+    loop->ctl_calls++;
+    return loop->ops->modify(loop->poller, w->fd, old_events, events | edge_bit(w));
 }
 
 static void
@@ -112,7 +118,7 @@ flush_changes(sm_loop *loop)
         if (!w->events) {
             ctl_del(loop, w->fd, w->kernel);
             w->kernel = 0;
-        } else if (ctl_modify(loop, w->fd, w->kernel, w->events) == 0) {
+        } else if (ctl_modify(loop, w, w->kernel, w->events) == 0) {
             w->kernel = w->events;
         }
         /* A failed narrowing leaves the kernel a superset; dispatch filters. */
@@ -297,6 +303,7 @@ poll_io(sm_loop *loop, int timeout)
         if (ev.fd < 0 || (size_t)ev.fd >= loop->fds_cap) continue;
         sm_io *w = loop->fds[ev.fd];
         unsigned got = w ? ev.events & w->events : 0;
+        if (got && (w->flags & SM__IO_EDGE)) got |= ev.events & SM__EV_HUP;
         if (got) w->u.cb(w, got);
     }
     loop->nevents = loop->ev_next = 0;
@@ -402,7 +409,7 @@ sm_io_start(sm_io *w, unsigned events)
     /* Room for a removal record of every clean watcher, this one included:
      * sm_io_set_events never has to allocate. */
     if ((rc = changes_reserve(loop, loop->nchanges + loop->io_clean + 1)) < 0) return rc;
-    if (events && (rc = ctl_add(loop, fd, events)) < 0) return rc;
+    if (events && (rc = ctl_add(loop, w, events)) < 0) return rc;
     w->events = w->kernel = (uint8_t)events;
     w->flags |= SM__IO_ACTIVE;
     loop->fds[fd] = w;
@@ -420,9 +427,11 @@ sm_io_set_events(sm_io *w, unsigned events)
         return 0;
     }
     sm_loop *loop = w->loop;
-    if (events & ~w->kernel) {
-        int rc =
-            w->kernel ? ctl_modify(loop, w->fd, w->kernel, events) : ctl_add(loop, w->fd, events);
+    /* An edge-triggered watcher may have missed the readiness of an event it
+     * did not want (dispatch drops it): asking again re-arms it. */
+    bool again = (w->flags & SM__IO_EDGE) && (events & ~w->events);
+    if ((events & ~w->kernel) || again) {
+        int rc = w->kernel ? ctl_modify(loop, w, w->kernel, events) : ctl_add(loop, w, events);
         if (rc < 0) return rc;
         w->kernel = (uint8_t)events;
     } else if (events != w->kernel && !(w->flags & SM__IO_DIRTY)) {
@@ -519,4 +528,18 @@ bool
 sm_defer_is_active(const sm_defer *d)
 {
     return d->next != NULL;
+}
+
+void
+sm__io_set_edge(sm_io *w)
+{
+    w->flags |= SM__IO_EDGE;
+}
+
+int
+sm__io_rearm(sm_io *w)
+{
+    if ((w->flags & (SM__IO_EDGE | SM__IO_ACTIVE)) != (SM__IO_EDGE | SM__IO_ACTIVE) || !w->kernel)
+        return 0;
+    return ctl_modify(w->loop, w, w->kernel, w->kernel);
 }

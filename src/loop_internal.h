@@ -11,8 +11,9 @@
 /* sm_io.flags */
 #define SM__IO_ACTIVE   0x1u
 #define SM__IO_CLOSING  0x2u
-#define SM__IO_DIRTY    0x4u /* its fd is in loop->changes */
-#define SM__IO_INTERNAL 0x8u /* the loop's own: does not keep sm_loop_run going */
+#define SM__IO_DIRTY    0x4u  /* its fd is in loop->changes */
+#define SM__IO_INTERNAL 0x8u  /* the loop's own: does not keep sm_loop_run going */
+#define SM__IO_EDGE     0x10u /* edge triggered where the backend can */
 
 struct sm__sigstate;
 
@@ -75,5 +76,18 @@ void sm__signals_free(sm_loop *loop);
 
 /* How many add/modify/del calls the loop made on its backend so far. */
 uint64_t sm__loop_ctl_calls(const sm_loop *loop);
+
+/* Edge-triggered readiness for w (set before sm_io_start). Its owner
+ * promises to consume each readiness fully: read until a short read or
+ * EAGAIN and write until the kernel takes less than offered, or else call
+ * sm__io_rearm. In exchange, an interest that comes back (sm_io_set_events
+ * adding an event) is always given to the kernel at once, which then reports
+ * what is already pending. */
+void sm__io_set_edge(sm_io *w);
+
+/* Edge-triggered w stopped before consuming all it was told (a read budget
+ * spent): have the next wait report it again. 0 or -errno; a no-op for a
+ * level-triggered watcher or backend. */
+int sm__io_rearm(sm_io *w);
 
 #endif

@@ -4,7 +4,9 @@
  * and waits. Events are SM_READ / SM_WRITE; a backend reports an error or
  * hang-up as SM_READ | SM_WRITE and leaves filtering to the loop. Level
  * triggered: a ready fd is reported by every wait until it stops being ready
- * or is deleted. */
+ * or is deleted; except that add and modify may carry SM__EV_EDGE, which a
+ * backend may honour (epoll: EPOLLET) or ignore (poll stays level triggered,
+ * which only reports more than an edge consumer needs). */
 #ifndef SM_LOOP_POLLER_H
 #define SM_LOOP_POLLER_H
 
@@ -12,6 +14,14 @@
 
 /* Most events one wait returns; more ready fds are reported by the next. */
 #define SM__LOOP_MAX_EVENTS 256
+
+/* In add / modify events: edge triggered is enough for this fd. */
+#define SM__EV_EDGE 0x80u
+/* In reported events: the peer shut down or the connection broke, so reading
+ * will end in EOF or an error, not EAGAIN. An edge-triggered reader must read
+ * on past a short read then: the end came with the data and will not be
+ * reported again. Passed on only to edge-triggered watchers. */
+#define SM__EV_HUP 0x40u
 
 typedef struct sm__poll_event {
     int fd; /* -1: invalidated by the loop after the wait */

@@ -138,6 +138,9 @@ int
 sm__stream_connected(sm_stream *s, int fd)
 {
     sm_io_init(s->io.loop, &s->io, fd, stream_io_cb);
+    /* read_batch reads to a short read or re-arms, and the writer writes to
+     * EAGAIN or a short write: edges are enough (see loop_epoll.c). */
+    sm__io_set_edge(&s->io);
     int rc = sm_io_start(&s->io, SM_READ);
     if (rc < 0) {
         sm_io_init(s->io.loop, &s->io, -1, stream_io_cb);
@@ -404,7 +407,7 @@ peer_eof(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len)
 /* One readiness event: read (up to the budget), decode in place, deliver,
  * keep the leftover; then write all the replies in one go. */
 static void
-read_batch(sm_stream *s)
+read_batch(sm_stream *s, bool hup)
 {
     sm__stream_loop *sl = sm__sl(s);
     if (!sl->rbuf && !(sl->rbuf = malloc(SM__RBUF_SIZE))) {
@@ -419,7 +422,7 @@ read_batch(sm_stream *s)
         sm_frame_decoder_init(&dec, s->opts->spec);
         dec.pos = s->rx_pos;
     }
-    bool flushed = false;
+    bool flushed = false, more = false;
     s->flags |= SM__S_IN_READ;
     while (!(s->flags & SM__S_PAUSED)) {
         sm__rd *rd = s->rd;
@@ -443,7 +446,10 @@ read_batch(sm_stream *s)
         if (n < 0) {
             int err = errno;
             if (err == EINTR) continue;
-            if (err == EAGAIN || err == EWOULDBLOCK) break;
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                more = false;
+                break;
+            }
             sm__stream_fail(s, -err, "read: %s", sm_strerror(-err));
             break;
         }
@@ -452,6 +458,8 @@ read_batch(sm_stream *s)
             break;
         }
         s->rx_ts = sm__now32(s);
+        /* After a hang-up the end is to be read too (see SM__EV_HUP). */
+        more = (size_t)n == room || hup;
         size_t total = have + (size_t)n, off = 0;
         /* Frames of this buffer sent back with sm_stream_send_frame are
          * queued by reference until it is reused. */
@@ -466,8 +474,9 @@ read_batch(sm_stream *s)
         /* A short read means the socket had no more just now: waiting for the
          * next readiness is cheaper than an extra read that says EAGAIN. */
         /* Replies queued by reference end the batch too: written now, they
-         * need no copy (level-triggered readiness brings the rest). */
-        bool last = (size_t)n < room || budget == 0 || (s->flags & SM__S_PAUSED) || sl->refs_used;
+         * need no copy (a re-arm below brings the rest). */
+        bool last =
+            ((size_t)n < room && !hup) || budget == 0 || (s->flags & SM__S_PAUSED) || sl->refs_used;
         if (last) {
             /* The replies go out while the frames they point at are still
              * in the buffer; only what the kernel does not take is copied. */
@@ -485,6 +494,13 @@ read_batch(sm_stream *s)
     }
     s->flags &= (uint16_t)~SM__S_IN_READ;
     if (!flushed && sm__stream_live(s)) sm__stream_flush(s);
+    /* Stopped with bytes perhaps still waiting (budget spent, buffer full):
+     * an edge-triggered socket will not say so again by itself. A paused
+     * stream is re-armed when reading resumes (sm_io_set_events). */
+    if (more && sm__stream_live(s) && !(s->flags & (SM__S_PAUSED | SM__S_EOF))) {
+        int rc = sm__io_rearm(&s->io);
+        if (rc < 0) sm__stream_fail(s, rc, "watching the socket: %s", sm_strerror(rc));
+    }
 }
 
 static void
@@ -492,7 +508,7 @@ stream_io_cb(sm_io *w, unsigned events)
 {
     sm_stream *s = (sm_stream *)w;
     if (events & SM_READ)
-        read_batch(s);
+        read_batch(s, events & SM__EV_HUP);
     else
         sm__stream_flush(s);
 }

@@ -30,8 +30,8 @@
  * message boundary again (when a length prefix tells the message's size,
  * that buffer has exactly its size and the rest is read into it directly).
  * Per readiness event the stream reads at most
- * opts.read_budget bytes, then lets other streams run (readiness is
- * level-triggered: it comes back).
+ * opts.read_budget bytes, then lets other streams run (it asks the loop to
+ * report the socket again: on epoll a stream's socket is edge-triggered).
  *
  * Memory. An idle stream holds no read buffer, no queue and no timer: it
  * costs its 112-byte struct (one 128-byte malloc chunk, which has room for
