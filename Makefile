@@ -7,12 +7,12 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE ?=
 BACKEND  ?=
 
+comma := ,
 ifeq ($(SANITIZE),)
 TESTDIR := build/dev
 else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 
 .PHONY: all deps demo release test test-asan test-tsan format tidy clean
 

@@ -322,6 +322,87 @@ test_early_stop_zero_copy(void **state)
     check_early_stop(f_echo_frame);
 }
 
+/* ---- reading the rest of a big frame and what follows it ----------------------- */
+
+enum { NBLK = 8 };
+static const size_t blk_len[NBLK] = {100000, 10, 20, 70000, 5, 300000, 7, 40000};
+
+typedef struct blk {
+    flow f;
+    unsigned seq;
+} blk;
+
+static void
+blk_echo(sm_stream *s, const sm_frame_msg *m)
+{
+    blk *b = sm_stream_get_data(s);
+    if (b->seq >= NBLK || !ts_msg_ok(m->data, m->len, 9, b->seq, blk_len[b->seq])) b->f.bad = true;
+    b->seq++;
+    b->f.msgs++;
+    if (sm_stream_send_frame(s, m) < 0) b->f.bad = true;
+}
+
+/* A big frame's rest is read into its own block together with the frames
+ * behind it (readv into the block and the shared buffer). The input arrives
+ * in pieces that end inside big frames; every message must come out whole,
+ * in order, and be echoed byte for byte (by reference). */
+static void
+test_frame_block_then_more(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32, .on_message = blk_echo, .on_close = f_close};
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    size_t total = 0;
+    for (int i = 0; i < NBLK; i++)
+        total += 4 + blk_len[i];
+    uint8_t *out = malloc(total), *back = malloc(total + 1);
+    assert_non_null(out);
+    assert_non_null(back);
+    size_t len = 0, starts[NBLK];
+    for (unsigned i = 0; i < NBLK; i++) {
+        uint8_t *m = malloc(blk_len[i]);
+        ts_msg_fill(m, 9, i, blk_len[i]);
+        starts[i] = len;
+        len += ts_frame(&ts_len32, m, blk_len[i], out + len);
+        free(m);
+    }
+    /* Cut inside frame 0 (a 50,000-byte leftover: its own block), inside
+     * frame 3, inside frame 5 (bigger than the shared buffer), then the end. */
+    const size_t cuts[] = {starts[0] + 50000, starts[3] + 30000, starts[5] + 200000, len};
+    blk b = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &b);
+    ts_raw r;
+    ts_raw_start(l, &r, sv[1], true);
+    size_t off = 0;
+    int64_t end = sm_test_now_ms() + 10000;
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        while (off < cuts[c] && sm_test_now_ms() < end) {
+            ssize_t k = write(sv[1], out + off, cuts[c] - off);
+            if (k > 0) off += (size_t)k;
+            ts_run_once(l, 10);
+        }
+        /* Let the stream take all of this piece before the next one comes. */
+        for (int i = 0; i < 20; i++)
+            ts_run_once(l, 5);
+    }
+    while (r.len < len && sm_test_now_ms() < end)
+        ts_run_once(l, 10);
+    assert_int_equal(off, len);
+    assert_false(b.f.bad);
+    assert_int_equal(b.f.msgs, NBLK);
+    assert_int_equal(b.f.closes, 0);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.buf, out, len);
+    sm_stream_close(s);
+    ts_raw_close(&r);
+    free(out);
+    free(back);
+    ts_loop_free(l);
+}
+
 /* ---- timeouts ------------------------------------------------------------------------ */
 
 static void
@@ -536,9 +617,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_consumer),         cmocka_unit_test(test_read_pause_resume),
         cmocka_unit_test(test_early_stop_budget),     cmocka_unit_test(test_early_stop_zero_copy),
-        cmocka_unit_test(test_idle_timeout),          cmocka_unit_test(test_read_timeout),
-        cmocka_unit_test(test_write_timeout),         cmocka_unit_test(test_heartbeat_lost),
-        cmocka_unit_test(test_heartbeat_keeps_alive), cmocka_unit_test(test_bad_timeouts),
+        cmocka_unit_test(test_frame_block_then_more), cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_read_timeout),          cmocka_unit_test(test_write_timeout),
+        cmocka_unit_test(test_heartbeat_lost),        cmocka_unit_test(test_heartbeat_keeps_alive),
+        cmocka_unit_test(test_bad_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
