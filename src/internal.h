@@ -46,6 +46,9 @@ int sm__why(char *why, size_t why_len, int err, const char *fmt, ...)
  * The blocking and the asynchronous dial report the highest ranked. */
 int sm__dial_err_rank(int err);
 
+/* 1 for a TCP/IP socket, 0 for another kind, or -errno (not a socket). */
+int sm__sock_is_inet(int fd);
+
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))
 

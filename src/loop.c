@@ -21,17 +21,21 @@ edge_bit(const sm_io *w)
     return w->flags & SM__IO_EDGE ? SM__EV_EDGE : 0;
 }
 
+/* An add or modify makes the kernel look at the fd's readiness again: what
+ * an edge-triggered watcher missed is reported anew. */
 static int
-ctl_add(sm_loop *loop, const sm_io *w, unsigned events)
+ctl_add(sm_loop *loop, sm_io *w, unsigned events)
 {
     loop->ctl_calls++;
+    w->flags &= (uint8_t)~SM__IO_MISSED;
     return loop->ops->add(loop->poller, w->fd, events | edge_bit(w));
 }
 
 static int
-ctl_modify(sm_loop *loop, const sm_io *w, unsigned old_events, unsigned events)
+ctl_modify(sm_loop *loop, sm_io *w, unsigned old_events, unsigned events)
 {
     loop->ctl_calls++;
+    w->flags &= (uint8_t)~SM__IO_MISSED;
     return loop->ops->modify(loop->poller, w->fd, old_events, events | edge_bit(w));
 }
 
@@ -302,8 +306,13 @@ poll_io(sm_loop *loop, int timeout)
          * batch; a NULL slot: likewise, seen through the table. */
         if (ev.fd < 0 || (size_t)ev.fd >= loop->fds_cap) continue;
         sm_io *w = loop->fds[ev.fd];
-        unsigned got = w ? ev.events & w->events : 0;
-        if (got && (w->flags & SM__IO_EDGE)) got |= ev.events & SM__EV_HUP;
+        if (!w) continue;
+        unsigned got = ev.events & w->events;
+        if (w->flags & SM__IO_EDGE) {
+            /* The kernel will not repeat it: remembered for sm_io_set_events. */
+            if (ev.events & ~w->events & IO_EVENTS) w->flags |= SM__IO_MISSED;
+            if (got) got |= ev.events & SM__EV_HUP;
+        }
         if (got) w->u.cb(w, got);
     }
     loop->nevents = loop->ev_next = 0;
@@ -427,9 +436,9 @@ sm_io_set_events(sm_io *w, unsigned events)
         return 0;
     }
     sm_loop *loop = w->loop;
-    /* An edge-triggered watcher may have missed the readiness of an event it
-     * did not want (dispatch drops it): asking again re-arms it. */
-    bool again = (w->flags & SM__IO_EDGE) && (events & ~w->events);
+    /* An edge-triggered watcher that missed a readiness while it did not
+     * want the event: asking for an event again re-arms it. */
+    bool again = (w->flags & SM__IO_MISSED) && (events & ~w->events);
     if ((events & ~w->kernel) || again) {
         int rc = w->kernel ? ctl_modify(loop, w, w->kernel, events) : ctl_add(loop, w, events);
         if (rc < 0) return rc;
@@ -533,7 +542,7 @@ sm_defer_is_active(const sm_defer *d)
 void
 sm__io_set_edge(sm_io *w)
 {
-    w->flags |= SM__IO_EDGE;
+    if (w->loop->ops->edge) w->flags |= SM__IO_EDGE;
 }
 
 int

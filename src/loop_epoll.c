@@ -5,8 +5,8 @@
  * losing the readiness, and behaves exactly like the poll backend. A watcher
  * the loop marks edge-only (framed streams, see sm__io_set_edge) gets
  * EPOLLET: a level-triggered item goes back on epoll's ready list after each
- * report and costs one more poll of the socket at the next wait, measured as
- * about 4% of the server's CPU in the pipelined benchmark. */
+ * report and costs one more poll of the socket at the next wait, about 2% of
+ * the server's CPU in the pipelined benchmark (docs/design.md). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -103,6 +103,7 @@ ep_wait(void *state, sm__poll_event *out, int max, int timeout_ms)
 
 const sm__poller_ops sm__poller_epoll = {
     .name = "epoll",
+    .edge = true,
     .create = ep_create,
     .destroy = ep_destroy,
     .add = ep_add,

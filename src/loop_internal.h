@@ -13,7 +13,8 @@
 #define SM__IO_CLOSING  0x2u
 #define SM__IO_DIRTY    0x4u  /* its fd is in loop->changes */
 #define SM__IO_INTERNAL 0x8u  /* the loop's own: does not keep sm_loop_run going */
-#define SM__IO_EDGE     0x10u /* edge triggered where the backend can */
+#define SM__IO_EDGE     0x10u /* edge triggered (only on a backend that can) */
+#define SM__IO_MISSED   0x20u /* edge: a readiness it did not want was dropped */
 
 struct sm__sigstate;
 
@@ -77,17 +78,20 @@ void sm__signals_free(sm_loop *loop);
 /* How many add/modify/del calls the loop made on its backend so far. */
 uint64_t sm__loop_ctl_calls(const sm_loop *loop);
 
-/* Edge-triggered readiness for w (set before sm_io_start). Its owner
- * promises to consume each readiness fully: read until a short read or
- * EAGAIN and write until the kernel takes less than offered, or else call
- * sm__io_rearm. In exchange, an interest that comes back (sm_io_set_events
- * adding an event) is always given to the kernel at once, which then reports
- * what is already pending. */
+/* Edge-triggered readiness for w where the backend offers it (set after
+ * sm_io_init, before sm_io_start). Its owner promises to consume each
+ * readiness fully: read until a short read (on past it after SM__EV_HUP) or
+ * EAGAIN, and write until the kernel takes less than offered, or else call
+ * sm__io_rearm. Only for sockets where a short read means "empty for now":
+ * TCP, not AF_UNIX (a read stops early at passed fds, credentials or OOB
+ * marks). In exchange, when a readiness arrived for an event w did not want
+ * (dispatch drops it), the next sm_io_set_events that adds an event gives
+ * the interest to the kernel again, which re-reports what is pending. */
 void sm__io_set_edge(sm_io *w);
 
 /* Edge-triggered w stopped before consuming all it was told (a read budget
- * spent): have the next wait report it again. 0 or -errno; a no-op for a
- * level-triggered watcher or backend. */
+ * spent, a batch ended early): have the next wait report it again. 0 or
+ * -errno; no syscall for a level-triggered watcher. */
 int sm__io_rearm(sm_io *w);
 
 #endif

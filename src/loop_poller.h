@@ -2,13 +2,16 @@
  * offer (after Redis' ae_epoll.c / ae_select.c). One file per backend; the
  * loop owns watchers, timers and dispatch, a backend only tracks fd interest
  * and waits. Events are SM_READ / SM_WRITE; a backend reports an error or
- * hang-up as SM_READ | SM_WRITE and leaves filtering to the loop. Level
+ * hang-up as SM_READ | SM_WRITE (plus SM__EV_HUP where it can tell) and
+ * leaves filtering to the loop. Level
  * triggered: a ready fd is reported by every wait until it stops being ready
  * or is deleted; except that add and modify may carry SM__EV_EDGE, which a
  * backend may honour (epoll: EPOLLET) or ignore (poll stays level triggered,
  * which only reports more than an edge consumer needs). */
 #ifndef SM_LOOP_POLLER_H
 #define SM_LOOP_POLLER_H
+
+#include <stdbool.h>
 
 #include "sockmsg/loop.h"
 
@@ -17,10 +20,12 @@
 
 /* In add / modify events: edge triggered is enough for this fd. */
 #define SM__EV_EDGE 0x80u
-/* In reported events: the peer shut down or the connection broke, so reading
- * will end in EOF or an error, not EAGAIN. An edge-triggered reader must read
- * on past a short read then: the end came with the data and will not be
- * reported again. Passed on only to edge-triggered watchers. */
+/* In reported events: the peer shut down or the socket has an error, so a
+ * short read does not mean there is nothing more to learn: an EOF or an error
+ * that came with the data will not be reported again. An edge-triggered
+ * reader reads on past a short read then, to EOF, an error or EAGAIN (an
+ * error-queue EPOLLERR ends in EAGAIN). Passed on only to edge-triggered
+ * watchers. */
 #define SM__EV_HUP 0x40u
 
 typedef struct sm__poll_event {
@@ -30,6 +35,7 @@ typedef struct sm__poll_event {
 
 typedef struct sm__poller_ops {
     const char *name;
+    bool edge; /* honours SM__EV_EDGE */
     /* A new instance in *state, or -errno. Its fds are close-on-exec. */
     int (*create)(void **state);
     void (*destroy)(void *state);

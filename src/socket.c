@@ -27,9 +27,8 @@ set_int(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
 }
 
-/* 1 for a TCP/IP socket, 0 for another kind, or -errno (not a socket). */
-static int
-is_inet(int fd)
+int
+sm__sock_is_inet(int fd)
 {
     int domain = 0;
     socklen_t len = sizeof domain;
@@ -42,7 +41,7 @@ sm_sock_set_opts(int fd, const sm_sock_opts *opts)
 {
     static const sm_sock_opts defaults = {0};
     if (!opts) opts = &defaults;
-    int rc = is_inet(fd);
+    int rc = sm__sock_is_inet(fd);
     if (rc < 0) return rc;
     bool inet = rc;
     if (opts->sndbuf > 0 && (rc = set_int(fd, SOL_SOCKET, SO_SNDBUF, opts->sndbuf)) < 0) return rc;
@@ -223,7 +222,7 @@ sm_accept(int listen_fd, int timeout_ms, sm_addr *peer)
         a.len = sizeof a.ss;
         int fd = accept4(listen_fd, (struct sockaddr *)&a.ss, &a.len, SOCK_CLOEXEC);
         if (fd >= 0) {
-            if (is_inet(fd) > 0 && (rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0) {
+            if (sm__sock_is_inet(fd) > 0 && (rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0) {
                 close(fd);
                 return rc;
             }

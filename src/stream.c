@@ -140,8 +140,9 @@ sm__stream_connected(sm_stream *s, int fd)
 {
     sm_io_init(s->io.loop, &s->io, fd, stream_io_cb);
     /* read_batch reads to a short read or re-arms, and the writer writes to
-     * EAGAIN or a short write: edges are enough (see loop_epoll.c). */
-    sm__io_set_edge(&s->io);
+     * EAGAIN or a short write: edges are enough (see loop_epoll.c). Not on
+     * Unix sockets, where a read may stop short with more queued. */
+    if (sm__sock_is_inet(fd) == 1) sm__io_set_edge(&s->io);
     int rc = sm_io_start(&s->io, SM_READ);
     if (rc < 0) {
         sm_io_init(s->io.loop, &s->io, -1, stream_io_cb);
@@ -528,8 +529,9 @@ read_batch(sm_stream *s, bool hup)
     }
     s->flags &= (uint16_t)~SM__S_IN_READ;
     if (!flushed && sm__stream_live(s)) sm__stream_flush(s);
-    /* Stopped with bytes perhaps still waiting (budget spent, buffer full):
-     * an edge-triggered socket will not say so again by itself. A paused
+    /* Stopped with bytes perhaps still waiting (the last read filled all it
+     * was given, and the budget, zero-copy replies or a hang-up ended the
+     * batch): an edge-triggered socket will not say so again by itself. A paused
      * stream is re-armed when reading resumes (sm_io_set_events). */
     if (more && sm__stream_live(s) && !(s->flags & (SM__S_PAUSED | SM__S_EOF))) {
         int rc = sm__io_rearm(&s->io);

@@ -28,10 +28,13 @@
  * once per message; only the bytes of an unfinished message are copied into
  * a buffer of the stream's own, which is freed as soon as the stream is at a
  * message boundary again (when a length prefix tells the message's size,
- * that buffer has exactly its size and the rest is read into it directly).
- * Per readiness event the stream reads at most
- * opts.read_budget bytes, then lets other streams run (it asks the loop to
- * report the socket again: on epoll a stream's socket is edge-triggered).
+ * that buffer has exactly its size, and the rest of the message and what
+ * follows it are read with one readv into it and the shared buffer).
+ * Per readiness event the stream keeps reading while reads come back full,
+ * until opts.read_budget bytes are read (checked between reads: one read may
+ * take up to the shared buffer, or a message's rest and the shared buffer),
+ * then lets other streams run (it asks the loop to report the socket again:
+ * on epoll a TCP stream's socket is edge-triggered).
  *
  * Memory. An idle stream holds no read buffer, no queue and no timer: it
  * costs its 112-byte struct (one 128-byte malloc chunk, which has room for
@@ -175,7 +178,7 @@ typedef struct sm_stream_opts {
     size_t high_water;  /* queued bytes that pause reading; default 1 MiB */
     size_t low_water;   /* resume and on_drain at or below; default high_water / 4 */
     size_t max_queued;  /* hard cap; default 16 MiB + 64 KiB, and at least high_water */
-    size_t read_budget; /* bytes read per readiness event; default 256 KiB */
+    size_t read_budget; /* bytes per readiness event, checked between reads; 256 KiB */
 
     int connect_timeout_ms;   /* per connection (resolving + racing); 0: 30 s;
                                  SM_FOREVER: none */
