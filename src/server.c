@@ -159,8 +159,12 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
         bad_ms(o->write_timeout_ms, true) || bad_ms(o->drain_timeout_ms, true) ||
         bad_ms(o->drain_quiet_ms, false))
         return sm__why(why, why_len, -EINVAL, "a timeout is negative");
+    if (bad_ms(o->heartbeat_ms, false) || bad_ms(o->heartbeat_timeout_ms, false))
+        return sm__why(why, why_len, -EINVAL, "a heartbeat interval is negative");
     if (o->idle_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
-        o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
+        o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->heartbeat_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->heartbeat_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
         return sm__why(why, why_len, -EINVAL, "a timeout exceeds %d ms", SM_STREAM_TIMEOUT_MAX_MS);
     if (o->log_level < SM_LOG_DEFAULT || o->log_level > SM_LOG_DEBUG)
         return sm__why(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
@@ -171,6 +175,12 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
     }
     int rc = sm_frame_spec_check(o->spec, why, why_len);
     if (rc < 0) return rc;
+    if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
+    if (o->heartbeat_ms || o->swallow_pings) {
+        sm_frame_hdr h;
+        if (sm_frame_encode(o->spec, o->ping ? o->ping : "", o->ping_len, o->ping_type, &h) < 0)
+            return sm__why(why, why_len, SM_ERR_SPEC, "the ping cannot be framed with this spec");
+    }
 
     if (o->threads == 0)
         o->threads = o->model == SM_SERVER_LOOP ? online_cpus() : DEFAULT_THREADS_MAX;

@@ -709,6 +709,12 @@ sm__loop_init(sm_server *srv, char *why, size_t why_len)
         .max_queued = o->max_queued,
         .idle_timeout_ms = o->idle_timeout_ms,
         .write_timeout_ms = o->write_timeout_ms == SM_FOREVER ? 0 : o->write_timeout_ms,
+        .heartbeat_ms = o->heartbeat_ms,
+        .heartbeat_timeout_ms = o->heartbeat_timeout_ms,
+        .ping = o->ping,
+        .ping_len = o->ping_len,
+        .ping_type = o->ping_type,
+        .swallow_pings = o->swallow_pings,
     };
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];

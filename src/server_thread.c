@@ -234,6 +234,35 @@ read_proxy(tpeer *t, int64_t start)
     return err;
 }
 
+/* The heartbeat ping, sent like a reply (under the send lock, bounded by
+ * write_timeout_ms) but not counted as one. */
+static void
+send_ping(tpeer *t)
+{
+    const sm_server_opts *o = &t->p.srv->o;
+    const void *ping = o->ping ? o->ping : "";
+    pthread_mutex_lock(&t->lock);
+    if (t->ready && !t->gone && !t->shut && !atomic_load(&t->closing)) {
+        ssize_t n =
+            o->spec->kind == SM_FRAME_TYPE
+                ? sm_conn_send_type(t->c, o->ping_type, ping, o->ping_len, o->write_timeout_ms)
+                : sm_conn_send(t->c, ping, o->ping_len, o->write_timeout_ms);
+        if (n >= 0)
+            atomic_store_explicit(&t->last_out, sm__now_ms(), memory_order_relaxed);
+        else if (n == -ETIMEDOUT)
+            slow_consumer(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static bool
+is_ping(const sm_server_opts *o, const sm_frame_msg *m)
+{
+    if (!o->swallow_pings || m->len != o->ping_len) return false;
+    if (o->spec->kind == SM_FRAME_TYPE && m->type != o->ping_type) return false;
+    return m->len == 0 || memcmp(m->data, o->ping, m->len) == 0;
+}
+
 /* Receive and dispatch until the connection ends; returns the reason. */
 static int
 serve(tpeer *t, int64_t start)
@@ -251,8 +280,9 @@ serve(tpeer *t, int64_t start)
         if (atomic_load(&t->closing)) return SM_ERR_CLOSED;
         if (atomic_load(&srv->forced)) return -ECANCELED;
         if (rc == 1) {
-            got_first = true;
             last_in = sm__now_ms();
+            if (is_ping(o, &m)) continue;
+            got_first = true;
             sm__ctr_add(&srv->tctrs.msgs_in, 1);
             sm__ctr_add(&srv->tctrs.bytes_in, m.len);
             o->on_message(p, &m);
@@ -281,6 +311,24 @@ serve(tpeer *t, int64_t start)
                 snprintf(t->detail, sizeof t->detail,
                          "idle timeout: nothing sent or received for %d ms", o->idle_timeout_ms);
                 return -ETIMEDOUT;
+            }
+            until = SM__MIN(until, due);
+        }
+        if (o->heartbeat_timeout_ms) {
+            int64_t due = last_in + o->heartbeat_timeout_ms;
+            if (due <= now) {
+                snprintf(t->detail, sizeof t->detail, "heartbeat lost: nothing received for %d ms",
+                         o->heartbeat_timeout_ms);
+                return SM_ERR_HEARTBEAT;
+            }
+            until = SM__MIN(until, due);
+        }
+        if (o->heartbeat_ms) {
+            int64_t out = atomic_load_explicit(&t->last_out, memory_order_relaxed);
+            int64_t due = SM__MAX(out, start) + o->heartbeat_ms;
+            if (due <= now) {
+                send_ping(t);
+                due = now + o->heartbeat_ms;
             }
             until = SM__MIN(until, due);
         }

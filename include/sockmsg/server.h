@@ -240,6 +240,23 @@ typedef struct sm_server_opts {
     int drain_timeout_ms; /* after a stop; 0: 5 s; SM_FOREVER: none */
     int drain_quiet_ms;   /* quiet time that ends a drain; 0: 50 ms */
 
+    /* Heartbeats, both models (0: off). After heartbeat_ms with nothing sent
+     * to a peer, the server sends it the ping message; a peer from which
+     * nothing arrived for heartbeat_timeout_ms is closed with
+     * SM_ERR_HEARTBEAT (close kind "heartbeat"): a dead peer is found even
+     * when the kernel cannot tell (no FIN, no RST, an idle connection). The
+     * ping is ping[0..ping_len) (default: an empty message; ping_type with a
+     * type: spec). With swallow_pings, an incoming message equal to the ping
+     * refreshes the peer's liveness but is not passed to on_message (and
+     * does not count as its first message). Bounds: SM_STREAM_TIMEOUT_MAX_MS;
+     * the loop model fires up to SM_STREAM_TIMEOUT_RESOLUTION_MS late. */
+    int heartbeat_ms;
+    int heartbeat_timeout_ms;
+    const void *ping;
+    size_t ping_len;
+    int ping_type;
+    bool swallow_pings;
+
     /* SIGINT and SIGTERM start a graceful stop; a second one forces it.
      * sm_server_start then blocks both signals in the calling thread (and so
      * in every thread created after it, the server's included) and one

@@ -114,6 +114,20 @@ test_bad_options(void **state)
     o.spec = &spec;
     SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), SM_ERR_SPEC);
     o.spec = NULL;
+    o.heartbeat_timeout_ms = -1;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    o.heartbeat_timeout_ms = 0;
+    /* A 2-byte ping cannot be framed as fixed:4. */
+    sm_frame_spec four = {.kind = SM_FRAME_FIXED, .fixed_len = 4};
+    o.spec = &four;
+    o.heartbeat_ms = 100;
+    o.ping = "hb";
+    o.ping_len = 2;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), SM_ERR_SPEC);
+    assert_non_null(strstr(why, "ping"));
+    o.ping = NULL;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    o = (sm_server_opts){.listen = one, .on_message = sm_server_handler_echo};
 
     /* A port someone else holds (without SO_REUSEPORT) is refused, also
      * when the server would use SO_REUSEPORT itself. */
@@ -740,6 +754,77 @@ test_drain_deadline(void **state)
     sm_server_free(srv);
 }
 
+/* ---- heartbeats -------------------------------------------------------------------- */
+
+static atomic_int hb_messages;
+
+static void
+hb_echo(sm_peer *p, const sm_frame_msg *m)
+{
+    atomic_fetch_add(&hb_messages, 1);
+    sm_server_handler_echo(p, m);
+}
+
+/* A silent client gets pings and is then closed as heartbeat-lost; a client
+ * that sends pings stays (its pings never reach on_message), and its real
+ * message is answered after the timeout has passed several times over. */
+static void
+test_heartbeat(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    seen s = {0};
+    atomic_store(&hb_messages, 0);
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .on_message = hb_echo,
+                        .on_close = count_close,
+                        .data = &s,
+                        .heartbeat_ms = 100,
+                        .heartbeat_timeout_ms = 400,
+                        .ping = "hb",
+                        .ping_len = 2,
+                        .swallow_pings = true};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *silent = cli_dial(ep), *quiet = cli_dial(ep);
+
+    /* The silent client hears pings, then the end. */
+    sm_frame_msg m;
+    int pings = 0, rc;
+    while ((rc = sm_conn_recv(silent, &m, 5000)) == 1 && pings < 100) {
+        if (m.len != 2 || memcmp(m.data, "hb", 2)) fail_msg("not a ping: %zu bytes", m.len);
+        pings++;
+    }
+    assert_true(rc <= 0 && rc != -ETIMEDOUT);
+    assert_true(pings >= 1);
+
+    /* The other one sent nothing meanwhile: closed too. A fresh client that
+     * pings every 100 ms outlives the timeout. */
+    while ((rc = sm_conn_recv(quiet, &m, 5000)) == 1 && pings < 200)
+        pings++;
+    assert_true(rc <= 0 && rc != -ETIMEDOUT);
+    SM_WAIT_FOR(atomic_load(&s.reasons[SM_CLOSE_HEARTBEAT]) == 2, 5000);
+    sm_conn *pinger = cli_dial(ep);
+    for (int i = 0; i < 12; i++) {
+        SM_ASSERT_OK(sm_conn_send(pinger, "hb", 2, SM_CONN_DEFAULT));
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
+    }
+    SM_ASSERT_OK(sm_conn_send(pinger, "data", 4, SM_CONN_DEFAULT));
+    for (int i = 0; i < 100; i++) {
+        rc = sm_conn_recv(pinger, &m, 5000);
+        if (rc != 1) fail_msg("pinging client: recv gave %s", sm_err_name(rc));
+        if (m.len == 4 && !memcmp(m.data, "data", 4)) break;
+        if (m.len != 2 || memcmp(m.data, "hb", 2)) fail_msg("unexpected %zu bytes", m.len);
+    }
+    assert_int_equal(atomic_load(&hb_messages), 1); /* "data" only: pings are swallowed */
+    assert_int_equal(atomic_load(&s.reasons[SM_CLOSE_HEARTBEAT]), 2);
+    sm_conn_free(pinger);
+    sm_conn_free(quiet);
+    sm_conn_free(silent);
+    sm_server_free(srv);
+}
+
 #define VARIANTS(fn)                                                                               \
     cmocka_unit_test_prestate(fn, (void *)&loop_reuseport),                                        \
         cmocka_unit_test_prestate(fn, (void *)&loop_dispatch),                                     \
@@ -761,6 +846,7 @@ main(void)
         VARIANTS(test_handler_calls),
         VARIANTS(test_drain_deadline),
         VARIANTS(test_first_message_deadline),
+        VARIANTS(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
