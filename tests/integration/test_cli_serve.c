@@ -527,6 +527,35 @@ test_limits(void **state)
     }
 }
 
+/* --heartbeat: an empty ping after 100 ms of silence from the server, and a
+ * client that sends nothing for 400 ms is closed as "heartbeat". */
+static void
+test_heartbeat(void **state)
+{
+    (void)state;
+    result r;
+    TOOL(&r, NULL, "serve", "--listen", "tcp://127.0.0.1:0", "--heartbeat", "0");
+    expect_result(&r, 2, "--heartbeat");
+    server s;
+    SERVER(&s, 1, "--heartbeat", "100ms,400ms", "-v", "--listen", "tcp://127.0.0.1:0");
+    sm_conn *c = dial(s.ep[0]);
+    conn_echo(c, "then silence");
+    sm_frame_msg m;
+    int rc, pings = 0;
+    while ((rc = sm_conn_recv(c, &m, WAIT_MS)) == 1 && pings < 100) {
+        assert_int_equal(m.len, 0);
+        pings++;
+    }
+    if (rc != 0 && rc != -ECONNRESET) {
+        print_error("recv: %d (%s), want EOF or a reset\n", rc, sm_err_name(rc));
+        fail();
+    }
+    assert_true(pings >= 1);
+    sm_conn_free(c);
+    expect_log(&s, "peer 1 closed: heartbeat");
+    assert_int_equal(server_stop(&s, SIGTERM), 0);
+}
+
 static void
 test_proxy_protocol(void **state)
 {
@@ -612,6 +641,7 @@ main(void)
         cmocka_unit_test(test_sigterm_at_once),
         cmocka_unit_test(test_second_signal_forces),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_heartbeat),
         cmocka_unit_test(test_proxy_protocol),
         cmocka_unit_test(test_bench_against_serve),
         cmocka_unit_test(test_demo),

@@ -11,6 +11,7 @@
  * sigwait(2), so no handler ever runs in signal context and the counters are
  * read with sm_server_get_stats, which is thread-safe. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,6 +44,7 @@ enum {
     OPT_THREADS,
     OPT_MAX_CONNS,
     OPT_IDLE,
+    OPT_HEARTBEAT,
     OPT_PROXY
 };
 
@@ -86,6 +88,10 @@ help(void)
            "                          limit)\n"
            "      --idle-timeout MS   close connections with nothing sent or received\n"
            "                          for MS: 500, 500ms, 2s, 1m (default: never)\n"
+           "      --heartbeat MS[,TIMEOUT]\n"
+           "                          send an empty message after MS with nothing sent;\n"
+           "                          close a client silent for TIMEOUT (default 3 x MS);\n"
+           "                          clients' empty messages are taken as their pings\n"
            "      --proxy-protocol    every connection starts with a PROXY v1 or v2 header\n"
            "  -v, --verbose           log every connection and why it closed\n"
            "  -h, --help              show this help\n"
@@ -184,6 +190,31 @@ set_handler(serve *s, const char *name)
     return 0;
 }
 
+/* --heartbeat MS[,TIMEOUT]: an empty ping after MS of sending nothing; a
+ * client silent for TIMEOUT (3 x MS by default) is dead. Empty messages from
+ * clients are their pings (swallowed). */
+static int
+parse_heartbeat(serve *s, const char *arg)
+{
+    sm_server_opts *o = &s->opts;
+    char every[64];
+    const char *comma = strchr(arg, ',');
+    size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (n >= sizeof every) return cli_usage_error(&s->cli, "bad value '%s' for --heartbeat", arg);
+    memcpy(every, arg, n);
+    every[n] = '\0';
+    if (cli_parse_ms(&s->cli, "--heartbeat", every, &o->heartbeat_ms)) return -1;
+    if (o->heartbeat_ms == 0)
+        return cli_usage_error(&s->cli, "bad value '%s' for --heartbeat: the interval is 0", arg);
+    if (comma) {
+        if (cli_parse_ms(&s->cli, "--heartbeat", comma + 1, &o->heartbeat_timeout_ms)) return -1;
+    } else {
+        o->heartbeat_timeout_ms = o->heartbeat_ms > INT_MAX / 3 ? INT_MAX : 3 * o->heartbeat_ms;
+    }
+    o->swallow_pings = true;
+    return 0;
+}
+
 static int
 parse_options(serve *s, int argc, char **argv)
 {
@@ -198,6 +229,7 @@ parse_options(serve *s, int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"proxy-protocol", no_argument, NULL, OPT_PROXY},
         {NULL, 0, NULL, 0},
     };
@@ -246,6 +278,9 @@ parse_options(serve *s, int argc, char **argv)
         case OPT_IDLE:
             if (cli_parse_ms(&s->cli, "--idle-timeout", optarg, &o->idle_timeout_ms))
                 return CLI_EXIT_USAGE;
+            break;
+        case OPT_HEARTBEAT:
+            if (parse_heartbeat(s, optarg)) return CLI_EXIT_USAGE;
             break;
         case OPT_PROXY:
             o->proxy_protocol = true;
