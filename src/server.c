@@ -720,6 +720,14 @@ sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt)
 }
 
 int
+sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg)
+{
+    if (!p || !msg || (!msg->frame && msg->frame_len)) return -EINVAL;
+    if (msg->frame_len == 0) return 0; /* an empty eof-framed message: nothing to send */
+    return sm__peer_is_loop(p) ? sm__lpeer_send_frame(p, msg) : sm__tpeer_send_frame(p, msg);
+}
+
+int
 sm_peer_shutdown(sm_peer *p)
 {
     if (!p) return -EINVAL;

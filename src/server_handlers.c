@@ -8,12 +8,7 @@ sm_server_handler_echo(sm_peer *p, const sm_frame_msg *msg)
 {
     /* The frame as it came: in the loop model, straight from the read
      * buffer, with no copy and no encoding. */
-    if (sm__peer_is_loop(p))
-        sm__lpeer_send_frame(p, msg);
-    else if (msg->type >= 0)
-        sm_peer_send_type(p, msg->type, msg->data, msg->len);
-    else
-        sm_peer_send(p, msg->data, msg->len);
+    sm_peer_send_frame(p, msg);
 }
 
 void

@@ -340,6 +340,8 @@ void sm__loop_wakeup(sm_loop *loop);
 int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
 /* The received frame as it came (sm_stream_send_frame): the echo handler. */
 int sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
+/* The thread model's: the frame's bytes written as they are. */
+int sm__tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
 int sm__lpeer_shutdown(sm_peer *p);
 int sm__lpeer_close(sm_peer *p);
 int sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer);

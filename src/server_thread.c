@@ -57,8 +57,10 @@ slow_consumer(tpeer *t)
     shutdown(t->p.fd, SHUT_RDWR);
 }
 
-int
-sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
+/* One message out, under the send lock: iov encoded with `type` (-1: none),
+ * or, with `frame`, a received frame's bytes as they are. */
+static int
+tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_frame_msg *frame)
 {
     tpeer *t = (tpeer *)p;
     sm_server *srv = p->srv;
@@ -70,8 +72,15 @@ sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
     } else if (t->shut) {
         rc = -EPIPE;
     } else {
-        ssize_t n = type >= 0 ? sm_conn_send_type(t->c, type, iov[0].iov_base, iov[0].iov_len, wt)
-                              : sm_conn_sendv(t->c, iov, iovcnt, wt);
+        ssize_t n;
+        if (frame) {
+            /* The conn buffers nothing on the send side: raw bytes are safe. */
+            n = sm_send_all(p->fd, frame->frame, frame->frame_len, wt, NULL);
+            if (n >= 0) n = (ssize_t)frame->len;
+        } else {
+            n = type >= 0 ? sm_conn_send_type(t->c, type, iov[0].iov_base, iov[0].iov_len, wt)
+                          : sm_conn_sendv(t->c, iov, iovcnt, wt);
+        }
         rc = n < 0 ? (int)n : 0;
         if (n >= 0) {
             atomic_store_explicit(&t->last_out, sm__now_ms(), memory_order_relaxed);
@@ -83,6 +92,18 @@ sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+int
+sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
+{
+    return tpeer_send(p, type, iov, iovcnt, NULL);
+}
+
+int
+sm__tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
+{
+    return tpeer_send(p, -1, NULL, 0, msg);
 }
 
 int

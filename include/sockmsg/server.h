@@ -420,6 +420,18 @@ SM_API int sm_peer_send_type(sm_peer *p, int type, const void *msg, size_t len);
  * before returning). Returns as sm_peer_send. */
 SM_API int sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt);
 
+/* sm_peer_send_frame - send a received message as it came: msg->frame,
+ * header and trailer included, byte for byte (an echo, or forwarding to a
+ * peer of a server with the same framing). msg is one handed to on_message.
+ * Loop model: as sm_stream_send_frame: from this peer's own on_message the
+ * frame is queued by reference into the read buffer, without a copy, and
+ * goes out with the read batch's other replies; anywhere else it is copied.
+ * Thread model: written before returning, as sm_peer_send. Returns and fails
+ * as sm_peer_send (-EINVAL for a NULL msg or frame); an empty frame (an
+ * empty eof-framed message) sends nothing and returns 0. The built-in echo
+ * handler is this call. Threads: see "Handlers and threads" above. */
+SM_API int sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg);
+
 /* sm_peer_shutdown - half-close: FIN once every queued reply is written;
  * messages still arrive. Later sends fail with -EPIPE. When the client's
  * EOF arrives, the peer closes with reason 0. Returns 0 or SM_ERR_CLOSED.

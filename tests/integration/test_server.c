@@ -754,6 +754,44 @@ test_drain_deadline(void **state)
     sm_server_free(srv);
 }
 
+/* ---- frames as they came ----------------------------------------------------------- */
+
+static void
+twice(sm_peer *p, const sm_frame_msg *m)
+{
+    if (sm_peer_send_frame(p, m) < 0 || sm_peer_send_frame(p, m) < 0)
+        atomic_fetch_add(&handler_errors, 1);
+}
+
+/* sm_peer_send_frame sends the received bytes, delimiter included: each
+ * line comes back twice, byte for byte, in order. */
+static void
+test_send_frame(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    atomic_store(&handler_errors, 0);
+    sm_frame_spec crlf;
+    SM_ASSERT_OK(sm_frame_spec_parse(&crlf, "crlf", NULL, 0));
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one, .on_message = twice, .spec = &crlf};
+    srv_apply(&o, v);
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_endpoint_parse(&e, ep, NULL, 0));
+    int fd = (int)SM_ASSERT_OK(sm_dial_endpoint(&e, NULL, 5000, NULL, 0));
+    const char in[] = "one\r\ntwo\r\n\r\nthree\r\n";
+    const char want[] = "one\r\none\r\ntwo\r\ntwo\r\n\r\n\r\nthree\r\nthree\r\n";
+    SM_ASSERT_OK(sm_send_all(fd, in, sizeof in - 1, 5000, NULL));
+    char got[sizeof want];
+    SM_ASSERT_OK(sm_recv_exact(fd, got, sizeof want - 1, 5000, NULL));
+    assert_memory_equal(got, want, sizeof want - 1);
+    close(fd);
+    sm_server_free(srv);
+    assert_int_equal(atomic_load(&handler_errors), 0);
+    SM_ASSERT_ERR(sm_peer_send_frame(NULL, NULL), -EINVAL);
+}
+
 /* ---- heartbeats -------------------------------------------------------------------- */
 
 static atomic_int hb_messages;
@@ -847,6 +885,7 @@ main(void)
         VARIANTS(test_drain_deadline),
         VARIANTS(test_first_message_deadline),
         VARIANTS(test_heartbeat),
+        VARIANTS(test_send_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
