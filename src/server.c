@@ -546,8 +546,13 @@ sm_server_run(sm_server *srv)
 void
 sm_server_stop(sm_server *srv)
 {
-    if (!srv || atomic_exchange(&srv->stopping, true)) return;
-    atomic_store(&srv->stop_ms, sm__now_ms());
+    if (!srv || atomic_load(&srv->stopping)) return;
+    /* The stop time first: a thread that sees `stopping` computes the drain
+     * deadline from it at once (set after, a connection thread could read 0
+     * and close its peer as past the deadline). The first stop sets it. */
+    int64_t unset = 0;
+    atomic_compare_exchange_strong(&srv->stop_ms, &unset, sm__now_ms());
+    if (atomic_exchange(&srv->stopping, true)) return;
     if (srv->stop_fd >= 0) {
         uint64_t one = 1;
         ssize_t n = write(srv->stop_fd, &one, sizeof one);
