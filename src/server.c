@@ -119,6 +119,65 @@ sm__signal_cb(sm_signal *sig, int signum)
     }
 }
 
+/* ---- a worker thread's life, shared by both models ----------------------------- */
+
+/* An hour-long repeating timer keeps sm_loop_run going while a worker has
+ * nothing else (no listener left, connections in other threads). */
+#define KEEPALIVE_MS (3600 * 1000)
+
+static void
+keepalive_cb(sm_timer *t)
+{
+    (void)t;
+}
+
+void
+sm__worker_init(sm__worker *w, sm_timer *const *timers, const sm_timer_cb *cbs, size_t n)
+{
+    sm_timer_init(w->loop, &w->keepalive, keepalive_cb);
+    w->keepalive.data = w;
+    for (size_t k = 0; k < n; k++) {
+        sm_timer_init(w->loop, timers[k], cbs[k]);
+        timers[k]->data = w;
+    }
+    for (int k = 0; k < 2; k++) {
+        sm_signal_init(w->loop, &w->sig[k], sm__signal_cb);
+        w->sig[k].data = w;
+    }
+}
+
+void
+sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *who)
+{
+    sm_server *srv = w->srv;
+    int rc = sm_timer_start(&w->keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
+    for (int i = 0; rc == 0 && i < w->nlst; i++) {
+        sm__listener *l = &w->lst[i];
+        sm_io_init(w->loop, &l->io, *l->slot, on_listener);
+        l->io.data = l;
+        rc = sm_io_start(&l->io, SM_READ);
+    }
+    if (rc == 0 && signals) {
+        rc = sm_signal_start(&w->sig[0], SIGINT);
+        if (rc == 0) rc = sm_signal_start(&w->sig[1], SIGTERM);
+    }
+    if (rc < 0) {
+        sm__log(srv, SM_LOG_ERROR, "%s: cannot start: %s; stopping the server", who,
+                sm_strerror(rc));
+        sm_server_stop(srv);
+    }
+    sm__gate_pass(srv);
+    while (!w->done) {
+        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
+        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "%s: %s", who, sm_strerror(rc));
+        if (rc == 0) break;
+    }
+    sm_signal_stop(&w->sig[0]);
+    sm_signal_stop(&w->sig[1]);
+    for (int i = 0; i < w->nlst; i++)
+        if (sm_io_is_active(&w->lst[i].io)) sm_io_stop(&w->lst[i].io);
+}
+
 /* ---- options ----------------------------------------------------------------- */
 
 static int

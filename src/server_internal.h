@@ -369,5 +369,14 @@ bool sm__thread_is_own(sm_server *srv);
 
 /* Shared by both models' workers. */
 void sm__signal_cb(sm_signal *w, int signum);
+/* Set up w's watchers: the keepalive timer, the model's own timers (each
+ * with data = w) and the SIGINT/SIGTERM watchers. */
+void sm__worker_init(sm__worker *w, sm_timer *const *timers, const sm_timer_cb *cbs, size_t n);
+/* The body of a worker thread: start the keepalive timer, w's listeners
+ * (on_listener, data = the listener) and, with `signals`, the signal
+ * watchers; stop the server if any of that fails (logged as `who`); pass
+ * the start gate; run the loop until w->done; then stop the signal watchers
+ * and the listeners still open. The model finishes the rest. */
+void sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *who);
 
 #endif

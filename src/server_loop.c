@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,7 +15,6 @@
 #include "server_internal.h"
 #include "stream_internal.h"
 
-#define KEEPALIVE_MS (3600 * 1000)
 static const char forced_detail[] = "closed by the server's stop (drain deadline or forced stop)";
 
 static void maybe_exit(sm__worker *w);
@@ -689,12 +689,6 @@ sm__loop_wakeup(sm_loop *loop)
 
 /* ---- the worker thread ------------------------------------------------------------------- */
 
-static void
-keepalive_cb(sm_timer *t)
-{
-    (void)t;
-}
-
 int
 sm__loop_init(sm_server *srv, char *why, size_t why_len)
 {
@@ -718,18 +712,11 @@ sm__loop_init(sm_server *srv, char *why, size_t why_len)
     };
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
-        sm_timer *timers[] = {&w->pause,      &w->keepalive,  &w->fresh_timer,
-                              &w->pend_timer, &w->drain_tick, &w->deadline};
-        sm_timer_cb cbs[] = {sm__pause_cb,  keepalive_cb,  fresh_cb,
-                             pend_timer_cb, drain_tick_cb, deadline_cb};
-        for (size_t k = 0; k < sizeof timers / sizeof timers[0]; k++) {
-            sm_timer_init(w->loop, timers[k], cbs[k]);
-            timers[k]->data = w;
-        }
-        for (int k = 0; k < 2; k++) {
-            sm_signal_init(w->loop, &w->sig[k], sm__signal_cb);
-            w->sig[k].data = w;
-        }
+        sm_timer *const timers[] = {&w->pause, &w->fresh_timer, &w->pend_timer, &w->drain_tick,
+                                    &w->deadline};
+        static const sm_timer_cb cbs[] = {sm__pause_cb, fresh_cb, pend_timer_cb, drain_tick_cb,
+                                          deadline_cb};
+        sm__worker_init(w, timers, cbs, sizeof cbs / sizeof cbs[0]);
     }
     return 0;
 }
@@ -739,32 +726,9 @@ sm__loop_main(void *arg)
 {
     sm__worker *w = arg;
     sm_server *srv = w->srv;
-    int rc = sm_timer_start(&w->keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    for (int i = 0; rc == 0 && i < w->nlst; i++) {
-        sm__listener *l = &w->lst[i];
-        sm_io_init(w->loop, &l->io, *l->slot, listener_cb);
-        l->io.data = l;
-        rc = sm_io_start(&l->io, SM_READ);
-    }
-    if (rc == 0 && w->index == 0 && srv->o.handle_signals) {
-        rc = sm_signal_start(&w->sig[0], SIGINT);
-        if (rc == 0) rc = sm_signal_start(&w->sig[1], SIGTERM);
-    }
-    if (rc < 0) {
-        sm__log(srv, SM_LOG_ERROR, "loop %d: cannot start: %s; stopping the server", w->index,
-                sm_strerror(rc));
-        sm_server_stop(srv);
-    }
-    sm__gate_pass(srv);
-    while (!w->done) {
-        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
-        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "loop %d: %s", w->index, sm_strerror(rc));
-        if (rc == 0) break;
-    }
-    sm_signal_stop(&w->sig[0]);
-    sm_signal_stop(&w->sig[1]);
-    for (int i = 0; i < w->nlst; i++)
-        if (sm_io_is_active(&w->lst[i].io)) sm_io_stop(&w->lst[i].io);
+    char who[32];
+    snprintf(who, sizeof who, "loop %d", w->index);
+    sm__worker_run(w, listener_cb, w->index == 0 && srv->o.handle_signals, who);
     pthread_mutex_lock(&w->lock);
     w->exited = true;
     sm__bmsg **ms = w->in_msgs.items;

@@ -17,8 +17,6 @@
 #include "internal.h"
 #include "server_internal.h"
 
-#define KEEPALIVE_MS (3600 * 1000)
-
 typedef struct tpeer {
     sm_peer p;            /* first: an sm_peer * is a tpeer * */
     pthread_mutex_t lock; /* sends, and the fields below it */
@@ -569,12 +567,6 @@ sm__thread_wakeup(sm_loop *loop)
     maybe_exit(w);
 }
 
-static void
-keepalive_cb(sm_timer *t)
-{
-    (void)t;
-}
-
 int
 sm__thread_init(sm_server *srv, char *why, size_t why_len)
 {
@@ -585,16 +577,9 @@ sm__thread_init(sm_server *srv, char *why, size_t why_len)
         return err;
     }
     sm__worker *w = &srv->ws[0];
-    sm_timer *timers[] = {&w->pause, &w->keepalive, &w->deadline};
-    sm_timer_cb cbs[] = {sm__pause_cb, keepalive_cb, deadline_cb};
-    for (size_t k = 0; k < sizeof timers / sizeof timers[0]; k++) {
-        sm_timer_init(w->loop, timers[k], cbs[k]);
-        timers[k]->data = w;
-    }
-    for (int k = 0; k < 2; k++) {
-        sm_signal_init(w->loop, &w->sig[k], sm__signal_cb);
-        w->sig[k].data = w;
-    }
+    sm_timer *const timers[] = {&w->pause, &w->deadline};
+    static const sm_timer_cb cbs[] = {sm__pause_cb, deadline_cb};
+    sm__worker_init(w, timers, cbs, sizeof cbs / sizeof cbs[0]);
     return 0;
 }
 
@@ -602,33 +587,7 @@ void *
 sm__thread_main(void *arg)
 {
     sm__worker *w = arg;
-    sm_server *srv = w->srv;
-    int rc = sm_timer_start(&w->keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    for (int i = 0; rc == 0 && i < w->nlst; i++) {
-        sm__listener *l = &w->lst[i];
-        sm_io_init(w->loop, &l->io, *l->slot, acceptor_cb);
-        l->io.data = l;
-        rc = sm_io_start(&l->io, SM_READ);
-    }
-    if (rc == 0 && srv->o.handle_signals) {
-        rc = sm_signal_start(&w->sig[0], SIGINT);
-        if (rc == 0) rc = sm_signal_start(&w->sig[1], SIGTERM);
-    }
-    if (rc < 0) {
-        sm__log(srv, SM_LOG_ERROR, "acceptor: cannot start: %s; stopping the server",
-                sm_strerror(rc));
-        sm_server_stop(srv);
-    }
-    sm__gate_pass(srv);
-    while (!w->done) {
-        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
-        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "acceptor loop: %s", sm_strerror(rc));
-        if (rc == 0) break;
-    }
-    sm_signal_stop(&w->sig[0]);
-    sm_signal_stop(&w->sig[1]);
-    for (int i = 0; i < w->nlst; i++)
-        if (sm_io_is_active(&w->lst[i].io)) sm_io_stop(&w->lst[i].io);
+    sm__worker_run(w, acceptor_cb, w->srv->o.handle_signals, "acceptor");
     join_done(w);
     sm_loop_run(w->loop, SM_RUN_NOWAIT);
     return NULL;
