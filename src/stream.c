@@ -149,7 +149,7 @@ sm__stream_connected(sm_stream *s, int fd)
         return rc;
     }
     /* A shutdown asked for before the connection was up still applies. */
-    s->flags &= SM__S_USER_END | SM__S_SHUT_REQ | SM__S_PAUSED | SM__S_DIALED;
+    s->flags &= SM__S_USER_END | SM__S_SHUT_REQ | SM__S_PAUSED | SM__S_DIALED | SM__S_STOPPED;
     if (!(s->flags & SM__S_USER_END)) s->flags &= (uint16_t)~SM__S_SHUT_REQ;
     s->flags |= SM__S_CONNECTED;
     s->reason = 0;
@@ -230,7 +230,7 @@ sm__stream_update_io(sm_stream *s)
 {
     if ((s->flags & (SM__S_CONNECTED | SM__S_CLOSING)) != SM__S_CONNECTED) return;
     unsigned want = 0;
-    if (!(s->flags & (SM__S_EOF | SM__S_PAUSED))) want |= SM_READ;
+    if (!(s->flags & (SM__S_EOF | SM__S_PAUSED | SM__S_STOPPED))) want |= SM_READ;
     if (s->flags & SM__S_BLOCKED) want |= SM_WRITE;
     if (want == sm_io_get_events(&s->io)) return;
     int rc = sm_io_set_events(&s->io, want);
@@ -441,7 +441,7 @@ read_batch(sm_stream *s, bool hup)
     }
     bool flushed = false, more = false;
     s->flags |= SM__S_IN_READ;
-    while (!(s->flags & SM__S_PAUSED)) {
+    while (!(s->flags & (SM__S_PAUSED | SM__S_STOPPED))) {
         sm__rd *rd = s->rd;
         uint8_t *base = sl->rbuf;
         size_t have = 0, room, room2 = 0;
@@ -510,8 +510,8 @@ read_batch(sm_stream *s, bool hup)
          * next readiness is cheaper than an extra read that says EAGAIN. */
         /* Replies queued by reference end the batch too: written now, they
          * need no copy (a re-arm below brings the rest). */
-        bool last = (got < room + room2 && !hup) || budget == 0 || (s->flags & SM__S_PAUSED) ||
-                    sl->refs_used;
+        bool last = (got < room + room2 && !hup) || budget == 0 ||
+                    (s->flags & (SM__S_PAUSED | SM__S_STOPPED)) || sl->refs_used;
         if (last) {
             /* The replies go out while the frames they point at are still
              * in the buffer; only what the kernel does not take is copied. */
@@ -533,7 +533,7 @@ read_batch(sm_stream *s, bool hup)
      * was given, and the budget, zero-copy replies or a hang-up ended the
      * batch): an edge-triggered socket will not say so again by itself. A paused
      * stream is re-armed when reading resumes (sm_io_set_events). */
-    if (more && sm__stream_live(s) && !(s->flags & (SM__S_PAUSED | SM__S_EOF))) {
+    if (more && sm__stream_live(s) && !(s->flags & (SM__S_PAUSED | SM__S_EOF | SM__S_STOPPED))) {
         int rc = sm__io_rearm(&s->io);
         if (rc < 0) sm__stream_fail(s, rc, "watching the socket: %s", sm_strerror(rc));
     }
@@ -595,6 +595,35 @@ int
 sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts, void *data)
 {
     return sm__stream_new_take_extra(out, loop, fd, opts, data, 0);
+}
+
+int
+sm_stream_read_stop(sm_stream *s)
+{
+    if (!s) return -EINVAL;
+    if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (s->flags & SM__S_STOPPED) return 0;
+    s->flags |= SM__S_STOPPED;
+    sm__stream_update_io(s);
+    return 0;
+}
+
+int
+sm_stream_read_start(sm_stream *s)
+{
+    if (!s) return -EINVAL;
+    if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (!(s->flags & SM__S_STOPPED)) return 0;
+    s->flags &= (uint16_t)~SM__S_STOPPED;
+    sm__stream_update_io(s);
+    /* Bytes may be waiting since before the stop (a batch cut short) with
+     * no readiness to come for them on an edge-triggered socket: ask again.
+     * One syscall, and only here. */
+    if (sm__stream_live(s) && !(s->flags & (SM__S_PAUSED | SM__S_EOF))) {
+        int rc = sm__io_rearm(&s->io);
+        if (rc < 0) sm__stream_fail(s, rc, "watching the socket: %s", sm_strerror(rc));
+    }
+    return 0;
 }
 
 int

@@ -21,6 +21,7 @@ enum {
     SM__S_USER_END = 0x80, /* sm_stream_close/shutdown: never reconnect */
     SM__S_BLOCKED = 0x100, /* the kernel refused bytes: waiting for SM_WRITE */
     SM__S_DIALED = 0x200,  /* dialed: its sm__dial sits in the extra area */
+    SM__S_STOPPED = 0x400, /* reading stopped by sm_stream_read_stop */
 };
 
 /* The stream. Kept small on purpose: an idle connection is this struct and

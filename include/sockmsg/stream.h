@@ -322,6 +322,25 @@ SM_API int sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg);
 /* sm_stream_queued - bytes queued and not yet written (headers included). */
 SM_API size_t sm_stream_queued(const sm_stream *s);
 
+/* ---- flow control ------------------------------------------------------- */
+
+/* sm_stream_read_stop - stop reading from the socket until
+ * sm_stream_read_start: what the peer sends then waits in the kernel, and
+ * TCP flow control slows the peer down (a proxy pausing one side while the
+ * other drains, a consumer with no room). Messages already read in the
+ * current batch are still delivered (at most one read's worth, whole
+ * messages only), so on_message may run after this call from within
+ * on_message. Sending, timeouts and heartbeats go on: a long stop may need
+ * read/heartbeat timeouts that allow it. Survives a reconnect. Idempotent.
+ * Returns 0, SM_ERR_CLOSED when closing, or -EINVAL for NULL. */
+SM_API int sm_stream_read_stop(sm_stream *s);
+
+/* sm_stream_read_start - resume reading after sm_stream_read_stop; what
+ * arrived meanwhile is delivered from the next loop iteration. Reading may
+ * still be paused by backpressure (high_water), which is separate. Returns
+ * as sm_stream_read_stop. */
+SM_API int sm_stream_read_start(sm_stream *s);
+
 /* ---- ending --------------------------------------------------------------- */
 
 /* sm_stream_shutdown - half-close: send FIN once the queue is written out.
