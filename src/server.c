@@ -235,6 +235,8 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
     int rc = sm_frame_spec_check(o->spec, why, why_len);
     if (rc < 0) return rc;
     if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
+    if (o->heartbeat_ms && o->spec->kind == SM_FRAME_EOF)
+        return sm__why(why, why_len, SM_ERR_SPEC, "eof framing cannot carry heartbeat pings");
     if (o->heartbeat_ms || o->swallow_pings) {
         sm_frame_hdr h;
         if (sm_frame_encode(o->spec, o->ping ? o->ping : "", o->ping_len, o->ping_type, &h) < 0)

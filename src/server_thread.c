@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,15 +254,19 @@ read_proxy(tpeer *t, int64_t start)
     return err;
 }
 
-/* The heartbeat ping, sent like a reply (under the send lock, bounded by
- * write_timeout_ms) but not counted as one. */
+/* The heartbeat ping, sent like a reply (under the send lock) but not
+ * counted as one. Never waits: a send under way on another thread, or a
+ * full socket, is traffic already, and the connection thread must get back
+ * to its heartbeat timeout. */
 static void
 send_ping(tpeer *t)
 {
     const sm_server_opts *o = &t->p.srv->o;
     const void *ping = o->ping ? o->ping : "";
-    pthread_mutex_lock(&t->lock);
-    if (t->ready && !t->gone && !t->shut && !atomic_load(&t->closing)) {
+    if (pthread_mutex_trylock(&t->lock) != 0) return;
+    struct pollfd pf = {.fd = t->p.fd, .events = POLLOUT};
+    bool room = poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT);
+    if (room && t->ready && !t->gone && !t->shut && !atomic_load(&t->closing)) {
         ssize_t n =
             o->spec->kind == SM_FRAME_TYPE
                 ? sm_conn_send_type(t->c, o->ping_type, ping, o->ping_len, o->write_timeout_ms)
@@ -280,6 +285,36 @@ is_ping(const sm_server_opts *o, const sm_frame_msg *m)
     if (!o->swallow_pings || m->len != o->ping_len) return false;
     if (o->spec->kind == SM_FRAME_TYPE && m->type != o->ping_type) return false;
     return m->len == 0 || memcmp(m->data, o->ping, m->len) == 0;
+}
+
+/* The connection thread ends the connection for `reason`: it claims the
+ * close (and t->detail) unless a sender timed out first, whose reason
+ * (override) then stands. */
+static int end_with(tpeer *t, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+end_with(tpeer *t, int reason, const char *fmt, ...)
+{
+    if (atomic_exchange(&t->closing, true)) return SM_ERR_CLOSED;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->detail, sizeof t->detail, fmt, ap);
+    va_end(ap);
+    return reason;
+}
+
+/* Ping if heartbeat_ms passed with nothing sent; returns when the next
+ * ping is due. */
+static int64_t
+ping_due(tpeer *t, int64_t start, int64_t now)
+{
+    const sm_server_opts *o = &t->p.srv->o;
+    int64_t out = atomic_load_explicit(&t->last_out, memory_order_relaxed);
+    int64_t due = SM__MAX(out, start) + o->heartbeat_ms;
+    if (due > now) return due;
+    send_ping(t);
+    return now + o->heartbeat_ms;
 }
 
 /* Receive and dispatch until the connection ends; returns the reason. */
@@ -305,13 +340,12 @@ serve(tpeer *t, int64_t start)
             sm__ctr_add(&srv->tctrs.msgs_in, 1);
             sm__ctr_add(&srv->tctrs.bytes_in, m.len);
             o->on_message(p, &m);
+            /* A peer that keeps us busy still gets its pings. */
+            if (o->heartbeat_ms) ping_due(t, start, sm__now_ms());
             continue;
         }
         if (rc == 0) return 0;
-        if (rc != -ETIMEDOUT) {
-            snprintf(t->detail, sizeof t->detail, "%s", sm_conn_error_detail(t->c));
-            return rc;
-        }
+        if (rc != -ETIMEDOUT) return end_with(t, rc, "%s", sm_conn_error_detail(t->c));
 
         /* Nothing to dispatch: wait for bytes, a deadline, or the stop. */
         int64_t now = sm__now_ms(), until = INT64_MAX;
@@ -326,38 +360,23 @@ serve(tpeer *t, int64_t start)
         if (o->idle_timeout_ms) {
             int64_t out = atomic_load_explicit(&t->last_out, memory_order_relaxed);
             int64_t due = SM__MAX(last_in, out) + o->idle_timeout_ms;
-            if (due <= now) {
-                snprintf(t->detail, sizeof t->detail,
-                         "idle timeout: nothing sent or received for %d ms", o->idle_timeout_ms);
-                return -ETIMEDOUT;
-            }
+            if (due <= now)
+                return end_with(t, -ETIMEDOUT, "idle timeout: nothing sent or received for %d ms",
+                                o->idle_timeout_ms);
             until = SM__MIN(until, due);
         }
         if (o->heartbeat_timeout_ms) {
             int64_t due = last_in + o->heartbeat_timeout_ms;
-            if (due <= now) {
-                snprintf(t->detail, sizeof t->detail, "heartbeat lost: nothing received for %d ms",
-                         o->heartbeat_timeout_ms);
-                return SM_ERR_HEARTBEAT;
-            }
+            if (due <= now)
+                return end_with(t, SM_ERR_HEARTBEAT, "heartbeat lost: nothing received for %d ms",
+                                o->heartbeat_timeout_ms);
             until = SM__MIN(until, due);
         }
-        if (o->heartbeat_ms) {
-            int64_t out = atomic_load_explicit(&t->last_out, memory_order_relaxed);
-            int64_t due = SM__MAX(out, start) + o->heartbeat_ms;
-            if (due <= now) {
-                send_ping(t);
-                due = now + o->heartbeat_ms;
-            }
-            until = SM__MIN(until, due);
-        }
+        if (o->heartbeat_ms) until = SM__MIN(until, ping_due(t, start, now));
         bool stopping = atomic_load(&srv->stopping);
         if (stopping) {
             int64_t dl = sm__drain_deadline(srv);
-            if (dl <= now) {
-                snprintf(t->detail, sizeof t->detail, "closed by the server's drain deadline");
-                return -ECANCELED;
-            }
+            if (dl <= now) return end_with(t, -ECANCELED, "closed by the server's drain deadline");
             until = SM__MIN(until, dl);
             pthread_mutex_lock(&t->lock);
             bool shut = t->shut;
@@ -425,6 +444,9 @@ conn_main(void *arg)
         reason = serve(t, start);
     }
 
+    /* Ending for a reason: a send blocked on another thread (holding the
+     * lock for up to write_timeout_ms) fails at once instead. */
+    if (reason != 0 && t->c) shutdown(p->fd, SHUT_RDWR);
     pthread_mutex_lock(&t->lock);
     /* A clean end: the client's EOF at a boundary, all replies written. */
     if (reason == 0 && t->ready && !t->shut) sm_conn_shutdown(t->c);

@@ -79,6 +79,7 @@ sm__stream_opts_check(const sm_stream_opts *o)
     if (o->unsent != SM_UNSENT_KEEP && o->unsent != SM_UNSENT_DROP) return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
+    if (o->heartbeat_ms && o->spec->kind == SM_FRAME_EOF) return SM_ERR_SPEC; /* no room */
     if (o->heartbeat_ms || o->swallow_pings) {
         sm_frame_hdr h;
         const void *p = o->ping ? o->ping : "";

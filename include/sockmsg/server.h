@@ -248,8 +248,13 @@ typedef struct sm_server_opts {
      * ping is ping[0..ping_len) (default: an empty message; ping_type with a
      * type: spec). With swallow_pings, an incoming message equal to the ping
      * refreshes the peer's liveness but is not passed to on_message (and
-     * does not count as its first message). Bounds: SM_STREAM_TIMEOUT_MAX_MS;
-     * the loop model fires up to SM_STREAM_TIMEOUT_RESOLUTION_MS late. */
+     * does not count as its first message). Pings are traffic: with
+     * heartbeats on, idle_timeout_ms never sees a silent peer as idle; close
+     * silent peers with heartbeat_timeout_ms. A ping is skipped while another
+     * send to the peer is under way or its socket is full (that is traffic
+     * enough). eof framing cannot carry pings (SM_ERR_SPEC). Bounds:
+     * SM_STREAM_TIMEOUT_MAX_MS; timers fire up to SM_STREAM_TIMER_RES_MS late
+     * in the loop model. */
     int heartbeat_ms;
     int heartbeat_timeout_ms;
     const void *ping;
@@ -427,7 +432,7 @@ SM_API int sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt);
  * frame is queued by reference into the read buffer, without a copy, and
  * goes out with the read batch's other replies; anywhere else it is copied.
  * Thread model: written before returning, as sm_peer_send. Returns and fails
- * as sm_peer_send (-EINVAL for a NULL msg or frame); an empty frame (an
+ * as sm_peer_send (-EINVAL for a NULL msg, or a NULL frame with a length); an empty frame (an
  * empty eof-framed message) sends nothing and returns 0. The built-in echo
  * handler is this call. Threads: see "Handlers and threads" above. */
 SM_API int sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg);

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -754,6 +755,115 @@ test_drain_deadline(void **state)
     sm_server_free(srv);
 }
 
+/* A busy connection thread still pings: the handler takes 5 ms a message
+ * and 300 messages wait in the socket, so the thread never finds it empty
+ * for 1.5 s. (The loop model cannot ping while a handler blocks its loop;
+ * handlers there must not block.) */
+static void
+slow_sink(sm_peer *p, const sm_frame_msg *m)
+{
+    (void)p;
+    (void)m;
+    nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
+}
+
+static void
+test_heartbeat_busy_thread(void **state)
+{
+    (void)state;
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .model = SM_SERVER_THREAD,
+                        .on_message = slow_sink,
+                        .heartbeat_ms = 100,
+                        .ping = "hb",
+                        .ping_len = 2};
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *c = cli_dial(ep);
+    for (int i = 0; i < 300; i++)
+        SM_ASSERT_OK(sm_conn_send(c, "work", 4, SM_CONN_DEFAULT));
+    int pings = 0;
+    sm_frame_msg m;
+    int64_t end = sm_test_now_ms() + 1200;
+    while (sm_test_now_ms() < end && sm_conn_recv(c, &m, 200) == 1)
+        if (m.len == 2 && !memcmp(m.data, "hb", 2)) pings++;
+    print_message("%d pings in 1.2 s of a busy connection\n", pings);
+    assert_true(pings >= 4);
+    sm_conn_free(c);
+    sm_server_free(srv);
+}
+
+/* A send blocked on another thread (the client reads nothing) holds the
+ * peer's send lock for up to write_timeout_ms; the connection thread's ping
+ * must not queue behind it, so the heartbeat timeout still closes the peer
+ * as "heartbeat", not 4 s later as a slow consumer. */
+static _Atomic(sm_peer *) hb_peer;
+static atomic_int hb_reason, hb_sent_done;
+
+static void
+hb_open(sm_peer *p)
+{
+    atomic_store(&hb_peer, p);
+}
+
+static void
+hb_close(sm_peer *p, int reason)
+{
+    (void)p;
+    atomic_store(&hb_reason, reason);
+    /* The sender thread may be inside sm_peer_send: the peer lives until
+     * this returns, so wait (bounded) for the send to come back. */
+    for (int i = 0; i < 200 && !atomic_load(&hb_sent_done); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000}, NULL);
+}
+
+static void *
+hb_big_send(void *arg)
+{
+    (void)arg;
+    size_t n = 12u << 20;
+    char *big = calloc(1, n);
+    if (big) sm_peer_send(atomic_load(&hb_peer), big, n);
+    free(big);
+    atomic_store(&hb_sent_done, 1);
+    return NULL;
+}
+
+static void
+test_heartbeat_during_blocked_send(void **state)
+{
+    (void)state;
+    atomic_store(&hb_peer, NULL);
+    atomic_store(&hb_reason, 1);
+    atomic_store(&hb_sent_done, 0);
+    const char *one[] = {"tcp://127.0.0.1:0", NULL};
+    sm_server_opts o = {.listen = one,
+                        .model = SM_SERVER_THREAD,
+                        .on_open = hb_open,
+                        .on_message = sm_server_handler_discard,
+                        .on_close = hb_close,
+                        .heartbeat_ms = 100,
+                        .heartbeat_timeout_ms = 500,
+                        .write_timeout_ms = 4000};
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_conn *c = cli_dial(ep);
+    SM_WAIT_FOR(atomic_load(&hb_peer) != NULL, 5000);
+    pthread_t th;
+    int64_t t0 = sm_test_now_ms();
+    assert_int_equal(pthread_create(&th, NULL, hb_big_send, NULL), 0);
+    SM_WAIT_FOR(atomic_load(&hb_reason) != 1, 10000);
+    int64_t took = sm_test_now_ms() - t0;
+    print_message("closed after %lld ms\n", (long long)took);
+    SM_ASSERT_ERR(atomic_load(&hb_reason), SM_ERR_HEARTBEAT);
+    /* Not held up by the blocked send (write_timeout_ms 4000). */
+    assert_true(took < 3000);
+    pthread_join(th, NULL);
+    sm_conn_free(c);
+    sm_server_free(srv);
+}
+
 /* ---- frames as they came ----------------------------------------------------------- */
 
 static void
@@ -885,6 +995,8 @@ main(void)
         VARIANTS(test_drain_deadline),
         VARIANTS(test_first_message_deadline),
         VARIANTS(test_heartbeat),
+        cmocka_unit_test(test_heartbeat_busy_thread),
+        cmocka_unit_test(test_heartbeat_during_blocked_send),
         VARIANTS(test_send_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,6 @@
  * sigwait(2), so no handler ever runs in signal context and the counters are
  * read with sm_server_get_stats, which is thread-safe. */
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +24,7 @@
 #include <sockmsg/error.h>
 #include <sockmsg/frame.h>
 #include <sockmsg/server.h>
+#include <sockmsg/stream.h>
 
 #include "cli.h"
 
@@ -209,7 +209,9 @@ parse_heartbeat(serve *s, const char *arg)
     if (comma) {
         if (cli_parse_ms(&s->cli, "--heartbeat", comma + 1, &o->heartbeat_timeout_ms)) return -1;
     } else {
-        o->heartbeat_timeout_ms = o->heartbeat_ms > INT_MAX / 3 ? INT_MAX : 3 * o->heartbeat_ms;
+        o->heartbeat_timeout_ms = o->heartbeat_ms > SM_STREAM_TIMEOUT_MAX_MS / 3
+                                      ? SM_STREAM_TIMEOUT_MAX_MS
+                                      : 3 * o->heartbeat_ms;
     }
     o->swallow_pings = true;
     return 0;
