@@ -928,7 +928,7 @@ test_heartbeat(void **state)
                         .on_close = count_close,
                         .data = &s,
                         .heartbeat_ms = 100,
-                        .heartbeat_timeout_ms = 400,
+                        .heartbeat_timeout_ms = 600,
                         .ping = "hb",
                         .ping_len = 2,
                         .swallow_pings = true};
@@ -954,7 +954,7 @@ test_heartbeat(void **state)
     assert_true(rc <= 0 && rc != -ETIMEDOUT);
     SM_WAIT_FOR(atomic_load(&s.reasons[SM_CLOSE_HEARTBEAT]) == 2, 5000);
     sm_conn *pinger = cli_dial(ep);
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 20; i++) {
         SM_ASSERT_OK(sm_conn_send(pinger, "hb", 2, SM_CONN_DEFAULT));
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
     }
