@@ -5,6 +5,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <sockmsg/frame.h>
@@ -66,6 +67,30 @@ sm__frame_decode_fast(sm_frame_decoder *d, bool plain, uint64_t max, const uint8
         }
     }
     return sm_frame_decode(d, buf, len, msg);
+}
+
+/* Heartbeat pings, shared by streams and the thread-model server. */
+
+/* m is the ping: the same payload and, for type: specs, type byte. */
+static inline bool
+sm__ping_matches(const sm_frame_spec *spec, const void *ping, size_t len, int type,
+                 const sm_frame_msg *m)
+{
+    if (m->len != len) return false;
+    if (spec->kind == SM_FRAME_TYPE && m->type != type) return false;
+    return len == 0 || memcmp(m->data, ping, len) == 0;
+}
+
+/* Why spec cannot carry this ping (sent, with `sending`, or only recognised),
+ * or NULL when it can. */
+static inline const char *
+sm__ping_unframable(const sm_frame_spec *spec, const void *ping, size_t len, int type, bool sending)
+{
+    if (sending && spec->kind == SM_FRAME_EOF) return "eof framing cannot carry heartbeat pings";
+    sm_frame_hdr h;
+    if (sm_frame_encode(spec, ping ? ping : "", len, type, &h) < 0)
+        return "the ping cannot be framed with this spec";
+    return NULL;
 }
 
 /* Write the spec string of one basic codec ("len16be,adjust=2", "ascii:5",

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "frame_internal.h"
 #include "internal.h"
 #include "server_internal.h"
 
@@ -235,12 +236,10 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
     int rc = sm_frame_spec_check(o->spec, why, why_len);
     if (rc < 0) return rc;
     if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
-    if (o->heartbeat_ms && o->spec->kind == SM_FRAME_EOF)
-        return sm__why(why, why_len, SM_ERR_SPEC, "eof framing cannot carry heartbeat pings");
     if (o->heartbeat_ms || o->swallow_pings) {
-        sm_frame_hdr h;
-        if (sm_frame_encode(o->spec, o->ping ? o->ping : "", o->ping_len, o->ping_type, &h) < 0)
-            return sm__why(why, why_len, SM_ERR_SPEC, "the ping cannot be framed with this spec");
+        const char *bad =
+            sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0);
+        if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
     }
 
     if (o->threads == 0)

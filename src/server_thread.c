@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "frame_internal.h"
 #include "internal.h"
 #include "server_internal.h"
 
@@ -282,9 +283,7 @@ send_ping(tpeer *t)
 static bool
 is_ping(const sm_server_opts *o, const sm_frame_msg *m)
 {
-    if (!o->swallow_pings || m->len != o->ping_len) return false;
-    if (o->spec->kind == SM_FRAME_TYPE && m->type != o->ping_type) return false;
-    return m->len == 0 || memcmp(m->data, o->ping, m->len) == 0;
+    return o->swallow_pings && sm__ping_matches(o->spec, o->ping, o->ping_len, o->ping_type, m);
 }
 
 /* The connection thread ends the connection for `reason`: it claims the

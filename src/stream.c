@@ -79,12 +79,9 @@ sm__stream_opts_check(const sm_stream_opts *o)
     if (o->unsent != SM_UNSENT_KEEP && o->unsent != SM_UNSENT_DROP) return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
-    if (o->heartbeat_ms && o->spec->kind == SM_FRAME_EOF) return SM_ERR_SPEC; /* no room */
-    if (o->heartbeat_ms || o->swallow_pings) {
-        sm_frame_hdr h;
-        const void *p = o->ping ? o->ping : "";
-        if (sm_frame_encode(o->spec, p, o->ping_len, o->ping_type, &h) < 0) return SM_ERR_SPEC;
-    }
+    if ((o->heartbeat_ms || o->swallow_pings) &&
+        sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0))
+        return SM_ERR_SPEC;
     return 0;
 }
 
@@ -260,9 +257,7 @@ frame_fail(sm_stream *s, const sm_frame_decoder *d, int err)
 static bool
 swallowed(const sm_stream_opts *o, const sm_frame_msg *m)
 {
-    if (!o->swallow_pings || m->len != o->ping_len) return false;
-    if (o->spec->kind == SM_FRAME_TYPE && m->type != o->ping_type) return false;
-    return m->len == 0 || memcmp(m->data, o->ping, m->len) == 0;
+    return o->swallow_pings && sm__ping_matches(o->spec, o->ping, o->ping_len, o->ping_type, m);
 }
 
 /* Deliver every whole message of buf[*off..len). 0: all delivered; -1: the

@@ -128,6 +128,12 @@ test_bad_options(void **state)
     assert_non_null(strstr(why, "ping"));
     o.ping = NULL;
     SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), -EINVAL);
+    /* eof framing has no room for a ping among the replies. */
+    sm_frame_spec eof = {.kind = SM_FRAME_EOF};
+    o.spec = &eof;
+    o.ping_len = 0;
+    SM_ASSERT_ERR(sm_server_new(&srv, &o, why, sizeof why), SM_ERR_SPEC);
+    assert_non_null(strstr(why, "eof"));
     o = (sm_server_opts){.listen = one, .on_message = sm_server_handler_echo};
 
     /* A port someone else holds (without SO_REUSEPORT) is refused, also

@@ -363,6 +363,28 @@ test_resume_same_iteration_tcp(void **state)
     ts_loop_free(l);
 }
 
+/* Write buf to sv[1] and wait (bounded) until sv[0]'s receive queue holds
+ * all of it, so nothing is in flight when the test starts its loop. False
+ * (said why) when the socket buffers cannot take it all at once. */
+static bool
+queue_at_receiver(int sv[2], const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    for (int i = 0; i < 1000 && off < len; i++) {
+        ssize_t k = write(sv[1], buf + off, len - off);
+        if (k <= 0) break;
+        off += (size_t)k;
+    }
+    int queued = 0;
+    for (int i = 0; i < 200 && (size_t)queued < len; i++) {
+        SM_ASSERT_OK(ioctl(sv[0], FIONREAD, &queued));
+        if ((size_t)queued < len) usleep(5000);
+    }
+    if ((size_t)queued == len) return true;
+    print_message("only %d of %zu bytes queued at once: skipped\n", queued, len);
+    return false;
+}
+
 /* sm_stream_read_stop / read_start, over TCP (edge-triggered). */
 typedef struct rs {
     int msgs, stop_at;
@@ -451,19 +473,8 @@ test_read_restart_same_iteration(void **state)
     tcp_pair(sv, 8 << 20);
     uint8_t *buf = malloc((size_t)N * 64);
     assert_non_null(buf);
-    size_t len = rs_frames(buf, N), off = 0;
-    for (int i = 0; i < 1000 && off < len; i++) {
-        ssize_t k = write(sv[1], buf + off, len - off);
-        if (k <= 0) break;
-        off += (size_t)k;
-    }
-    int queued = 0;
-    for (int i = 0; i < 200 && (size_t)queued < len; i++) {
-        SM_ASSERT_OK(ioctl(sv[0], FIONREAD, &queued));
-        if ((size_t)queued < len) usleep(5000);
-    }
-    if ((size_t)queued < len) {
-        print_message("only %d of %zu bytes queued at once: skipped\n", queued, len);
+    size_t len = rs_frames(buf, N);
+    if (!queue_at_receiver(sv, buf, len)) {
         close(sv[0]);
         close(sv[1]);
         free(buf);
@@ -506,20 +517,7 @@ check_early_stop(sm_stream_message_cb cb, size_t budget)
         ts_msg_fill(m, 7, i, LEN);
         len += ts_frame(&ts_len32, m, LEN, out + len);
     }
-    size_t off = 0;
-    for (int i = 0; i < 1000 && off < len; i++) {
-        ssize_t k = write(sv[1], out + off, len - off);
-        if (k <= 0) break;
-        off += (size_t)k;
-    }
-    /* Wait (bounded) until the receiver holds it all: nothing is in flight. */
-    int queued = 0;
-    for (int i = 0; i < 200 && (size_t)queued < len; i++) {
-        SM_ASSERT_OK(ioctl(sv[0], FIONREAD, &queued));
-        if ((size_t)queued < len) usleep(5000);
-    }
-    if ((size_t)queued < len) {
-        print_message("only %d of %zu bytes queued at once: skipped\n", queued, len);
+    if (!queue_at_receiver(sv, out, len)) {
         close(sv[0]);
         close(sv[1]);
         free(out);
@@ -852,6 +850,12 @@ test_bad_timeouts(void **state)
     o = (sm_stream_opts){
         .spec = &ts_len32, .on_message = f_count, .heartbeat_ms = SM_STREAM_TIMEOUT_MAX_MS + 1};
     SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[1], &o, NULL), -EINVAL);
+    /* eof framing cannot carry pings. */
+    static const sm_frame_spec eof = {.kind = SM_FRAME_EOF};
+    ts_pair(sv);
+    o = (sm_stream_opts){.spec = &eof, .on_message = f_count, .heartbeat_ms = 100};
+    SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[0], &o, NULL), SM_ERR_SPEC);
+    close(sv[1]);
     ts_loop_free(l);
 }
 
