@@ -339,8 +339,9 @@ serve(tpeer *t, int64_t start)
             sm__ctr_add(&srv->tctrs.msgs_in, 1);
             sm__ctr_add(&srv->tctrs.bytes_in, m.len);
             o->on_message(p, &m);
-            /* A peer that keeps us busy still gets its pings. */
-            if (o->heartbeat_ms) ping_due(t, start, sm__now_ms());
+            /* A peer that keeps us busy still gets its pings (the time read
+             * for last_in serves: one clock read per message). */
+            if (o->heartbeat_ms) ping_due(t, start, last_in);
             continue;
         }
         if (rc == 0) return 0;
