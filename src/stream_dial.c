@@ -317,7 +317,7 @@ report_phase(sm_stream *s)
         sm__dial_report(s);
         if (s->flags & SM__S_CLOSING) return;
         if ((s->flags & SM__S_PAUSED) && sm_stream_queued(s) <= sm__low(o)) {
-            s->flags &= (uint16_t)~SM__S_PAUSED;
+            sm__stream_set_paused(s, false);
             if (o->on_drain) o->on_drain(s);
             if (s->flags & SM__S_CLOSING) return;
         }
@@ -382,7 +382,7 @@ sm__dial_free(sm_stream *s)
      * the stream's allocation. */
     free(d->fixed);
     d->fixed = NULL;
-    s->flags &= (uint16_t)~SM__S_DIALED;
+    sm__stream_set_dialed(s, false);
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -400,7 +400,7 @@ dial_new(sm_stream **out, sm_loop *loop, const sm_endpoint *ep, const sm_addr *a
     sm__dial *d = sm__stream_extra(s);
     sm_timer_init(loop, &d->timer, dial_timer_cb);
     d->timer.data = s;
-    s->flags |= SM__S_DIALED;
+    sm__stream_set_dialed(s, true);
     if (ep) {
         d->ep = *ep;
     } else if (!(d->fixed = malloc(n * sizeof *addrs))) {

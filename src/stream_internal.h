@@ -43,8 +43,9 @@ struct sm_stream {
     uint64_t rx_pos;       /* stream offset of the decoder at a boundary */
     uint32_t rx_ts, tx_ts; /* loop time (ms, wrapping) of the last read / write */
     int32_t reason;        /* why it closed or was lost */
-    uint16_t flags;
-    uint16_t reserved;
+    uint16_t flags;        /* written only by the transitions in stream.c */
+    uint8_t tp;            /* the transport under it: an index into sm__transports */
+    uint8_t reserved;
 };
 
 typedef struct sm__dial sm__dial; /* stream_dial.c */
@@ -203,6 +204,20 @@ sm__now32(const sm_stream *s)
     return (uint32_t)sm_loop_now(s->io.loop);
 }
 
+/* Reading wanted: not paused by the queue, not stopped by the user. */
+static inline bool
+sm__stream_reading(const sm_stream *s)
+{
+    return !(s->flags & (SM__S_PAUSED | SM__S_STOPPED));
+}
+
+/* Bytes arrived (the read and idle timeouts count from here). */
+static inline void
+sm__stream_note_rx(sm_stream *s)
+{
+    s->rx_ts = sm__now32(s);
+}
+
 /* Effective option values (all-zero means defaults). */
 #define SM__DEFAULT_HIGH   ((size_t)1 << 20)
 #define SM__DEFAULT_CAP    (((size_t)16 << 20) + ((size_t)64 << 10))
@@ -232,6 +247,21 @@ sm__budget(const sm_stream_opts *o)
 {
     return o->read_budget ? o->read_budget : SM__DEFAULT_BUDGET;
 }
+
+/* stream.c: the state transitions, the only writers of sm_stream.flags.
+ * Each also ends sm_stream_send_frame's zero-copy fast path. */
+void sm__stream_set_in_read(sm_stream *s, bool on); /* a read batch runs */
+void sm__stream_set_paused(sm_stream *s, bool on);  /* the queue passed high_water */
+void sm__stream_set_blocked(sm_stream *s, bool on); /* the kernel refused bytes */
+void sm__stream_set_eof(sm_stream *s);              /* the peer's EOF */
+void sm__stream_shut_req(sm_stream *s, bool user);  /* FIN once the queue is empty */
+void sm__stream_set_wr_done(sm_stream *s);          /* FIN sent */
+void sm__stream_set_dialed(sm_stream *s, bool on);  /* sm__dial in the extra area */
+
+/* stream.c: the transport under the stream (transport.h). send_raw stores
+ * the transport's result in *n and returns it if < 0, else 0. */
+int sm__stream_send_raw(sm_stream *s, const struct iovec *iov, int iovcnt, ssize_t *n);
+int sm__stream_shutdown_raw(sm_stream *s);
 
 /* stream.c */
 void sm__stream_fail(sm_stream *s, int reason, const char *fmt, ...)

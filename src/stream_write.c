@@ -3,6 +3,7 @@
  * messages cost a few allocations; a big message or a caller's buffers
  * (sendv_take) get a node of their own. The queue goes out by sendmsg with
  * up to IOV_MAX pieces, and exists only while something is queued. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "internal.h"
 #include "stream_internal.h"
+#include "transport.h"
 
 #define CHUNK_FIRST 1024
 #define CHUNK_MAX   (32 * 1024)
@@ -54,6 +56,15 @@ sm__wq_free_if_empty(sm_stream *s)
         free(q);
 }
 
+/* The only writer of q->tail. sm_stream_send_frame's fast path grows the
+ * tail node in place, so it must end whenever the tail changes. */
+static void
+set_tail(sm__wq *q, sm__wnode *n)
+{
+    q->tail = n;
+    sm__sl(q->s)->zc_next = 0;
+}
+
 static void
 append(sm__wq *q, sm__wnode *n)
 {
@@ -62,7 +73,7 @@ append(sm__wq *q, sm__wnode *n)
         q->tail->next = n;
     else
         q->head = n;
-    q->tail = n;
+    set_tail(q, n);
 }
 
 /* Where frame_len bytes of a copied frame go, or NULL (ENOMEM). The caller
@@ -103,7 +114,7 @@ sm__wq_unref(sm_stream *s)
 {
     sm__stream_loop *sl = sm__sl(s);
     sm__wq *q = s->wq;
-    sl->zc_next = 0;
+    sl->zc_next = 0; /* a new batch buffer, or none: no fast path */
     if (!sl->refs_used || !q) return 0;
     int rc = 0;
     sm__wnode *prev = NULL;
@@ -137,7 +148,7 @@ sm__wq_unref(sm_stream *s)
             prev->next = repl;
         else
             q->head = repl;
-        if (q->tail == n) q->tail = c ? &c->n : prev;
+        if (q->tail == n) set_tail(q, c ? &c->n : prev);
         if (c) prev = &c->n;
         ref_put(sl, r);
         n = next;
@@ -221,13 +232,9 @@ static int
 queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
 {
     int ret = 0;
-    sm__sl(s)->zc_next = 0; /* the queue's tail changed */
     if (q->bytes > sm__high(s->opts)) {
         ret = 1;
-        if (!(s->flags & SM__S_PAUSED)) {
-            s->flags |= SM__S_PAUSED;
-            sm__stream_update_io(s);
-        }
+        sm__stream_set_paused(s, true);
     }
     /* Not connected: written once connected. In a read batch: written at its
      * end. Blocked: written when the socket says so. */
@@ -412,6 +419,8 @@ sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg)
         sm__stream_loop *sl = sm__sl(s);
         size_t len = msg->frame_len;
         if ((uintptr_t)msg->frame == sl->zc_next && sl->zc_s == s && len <= sl->zc_room) {
+            assert(s->wq && s->wq->tail && s->wq->tail->kind == SM__WN_REF &&
+                   ((const sm__wref *)s->wq->tail)->p + s->wq->tail->len == msg->frame);
             sl->zc_next += len;
             sl->zc_room -= len;
             s->wq->tail->len += len;
@@ -537,7 +546,7 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
         q->off = 0;
         q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
         q->head = h->next;
-        if (!q->head) q->tail = NULL;
+        if (!q->head) set_tail(q, NULL);
         if (h->kind == SM__WN_TAKE) {
             h->next = NULL;
             **done_tail = h;
@@ -548,20 +557,6 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
             free(h);
         }
     }
-}
-
-static void
-set_blocked(sm_stream *s, bool on)
-{
-    if (!on == !(s->flags & SM__S_BLOCKED)) return;
-    if (on) {
-        s->flags |= SM__S_BLOCKED;
-        s->wq->progress = sm__now32(s);
-    } else {
-        s->flags &= (uint16_t)~SM__S_BLOCKED;
-    }
-    sm__stream_update_io(s);
-    if (s->opts->write_timeout_ms) sm__timeouts_arm(s);
 }
 
 /* Write as much of the queue as the socket takes (no syscall per message),
@@ -585,15 +580,14 @@ sm__stream_flush(sm_stream *s)
                 advance(q, 0, &done_tail);
                 continue;
             }
-            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-            ssize_t n = sendmsg(s->io.fd, &mh, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    blocked = true;
-                    break;
-                }
-                err = -errno;
+            ssize_t n;
+            int rc = sm__stream_send_raw(s, iov, cnt, &n);
+            if (rc == -EAGAIN) {
+                blocked = true;
+                break;
+            }
+            if (rc < 0) {
+                err = rc;
                 break;
             }
             s->tx_ts = q->progress = sm__now32(s);
@@ -605,9 +599,9 @@ sm__stream_flush(sm_stream *s)
         }
         if (!err) {
             if (q->head) {
-                set_blocked(s, blocked);
+                sm__stream_set_blocked(s, blocked);
             } else {
-                set_blocked(s, false);
+                sm__stream_set_blocked(s, false);
                 sm__wq_free_if_empty(s);
                 if (o->heartbeat_ms) sm__timeouts_arm(s);
             }
@@ -619,15 +613,14 @@ sm__stream_flush(sm_stream *s)
         sm__stream_fail(s, err, "write: %s", sm_strerror(err));
     } else {
         if ((s->flags & SM__S_PAUSED) && left <= sm__low(o)) {
-            s->flags &= (uint16_t)~SM__S_PAUSED;
             drained = true;
-            sm__stream_update_io(s);
+            sm__stream_set_paused(s, false);
         }
         if (!s->wq && (s->flags & (SM__S_SHUT_REQ | SM__S_WR_DONE)) == SM__S_SHUT_REQ &&
             sm__stream_live(s)) {
-            s->flags |= SM__S_WR_DONE;
-            if (shutdown(s->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
-                sm__stream_fail(s, -errno, "shutdown: %s", sm_strerror(-errno));
+            sm__stream_set_wr_done(s);
+            int rc = sm__stream_shutdown_raw(s);
+            if (rc < 0) sm__stream_fail(s, rc, "shutdown: %s", sm_strerror(rc));
         }
         if ((s->flags & (SM__S_WR_DONE | SM__S_EOF)) == (SM__S_WR_DONE | SM__S_EOF) &&
             sm__stream_live(s))
@@ -641,4 +634,10 @@ sm__stream_flush(sm_stream *s)
         free(t);
     }
     if (drained && o->on_drain && !(s->flags & SM__S_CLOSING)) o->on_drain(s);
+}
+
+void
+sm__tx_ready(sm_stream *s)
+{
+    sm__stream_flush(s);
 }

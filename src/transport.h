@@ -1,0 +1,118 @@
+/* The I/O seam under a stream: what a stream needs from "the thing under
+ * it", and what it offers that thing in return. Never installed.
+ *
+ * Downward (transport ops, one const table per kind of transport, picked
+ * by the stream's one-byte `tp` index so a stream carries no pointer for
+ * it): take a connected socket, say which events the stream waits for,
+ * submit a gather write, half-close, close. Upward (stream_read.c): a
+ * receive batch, fed in one of two shapes:
+ *
+ *   readiness (epoll, poll; a byte filter such as TLS on top of one):
+ *       sm__rx_begin
+ *       repeat: sm__rx_buffers -> read into them -> sm__rx_done
+ *       sm__rx_end
+ *   completion with buffers of the transport's own (io_uring provided
+ *   buffer rings):
+ *       sm__rx_begin
+ *       repeat: sm__rx_input(bytes the kernel put in its buffer)
+ *       sm__rx_end
+ *
+ * Either way the stream decodes every frame in place (from the loop's
+ * shared buffer, or from the transport's buffer), copies only an
+ * unfinished frame, delivers, and at sm__rx_end writes the batch's
+ * replies with one gather write and re-arms its timeouts once. A batch
+ * reads top-down: receive, decode, deliver, flush, re-arm.
+ *
+ * Sending: the stream calls `send` with the head of its queue (one gather
+ * write per batch); a transport returns how many bytes it took. (The
+ * io_uring transport will add a pending result and a completion call:
+ * until then the stream must neither free nor reuse the bytes, and
+ * frames queued by reference into a read buffer get copied first, which
+ * sm__wq_unref already does.) See docs/design.md, "The I/O seam". */
+#ifndef SM_TRANSPORT_H
+#define SM_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "sockmsg/frame.h"
+#include "sockmsg/loop.h"
+#include "sockmsg/stream.h"
+
+typedef struct sm__transport_ops {
+    const char *name;
+    /* No socket (a new stream; after a drop). Cannot fail. */
+    void (*init)(sm_stream *s);
+    /* Take the connected socket fd (non-blocking), reading on. 0, or
+     * -errno with fd left open and the stream as after init. */
+    int (*open)(sm_stream *s, int fd);
+    /* Wait for these events: SM_READ while the stream reads, SM_WRITE
+     * while its writer is blocked. 0 or -errno. */
+    int (*want)(sm_stream *s, unsigned events);
+    /* Reading was off and is on again, and bytes may be waiting that no
+     * new event will announce (an edge-triggered socket). 0 or -errno. */
+    int (*resume)(sm_stream *s);
+    /* Write from iov: bytes taken (>= 0, fewer than offered: full for
+     * now), -EAGAIN (nothing taken: SM_WRITE will come), or -errno (the connection is broken).
+     * Never raises SIGPIPE. */
+    ssize_t (*send)(sm_stream *s, const struct iovec *iov, int iovcnt);
+    /* FIN after everything sent: 0 or -errno. */
+    int (*shutdown)(sm_stream *s);
+    /* Close the socket now; the stream lives on (reconnecting). */
+    void (*drop)(sm_stream *s);
+    /* Stop I/O now and close; `closed` runs from the loop later, once
+     * nothing of the transport's can touch the stream any more. */
+    void (*close)(sm_stream *s, sm_io_close_cb closed);
+} sm__transport_ops;
+
+enum { SM__TP_SOCK = 0, SM__TP_KINDS };
+
+extern const sm__transport_ops sm__tp_sock; /* transport_sock.c */
+extern const sm__transport_ops *const sm__transports[SM__TP_KINDS];
+
+/* The io callback of every transport built on sm_io watchers: a watcher
+ * with it is a connected stream's (sm__stream_at finds streams so). */
+bool sm__tp_is_stream_io(const sm_io *w);
+
+/* ---- the receive side a transport feeds (stream_read.c) ---------------- */
+
+/* One receive batch, on the transport's stack. */
+typedef struct sm__rx {
+    sm_frame_decoder dec;
+    size_t budget;     /* bytes this batch may still read */
+    uint8_t *base;     /* sm__rx_buffers: iov[0] starts at base + have */
+    size_t have, room; /* bytes already at base, room behind them */
+    size_t room2;      /* a second piece in the shared buffer, or 0 */
+    bool flushed;      /* the replies went out already */
+} sm__rx;
+
+/* Start a batch. 0, or -1 when the stream cannot read (it failed). */
+int sm__rx_begin(sm_stream *s, sm__rx *rx);
+/* Where the next bytes go: 1 or 2 iovecs; 0 when the stream reads no more
+ * in this batch (paused, stopped); -1 when it failed. */
+int sm__rx_buffers(sm_stream *s, sm__rx *rx, struct iovec iov[2]);
+/* n > 0 bytes arrived in those buffers; `drained` says the transport
+ * knows nothing more is waiting (a short read). Decodes and delivers.
+ * true: read on; false: the batch is over (drained, budget spent, paused,
+ * replies queued by reference, closed or lost). */
+bool sm__rx_done(sm_stream *s, sm__rx *rx, size_t n, bool drained);
+/* n > 0 bytes in a buffer of the transport's own, valid for this call
+ * only (completion I/O). Return as sm__rx_done. */
+bool sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained);
+/* The peer shut down its side (a read returned 0). */
+void sm__rx_eof(sm_stream *s, sm__rx *rx);
+/* Receiving failed (-errno): the connection is lost. */
+void sm__rx_fail(sm_stream *s, int err);
+/* End the batch: the replies go out (once), the timeouts are re-armed.
+ * true when the stream still wants to read (not paused, stopped, at EOF,
+ * closed or lost). */
+bool sm__rx_end(sm_stream *s, sm__rx *rx);
+
+/* ---- the send side (stream_write.c) ------------------------------------ */
+
+/* The transport can take bytes again (SM_WRITE came): write the queue. */
+void sm__tx_ready(sm_stream *s);
+
+#endif
