@@ -95,12 +95,6 @@ flags_change(sm_stream *s, unsigned set, unsigned clear)
 }
 
 void
-sm__stream_set_in_read(sm_stream *s, bool on)
-{
-    flags_change(s, on ? SM__S_IN_READ : 0, on ? 0 : SM__S_IN_READ);
-}
-
-void
 sm__stream_set_paused(sm_stream *s, bool on)
 {
     if (!on == !(s->flags & SM__S_PAUSED)) return;
@@ -185,7 +179,7 @@ _Static_assert(sizeof(sm_stream) % 8 == 0, "sm_stream keeps its extra area align
 static const sm__transport_ops *
 tp(const sm_stream *s)
 {
-    return sm__transports[s->tp];
+    return sm__tp_of(s);
 }
 
 sm_stream *
@@ -320,18 +314,6 @@ sm__stream_update_io(sm_stream *s)
     if (rc < 0) sm__stream_fail(s, rc, "watching the socket: %s", sm_strerror(rc));
 }
 
-int
-sm__stream_send_raw(sm_stream *s, const struct iovec *iov, int iovcnt, ssize_t *n)
-{
-    *n = tp(s)->send(s, iov, iovcnt);
-    return *n < 0 ? (int)*n : 0;
-}
-
-int
-sm__stream_shutdown_raw(sm_stream *s)
-{
-    return tp(s)->shutdown(s);
-}
 
 int
 sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,

@@ -250,7 +250,6 @@ sm__budget(const sm_stream_opts *o)
 
 /* stream.c: the state transitions, the only writers of sm_stream.flags.
  * Each also ends sm_stream_send_frame's zero-copy fast path. */
-void sm__stream_set_in_read(sm_stream *s, bool on); /* a read batch runs */
 void sm__stream_set_paused(sm_stream *s, bool on);  /* the queue passed high_water */
 void sm__stream_set_blocked(sm_stream *s, bool on); /* the kernel refused bytes */
 void sm__stream_set_eof(sm_stream *s);              /* the peer's EOF */
@@ -258,10 +257,13 @@ void sm__stream_shut_req(sm_stream *s, bool user);  /* FIN once the queue is emp
 void sm__stream_set_wr_done(sm_stream *s);          /* FIN sent */
 void sm__stream_set_dialed(sm_stream *s, bool on);  /* sm__dial in the extra area */
 
-/* stream.c: the transport under the stream (transport.h). send_raw stores
- * the transport's result in *n and returns it if < 0, else 0. */
-int sm__stream_send_raw(sm_stream *s, const struct iovec *iov, int iovcnt, ssize_t *n);
-int sm__stream_shutdown_raw(sm_stream *s);
+/* A read batch runs (sends wait for its end). Per batch, so inline; it
+ * leaves the zero-copy fast path alone: deliver_in brackets that. */
+static inline void
+sm__stream_set_in_read(sm_stream *s, bool on)
+{
+    s->flags = (uint16_t)(on ? s->flags | SM__S_IN_READ : s->flags & ~SM__S_IN_READ);
+}
 
 /* stream.c */
 void sm__stream_fail(sm_stream *s, int reason, const char *fmt, ...)

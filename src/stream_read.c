@@ -351,7 +351,9 @@ sm__rx_fail(sm_stream *s, int err)
 bool
 sm__rx_end(sm_stream *s, sm__rx *rx)
 {
-    sm__stream_set_in_read(s, false);
-    if (!rx->flushed && sm__stream_live(s)) sm__stream_flush(s);
+    if (!rx->flushed) {
+        sm__stream_set_in_read(s, false);
+        if (sm__stream_live(s)) sm__stream_flush(s);
+    }
     return sm__stream_live(s) && sm__stream_reading(s) && !(s->flags & SM__S_EOF);
 }

@@ -580,14 +580,13 @@ sm__stream_flush(sm_stream *s)
                 advance(q, 0, &done_tail);
                 continue;
             }
-            ssize_t n;
-            int rc = sm__stream_send_raw(s, iov, cnt, &n);
-            if (rc == -EAGAIN) {
+            ssize_t n = sm__tp_of(s)->send(s, iov, cnt);
+            if (n == -EAGAIN) {
                 blocked = true;
                 break;
             }
-            if (rc < 0) {
-                err = rc;
+            if (n < 0) {
+                err = (int)n;
                 break;
             }
             s->tx_ts = q->progress = sm__now32(s);
@@ -619,7 +618,7 @@ sm__stream_flush(sm_stream *s)
         if (!s->wq && (s->flags & (SM__S_SHUT_REQ | SM__S_WR_DONE)) == SM__S_SHUT_REQ &&
             sm__stream_live(s)) {
             sm__stream_set_wr_done(s);
-            int rc = sm__stream_shutdown_raw(s);
+            int rc = sm__tp_of(s)->shutdown(s);
             if (rc < 0) sm__stream_fail(s, rc, "shutdown: %s", sm_strerror(rc));
         }
         if ((s->flags & (SM__S_WR_DONE | SM__S_EOF)) == (SM__S_WR_DONE | SM__S_EOF) &&

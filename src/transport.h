@@ -40,6 +40,7 @@
 #include "sockmsg/frame.h"
 #include "sockmsg/loop.h"
 #include "sockmsg/stream.h"
+#include "stream_internal.h"
 
 typedef struct sm__transport_ops {
     const char *name;
@@ -71,6 +72,12 @@ enum { SM__TP_SOCK = 0, SM__TP_KINDS };
 
 extern const sm__transport_ops sm__tp_sock; /* transport_sock.c */
 extern const sm__transport_ops *const sm__transports[SM__TP_KINDS];
+
+static inline const sm__transport_ops *
+sm__tp_of(const sm_stream *s)
+{
+    return sm__transports[s->tp];
+}
 
 /* The io callback of every transport built on sm_io watchers: a watcher
  * with it is a connected stream's (sm__stream_at finds streams so). */
