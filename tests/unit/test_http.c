@@ -1,5 +1,5 @@
 /* The sockmsg tool's HTTP/1.1 response parser, chunked decoder and URLs
- * (tools/sockmsg/http.c): every split point of well-formed responses,
+ * (tools/sockmsg/http_*.c): every split point of well-formed responses,
  * tables of malformed ones, the bounds, URL parsing and RFC 3986 resolution. */
 #include "smtest.h"
 

@@ -15,6 +15,9 @@
  * `error` field names what is wrong), -EMSGSIZE when a bounded part (the head,
  * a chunk-size line, the trailers) is too long, SM_ERR_LIMIT when there are
  * more header fields than the caller made room for.
+ *
+ * Implemented in http_response.c (heads, body framing), http_chunked.c (the
+ * chunked decoder) and http_url.c (URLs).
  */
 #ifndef SOCKMSG_TOOL_HTTP_H
 #define SOCKMSG_TOOL_HTTP_H
