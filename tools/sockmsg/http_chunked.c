@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <sockmsg/error.h>
-
 #include "http_internal.h"
 
 /* Chunked decoder states. */
@@ -93,7 +91,7 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
         int v = http__hex_value(ch);
         switch (c->state) {
         case CH_SIZE_START:
-            if (v < 0) return chunk_fail(c, SM_ERR_HTTP, "chunk size expected", i);
+            if (v < 0) return chunk_fail(c, CLI_ERR_HTTP, "chunk size expected", i);
             c->left = (uint64_t)v;
             c->digits = v != 0;
             c->state = CH_SIZE;
@@ -113,7 +111,7 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
             } else if (ch == '\n') {
                 size_done(c);
             } else {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid character in chunk size", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid character in chunk size", i);
             }
             break;
         case CH_SIZE_WS:
@@ -124,7 +122,7 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
             } else if (ch == '\n') {
                 size_done(c);
             } else if (!http__is_ws(ch)) {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid character after chunk size", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid character after chunk size", i);
             }
             break;
         case CH_EXT:
@@ -133,11 +131,11 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
             } else if (ch == '\n') {
                 size_done(c);
             } else if (!http__is_field_char(ch)) {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid character in chunk extension", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid character in chunk extension", i);
             }
             break;
         case CH_SIZE_LF:
-            if (ch != '\n') return chunk_fail(c, SM_ERR_HTTP, "CR not followed by LF", i);
+            if (ch != '\n') return chunk_fail(c, CLI_ERR_HTTP, "CR not followed by LF", i);
             size_done(c);
             break;
         case CH_DATA_END:
@@ -146,11 +144,11 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
             } else if (ch == '\n') {
                 c->state = CH_SIZE_START;
             } else {
-                return chunk_fail(c, SM_ERR_HTTP, "chunk data not followed by CRLF", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "chunk data not followed by CRLF", i);
             }
             break;
         case CH_DATA_LF:
-            if (ch != '\n') return chunk_fail(c, SM_ERR_HTTP, "CR not followed by LF", i);
+            if (ch != '\n') return chunk_fail(c, CLI_ERR_HTTP, "CR not followed by LF", i);
             c->state = CH_SIZE_START;
             break;
         case CH_TRAILER_START:
@@ -163,18 +161,18 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
             } else if (http__is_ws(ch) && c->digits) {
                 c->state = CH_TRAILER_VALUE; /* obsolete line folding */
             } else {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid trailer field", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid trailer field", i);
             }
             break;
         case CH_TRAILER_NAME:
             if (ch == ':') {
                 c->state = CH_TRAILER_VALUE;
             } else if (http__is_ws(ch)) {
-                return chunk_fail(c, SM_ERR_HTTP, "whitespace between field name and colon", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "whitespace between field name and colon", i);
             } else if (ch == '\r' || ch == '\n') {
-                return chunk_fail(c, SM_ERR_HTTP, "trailer line without a colon", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "trailer line without a colon", i);
             } else if (!http__is_tchar(ch)) {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid character in field name", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid character in field name", i);
             }
             break;
         case CH_TRAILER_VALUE:
@@ -184,16 +182,16 @@ http_chunked_decode(http_chunked *c, const char *buf, size_t len, const char **d
                 c->state = CH_TRAILER_START;
                 c->digits = 1;
             } else if (!http__is_field_char(ch)) {
-                return chunk_fail(c, SM_ERR_HTTP, "invalid character in field value", i);
+                return chunk_fail(c, CLI_ERR_HTTP, "invalid character in field value", i);
             }
             break;
         case CH_TRAILER_LF:
-            if (ch != '\n') return chunk_fail(c, SM_ERR_HTTP, "CR not followed by LF", i);
+            if (ch != '\n') return chunk_fail(c, CLI_ERR_HTTP, "CR not followed by LF", i);
             c->state = CH_TRAILER_START;
             c->digits = 1;
             break;
         case CH_END_LF:
-            if (ch != '\n') return chunk_fail(c, SM_ERR_HTTP, "CR not followed by LF", i);
+            if (ch != '\n') return chunk_fail(c, CLI_ERR_HTTP, "CR not followed by LF", i);
             c->state = CH_DONE;
             break;
         default:

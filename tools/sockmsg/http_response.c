@@ -50,30 +50,30 @@ parse_status_line(const char *buf, size_t lim, http_response *res)
     const char *nl = memchr(buf, '\n', lim);
     size_t n = nl ? (size_t)(nl - buf) + 1 : lim;
     if (!http__is_digit(at(b, n, 5)) || at(b, n, 6) != '.' || !http__is_digit(at(b, n, 7)))
-        return head_fail(res, SM_ERR_HTTP, "malformed HTTP version", 5);
-    if (b[5] != '1') return head_fail(res, SM_ERR_HTTP, "unsupported HTTP major version", 5);
+        return head_fail(res, CLI_ERR_HTTP, "malformed HTTP version", 5);
+    if (b[5] != '1') return head_fail(res, CLI_ERR_HTTP, "unsupported HTTP major version", 5);
     if (at(b, n, 8) != ' ')
-        return head_fail(res, SM_ERR_HTTP, "expected a space after the HTTP version", 8);
+        return head_fail(res, CLI_ERR_HTTP, "expected a space after the HTTP version", 8);
     if (!http__is_digit(at(b, n, 9)) || !http__is_digit(at(b, n, 10)) ||
         !http__is_digit(at(b, n, 11)) || http__is_digit(at(b, n, 12)))
-        return head_fail(res, SM_ERR_HTTP, "status code is not 3 digits", 9);
+        return head_fail(res, CLI_ERR_HTTP, "status code is not 3 digits", 9);
     int status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
     if (status < 100 || status > 599)
-        return head_fail(res, SM_ERR_HTTP, "status code out of range (100-599)", 9);
+        return head_fail(res, CLI_ERR_HTTP, "status code out of range (100-599)", 9);
     size_t i = 12;
     if (b[i] == ' ') {
         i++;
     } else if (b[i] != '\r' && b[i] != '\n') {
-        return head_fail(res, SM_ERR_HTTP, "expected a space after the status code", i);
+        return head_fail(res, CLI_ERR_HTTP, "expected a space after the status code", i);
     }
     size_t reason = i;
     while (b[i] != '\r' && b[i] != '\n') {
         if (!http__is_field_char(b[i]))
-            return head_fail(res, SM_ERR_HTTP, "invalid character in reason phrase", i);
+            return head_fail(res, CLI_ERR_HTTP, "invalid character in reason phrase", i);
         i++;
     }
     size_t next = line_end(buf, i);
-    if (!next) return head_fail(res, SM_ERR_HTTP, "CR not followed by LF", i);
+    if (!next) return head_fail(res, CLI_ERR_HTTP, "CR not followed by LF", i);
     res->minor_version = b[7] - '0';
     res->status = status;
     res->reason = buf + reason;
@@ -93,12 +93,12 @@ scan_value(const char *buf, size_t i, size_t *start, size_t *end, http_response 
     *end = i;
     while (b[i] != '\r' && b[i] != '\n') {
         if (!http__is_field_char(b[i]))
-            return head_fail(res, SM_ERR_HTTP, "invalid character in field value", i);
+            return head_fail(res, CLI_ERR_HTTP, "invalid character in field value", i);
         i++;
         if (!http__is_ws(b[i - 1])) *end = i;
     }
     size_t next = line_end(buf, i);
-    if (!next) return head_fail(res, SM_ERR_HTTP, "CR not followed by LF", i);
+    if (!next) return head_fail(res, CLI_ERR_HTTP, "CR not followed by LF", i);
     return (ssize_t)next;
 }
 
@@ -109,16 +109,16 @@ parse_fields(const char *buf, size_t head_len, size_t i, http_response *res)
     for (;;) {
         if (b[i] == '\r' || b[i] == '\n') {
             size_t next = line_end(buf, i);
-            if (!next) return head_fail(res, SM_ERR_HTTP, "CR not followed by LF", i);
+            if (!next) return head_fail(res, CLI_ERR_HTTP, "CR not followed by LF", i);
             return next == head_len ? (ssize_t)head_len
-                                    : head_fail(res, SM_ERR_HTTP, "data after the head", next);
+                                    : head_fail(res, CLI_ERR_HTTP, "data after the head", next);
         }
         size_t start, end;
         ssize_t next;
         if (http__is_ws(b[i])) {
             /* Obsolete line folding continues the previous value. */
             if (res->num_headers == 0)
-                return head_fail(res, SM_ERR_HTTP, "folded line without a field before it", i);
+                return head_fail(res, CLI_ERR_HTTP, "folded line without a field before it", i);
             next = scan_value(buf, i, &start, &end, res);
             if (next < 0) return next;
             http_header *h = &res->headers[res->num_headers - 1];
@@ -136,12 +136,12 @@ parse_fields(const char *buf, size_t head_len, size_t i, http_response *res)
                 continue;
             }
             if (http__is_ws(b[i]))
-                return head_fail(res, SM_ERR_HTTP, "whitespace between field name and colon", i);
+                return head_fail(res, CLI_ERR_HTTP, "whitespace between field name and colon", i);
             if (b[i] == '\r' || b[i] == '\n')
-                return head_fail(res, SM_ERR_HTTP, "field line without a colon", i);
-            return head_fail(res, SM_ERR_HTTP, "invalid character in field name", i);
+                return head_fail(res, CLI_ERR_HTTP, "field line without a colon", i);
+            return head_fail(res, CLI_ERR_HTTP, "invalid character in field name", i);
         }
-        if (i == name) return head_fail(res, SM_ERR_HTTP, "empty field name", i);
+        if (i == name) return head_fail(res, CLI_ERR_HTTP, "empty field name", i);
         size_t name_len = i - name;
         next = scan_value(buf, i + 1, &start, &end, res);
         if (next < 0) return next;
@@ -168,7 +168,7 @@ http_parse_response(const char *buf, size_t len, size_t prev_len, http_response 
     static const char magic[] = "HTTP/";
     for (size_t i = 0; i < len && i < 5; i++)
         if (buf[i] != magic[i])
-            return head_fail(res, SM_ERR_HTTP, "response does not start with 'HTTP/'", i);
+            return head_fail(res, CLI_ERR_HTTP, "response does not start with 'HTTP/'", i);
 
     /* The head ends at an empty line; the search resumes a few bytes before
      * where the last call stopped, since the end marker is up to 3 bytes. */
@@ -260,7 +260,7 @@ framing_fail(http_response *res, const char *what)
 {
     res->error = what;
     res->error_off = 0;
-    return SM_ERR_HTTP;
+    return CLI_ERR_HTTP;
 }
 
 int
