@@ -4,7 +4,9 @@
  * negated errno (-ETIMEDOUT, -ECONNRESET, -EMSGSIZE for an oversized frame,
  * -EPROTO for a malformed one, -EPIPE, ...) or one of the library codes below.
  * Library codes sit below -4095, outside the kernel's errno range, so the two
- * never collide.
+ * never collide, and above SM_ERR_BASE - 4096 (-8192): values from -8192 down
+ * are never returned by the library and are free for an application's own
+ * codes (sm_strerror calls them "unknown error").
  */
 #ifndef SOCKMSG_ERROR_H
 #define SOCKMSG_ERROR_H
@@ -14,7 +16,9 @@
 #define SM_ERR_BASE (-4096)
 
 /* X(name, value, message): one table gives the enum, sm_strerror and
- * sm_err_name. Append only; values are part of the ABI. */
+ * sm_err_name. Append only; values are part of the ABI. SM_ERR_BASE - 10 is
+ * retired (it was SM_ERR_HTTP, now the sockmsg tool's own code): the next
+ * code is SM_ERR_BASE - 11. */
 #define SM_ERR_TABLE(X)                                                                            \
     X(SM_ERR_TRUNCATED, SM_ERR_BASE - 1, "peer closed in the middle of a message")                 \
     X(SM_ERR_RESOLVE, SM_ERR_BASE - 2, "host name could not be resolved")                          \
@@ -24,8 +28,7 @@
     X(SM_ERR_CLOSED, SM_ERR_BASE - 6, "object is closed")                                          \
     X(SM_ERR_SLOW_CONSUMER, SM_ERR_BASE - 7, "peer does not read: output queue limit reached")     \
     X(SM_ERR_HEARTBEAT, SM_ERR_BASE - 8, "heartbeat lost: peer silent too long")                   \
-    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")                                   \
-    X(SM_ERR_HTTP, SM_ERR_BASE - 10, "malformed HTTP response")
+    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")
 
 enum sm_err {
 #define SM__ERR_ENUM(name, value, msg) name = (value),

@@ -14,6 +14,7 @@ test_library_codes_named(void **state)
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_true(codes[i] < -4095);
+        assert_true(codes[i] > SM_ERR_BASE - 4096); /* below is the applications' */
         assert_string_not_equal(sm_strerror(codes[i]), "unknown error");
         assert_memory_equal(sm_err_name(codes[i]), "SM_ERR_", 7);
     }

@@ -1,6 +1,7 @@
 /* The sockmsg tool's HTTP/1.1 response parser, chunked decoder and URLs
- * (tools/sockmsg/http.c): every split point of well-formed responses,
- * tables of malformed ones, the bounds, URL parsing and RFC 3986 resolution. */
+ * (tools/sockmsg/http_*.c): every split point of well-formed responses,
+ * tables of malformed ones, the bounds, URL parsing and RFC 3986 resolution;
+ * the tool's own error code (tools/sockmsg/cli.c). */
 #include "smtest.h"
 
 #include <errno.h>
@@ -109,7 +110,7 @@ check_body(const sample *s, const char *raw, size_t n, size_t head_len, const si
         size_t out_len;
         ssize_t r = chunked_pieces(&c, b, bn, cuts, ncuts, out, sizeof out, &out_len);
         if (r < 0) {
-            print_error("%s: chunked error %s: %s\n", s->name, sm_err_name((int)r), c.error);
+            print_error("%s: chunked error %s: %s\n", s->name, cli_err_name((int)r), c.error);
             fail();
         }
         assert_true(http_chunked_done(&c));
@@ -144,7 +145,7 @@ test_every_split(void **state)
         http_response res = {.headers = hdr, .headers_cap = NHDR};
         ssize_t head_len = http_parse_response(s->raw, n, 0, &res);
         if (head_len <= 0) {
-            print_error("%s: %s: %s\n", s->name, sm_err_name((int)head_len), res.error);
+            print_error("%s: %s: %s\n", s->name, cli_err_name((int)head_len), res.error);
             fail();
         }
         check_head(s, &res, head_len);
@@ -157,7 +158,7 @@ test_every_split(void **state)
             ssize_t r = http_parse_response(s->raw, k, 0, &res);
             if (k < (size_t)head_len) {
                 if (r != -EAGAIN) {
-                    print_error("%s: prefix %zu: %s (%s)\n", s->name, k, sm_err_name((int)r),
+                    print_error("%s: prefix %zu: %s (%s)\n", s->name, k, cli_err_name((int)r),
                                 res.error ? res.error : "");
                     fail();
                 }
@@ -236,36 +237,37 @@ typedef struct bad_head {
 } bad_head;
 
 static const bad_head bad_heads[] = {
-    {"HTTX/1.1 200 OK\r\n\r\n", 0, SM_ERR_HTTP, "does not start with 'HTTP/'", true},
-    {"SSH-2.0-OpenSSH_9.2\r\n", 0, SM_ERR_HTTP, "does not start with 'HTTP/'", true},
-    {"\r\n\r\n", 0, SM_ERR_HTTP, "does not start with 'HTTP/'", true},
-    {"HTTP/2 200 OK\r\n\r\n", 0, SM_ERR_HTTP, "malformed HTTP version", true},
-    {"HTTP/2.0 200 OK\r\n\r\n", 0, SM_ERR_HTTP, "unsupported HTTP major version", true},
-    {"HTTP/1.x 200 OK\r\n\r\n", 0, SM_ERR_HTTP, "malformed HTTP version", true},
-    {"HTTP/1.1\t200 OK\r\n\r\n", 0, SM_ERR_HTTP, "space after the HTTP version", true},
-    {"HTTP/1.1 20 OK\r\n\r\n", 0, SM_ERR_HTTP, "not 3 digits", true},
-    {"HTTP/1.1 2000 OK\r\n\r\n", 0, SM_ERR_HTTP, "not 3 digits", true},
-    {"HTTP/1.1  200 OK\r\n\r\n", 0, SM_ERR_HTTP, "not 3 digits", true},
-    {"HTTP/1.1 099 OK\r\n\r\n", 0, SM_ERR_HTTP, "out of range", true},
-    {"HTTP/1.1 600 OK\r\n\r\n", 0, SM_ERR_HTTP, "out of range", true},
-    {"HTTP/1.1 200OK\r\n\r\n", 0, SM_ERR_HTTP, "space after the status code", true},
-    {"HTTP/1.1 200 O\x01K\r\n\r\n", 0, SM_ERR_HTTP, "invalid character in reason", true},
-    {"HTTP/1.1 200 OK\rX\n\r\n", 0, SM_ERR_HTTP, "CR not followed by LF", true},
-    {"HTTP/1.1 2\r\n\r\n", 0, SM_ERR_HTTP, "not 3 digits", true},
-    {"HTTP/1.1\n\n", 0, SM_ERR_HTTP, "space after the HTTP version", true},
-    {"HTTP/1.\n\n", 0, SM_ERR_HTTP, "malformed HTTP version", true},
-    {"HTTP/1.1 200 OK\r\nName : v\r\n\r\n", 0, SM_ERR_HTTP, "whitespace between field name", false},
-    {"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", 0, SM_ERR_HTTP, "without a colon", false},
-    {"HTTP/1.1 200 OK\r\n: v\r\n\r\n", 0, SM_ERR_HTTP, "empty field name", false},
-    {"HTTP/1.1 200 OK\r\nNa(me: v\r\n\r\n", 0, SM_ERR_HTTP, "invalid character in field name",
+    {"HTTX/1.1 200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "does not start with 'HTTP/'", true},
+    {"SSH-2.0-OpenSSH_9.2\r\n", 0, CLI_ERR_HTTP, "does not start with 'HTTP/'", true},
+    {"\r\n\r\n", 0, CLI_ERR_HTTP, "does not start with 'HTTP/'", true},
+    {"HTTP/2 200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "malformed HTTP version", true},
+    {"HTTP/2.0 200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "unsupported HTTP major version", true},
+    {"HTTP/1.x 200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "malformed HTTP version", true},
+    {"HTTP/1.1\t200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "space after the HTTP version", true},
+    {"HTTP/1.1 20 OK\r\n\r\n", 0, CLI_ERR_HTTP, "not 3 digits", true},
+    {"HTTP/1.1 2000 OK\r\n\r\n", 0, CLI_ERR_HTTP, "not 3 digits", true},
+    {"HTTP/1.1  200 OK\r\n\r\n", 0, CLI_ERR_HTTP, "not 3 digits", true},
+    {"HTTP/1.1 099 OK\r\n\r\n", 0, CLI_ERR_HTTP, "out of range", true},
+    {"HTTP/1.1 600 OK\r\n\r\n", 0, CLI_ERR_HTTP, "out of range", true},
+    {"HTTP/1.1 200OK\r\n\r\n", 0, CLI_ERR_HTTP, "space after the status code", true},
+    {"HTTP/1.1 200 O\x01K\r\n\r\n", 0, CLI_ERR_HTTP, "invalid character in reason", true},
+    {"HTTP/1.1 200 OK\rX\n\r\n", 0, CLI_ERR_HTTP, "CR not followed by LF", true},
+    {"HTTP/1.1 2\r\n\r\n", 0, CLI_ERR_HTTP, "not 3 digits", true},
+    {"HTTP/1.1\n\n", 0, CLI_ERR_HTTP, "space after the HTTP version", true},
+    {"HTTP/1.\n\n", 0, CLI_ERR_HTTP, "malformed HTTP version", true},
+    {"HTTP/1.1 200 OK\r\nName : v\r\n\r\n", 0, CLI_ERR_HTTP, "whitespace between field name",
      false},
-    {"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n", 27, SM_ERR_HTTP, "invalid character in field value",
+    {"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", 0, CLI_ERR_HTTP, "without a colon", false},
+    {"HTTP/1.1 200 OK\r\n: v\r\n\r\n", 0, CLI_ERR_HTTP, "empty field name", false},
+    {"HTTP/1.1 200 OK\r\nNa(me: v\r\n\r\n", 0, CLI_ERR_HTTP, "invalid character in field name",
      false},
-    {"HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n", 0, SM_ERR_HTTP, "invalid character in field value",
+    {"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n", 27, CLI_ERR_HTTP, "invalid character in field value",
      false},
-    {"HTTP/1.1 200 OK\r\nX: v\r\r\n\r\n", 0, SM_ERR_HTTP, "CR not followed by LF", false},
-    {"HTTP/1.1 200 OK\r\n fold\r\n\r\n", 0, SM_ERR_HTTP, "folded line without a field", false},
-    {"HTTP/1.1 200 OK\r\nA: 1\r\n\rX\r\n\r\n", 0, SM_ERR_HTTP, "CR not followed by LF", false},
+    {"HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n", 0, CLI_ERR_HTTP, "invalid character in field value",
+     false},
+    {"HTTP/1.1 200 OK\r\nX: v\r\r\n\r\n", 0, CLI_ERR_HTTP, "CR not followed by LF", false},
+    {"HTTP/1.1 200 OK\r\n fold\r\n\r\n", 0, CLI_ERR_HTTP, "folded line without a field", false},
+    {"HTTP/1.1 200 OK\r\nA: 1\r\n\rX\r\n\r\n", 0, CLI_ERR_HTTP, "CR not followed by LF", false},
 };
 
 static void
@@ -279,8 +281,8 @@ test_malformed_heads(void **state)
         http_response res = {.headers = hdr, .headers_cap = NHDR};
         ssize_t r = http_parse_response(b->raw, n, 0, &res);
         if (r != b->err || !res.error || !strstr(res.error, b->what)) {
-            print_error("case %zu: %s (%s), want %s (%s)\n", i, sm_err_name((int)r),
-                        res.error ? res.error : "", sm_err_name(b->err), b->what);
+            print_error("case %zu: %s (%s), want %s (%s)\n", i, cli_err_name((int)r),
+                        res.error ? res.error : "", cli_err_name(b->err), b->what);
             fail();
         }
         assert_true(res.error_off < n);
@@ -295,7 +297,7 @@ test_malformed_heads(void **state)
         }
         if (k > n || r != b->err || res.error_off != off || (b->early && k == n)) {
             print_error("case %zu: byte by byte: %s at %zu (offset %zu, want %zu)\n", i,
-                        sm_err_name((int)r), k, res.error_off, off);
+                        cli_err_name((int)r), k, res.error_off, off);
             fail();
         }
     }
@@ -366,22 +368,22 @@ static const framing_case framings[] = {
     {"Content-Length: 0\r\n", HTTP_BODY_LENGTH, 0, NULL},
     {"Content-Length: 10, 10\r\n", HTTP_BODY_LENGTH, 10, NULL},
     {"Content-Length: 7\r\ncontent-length: 7\r\n", HTTP_BODY_LENGTH, 7, NULL},
-    {"Content-Length: 10\r\nContent-Length: 11\r\n", SM_ERR_HTTP, 0, "conflicting"},
-    {"Content-Length: 10, 12\r\n", SM_ERR_HTTP, 0, "conflicting"},
-    {"Content-Length: -1\r\n", SM_ERR_HTTP, 0, "invalid Content-Length"},
-    {"Content-Length: 1x\r\n", SM_ERR_HTTP, 0, "invalid Content-Length"},
-    {"Content-Length: 1 2\r\n", SM_ERR_HTTP, 0, "invalid Content-Length"},
-    {"Content-Length:\r\n", SM_ERR_HTTP, 0, "invalid Content-Length"},
-    {"Content-Length: 99999999999999999999999\r\n", SM_ERR_HTTP, 0, "invalid Content-Length"},
+    {"Content-Length: 10\r\nContent-Length: 11\r\n", CLI_ERR_HTTP, 0, "conflicting"},
+    {"Content-Length: 10, 12\r\n", CLI_ERR_HTTP, 0, "conflicting"},
+    {"Content-Length: -1\r\n", CLI_ERR_HTTP, 0, "invalid Content-Length"},
+    {"Content-Length: 1x\r\n", CLI_ERR_HTTP, 0, "invalid Content-Length"},
+    {"Content-Length: 1 2\r\n", CLI_ERR_HTTP, 0, "invalid Content-Length"},
+    {"Content-Length:\r\n", CLI_ERR_HTTP, 0, "invalid Content-Length"},
+    {"Content-Length: 99999999999999999999999\r\n", CLI_ERR_HTTP, 0, "invalid Content-Length"},
     {"Transfer-Encoding: chunked\r\n", HTTP_BODY_CHUNKED, 0, NULL},
     {"TRANSFER-ENCODING: ChUnKeD\r\n", HTTP_BODY_CHUNKED, 0, NULL},
     {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", HTTP_BODY_CHUNKED, 0, NULL},
-    {"Transfer-Encoding: gzip, chunked\r\n", SM_ERR_HTTP, 0, "unsupported transfer coding"},
-    {"Transfer-Encoding: identity\r\n", SM_ERR_HTTP, 0, "unsupported transfer coding"},
-    {"Transfer-Encoding: chunked, chunked\r\n", SM_ERR_HTTP, 0, "twice"},
-    {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", SM_ERR_HTTP, 0, "twice"},
-    {"Transfer-Encoding:\r\n", SM_ERR_HTTP, 0, "empty Transfer-Encoding"},
-    {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n", SM_ERR_HTTP, 0, "HTTP/1.0"},
+    {"Transfer-Encoding: gzip, chunked\r\n", CLI_ERR_HTTP, 0, "unsupported transfer coding"},
+    {"Transfer-Encoding: identity\r\n", CLI_ERR_HTTP, 0, "unsupported transfer coding"},
+    {"Transfer-Encoding: chunked, chunked\r\n", CLI_ERR_HTTP, 0, "twice"},
+    {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", CLI_ERR_HTTP, 0, "twice"},
+    {"Transfer-Encoding:\r\n", CLI_ERR_HTTP, 0, "empty Transfer-Encoding"},
+    {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n", CLI_ERR_HTTP, 0, "HTTP/1.0"},
     {"Server: x\r\n", HTTP_BODY_EOF, 0, NULL},
     {"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n", HTTP_BODY_NONE, 0, NULL},
     {"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n", HTTP_BODY_NONE, 0, NULL},
@@ -418,25 +420,25 @@ typedef struct bad_chunked {
 } bad_chunked;
 
 static const bad_chunked bad_chunks[] = {
-    {"g\r\n", SM_ERR_HTTP, "chunk size expected"},
-    {"\r\n", SM_ERR_HTTP, "chunk size expected"},
-    {"-5\r\n", SM_ERR_HTTP, "chunk size expected"},
-    {" 5\r\n", SM_ERR_HTTP, "chunk size expected"},
-    {"5x\r\nhello\r\n", SM_ERR_HTTP, "invalid character in chunk size"},
-    {"5 x\r\nhello\r\n", SM_ERR_HTTP, "invalid character after chunk size"},
-    {"5;a\x01\r\nhello\r\n", SM_ERR_HTTP, "invalid character in chunk extension"},
-    {"5\rX", SM_ERR_HTTP, "CR not followed by LF"},
-    {"5\r\nhelloX", SM_ERR_HTTP, "chunk data not followed by CRLF"},
-    {"5\r\nhello\rX", SM_ERR_HTTP, "CR not followed by LF"},
-    {"5\r\nhello\r\nZ\r\n", SM_ERR_HTTP, "chunk size expected"},
-    {"0\r\nBad Name: x\r\n\r\n", SM_ERR_HTTP, "whitespace between field name"},
-    {"0\r\nNoColon\r\n\r\n", SM_ERR_HTTP, "without a colon"},
-    {"0\r\n: v\r\n\r\n", SM_ERR_HTTP, "invalid trailer field"},
-    {"0\r\n fold\r\n\r\n", SM_ERR_HTTP, "invalid trailer field"},
-    {"0\r\nNa(me: v\r\n\r\n", SM_ERR_HTTP, "invalid character in field name"},
-    {"0\r\nX: a\x01\r\n\r\n", SM_ERR_HTTP, "invalid character in field value"},
-    {"0\r\nX: a\rb\r\n\r\n", SM_ERR_HTTP, "CR not followed by LF"},
-    {"0\r\n\rX", SM_ERR_HTTP, "CR not followed by LF"},
+    {"g\r\n", CLI_ERR_HTTP, "chunk size expected"},
+    {"\r\n", CLI_ERR_HTTP, "chunk size expected"},
+    {"-5\r\n", CLI_ERR_HTTP, "chunk size expected"},
+    {" 5\r\n", CLI_ERR_HTTP, "chunk size expected"},
+    {"5x\r\nhello\r\n", CLI_ERR_HTTP, "invalid character in chunk size"},
+    {"5 x\r\nhello\r\n", CLI_ERR_HTTP, "invalid character after chunk size"},
+    {"5;a\x01\r\nhello\r\n", CLI_ERR_HTTP, "invalid character in chunk extension"},
+    {"5\rX", CLI_ERR_HTTP, "CR not followed by LF"},
+    {"5\r\nhelloX", CLI_ERR_HTTP, "chunk data not followed by CRLF"},
+    {"5\r\nhello\rX", CLI_ERR_HTTP, "CR not followed by LF"},
+    {"5\r\nhello\r\nZ\r\n", CLI_ERR_HTTP, "chunk size expected"},
+    {"0\r\nBad Name: x\r\n\r\n", CLI_ERR_HTTP, "whitespace between field name"},
+    {"0\r\nNoColon\r\n\r\n", CLI_ERR_HTTP, "without a colon"},
+    {"0\r\n: v\r\n\r\n", CLI_ERR_HTTP, "invalid trailer field"},
+    {"0\r\n fold\r\n\r\n", CLI_ERR_HTTP, "invalid trailer field"},
+    {"0\r\nNa(me: v\r\n\r\n", CLI_ERR_HTTP, "invalid character in field name"},
+    {"0\r\nX: a\x01\r\n\r\n", CLI_ERR_HTTP, "invalid character in field value"},
+    {"0\r\nX: a\rb\r\n\r\n", CLI_ERR_HTTP, "CR not followed by LF"},
+    {"0\r\n\rX", CLI_ERR_HTTP, "CR not followed by LF"},
     {"10000000000000000\r\n", -EMSGSIZE, "16 hex digits"},
 };
 
@@ -458,7 +460,7 @@ test_chunked_malformed(void **state)
                 chunked_pieces(&c, b->raw, n, &cut, cut == n ? 0 : 1, out, sizeof out, &out_len);
             if (r != b->err || !c.error || !strstr(c.error, b->what)) {
                 print_error("case %zu cut %zu: %s (%s), want %s (%s)\n", i, cut,
-                            sm_err_name((int)r), c.error ? c.error : "", sm_err_name(b->err),
+                            cli_err_name((int)r), c.error ? c.error : "", cli_err_name(b->err),
                             b->what);
                 fail();
             }
@@ -636,8 +638,8 @@ test_url_parse(void **state)
         char why[256];
         int rc = http_url_parse(u, c->in, why, sizeof why);
         if (rc != c->err) {
-            print_error("'%s': %s (%s), want %s\n", c->in, sm_err_name(rc), why,
-                        sm_err_name(c->err));
+            print_error("'%s': %s (%s), want %s\n", c->in, cli_err_name(rc), why,
+                        cli_err_name(c->err));
             fail();
         }
         if (rc < 0) {
@@ -757,7 +759,7 @@ test_url_resolve(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = http_url_resolve(&out, &base, cases[i][0], strlen(cases[i][0]), why, sizeof why);
         if (rc < 0) {
-            print_error("'%s': %s (%s)\n", cases[i][0], sm_err_name(rc), why);
+            print_error("'%s': %s (%s)\n", cases[i][0], cli_err_name(rc), why);
             fail();
         }
         http_url_format(&out, text, sizeof text);
@@ -781,6 +783,24 @@ test_url_resolve(void **state)
     SM_ASSERT_OK(http_url_resolve(&out, &base, NULL, 0, why, sizeof why));
 }
 
+/* CLI_ERR_HTTP is the tool's, not the library's: sm_strerror does not know
+ * it, cli_strerror gives the message `sockmsg get` has always printed, and
+ * both wrappers pass other codes on to the library unchanged. */
+static void
+test_cli_error_code(void **state)
+{
+    (void)state;
+    assert_true(CLI_ERR_HTTP < SM_ERR_BASE - 4095);
+    assert_string_equal(sm_strerror(CLI_ERR_HTTP), "unknown error");
+    assert_string_equal(cli_strerror(CLI_ERR_HTTP), "malformed HTTP response");
+    assert_string_equal(cli_err_name(CLI_ERR_HTTP), "CLI_ERR_HTTP");
+    static const int others[] = {SM_ERR_LIMIT, SM_ERR_TRUNCATED, -EMSGSIZE, -ETIMEDOUT, 0};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        assert_string_equal(cli_strerror(others[i]), sm_strerror(others[i]));
+        assert_string_equal(cli_err_name(others[i]), sm_err_name(others[i]));
+    }
+}
+
 int
 main(void)
 {
@@ -790,7 +810,7 @@ main(void)
         cmocka_unit_test(test_framing),         cmocka_unit_test(test_chunked_malformed),
         cmocka_unit_test(test_chunked_bounds),  cmocka_unit_test(test_chunked_random),
         cmocka_unit_test(test_url_parse),       cmocka_unit_test(test_url_format),
-        cmocka_unit_test(test_url_resolve),
+        cmocka_unit_test(test_url_resolve),     cmocka_unit_test(test_cli_error_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

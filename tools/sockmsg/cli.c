@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sockmsg/error.h>
+
 #define MAX_OPTS 64
 
 void
@@ -269,4 +271,32 @@ cli_write_all(int fd, const void *buf, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+const char *
+cli_strerror(int err)
+{
+    switch (err) {
+#define CLI__ERR_MSG(name, value, msg)                                                             \
+    case name:                                                                                     \
+        return msg;
+        CLI_ERR_TABLE(CLI__ERR_MSG)
+#undef CLI__ERR_MSG
+    default:
+        return sm_strerror(err);
+    }
+}
+
+const char *
+cli_err_name(int err)
+{
+    switch (err) {
+#define CLI__ERR_NAME(name, value, msg)                                                            \
+    case name:                                                                                     \
+        return #name;
+        CLI_ERR_TABLE(CLI__ERR_NAME)
+#undef CLI__ERR_NAME
+    default:
+        return sm_err_name(err);
+    }
 }

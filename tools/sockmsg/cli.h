@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sockmsg/error.h>
+
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
@@ -75,6 +77,28 @@ int cli_parse_ms(const cli *c, const char *opt, const char *arg, int *out);
 /* cli_parse_size - a byte count: "4096", "64k", "16M", "1G" (powers of 1024,
  * either case, optional trailing "B" or "iB"). Errors as cli_parse_int. */
 int cli_parse_size(const cli *c, const char *opt, const char *arg, uint64_t *out);
+
+/* The tool's own error codes, for failures that are no business of the
+ * library's (HTTP is not a framing it offers). They sit below the library's
+ * range (error.h leaves everything from SM_ERR_BASE - 4096 down to
+ * applications), so no library code or negated errno takes their values.
+ * X(name, value, message), as SM_ERR_TABLE. */
+#define CLI_ERR_BASE     (SM_ERR_BASE - 4096)
+#define CLI_ERR_TABLE(X) X(CLI_ERR_HTTP, CLI_ERR_BASE - 1, "malformed HTTP response")
+
+enum cli_err {
+#define CLI__ERR_ENUM(name, value, msg) name = (value),
+    CLI_ERR_TABLE(CLI__ERR_ENUM)
+#undef CLI__ERR_ENUM
+};
+
+/* cli_strerror - sm_strerror that also knows the tool's codes: the message
+ * for any error a subcommand meets. Static string, never NULL. */
+const char *cli_strerror(int err);
+
+/* cli_err_name - sm_err_name that also knows the tool's codes
+ * ("CLI_ERR_HTTP"). Static string, never NULL. */
+const char *cli_err_name(int err);
 
 /* cli_now_ms - monotonic milliseconds. */
 int64_t cli_now_ms(void);

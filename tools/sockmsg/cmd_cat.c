@@ -13,7 +13,10 @@
  * stdin and stdout themselves stay blocking: they are often shared with the
  * shell or the next command, and O_NONBLOCK would change them for everybody.
  * We read stdin only when poll says it is readable (a read then returns what
- * is there), and write stdout without blocking as open_stdout explains. */
+ * is there), and write stdout without blocking as open_stdout explains.
+ *
+ * This file parses the options, connects and runs the loop; cat_send.c holds
+ * the stdin -> socket half, cat_recv.c the socket -> stdout half (cat.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,7 +28,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sockmsg/endpoint.h>
@@ -33,65 +35,13 @@
 #include <sockmsg/frame.h>
 #include <sockmsg/socket.h>
 
-#include "cli.h"
+#include "cat.h"
 
 cli_command_fn cmd_cat;
 
-#define IO_BUF          (64 * 1024) /* each direction's buffer, and a frame buffer's start */
-#define QUEUE_MAX       64          /* frames gathered into one sendmsg */
-#define HEX_LINE_MAX    96          /* one hex dump line, offset of any width included */
 #define DEFAULT_TIMEOUT 10000
-#define NAME_MAX_LEN    (SM_ENDPOINT_HOST_MAX + 64)
 
 enum { OPT_TIMEOUT = 256 };
-
-/* A line queued for the socket: its payload is still in the input buffer. */
-typedef struct frame_out {
-    size_t off, len; /* payload (type byte excluded) in ibuf */
-    size_t next;     /* ibuf offset just past the line and its newline */
-    sm_frame_hdr hdr;
-} frame_out;
-
-typedef struct cat {
-    cli cli;
-    bool listen, hex, framed;
-    bool raw_out; /* stdin goes out as it is: no --frame, or the eof codec */
-    const char *spec_text;
-    sm_frame_spec spec;
-    int timeout_ms; /* -1: not given */
-    int fd;
-    char peer[NAME_MAX_LEN]; /* who we talk to, for messages */
-    int code;                /* exit status once decided; -1 while running */
-
-    /* stdin -> socket. Raw: [ipos, iend) waits to be sent. Framed: lines in
-     * [ipos, iline) are queued in q; [iline, iend) is not yet a whole line,
-     * and [iline, iscan) is known to hold no newline. */
-    uint8_t *ibuf;
-    size_t icap, ilimit, ipos, iend, iline, iscan;
-    frame_out q[QUEUE_MAX];
-    unsigned qhead, qn;
-    size_t qsent; /* bytes of the first queued frame already sent */
-    unsigned long long lineno;
-    bool in_eof, wr_shut, failing;
-    bool stdin_tty; /* the peer's EOF ends the session (see run) */
-
-    /* socket -> stdout: received bytes in rbuf [rpos, rend), rendered into
-     * obuf [opos, oend) as stdout takes them. */
-    uint8_t *rbuf;
-    size_t rcap, rlimit, rpos, rend;
-    sm_frame_decoder dec;
-    bool have_msg; /* msg is being rendered; its bytes stay in rbuf */
-    sm_frame_msg msg;
-    size_t msg_consumed, msg_done;
-    unsigned long long roff; /* raw --hex: stream offset */
-    bool sock_eof, in_done;
-    int sock_err;
-    char *obuf;
-    size_t opos, oend, out_chunk;
-    int out_fd; /* stdout, or our own non-blocking opening of its pipe */
-
-    unsigned long long sent_bytes, sent_msgs, recv_bytes, recv_msgs;
-} cat;
 
 static void
 help(void)
@@ -124,11 +74,8 @@ help(void)
            DEFAULT_TIMEOUT);
 }
 
-/* A status line that is not a failure ("sockmsg: listening on ..."). */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-say(const char *fmt, ...)
+void
+cat_say(const char *fmt, ...)
 {
     /* One write per line, as cli.c does, so lines stay whole. */
     char line[NAME_MAX_LEN + 128] = "sockmsg: ";
@@ -143,11 +90,8 @@ say(const char *fmt, ...)
     (void)cli_write_all(STDERR_FILENO, line, n);
 }
 
-static void fail(cat *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Report a failure once and stop the loop. */
-static void
-fail(cat *c, const char *fmt, ...)
+void
+cat_fail(cat *c, const char *fmt, ...)
 {
     if (c->code >= 0) return;
     char msg[1024];
@@ -156,490 +100,6 @@ fail(cat *c, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     c->code = cli_fail(&c->cli, "%s", msg);
-}
-
-/* --- stdin -> socket ------------------------------------------------------- */
-
-static size_t
-frame_total(const frame_out *f)
-{
-    return f->hdr.head_len + f->len + f->hdr.tail_len;
-}
-
-static bool
-out_pending(const cat *c)
-{
-    return c->raw_out ? c->ipos < c->iend : c->qn > 0;
-}
-
-/* Frame the line ibuf[start, end) or explain why SPEC cannot. */
-static bool
-queue_line(cat *c, size_t start, size_t end, size_t next)
-{
-    const uint8_t *line = c->ibuf + start;
-    size_t len = end - start;
-    int type = -1;
-    c->lineno++;
-    if (c->spec.kind == SM_FRAME_TYPE) {
-        if (len == 0) {
-            say("line %llu: an empty line has no type byte for %s", c->lineno, c->spec_text);
-            return false;
-        }
-        type = line[0];
-        start++;
-        len--;
-    }
-    frame_out *f = &c->q[(c->qhead + c->qn) % QUEUE_MAX];
-    int rc = sm_frame_encode(&c->spec, c->ibuf + start, len, type, &f->hdr);
-    if (rc == -EMSGSIZE) {
-        say("line %llu: %zu bytes do not fit %s", c->lineno, len, c->spec_text);
-    } else if (rc == -EINVAL) {
-        say("line %llu: contains the delimiter of %s", c->lineno, c->spec_text);
-    } else if (rc == -EPROTO) {
-        say("line %llu: type byte 0x%02x is not in %s", c->lineno, (unsigned)type, c->spec_text);
-    } else if (rc < 0) {
-        say("line %llu: %s", c->lineno, sm_strerror(rc));
-    }
-    if (rc < 0) return false;
-    f->off = start;
-    f->len = len;
-    f->next = next;
-    c->qn++;
-    return true;
-}
-
-/* Turn the whole lines read so far (and, at EOF, an unterminated last one)
- * into queued frames. A line SPEC cannot frame stops the input: the lines
- * before it still go out, then cat exits 1. */
-static void
-fill_queue(cat *c)
-{
-    while (!c->raw_out && c->qn < QUEUE_MAX && !c->failing) {
-        size_t start = c->iline, end, next;
-        const uint8_t *nl = memchr(c->ibuf + c->iscan, '\n', c->iend - c->iscan);
-        if (nl) {
-            end = (size_t)(nl - c->ibuf);
-            next = end + 1;
-        } else if (c->in_eof && c->iend > c->iline) {
-            end = next = c->iend;
-        } else {
-            c->iscan = c->iend;
-            return;
-        }
-        if (!queue_line(c, start, end, next)) {
-            c->failing = true;
-            return;
-        }
-        c->iline = c->iscan = next;
-    }
-}
-
-/* Make room at the end of ibuf for reading stdin. False: not now (the
- * socket must drain first) or never (a failure was reported). */
-static bool
-stdin_room(cat *c)
-{
-    if (c->ipos == c->iend && c->qn == 0) c->ipos = c->iend = c->iline = c->iscan = 0;
-    if (c->iend < c->icap) return true;
-    if (c->ipos > 0) {
-        size_t d = c->ipos;
-        memmove(c->ibuf, c->ibuf + d, c->iend - d);
-        c->iend -= d;
-        c->iline -= d;
-        c->iscan -= d;
-        for (unsigned k = 0; k < c->qn; k++) {
-            frame_out *f = &c->q[(c->qhead + k) % QUEUE_MAX];
-            f->off -= d;
-            f->next -= d;
-        }
-        c->ipos = 0;
-        return true;
-    }
-    if (c->raw_out || c->qn > 0) return false;
-    /* The whole buffer is one unfinished line: grow it, up to what the
-     * spec could ever frame. */
-    if (c->icap >= c->ilimit) {
-        say("line %llu: more than %zu bytes do not fit %s", c->lineno + 1, c->iend - c->iline,
-            c->spec_text);
-        c->failing = true;
-        return false;
-    }
-    size_t cap = c->icap > c->ilimit / 2 ? c->ilimit : c->icap * 2;
-    uint8_t *p = realloc(c->ibuf, cap);
-    if (!p) {
-        fail(c, "out of memory for a %zu-byte line", cap);
-        return false;
-    }
-    c->ibuf = p;
-    c->icap = cap;
-    return true;
-}
-
-static void
-read_stdin(cat *c)
-{
-    if (!stdin_room(c)) return;
-    ssize_t n = read(STDIN_FILENO, c->ibuf + c->iend, c->icap - c->iend);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n < 0) {
-        fail(c, "stdin: %s", sm_strerror(-errno));
-        return;
-    }
-    if (n == 0) {
-        c->in_eof = true;
-        cli_log(&c->cli, 1, "end of input");
-        return;
-    }
-    c->iend += (size_t)n;
-}
-
-static void
-add_iov(struct iovec *iov, int *n, const void *p, size_t len, size_t *skip)
-{
-    if (*skip >= len) {
-        *skip -= len;
-        return;
-    }
-    iov[*n].iov_base = (void *)((const char *)p + *skip);
-    iov[*n].iov_len = len - *skip;
-    (*n)++;
-    *skip = 0;
-}
-
-static void
-sent_frames(cat *c, size_t n)
-{
-    size_t done = c->qsent + n;
-    while (c->qn > 0) {
-        frame_out *f = &c->q[c->qhead];
-        size_t t = frame_total(f);
-        if (done < t) break;
-        done -= t;
-        c->ipos = f->next;
-        c->qhead = (c->qhead + 1) % QUEUE_MAX;
-        c->qn--;
-        c->sent_msgs++;
-    }
-    c->qsent = done;
-}
-
-static void
-send_out(cat *c)
-{
-    ssize_t n;
-    if (c->raw_out) {
-        n = send(c->fd, c->ibuf + c->ipos, c->iend - c->ipos, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } else {
-        struct iovec iov[QUEUE_MAX * 3];
-        int cnt = 0;
-        size_t skip = c->qsent;
-        for (unsigned k = 0; k < c->qn; k++) {
-            const frame_out *f = &c->q[(c->qhead + k) % QUEUE_MAX];
-            add_iov(iov, &cnt, f->hdr.head, f->hdr.head_len, &skip);
-            add_iov(iov, &cnt, c->ibuf + f->off, f->len, &skip);
-            add_iov(iov, &cnt, f->hdr.tail, f->hdr.tail_len, &skip);
-        }
-        if (cnt == 0) { /* cannot be: every frame has a header, delimiter or payload */
-            sent_frames(c, 0);
-            return;
-        }
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) return;
-        fail(c, "%s: sending: %s", c->peer, sm_strerror(-errno));
-        return;
-    }
-    c->sent_bytes += (size_t)n;
-    if (c->raw_out)
-        c->ipos += (size_t)n;
-    else
-        sent_frames(c, (size_t)n);
-}
-
-/* After the last input byte has gone out: FIN, or the failure of a line. */
-static void
-maybe_shutdown(cat *c)
-{
-    if (c->wr_shut || c->code >= 0 || out_pending(c)) return;
-    if (c->failing) {
-        c->code = CLI_EXIT_FAIL; /* the line's problem was reported */
-        return;
-    }
-    if (!c->in_eof || (!c->raw_out && c->iline < c->iend)) return;
-    c->wr_shut = true;
-    if (c->raw_out)
-        cli_log(&c->cli, 1, "input done: sent %llu bytes; shutting down the write side",
-                c->sent_bytes);
-    else
-        cli_log(&c->cli, 1,
-                "input done: sent %llu messages (%llu bytes); shutting down the write side",
-                c->sent_msgs, c->sent_bytes);
-    /* ENOTCONN: the peer is gone already; reading the socket will say how. */
-    if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-        fail(c, "%s: shutdown: %s", c->peer, sm_strerror(-errno));
-}
-
-/* --- socket -> stdout ------------------------------------------------------ */
-
-/* Free bytes at the end of obuf, compacting when fewer than `want`. */
-static size_t
-out_room(cat *c, size_t want)
-{
-    if (c->opos == c->oend) c->opos = c->oend = 0;
-    if (IO_BUF - c->oend < want && c->opos > 0) {
-        memmove(c->obuf, c->obuf + c->opos, c->oend - c->opos);
-        c->oend -= c->opos;
-        c->opos = 0;
-    }
-    return IO_BUF - c->oend;
-}
-
-/* One dump line: offset, 16 hex columns, the bytes as text. */
-static size_t
-hex_line(char *out, unsigned long long off, const uint8_t *b, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *p = out + snprintf(out, 24, "%04llx  ", off);
-    for (size_t i = 0; i < 16; i++) {
-        if (i < n) {
-            *p++ = digits[b[i] >> 4];
-            *p++ = digits[b[i] & 15];
-            *p++ = ' ';
-        } else {
-            memcpy(p, "   ", 3);
-            p += 3;
-        }
-    }
-    *p++ = ' ';
-    *p++ = '|';
-    for (size_t i = 0; i < n; i++)
-        *p++ = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '.';
-    *p++ = '|';
-    *p++ = '\n';
-    return (size_t)(p - out);
-}
-
-/* The message as printed: its type byte (type: specs) and its payload. */
-static size_t
-msg_size(const cat *c)
-{
-    return (c->msg.type >= 0) + c->msg.len;
-}
-
-static void
-msg_bytes(const cat *c, size_t from, size_t n, uint8_t *out)
-{
-    if (n > 0 && c->msg.type >= 0) {
-        if (from == 0) {
-            *out++ = (uint8_t)c->msg.type;
-            n--;
-        } else {
-            from--;
-        }
-    }
-    if (n > 0) memcpy(out, c->msg.data + from, n);
-}
-
-/* Render as much of the current message as obuf takes. True when done. */
-static bool
-render_msg(cat *c)
-{
-    size_t total = msg_size(c);
-    if (c->hex) {
-        /* msg_done counts lines here; an empty message is one empty line. */
-        size_t lines = total ? (total + 15) / 16 : 1;
-        while (c->msg_done < lines) {
-            if (out_room(c, HEX_LINE_MAX) < HEX_LINE_MAX) return false;
-            size_t from = c->msg_done * 16, n = total - from < 16 ? total - from : 16;
-            uint8_t b[16];
-            msg_bytes(c, from, n, b);
-            c->oend += hex_line(c->obuf + c->oend, from, b, n);
-            c->msg_done++;
-        }
-        return true;
-    }
-    while (c->msg_done <= total) {
-        size_t room = out_room(c, 1);
-        if (room == 0) return false;
-        if (c->msg_done == total) {
-            c->obuf[c->oend++] = '\n';
-            c->msg_done++;
-            break;
-        }
-        size_t n = total - c->msg_done < room ? total - c->msg_done : room;
-        msg_bytes(c, c->msg_done, n, (uint8_t *)c->obuf + c->oend);
-        c->oend += n;
-        c->msg_done += n;
-    }
-    return true;
-}
-
-/* Raw mode: pass the received bytes on as they are, or dumped. */
-static void
-render_raw(cat *c)
-{
-    while (c->rpos < c->rend) {
-        size_t have = c->rend - c->rpos;
-        if (c->hex) {
-            if (out_room(c, HEX_LINE_MAX) < HEX_LINE_MAX) return;
-            size_t n = have < 16 ? have : 16;
-            c->oend += hex_line(c->obuf + c->oend, c->roff, c->rbuf + c->rpos, n);
-            c->rpos += n;
-            c->roff += n;
-        } else {
-            size_t room = out_room(c, 1);
-            if (room == 0) return;
-            size_t n = have < room ? have : room;
-            memcpy(c->obuf + c->oend, c->rbuf + c->rpos, n);
-            c->oend += n;
-            c->rpos += n;
-        }
-    }
-    if (c->sock_eof && c->rpos == c->rend) {
-        if (c->sock_err)
-            fail(c, "%s: receiving: %s", c->peer, sm_strerror(c->sock_err));
-        else
-            c->in_done = true;
-    }
-}
-
-static void
-bad_frame(cat *c, ssize_t err)
-{
-    char detail[512];
-    sm_frame_decoder_detail(&c->dec, detail, sizeof detail);
-    if (detail[0])
-        fail(c, "%s: %s: %s", c->peer, sm_strerror((int)err), detail);
-    else
-        fail(c, "%s: %s", c->peer, sm_strerror((int)err));
-}
-
-/* Decode and render what has been received, until stdout's buffer is full
- * or more bytes are needed. */
-static void
-render_in(cat *c)
-{
-    if (!c->framed) {
-        render_raw(c);
-        return;
-    }
-    while (c->code < 0 && !c->in_done) {
-        if (c->have_msg) {
-            if (!render_msg(c)) return;
-            c->have_msg = false;
-            c->rpos += c->msg_consumed;
-            c->recv_msgs++;
-            continue;
-        }
-        if (c->rpos == c->rend) c->rpos = c->rend = 0;
-        sm_frame_msg m;
-        ssize_t n = sm_frame_decode(&c->dec, c->rbuf + c->rpos, c->rend - c->rpos, &m);
-        if (n == -EAGAIN) {
-            if (!c->sock_eof) return;
-            if (c->sock_err) {
-                /* Whatever was cut short, the cause is the connection's. */
-                fail(c, "%s: receiving: %s", c->peer, sm_strerror(c->sock_err));
-                return;
-            }
-            n = sm_frame_decode_eof(&c->dec, c->rbuf + c->rpos, c->rend - c->rpos, &m);
-            if (n == 0 && !m.data) {
-                c->in_done = true;
-                return;
-            }
-        }
-        if (n < 0) {
-            bad_frame(c, n);
-            return;
-        }
-        if (!m.data) {
-            c->rpos += (size_t)n;
-            cli_log(&c->cli, 2, "discarded %zd bytes of an oversized message", n);
-            continue;
-        }
-        c->msg = m;
-        c->have_msg = true;
-        c->msg_consumed = (size_t)n;
-        c->msg_done = 0;
-    }
-}
-
-/* Make room at the end of rbuf. False: stdout must drain first, or a
- * failure was reported. */
-static bool
-sock_room(cat *c)
-{
-    if (c->rpos == c->rend) c->rpos = c->rend = 0;
-    if (c->rend < c->rcap) return true;
-    if (c->rpos > 0) {
-        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
-        c->rend -= c->rpos;
-        c->rpos = 0;
-        return true;
-    }
-    if (!c->framed) return false;
-    /* One unfinished frame fills the buffer: grow it up to the spec's max
-     * (plus its header and trailer), never by what the peer announces. */
-    if (c->rcap >= c->rlimit) {
-        fail(c, "%s: a message longer than the %zu-byte receive buffer", c->peer, c->rcap);
-        return false;
-    }
-    size_t cap = c->rcap > c->rlimit / 2 ? c->rlimit : c->rcap * 2;
-    uint8_t *p = realloc(c->rbuf, cap);
-    if (!p) {
-        fail(c, "out of memory for a %zu-byte message", cap);
-        return false;
-    }
-    c->rbuf = p;
-    c->rcap = cap;
-    return true;
-}
-
-/* Whether to read the socket: only with room in rbuf (so a stalled stdout
- * stops us), and never while a message being rendered points into rbuf. */
-static bool
-want_sock_read(const cat *c)
-{
-    if (c->sock_eof || c->have_msg) return false;
-    return c->rend < c->rcap || c->rpos > 0 || (c->framed && c->rcap < c->rlimit);
-}
-
-static void
-recv_in(cat *c)
-{
-    if (!sock_room(c)) return;
-    ssize_t n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n < 0) {
-        c->sock_err = -errno;
-        c->sock_eof = true;
-        return;
-    }
-    if (n == 0) {
-        c->sock_eof = true;
-        cli_log(&c->cli, 1, "peer closed: received %llu bytes", c->recv_bytes);
-        return;
-    }
-    c->rend += (size_t)n;
-    c->recv_bytes += (size_t)n;
-}
-
-/* False when stdout is gone (EPIPE): the reader wants no more. */
-static bool
-write_stdout(cat *c)
-{
-    size_t n = c->oend - c->opos;
-    if (n > c->out_chunk) n = c->out_chunk;
-    ssize_t w = write(c->out_fd, c->obuf + c->opos, n);
-    if (w < 0) {
-        if (errno == EINTR || errno == EAGAIN) return true;
-        if (errno == EPIPE) return false;
-        fail(c, "stdout: %s", sm_strerror(-errno));
-        return true;
-    }
-    c->opos += (size_t)w;
-    return true;
 }
 
 /* --- the loop -------------------------------------------------------------- */
@@ -652,9 +112,9 @@ peer_gone(cat *c)
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err)
-        fail(c, "%s: sending: %s", c->peer, sm_strerror(-err));
+        cat_fail(c, "%s: sending: %s", c->peer, sm_strerror(-err));
     else
-        fail(c, "%s: the peer closed the connection before the end of input", c->peer);
+        cat_fail(c, "%s: the peer closed the connection before the end of input", c->peer);
 }
 
 static int
@@ -662,9 +122,9 @@ run(cat *c)
 {
     bool stdout_gone = false;
     while (c->code < 0) {
-        render_in(c);
-        fill_queue(c);
-        maybe_shutdown(c);
+        cat_render_in(c);
+        cat_fill_queue(c);
+        cat_maybe_shutdown(c);
         if (c->code >= 0) break;
         /* The peer's EOF may be a half-close: it may still read, so input
          * goes on until its end. At a terminal nobody may ever type that
@@ -675,7 +135,7 @@ run(cat *c)
         }
         struct pollfd p[3] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
         if (!c->in_eof && !c->failing) {
-            bool room = stdin_room(c);
+            bool room = cat_stdin_room(c);
             if (c->failing || c->code >= 0) continue; /* a line too long: wind down */
             if (room) {
                 p[0].fd = STDIN_FILENO;
@@ -687,8 +147,8 @@ run(cat *c)
             p[1].events = POLLOUT;
         }
         short ev = 0;
-        if (want_sock_read(c)) ev |= POLLIN;
-        if (!c->wr_shut && out_pending(c)) ev |= POLLOUT;
+        if (cat_want_sock_read(c)) ev |= POLLIN;
+        if (!c->wr_shut && cat_out_pending(c)) ev |= POLLOUT;
         /* After the peer's EOF, with nothing to send, watch for its reset
          * (POLLERR, POLLHUP: reported even with no events asked for). */
         if (ev || (c->sock_eof && !c->wr_shut)) {
@@ -697,11 +157,11 @@ run(cat *c)
         }
         if (poll(p, 3, -1) < 0) {
             if (errno == EINTR) continue;
-            fail(c, "poll: %s", sm_strerror(-errno));
+            cat_fail(c, "poll: %s", sm_strerror(-errno));
             break;
         }
         if (p[1].revents) {
-            if (!write_stdout(c)) {
+            if (!cat_write_stdout(c)) {
                 stdout_gone = true;
                 cli_log(&c->cli, 1, "stdout closed");
                 c->code = CLI_EXIT_OK;
@@ -711,12 +171,12 @@ run(cat *c)
         if (p[0].revents & POLLNVAL) {
             c->in_eof = true; /* no stdin at all: nothing to send */
         } else if (p[0].revents) {
-            read_stdin(c);
+            cat_read_stdin(c);
         }
         if (c->code >= 0) break;
-        if ((p[2].revents & (POLLOUT | POLLERR | POLLHUP)) && (ev & POLLOUT)) send_out(c);
+        if ((p[2].revents & (POLLOUT | POLLERR | POLLHUP)) && (ev & POLLOUT)) cat_send_out(c);
         if (c->code >= 0) break;
-        if ((p[2].revents & (POLLIN | POLLERR | POLLHUP)) && (ev & POLLIN)) recv_in(c);
+        if ((p[2].revents & (POLLIN | POLLERR | POLLHUP)) && (ev & POLLIN)) cat_recv_in(c);
         if ((p[2].revents & (POLLERR | POLLHUP)) && !ev) peer_gone(c);
     }
     /* What was rendered before a failure still goes out (blocking now). */
@@ -772,7 +232,7 @@ accept_one(cat *c, const sm_endpoint *ep, const char *text)
         return cli_fail(&c->cli, "%s: %s", where, sm_strerror(lfd));
     }
     format_endpoint(&bound, where, where, sizeof where);
-    say("listening on %s", where);
+    cat_say("listening on %s", where);
     int timeout = c->timeout_ms <= 0 ? SM_FOREVER : c->timeout_ms;
     sm_addr peer;
     int fd = sm_accept(lfd, timeout, &peer);

@@ -235,7 +235,7 @@ read_head(get *g, int fd, http_response *res, size_t *len)
                          HTTP_HEAD_MAX);
             else
                 cli_fail(&g->cli, "%s: malformed response: %s (at byte %zu)", g->url_text,
-                         res->error ? res->error : sm_strerror((int)r), res->error_off);
+                         res->error ? res->error : cli_strerror((int)r), res->error_off);
             return -1;
         }
         prev = have;
@@ -281,7 +281,7 @@ body_feed(get *g, body *b, const char *p, size_t n)
             ssize_t k = http_chunked_decode(&b->chunked, p, n, &data, &dlen);
             if (k < 0) {
                 cli_fail(&g->cli, "%s: malformed chunked body: %s (at body byte %llu)", g->url_text,
-                         b->chunked.error ? b->chunked.error : sm_strerror((int)k),
+                         b->chunked.error ? b->chunked.error : cli_strerror((int)k),
                          (unsigned long long)b->chunked.offset);
                 return false;
             }

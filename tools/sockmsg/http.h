@@ -11,10 +11,14 @@
  *   3. a chunked body goes through http_chunked_decode, which hands back the
  *      data spans inside the caller's buffer: no copy, nothing buffered.
  *
- * Errors are negative: SM_ERR_HTTP for a malformed response (the state's
- * `error` field names what is wrong), -EMSGSIZE when a bounded part (the head,
- * a chunk-size line, the trailers) is too long, SM_ERR_LIMIT when there are
- * more header fields than the caller made room for.
+ * Errors are negative: CLI_ERR_HTTP (cli.h) for a malformed response (the
+ * state's `error` field names what is wrong), -EMSGSIZE when a bounded part
+ * (the head, a chunk-size line, the trailers) is too long, SM_ERR_LIMIT when
+ * there are more header fields than the caller made room for. cli_strerror
+ * names them all.
+ *
+ * Implemented in http_response.c (heads, body framing), http_chunked.c (the
+ * chunked decoder) and http_url.c (URLs).
  */
 #ifndef SOCKMSG_TOOL_HTTP_H
 #define SOCKMSG_TOOL_HTTP_H
@@ -23,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "cli.h"
 
 /* The largest response head accepted: status line, fields and blank line. */
 #define HTTP_HEAD_MAX (64 * 1024)
@@ -65,7 +71,7 @@ typedef struct http_response {
  * stopped, so feeding a head byte by byte costs linear time.
  *
  * Returns the head length (> 0) once the head is complete: the body starts at
- * buf + that length. Returns -EAGAIN when the head is incomplete, SM_ERR_HTTP
+ * buf + that length. Returns -EAGAIN when the head is incomplete, CLI_ERR_HTTP
  * when it is malformed (detected as early as possible: a response that does
  * not start with "HTTP/" fails on its first bytes, a bad status line as soon as
  * it is complete), -EMSGSIZE when no head ends within HTTP_HEAD_MAX bytes,
@@ -95,7 +101,7 @@ typedef enum http_body_kind {
  * Content-Length (repeated identical values are accepted); otherwise until EOF.
  *
  * Returns the kind (>= 0), with *length set for HTTP_BODY_LENGTH; or
- * SM_ERR_HTTP with res->error set: an invalid or conflicting Content-Length,
+ * CLI_ERR_HTTP with res->error set: an invalid or conflicting Content-Length,
  * a transfer coding other than chunked (we never offer one with TE), chunked
  * not last or twice, Transfer-Encoding in an HTTP/1.0 response. */
 int http_body_framing(http_response *res, uint64_t *length);
@@ -126,7 +132,7 @@ void http_chunked_init(http_chunked *c);
  * bytes after the body are not part of it.
  *
  * Chunk extensions are skipped; trailer fields are checked and skipped.
- * Errors (sticky): SM_ERR_HTTP (c->error says why; c->offset is the offending
+ * Errors (sticky): CLI_ERR_HTTP (c->error says why; c->offset is the offending
  * byte's position in the body), -EMSGSIZE for a chunk-size line longer than
  * HTTP_CHUNK_LINE_MAX or trailers longer than HTTP_TRAILERS_MAX, a chunk size
  * of more than 16 significant hex digits. */

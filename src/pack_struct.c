@@ -1,7 +1,8 @@
-/* Binary packing: Python struct-compatible formats, varints, length-prefixed
- * bytes and cursors. Layout rules follow CPython's Modules/_struct.c so that
- * the same format and values give the same bytes; tests/unit/test_pack_python.c
- * checks that against the real struct module. */
+/* Python struct-compatible format packing: the format language, the scalar
+ * conversions (integers, binary16/32/64 floats) and sm_pack / sm_unpack over
+ * varargs or sm_pack_value arrays. Layout rules follow CPython's
+ * Modules/_struct.c so that the same format and values give the same bytes;
+ * tests/unit/test_pack_python.c checks that against the real struct module. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -10,11 +11,11 @@
 #include <sockmsg/error.h>
 #include <sockmsg/pack.h>
 
+#include "pack_internal.h"
+
 _Static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE 754 binary32/binary64 assumed");
 
-/* A pointer to hand to memcpy-free paths when the caller's buffer is NULL with
- * size 0: arithmetic on a NULL pointer is undefined even with offset 0. */
-static const uint8_t empty_bytes[1];
+const uint8_t sm__pack_empty[1];
 
 /* ------------------------------------------------------------------------- */
 /* Format parsing                                                            */
@@ -217,22 +218,6 @@ fmt_scan(const char *fmt, size_t *nvals)
 /* ------------------------------------------------------------------------- */
 /* Scalars                                                                   */
 
-static void
-put_uint(uint8_t *p, uint64_t v, size_t n, bool little)
-{
-    for (size_t k = 0; k < n; k++)
-        p[little ? k : n - 1 - k] = (uint8_t)(v >> (8 * k));
-}
-
-static uint64_t
-get_uint(const uint8_t *p, size_t n, bool little)
-{
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; k++)
-        v |= (uint64_t)p[little ? k : n - 1 - k] << (8 * k);
-    return v;
-}
-
 /* Sign-extend an n-byte two's complement value without relying on
  * implementation-defined unsigned-to-signed conversion. */
 static int64_t
@@ -353,11 +338,11 @@ pack_elem(uint8_t *dst, const fmt_item *it, bool little, args *a)
             int64_t lim = (int64_t)1 << (8 * n - 1);
             if (v < -lim || v >= lim) return -ERANGE;
         }
-        put_uint(dst, (uint64_t)v, n, little);
+        sm__pack_put_uint(dst, (uint64_t)v, n, little);
     } else if (code_unsigned(c)) {
         uint64_t v = a->ap ? va_arg(*a->ap, uint64_t) : a->in[a->i++].u;
         if (n < 8 && v >> (8 * n)) return -ERANGE;
-        put_uint(dst, v, n, little);
+        sm__pack_put_uint(dst, v, n, little);
     } else if (c == 'c' || c == '?') {
         int64_t v = a->ap ? va_arg(*a->ap, int) : a->in[a->i++].i;
         if (c == 'c' && (v < 0 || v > 255)) return -ERANGE;
@@ -367,15 +352,15 @@ pack_elem(uint8_t *dst, const fmt_item *it, bool little, args *a)
         if (c == 'e') {
             uint16_t h;
             if (half_from_double(v, &h) < 0) return -ERANGE;
-            put_uint(dst, h, 2, little);
+            sm__pack_put_uint(dst, h, 2, little);
         } else if (c == 'f') {
             if (float_check(v) < 0) return -ERANGE;
             float f = (float)v;
             uint32_t u;
             memcpy(&u, &f, sizeof u);
-            put_uint(dst, u, 4, little);
+            sm__pack_put_uint(dst, u, 4, little);
         } else {
-            put_uint(dst, double_bits(v), 8, little);
+            sm__pack_put_uint(dst, double_bits(v), 8, little);
         }
     }
     return 0;
@@ -420,7 +405,7 @@ pack_run(void *out, size_t cap, const char *fmt, args *a, size_t nvals)
     if (!out && cap) return -EINVAL;
     if ((size_t)size > cap) return -ENOSPC;
 
-    uint8_t *base = out ? out : (uint8_t *)empty_bytes; /* never written: size is 0 */
+    uint8_t *base = out ? out : (uint8_t *)sm__pack_empty; /* never written: size is 0 */
     fmt_state st;
     fmt_item it;
     fmt_init(&st, fmt);
@@ -452,13 +437,13 @@ unpack_elem(const uint8_t *src, const fmt_item *it, bool little, args *a)
     size_t n = it->size;
     sm_pack_value v = {.u = 0};
     if (code_signed(c)) {
-        v.i = to_signed(get_uint(src, n, little), n);
+        v.i = to_signed(sm__pack_get_uint(src, n, little), n);
         if (a->ap) {
             int64_t *p = va_arg(*a->ap, int64_t *);
             if (p) *p = v.i;
         }
     } else if (code_unsigned(c)) {
-        v.u = get_uint(src, n, little);
+        v.u = sm__pack_get_uint(src, n, little);
         if (a->ap) {
             uint64_t *p = va_arg(*a->ap, uint64_t *);
             if (p) *p = v.u;
@@ -471,14 +456,14 @@ unpack_elem(const uint8_t *src, const fmt_item *it, bool little, args *a)
         }
     } else {
         if (c == 'e') {
-            v.d = half_to_double((uint16_t)get_uint(src, 2, little));
+            v.d = half_to_double((uint16_t)sm__pack_get_uint(src, 2, little));
         } else if (c == 'f') {
-            uint32_t u = (uint32_t)get_uint(src, 4, little);
+            uint32_t u = (uint32_t)sm__pack_get_uint(src, 4, little);
             float f;
             memcpy(&f, &u, sizeof f);
             v.d = f;
         } else {
-            v.d = bits_double(get_uint(src, 8, little));
+            v.d = bits_double(sm__pack_get_uint(src, 8, little));
         }
         if (a->ap) {
             double *p = va_arg(*a->ap, double *);
@@ -519,7 +504,7 @@ unpack_run(const void *in, size_t len, const char *fmt, args *a, size_t nvals)
     if (!in && len) return -EINVAL;
     if ((size_t)size > len) return -EPROTO;
 
-    const uint8_t *base = in ? in : empty_bytes; /* size is 0: only empty views */
+    const uint8_t *base = in ? in : sm__pack_empty; /* size is 0: only empty views */
     fmt_state st;
     fmt_item it;
     fmt_init(&st, fmt);
@@ -612,392 +597,4 @@ sm_unpack_values(const void *in, size_t len, const char *fmt, sm_pack_value *val
     if (!vals && nvals) return -EINVAL;
     args a = {.out = vals};
     return unpack_run(in, len, fmt, &a, nvals);
-}
-
-/* ------------------------------------------------------------------------- */
-/* Varints, zigzag, length-prefixed bytes                                    */
-
-int
-sm_pack_varint_size(uint64_t v)
-{
-    int n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-int
-sm_pack_varint(void *out, size_t cap, uint64_t v)
-{
-    int n = sm_pack_varint_size(v);
-    if ((size_t)n > cap) return -ENOSPC;
-    if (!out) return -EINVAL;
-    uint8_t *p = out;
-    for (int k = 0; k < n - 1; k++) {
-        p[k] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n - 1] = (uint8_t)v;
-    return n;
-}
-
-int
-sm_unpack_varint(const void *in, size_t len, uint64_t *v)
-{
-    const uint8_t *p = in;
-    uint64_t r = 0;
-    for (size_t k = 0; k < SM_VARINT_MAX && k < len; k++) {
-        uint8_t b = p[k];
-        /* The tenth byte holds bit 63 alone; more is over 64 bits or over
-         * 10 bytes. */
-        if (k == SM_VARINT_MAX - 1 && b > 1) return -EPROTO;
-        r |= (uint64_t)(b & 0x7f) << (7 * k);
-        if (!(b & 0x80)) {
-            if (v) *v = r;
-            return (int)k + 1;
-        }
-    }
-    return -EPROTO;
-}
-
-uint64_t
-sm_pack_zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
-}
-
-int64_t
-sm_unpack_zigzag(uint64_t v)
-{
-    /* v >> 1 <= INT64_MAX, so both branches stay in range. */
-    int64_t half = (int64_t)(v >> 1);
-    return (v & 1) ? -half - 1 : half;
-}
-
-/* Width of a fixed prefix (0 for varint, -1 unknown) and its byte order. */
-static int
-prefix_width(sm_pack_prefix prefix, bool *little)
-{
-    *little = false;
-    switch (prefix) {
-    case SM_PREFIX_VARINT:
-        return 0;
-    case SM_PREFIX_U8:
-        return 1;
-    case SM_PREFIX_U16LE:
-        *little = true;
-        /* fall through */
-    case SM_PREFIX_U16BE:
-        return 2;
-    case SM_PREFIX_U32LE:
-        *little = true;
-        /* fall through */
-    case SM_PREFIX_U32BE:
-        return 4;
-    case SM_PREFIX_U64LE:
-        *little = true;
-        /* fall through */
-    case SM_PREFIX_U64BE:
-        return 8;
-    }
-    return -1;
-}
-
-ssize_t
-sm_pack_bytes(void *out, size_t cap, sm_pack_prefix prefix, const void *data, size_t len)
-{
-    bool little;
-    int w = prefix_width(prefix, &little);
-    if (w < 0 || (!data && len)) return -EINVAL;
-    if (w > 0 && w < 8 && (uint64_t)len >> (8 * w)) return -EMSGSIZE;
-    size_t plen = w ? (size_t)w : (size_t)sm_pack_varint_size(len);
-    if (len > (size_t)SSIZE_MAX - plen) return -EMSGSIZE;
-    if (plen + len > cap) return -ENOSPC;
-    if (!out) return -EINVAL;
-    uint8_t *p = out;
-    if (w)
-        put_uint(p, len, (size_t)w, little);
-    else
-        sm_pack_varint(p, plen, len);
-    if (len) memcpy(p + plen, data, len);
-    return (ssize_t)(plen + len);
-}
-
-ssize_t
-sm_unpack_bytes(const void *in, size_t len, sm_pack_prefix prefix, const uint8_t **data,
-                size_t *data_len)
-{
-    bool little;
-    int w = prefix_width(prefix, &little);
-    if (w < 0 || (!in && len)) return -EINVAL;
-    const uint8_t *p = in ? in : empty_bytes;
-    uint64_t n;
-    size_t plen;
-    if (w == 0) {
-        int rc = sm_unpack_varint(p, len, &n);
-        if (rc < 0) return rc;
-        plen = (size_t)rc;
-    } else {
-        if (len < (size_t)w) return -EPROTO;
-        n = get_uint(p, (size_t)w, little);
-        plen = (size_t)w;
-    }
-    if (n > len - plen) return -EPROTO;
-    if (data) *data = p + plen;
-    if (data_len) *data_len = (size_t)n;
-    return (ssize_t)(plen + n);
-}
-
-/* ------------------------------------------------------------------------- */
-/* Cursors                                                                   */
-
-void
-sm_packer_init(sm_packer *p, void *buf, size_t cap)
-{
-    *p = (sm_packer){.buf = buf, .cap = buf ? cap : 0};
-}
-
-/* Room for n more bytes? Sets the sticky error when not. */
-static uint8_t *
-packer_room(sm_packer *p, size_t n)
-{
-    if (p->err) return NULL;
-    if (n > p->cap - p->pos) {
-        p->err = -ENOSPC;
-        return NULL;
-    }
-    return p->buf ? p->buf + p->pos : (uint8_t *)empty_bytes;
-}
-
-static void
-packer_put(sm_packer *p, uint64_t v, size_t n, bool little)
-{
-    uint8_t *dst = packer_room(p, n);
-    if (!dst) return;
-    put_uint(dst, v, n, little);
-    p->pos += n;
-}
-
-void
-sm_packer_put_u8(sm_packer *p, uint8_t v)
-{
-    packer_put(p, v, 1, false);
-}
-
-void
-sm_packer_put_u16be(sm_packer *p, uint16_t v)
-{
-    packer_put(p, v, 2, false);
-}
-
-void
-sm_packer_put_u16le(sm_packer *p, uint16_t v)
-{
-    packer_put(p, v, 2, true);
-}
-
-void
-sm_packer_put_u32be(sm_packer *p, uint32_t v)
-{
-    packer_put(p, v, 4, false);
-}
-
-void
-sm_packer_put_u32le(sm_packer *p, uint32_t v)
-{
-    packer_put(p, v, 4, true);
-}
-
-void
-sm_packer_put_u64be(sm_packer *p, uint64_t v)
-{
-    packer_put(p, v, 8, false);
-}
-
-void
-sm_packer_put_u64le(sm_packer *p, uint64_t v)
-{
-    packer_put(p, v, 8, true);
-}
-
-void
-sm_packer_put_varint(sm_packer *p, uint64_t v)
-{
-    size_t n = (size_t)sm_pack_varint_size(v);
-    uint8_t *dst = packer_room(p, n);
-    if (!dst) return;
-    sm_pack_varint(dst, n, v);
-    p->pos += n;
-}
-
-void
-sm_packer_put_raw(sm_packer *p, const void *data, size_t len)
-{
-    if (!p->err && !data && len) p->err = -EINVAL;
-    uint8_t *dst = packer_room(p, len);
-    if (!dst) return;
-    if (len) memcpy(dst, data, len);
-    p->pos += len;
-}
-
-void
-sm_packer_put_bytes(sm_packer *p, sm_pack_prefix prefix, const void *data, size_t len)
-{
-    if (p->err) return;
-    ssize_t rc = sm_pack_bytes(p->buf ? p->buf + p->pos : NULL, p->cap - p->pos, prefix, data, len);
-    if (rc < 0)
-        p->err = (int)rc;
-    else
-        p->pos += (size_t)rc;
-}
-
-void
-sm_packer_pack(sm_packer *p, const char *fmt, ...)
-{
-    if (p->err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    ssize_t rc = sm_vpack(p->buf ? p->buf + p->pos : NULL, p->cap - p->pos, fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        p->err = (int)rc;
-    else
-        p->pos += (size_t)rc;
-}
-
-ssize_t
-sm_packer_finish(const sm_packer *p)
-{
-    return p->err ? p->err : (ssize_t)p->pos;
-}
-
-void
-sm_unpacker_init(sm_unpacker *u, const void *buf, size_t len)
-{
-    *u = (sm_unpacker){.buf = buf, .len = buf ? len : 0};
-}
-
-/* The next n bytes, or NULL with the sticky error set. */
-static const uint8_t *
-unpacker_take(sm_unpacker *u, size_t n)
-{
-    if (u->err) return NULL;
-    if (n > u->len - u->pos) {
-        u->err = -EPROTO;
-        return NULL;
-    }
-    const uint8_t *src = u->buf ? u->buf + u->pos : empty_bytes;
-    u->pos += n;
-    return src;
-}
-
-static uint64_t
-unpacker_get(sm_unpacker *u, size_t n, bool little)
-{
-    const uint8_t *src = unpacker_take(u, n);
-    return src ? get_uint(src, n, little) : 0;
-}
-
-uint8_t
-sm_unpacker_get_u8(sm_unpacker *u)
-{
-    return (uint8_t)unpacker_get(u, 1, false);
-}
-
-uint16_t
-sm_unpacker_get_u16be(sm_unpacker *u)
-{
-    return (uint16_t)unpacker_get(u, 2, false);
-}
-
-uint16_t
-sm_unpacker_get_u16le(sm_unpacker *u)
-{
-    return (uint16_t)unpacker_get(u, 2, true);
-}
-
-uint32_t
-sm_unpacker_get_u32be(sm_unpacker *u)
-{
-    return (uint32_t)unpacker_get(u, 4, false);
-}
-
-uint32_t
-sm_unpacker_get_u32le(sm_unpacker *u)
-{
-    return (uint32_t)unpacker_get(u, 4, true);
-}
-
-uint64_t
-sm_unpacker_get_u64be(sm_unpacker *u)
-{
-    return unpacker_get(u, 8, false);
-}
-
-uint64_t
-sm_unpacker_get_u64le(sm_unpacker *u)
-{
-    return unpacker_get(u, 8, true);
-}
-
-uint64_t
-sm_unpacker_get_varint(sm_unpacker *u)
-{
-    if (u->err) return 0;
-    uint64_t v;
-    int rc = sm_unpack_varint(u->buf ? u->buf + u->pos : NULL, u->len - u->pos, &v);
-    if (rc < 0) {
-        u->err = rc;
-        return 0;
-    }
-    u->pos += (size_t)rc;
-    return v;
-}
-
-const uint8_t *
-sm_unpacker_get_raw(sm_unpacker *u, size_t n)
-{
-    return unpacker_take(u, n);
-}
-
-const uint8_t *
-sm_unpacker_get_bytes(sm_unpacker *u, sm_pack_prefix prefix, size_t *len)
-{
-    const uint8_t *data = NULL;
-    size_t n = 0;
-    if (!u->err) {
-        ssize_t rc =
-            sm_unpack_bytes(u->buf ? u->buf + u->pos : NULL, u->len - u->pos, prefix, &data, &n);
-        if (rc < 0) {
-            u->err = (int)rc;
-            data = NULL;
-            n = 0;
-        } else {
-            u->pos += (size_t)rc;
-        }
-    }
-    if (len) *len = n;
-    return data;
-}
-
-void
-sm_unpacker_unpack(sm_unpacker *u, const char *fmt, ...)
-{
-    if (u->err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    ssize_t rc = sm_vunpack(u->buf ? u->buf + u->pos : NULL, u->len - u->pos, fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        u->err = (int)rc;
-    else
-        u->pos += (size_t)rc;
-}
-
-ssize_t
-sm_unpacker_finish(const sm_unpacker *u)
-{
-    return u->err ? u->err : (ssize_t)u->pos;
 }
