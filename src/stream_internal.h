@@ -1,6 +1,8 @@
-/* The stream module's private state, shared by stream.c (lifecycle, reading),
- * stream_write.c (queue, sending), stream_timeout.c (timing wheel) and
- * stream_dial.c (connecting, reconnecting). Never installed. */
+/* The stream module's private state, shared by stream.c (lifecycle, the
+ * flag word's transitions), stream_read.c (receive batches), stream_write.c
+ * (queue, sending), stream_timeout.c (timing wheel), stream_dial.c
+ * (connecting, reconnecting) and the transports under streams
+ * (transport.h). Never installed. */
 #ifndef SM_STREAM_INTERNAL_H
 #define SM_STREAM_INTERNAL_H
 
