@@ -575,7 +575,7 @@ typedef struct mtimer {
 typedef struct model {
     sm_loop *loop;
     mtimer m[NM];
-    uint64_t rng, seed, next_order;
+    uint64_t rng, next_order;
     int ops_left; /* random operations callbacks may still do */
     int fired;
     bool ok;
@@ -681,7 +681,7 @@ test_timer_random_model(void **state)
     for (int round = 0; round < 8; round++) {
         uint64_t seed = 0x71e5eed0ull + (uint64_t)round;
         memset(md, 0, sizeof *md);
-        md->seed = md->rng = seed;
+        md->rng = seed;
         md->ok = true;
         md->ops_left = 2 * NM;
         SM_ASSERT_OK(sm_loop_new(&md->loop, &(sm_loop_opts){.data = md}));
