@@ -272,7 +272,6 @@ sm_loop_free(sm_loop *loop)
     sm_io_stop(&loop->wake_io);
     close(loop->wake_fd);
     loop->ops->destroy(loop->poller);
-    sm__timers_free(loop);
     free(loop->fds);
     free(loop->changes);
     free(loop);

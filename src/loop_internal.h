@@ -37,9 +37,10 @@ struct sm_loop {
     sm__poll_event events[SM__LOOP_MAX_EVENTS];
     int nevents, ev_next; /* the batch being dispatched */
 
-    /* timers: 1-based binary min-heap on (due, seq) */
-    sm_timer **heap;
-    uint32_t heap_len, heap_cap;
+    /* timers: the root of a pairing heap on (due, seq) linked through the
+     * timers (timer_heap.c); nothing to allocate or free */
+    sm_timer *timers;
+    size_t ntimers; /* scheduled */
     uint32_t timer_seq;
 
     /* deferred callbacks: circular lists with sentinels; `defer_run` holds
@@ -70,7 +71,6 @@ struct sm_loop {
 /* Timers (timer_heap.c). */
 int sm__timers_timeout(const sm_loop *loop); /* ms until the nearest, -1: none */
 void sm__timers_run(sm_loop *loop);
-void sm__timers_free(sm_loop *loop);
 
 /* Signals (loop_signal.c). */
 void sm__signals_free(sm_loop *loop);

@@ -1,10 +1,16 @@
-/* Timers: a binary min-heap of timer pointers ordered by (due, seq), each
- * timer knowing its place, so start, stop and restart are O(log n) and the
- * nearest deadline is O(1). The heap is 1-based: index 0 means "not
- * scheduled", which a zeroed timer already says. */
+/* Timers: a pairing heap ordered by (due, seq), kept inside the timers
+ * themselves, so that starting one never allocates and cannot fail (as
+ * sm_io_set_events never allocates). Start is O(1); stop, restart and
+ * firing are O(log n) amortized; the nearest deadline is the root, O(1).
+ *
+ * Each scheduled timer links to its first child (child), its next sibling
+ * (next), and back (prev) to its previous sibling, or to its parent if it
+ * is the first child. The root has prev == NULL and next == NULL. A timer
+ * that is not scheduled has all three NULL, which a zeroed one already
+ * says; it is scheduled iff it has a prev or is the root. */
 #include <errno.h>
 #include <limits.h>
-#include <stdlib.h>
+#include <stddef.h>
 
 #include "internal.h"
 #include "loop_internal.h"
@@ -12,7 +18,9 @@
 /* seq breaks ties so that timers due together fire in start order. It wraps
  * after 2^32 starts; comparing by difference keeps the order right as long
  * as timers due at the same millisecond were started fewer than 2^31 starts
- * apart, and a wrong tie-break never breaks the deadline order. */
+ * apart, and a wrong tie-break never breaks the deadline order. Being a
+ * strict total order, it alone decides the firing order: the shape of the
+ * heap never shows through. */
 static bool
 before(const sm_timer *a, const sm_timer *b)
 {
@@ -20,58 +28,83 @@ before(const sm_timer *a, const sm_timer *b)
     return (int32_t)(a->seq - b->seq) < 0;
 }
 
-static void
-place(sm_timer **heap, uint32_t i, sm_timer *t)
+/* Join two heaps (roots a and b, their next and prev ignored): the later
+ * root becomes the first child of the earlier, which is returned, its own
+ * next and prev left for the caller to set. */
+static sm_timer *
+meld(sm_timer *a, sm_timer *b)
 {
-    heap[i] = t;
-    t->heap_index = i;
-}
-
-static void
-sift_up(sm_timer **heap, uint32_t i)
-{
-    sm_timer *t = heap[i];
-    while (i > 1 && before(t, heap[i / 2])) {
-        place(heap, i, heap[i / 2]);
-        i /= 2;
+    if (before(b, a)) {
+        sm_timer *x = a;
+        a = b;
+        b = x;
     }
-    place(heap, i, t);
+    b->prev = a;
+    b->next = a->child;
+    if (a->child) a->child->prev = b;
+    a->child = b;
+    return a;
 }
 
-static void
-sift_down(sm_timer **heap, uint32_t n, uint32_t i)
+/* Make one heap of the sibling list starting at first (non-NULL): the
+ * two-pass pairing that gives the heap its amortized O(log n). Without a
+ * recursion or an array: pass 1 melds pairs left to right, stacking the
+ * results through next; pass 2 melds the stack, so right to left. */
+static sm_timer *
+meld_siblings(sm_timer *first)
 {
-    sm_timer *t = heap[i];
-    for (;;) {
-        uint32_t c = 2 * i;
-        if (c > n || c < i) break;
-        if (c + 1 <= n && before(heap[c + 1], heap[c])) c++;
-        if (!before(heap[c], t)) break;
-        place(heap, i, heap[c]);
-        i = c;
+    sm_timer *stack = NULL;
+    while (first) {
+        sm_timer *a = first, *b = first->next;
+        if (b) {
+            first = b->next;
+            a = meld(a, b);
+        } else {
+            first = NULL;
+        }
+        a->next = stack;
+        stack = a;
     }
-    place(heap, i, t);
+    sm_timer *root = stack;
+    for (stack = stack->next; stack;) {
+        sm_timer *up = stack->next;
+        root = meld(root, stack);
+        stack = up;
+    }
+    root->next = root->prev = NULL;
+    return root;
 }
 
-/* Restore the order around i after its timer's key changed either way. */
 static void
-fix(sm_loop *loop, uint32_t i)
+heap_insert(sm_loop *loop, sm_timer *t)
 {
-    if (i > 1 && before(loop->heap[i], loop->heap[i / 2]))
-        sift_up(loop->heap, i);
-    else
-        sift_down(loop->heap, loop->heap_len, i);
+    t->child = t->next = t->prev = NULL;
+    loop->timers = loop->timers ? meld(loop->timers, t) : t;
+    loop->ntimers++;
 }
 
 static void
 heap_remove(sm_loop *loop, sm_timer *t)
 {
-    uint32_t i = t->heap_index;
-    sm_timer *last = loop->heap[loop->heap_len--];
-    t->heap_index = 0;
-    if (last == t) return;
-    place(loop->heap, i, last);
-    fix(loop, i);
+    sm_timer *sub = t->child ? meld_siblings(t->child) : NULL;
+    if (t == loop->timers) {
+        loop->timers = sub;
+    } else {
+        if (t->prev->child == t)
+            t->prev->child = t->next;
+        else
+            t->prev->next = t->next;
+        if (t->next) t->next->prev = t->prev;
+        if (sub) loop->timers = meld(loop->timers, sub);
+    }
+    t->child = t->next = t->prev = NULL;
+    loop->ntimers--;
+}
+
+static bool
+scheduled(const sm_timer *t)
+{
+    return t->prev || (t->loop && t->loop->timers == t);
 }
 
 static int64_t
@@ -95,43 +128,32 @@ sm_timer_init(sm_loop *loop, sm_timer *t, sm_timer_cb cb)
     t->cb = cb;
     t->due = 0;
     t->repeat = 0;
-    t->heap_index = 0;
+    t->child = t->next = t->prev = NULL;
     t->seq = 0;
 }
 
 int
 sm_timer_start(sm_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
 {
+    if (!t || !t->loop) return -EINVAL;
     sm_loop *loop = t->loop;
     /* Inside a run, every callback of an iteration counts from the same
      * instant; outside, the cached time may be arbitrarily old. */
     if (!loop->running) loop->now = sm__now_ms();
-    if (t->heap_index) {
-        t->repeat = repeat_ms;
-        schedule(loop, t, timeout_ms);
-        fix(loop, t->heap_index);
-        return 0;
-    }
-    if (loop->heap_len + 1 >= loop->heap_cap) {
-        if (loop->heap_cap >= UINT32_MAX / 2) return -ENOMEM;
-        uint32_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        sm_timer **heap = realloc(loop->heap, (size_t)cap * sizeof *heap);
-        if (!heap) return -ENOMEM;
-        loop->heap = heap;
-        loop->heap_cap = cap;
-    }
+    if (scheduled(t))
+        heap_remove(loop, t);
+    else
+        loop->active++;
     t->repeat = repeat_ms;
     schedule(loop, t, timeout_ms);
-    loop->heap[++loop->heap_len] = t;
-    sift_up(loop->heap, loop->heap_len);
-    loop->active++;
+    heap_insert(loop, t);
     return 0;
 }
 
 void
 sm_timer_stop(sm_timer *t)
 {
-    if (!t->heap_index) return;
+    if (!scheduled(t)) return;
     heap_remove(t->loop, t);
     t->loop->active--;
 }
@@ -158,14 +180,14 @@ sm_timer_get_repeat(const sm_timer *t)
 bool
 sm_timer_is_active(const sm_timer *t)
 {
-    return t->heap_index != 0;
+    return scheduled(t);
 }
 
 int
 sm__timers_timeout(const sm_loop *loop)
 {
-    if (!loop->heap_len) return -1;
-    int64_t left = loop->heap[1]->due - loop->now;
+    if (!loop->timers) return -1;
+    int64_t left = loop->timers->due - loop->now;
     if (left <= 0) return 0;
     return left > INT_MAX ? INT_MAX : (int)left;
 }
@@ -175,25 +197,17 @@ sm__timers_run(sm_loop *loop)
 {
     /* At most as many firings as there were timers: one re-arming itself
      * with a 0 timeout cannot hold the loop here forever. */
-    for (uint32_t budget = loop->heap_len; budget > 0 && loop->heap_len > 0; budget--) {
-        sm_timer *t = loop->heap[1];
+    for (size_t budget = loop->ntimers; budget > 0 && loop->timers; budget--) {
+        sm_timer *t = loop->timers;
         if (t->due > loop->now) break;
+        heap_remove(loop, t);
         if (t->repeat) {
             schedule(loop, t, t->repeat);
-            sift_down(loop->heap, loop->heap_len, 1);
+            heap_insert(loop, t);
         } else {
-            heap_remove(loop, t);
             loop->active--;
         }
         /* The last touch: the callback may stop, restart or free t. */
         t->cb(t);
     }
-}
-
-void
-sm__timers_free(sm_loop *loop)
-{
-    free(loop->heap);
-    loop->heap = NULL;
-    loop->heap_len = loop->heap_cap = 0;
 }

@@ -3,13 +3,14 @@
  *
  * One sm_loop runs on one thread. Watchers are small structs the caller
  * allocates (embed them in your own objects: an sm_io is 40 bytes, an
- * sm_timer 48); the loop never allocates per watcher. It keeps only an
- * fd-indexed table of io watcher pointers (8 bytes per fd number), room to
- * record one interest change per active io watcher (4-8 bytes), and a
- * min-heap of timer pointers (8-16 bytes per active timer), all grown by
- * doubling when a start needs room (the only place a start can fail with
- * -ENOMEM). The poll backend adds 12 bytes per watched fd; epoll keeps its
- * state in the kernel.
+ * sm_timer 72); the loop never allocates per watcher. Timers carry their
+ * own links in the loop's timer heap, so a timer costs nothing beyond its
+ * struct and starting one never allocates or fails. For io watchers the
+ * loop keeps an fd-indexed table of watcher pointers (8 bytes per fd
+ * number) and room to record one interest change per active watcher (4-8
+ * bytes), both grown by doubling when an sm_io_start needs room (the only
+ * place an io start can fail with -ENOMEM). The poll backend adds 12
+ * bytes per watched fd; epoll keeps its state in the kernel.
  *
  *     sm_loop *loop;
  *     if (sm_loop_new(&loop, NULL) < 0) ...
@@ -113,15 +114,17 @@ struct sm_io {
     uint8_t reserved;
 };
 
-/* A timer. 48 bytes on LP64. */
+/* A timer. 72 bytes on LP64. */
 struct sm_timer {
     void *data; /* yours */
     sm_loop *loop;
     sm_timer_cb cb;
     int64_t due;     /* sm_loop_now() value it fires at, while active */
     uint64_t repeat; /* ms; 0 for a one-shot */
-    uint32_t heap_index;
-    uint32_t seq;
+    /* Its place in the loop's timer heap (a pairing heap): the links live
+     * here so that starting a timer needs no memory from the loop. */
+    sm_timer *child, *next, *prev;
+    uint32_t seq; /* start order: the tie-break among equal `due` */
 };
 
 /* A signal watcher. */
@@ -270,7 +273,7 @@ SM_API bool sm_io_is_active(const sm_io *w);
 /* ---- timers -------------------------------------------------------------- */
 
 /* sm_timer_init - prepare a timer on loop, inactive (not on an active one).
- * Leaves t->data alone. Allocates nothing. */
+ * Leaves t->data alone. Allocates nothing, cannot fail. */
 SM_API void sm_timer_init(sm_loop *loop, sm_timer *t, sm_timer_cb cb);
 
 /* sm_timer_start - fire cb once timeout_ms after sm_loop_now(), then (if
@@ -282,18 +285,22 @@ SM_API void sm_timer_init(sm_loop *loop, sm_timer *t, sm_timer_cb cb);
  * a late loop does not fire a burst); a one-shot is inactive during its
  * callback. Timers fire after the iteration's io callbacks, never before
  * their time, never inside this call (a timeout of 0 fires in the current or
- * next iteration). O(log n). Returns 0 or -ENOMEM (heap growth; the timer is
- * then unchanged). Callable from callbacks. */
+ * next iteration). Allocates nothing: O(1) for an inactive timer, O(log n)
+ * amortized for an active one (n: active timers). Returns 0 for any timer
+ * that went through sm_timer_init; -EINVAL (nothing done) only for a NULL t
+ * or a timer with no loop (zeroed, never initialized). Callable from
+ * callbacks. */
 SM_API int sm_timer_start(sm_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 
-/* sm_timer_stop - stop the timer; a no-op if inactive. O(log n). The loop
- * keeps no reference to t afterwards: free it at will, even from a callback
- * (its own included). Callable from callbacks. */
+/* sm_timer_stop - stop the timer; a no-op if inactive (or zeroed, never
+ * initialized). O(log n) amortized. The loop keeps no reference to t
+ * afterwards: free it at will, even from a callback (its own included).
+ * Callable from callbacks. */
 SM_API void sm_timer_stop(sm_timer *t);
 
 /* sm_timer_again - restart with the repeat interval as the timeout (the
- * "reset an idle timeout" idiom). Returns 0, -EINVAL if the repeat interval
- * is 0, or -ENOMEM. Callable from callbacks. */
+ * "reset an idle timeout" idiom). Returns 0, or -EINVAL (nothing done) if
+ * the repeat interval is 0. Callable from callbacks. */
 SM_API int sm_timer_again(sm_timer *t);
 
 /* sm_timer_set_repeat / sm_timer_get_repeat - the repeat interval in ms; a
