@@ -80,10 +80,8 @@ static void
 arm(sm__stream_loop *sl, int64_t tick)
 {
     int64_t now = sm_loop_now(sl->loop), at = tick * RES;
-    /* On failure (no memory to grow the loop's timer heap) the next insert
-     * tries again. */
-    if (sm_timer_start(&sl->timer, at > now ? (uint64_t)(at - now) : 0, 0) == 0)
-        sl->timer_tick = tick;
+    sm_timer_start(&sl->timer, at > now ? (uint64_t)(at - now) : 0, 0); /* cannot fail */
+    sl->timer_tick = tick;
 }
 
 static void
