@@ -1,11 +1,13 @@
 # The two commands that matter:
 #   make demo   install what is missing, build a release, run the main job
 #   make test   install what is missing, build, run every test through CTest
+# And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE ?=
 BACKEND  ?=
+PREFIX   ?= /usr/local
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -14,7 +16,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release test test-asan test-tsan format tidy clean
+.PHONY: all deps demo release install test test-asan test-tsan format tidy clean
 
 all: release
 
@@ -24,6 +26,9 @@ deps:
 release: deps
 	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSM_WERROR=OFF -DSM_BUILD_TESTS=OFF >/dev/null
 	cmake --build build/release -j $(JOBS)
+
+install: release
+	cmake --install build/release --prefix $(PREFIX)
 
 demo: release
 	scripts/demo.sh build/release

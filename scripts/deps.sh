@@ -4,8 +4,10 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 
+# g++ and pkgconf: tests/consumer builds C++ and pkg-config programs against
+# an installed sockmsg.
 pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx haproxy "$@")
+      nginx haproxy g++ pkgconf "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,6 +11,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(SM_BUILDING)
 #define SM_API __attribute__((visibility("default")))
 #else
@@ -20,5 +24,9 @@
 /* Timeouts are milliseconds: SM_FOREVER waits without a deadline, 0 tries once
  * without waiting. A timeout covers the whole call, not each syscall in it. */
 #define SM_FOREVER (-1)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

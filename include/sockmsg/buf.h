@@ -17,6 +17,10 @@
 #include "api.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sm_buf {
     uint8_t *data;
     size_t cap;   /* bytes allocated */
@@ -100,5 +104,9 @@ sm_buf_clear(sm_buf *b)
 {
     b->rpos = b->wpos = 0;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -32,6 +32,10 @@
 #include "error.h"
 #include "frame.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sm_conn sm_conn;
 
 /* Use the connection's default timeout. */
@@ -96,5 +100,9 @@ SM_API const char *sm_conn_error_detail(sm_conn *c);
 
 /* sm_conn_skipped - messages discarded under oversize=skip so far. */
 SM_API uint64_t sm_conn_skipped(const sm_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

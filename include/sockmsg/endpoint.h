@@ -20,6 +20,10 @@
 #include "api.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sm_endpoint_kind {
     SM_ENDPOINT_TCP = 1,
     SM_ENDPOINT_UNIX,          /* filesystem path */
@@ -82,5 +86,9 @@ SM_API int sm_addr_to_endpoint(const struct sockaddr *sa, socklen_t len, sm_endp
  * ("tcp://127.0.0.1:8080", "tcp://[::1]:8080", "unix:/p", "unix:@n").
  * Returns the length or a negative error as sm_endpoint_format. */
 SM_API int sm_addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t out_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 
 #include "api.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SM_ERR_BASE (-4096)
 
 /* X(name, value, message): one table gives the enum, sm_strerror and
@@ -48,5 +52,9 @@ SM_API const char *sm_strerror(int err);
  * "OK" for >= 0, "E?" for unknown codes. Static string; thread-safe. Meant for
  * logs and test failure messages. */
 SM_API const char *sm_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

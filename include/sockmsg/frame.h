@@ -68,6 +68,10 @@
 #include "api.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sm_frame_kind {
     SM_FRAME_FIXED = 1,
     SM_FRAME_DELIM, /* line, crlf, nul and delim:STR */
@@ -107,6 +111,12 @@ typedef struct sm_frame_basic {
  * initializers: {.kind = SM_FRAME_LENGTH, .len_width = 4} is len32be with the
  * default max. It is plain data (about 1.4 KiB): share one spec among many
  * decoders by pointer. */
+/* The anonymous struct is C11; C++ compilers take it as an extension, and
+ * -Wpedantic there would flag it in every C++ program that includes this. */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
 typedef struct sm_frame_spec {
     union {
         sm_frame_basic basic;
@@ -130,6 +140,9 @@ typedef struct sm_frame_spec {
     uint8_t type_count;
     sm_frame_basic types[SM_FRAME_TYPES_MAX];
 } sm_frame_spec;
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 /* One decoded message. Pointers are borrowed from the buffer passed to the
  * decoder: valid as long as those bytes are. */
@@ -243,5 +256,9 @@ SM_API int sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_
 
 /* sm_frame_max - the effective max of a spec (its max, or the default). */
 SM_API uint64_t sm_frame_max(const sm_frame_spec *spec);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

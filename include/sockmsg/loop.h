@@ -55,6 +55,10 @@
 
 #include "api.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sm_loop sm_loop;
 typedef struct sm_io sm_io;
 typedef struct sm_timer sm_timer;
@@ -362,5 +366,9 @@ SM_API void sm_defer_stop(sm_defer *d);
 
 /* sm_defer_is_active - true while queued. */
 SM_API bool sm_defer_is_active(const sm_defer *d);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -94,6 +94,10 @@
 #include "api.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Largest encoding of a 64-bit varint. */
 #define SM_VARINT_MAX 10
 
@@ -312,5 +316,9 @@ SM_API void sm_unpacker_unpack(sm_unpacker *u, const char *fmt, ...);
  * error. A message with trailing bytes is not an error here: compare pos with
  * len if it should be. Does not change the unpacker. */
 SM_API ssize_t sm_unpacker_finish(const sm_unpacker *u);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

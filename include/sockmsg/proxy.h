@@ -49,6 +49,10 @@
 #include "endpoint.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SM_PROXY_V1_MAX 107  /* longest v1 line, CRLF included (the spec's bound) */
 #define SM_PROXY_V2_MAX 4096 /* longest v2 header accepted, the 16 fixed bytes included */
 
@@ -159,5 +163,9 @@ SM_API ssize_t sm_proxy_encode_v1(const sm_addr *src, const sm_addr *dst, uint8_
  * NULL out with cap > 0. Thread-safe. */
 SM_API ssize_t sm_proxy_encode_v2(const sm_addr *src, const sm_addr *dst, int socktype,
                                   const sm_proxy_tlv *tlvs, size_t ntlv, uint8_t *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -150,6 +150,10 @@
 
 #include <sys/uio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sm_server sm_server;
 typedef struct sm_peer sm_peer;
 
@@ -475,5 +479,9 @@ SM_API uint64_t sm_peer_id(const sm_peer *p);
 /* sm_peer_error_detail - why the peer is closing, in words ("idle timeout:
  * nothing sent or received for 5000 ms"), or "". Valid during on_close. */
 SM_API const char *sm_peer_error_detail(const sm_peer *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

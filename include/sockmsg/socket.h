@@ -21,6 +21,10 @@
 #include "error.h"
 #include "endpoint.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Socket options. All-zero means the defaults: TCP_NODELAY on, no keepalive,
  * no TCP_USER_TIMEOUT, the kernel's buffer sizes. Options that do not apply
  * (TCP options on a Unix socket) are ignored. */
@@ -119,5 +123,9 @@ SM_API ssize_t sm_recv_some(int fd, void *buf, size_t len, int timeout_ms);
 /* sm_shutdown_write - half-close: tell the peer "I will send no more" (FIN)
  * while still reading its reply. Returns 0 or -errno. */
 SM_API int sm_shutdown_write(int fd);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,8 +24,16 @@
 #include "proxy.h"
 #include "server.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* sm_version - the library's version string ("0.1.0"); compare with
  * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */
 SM_API const char *sm_version(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -131,6 +131,10 @@
 #include "loop.h"
 #include "socket.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sm_stream sm_stream;
 
 /* Resolution of timeouts and heartbeats: they fire up to this much late. */
@@ -378,5 +382,9 @@ SM_API void sm_stream_set_data(sm_stream *s, void *data);
 
 /* sm_stream_is_connected - true while a connection is up. */
 SM_API bool sm_stream_is_connected(const sm_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
