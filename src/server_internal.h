@@ -220,6 +220,11 @@ struct sm__worker {
     sm_signal sig[2];
     int signals_seen;
 
+    /* Loop model: the options of every stream the worker creates, which
+     * also make them its own (stream_owner.h): a stream's opts pointer
+     * leads back to its worker, and its loop's other streams are not
+     * peers. */
+    sm_stream_opts sopts;
     sm__fresh_q fresh; /* loop model; the peers themselves are the loop's streams */
     sm__node pending;
     atomic_size_t npeers;
@@ -257,7 +262,6 @@ typedef struct sm__ep {
 struct sm_server {
     sm_server_opts o; /* effective values */
     sm_frame_spec spec_default;
-    sm_stream_opts sopts; /* shared by every stream (loop model) */
     char **listen_copy;
 
     sm__ep *eps;

@@ -13,7 +13,7 @@
 
 #include "internal.h"
 #include "server_internal.h"
-#include "stream_internal.h"
+#include "stream_owner.h"
 
 static const char forced_detail[] = "closed by the server's stop (drain deadline or forced stop)";
 
@@ -27,6 +27,11 @@ typedef struct lpeer_px {
     uint64_t tag;
     sm__proxied *px;
 } lpeer_px;
+
+/* An idle connection is one 128-byte malloc chunk (glibc: a request of n
+ * bytes takes n + 8, rounded up to 16): the stream and the 8-byte tag. */
+_Static_assert(SM__STREAM_SIZE + sizeof(uint64_t) <= 120,
+               "a server connection no longer fits one 128-byte malloc chunk");
 
 static uint64_t *
 tag_of(const sm_peer *p)
@@ -49,7 +54,7 @@ stream_of(const sm_peer *p)
 static sm__worker *
 worker_of(const sm_stream *s)
 {
-    return s->io.loop->data;
+    return SM__CONTAINER(sm__stream_owner(s), sm__worker, sopts);
 }
 
 static bool
@@ -76,11 +81,20 @@ px_of(const sm_peer *p)
     return has(p, SM__P_PX) ? ((const lpeer_px *)(const void *)p)->px : NULL;
 }
 
-/* The worker's server's stream, not a stranger on its loop. */
+/* The worker's peers are the streams its server created on its loop
+ * (stream_owner.h), found through the loop with no list through them. */
 static sm_peer *
-own_peer(sm__worker *w, sm_stream *s)
+peer_at(sm__worker *w, int fd)
 {
-    return s && s->opts == &w->srv->sopts ? peer_of(s) : NULL;
+    sm_stream *s = sm__stream_owned_at(w->loop, fd, &w->sopts);
+    return s ? peer_of(s) : NULL;
+}
+
+static sm_peer *
+peer_next(sm__worker *w, int *fd)
+{
+    sm_stream *s = sm__stream_owned_next(w->loop, &w->sopts, fd);
+    return s ? peer_of(s) : NULL;
 }
 
 /* ---- first-message deadlines ---------------------------------------------------- */
@@ -121,7 +135,7 @@ fresh_cb(sm_timer *t)
         sm__fresh e = q->items[q->head];
         q->head = (q->head + 1) & (q->cap - 1);
         q->n--;
-        sm_peer *p = own_peer(w, sm__stream_at(w->loop, e.fd));
+        sm_peer *p = peer_at(w, e.fd);
         if (!p || sm__peer_id(p) != e.id || !has(p, SM__P_FRESH) || has(p, SM__P_CLOSING)) continue;
         clear(p, SM__P_FRESH);
         set(p, SM__P_TIMEDOUT | SM__P_CLOSING);
@@ -201,7 +215,7 @@ peer_open(sm__worker *w, int fd, sm__proxied *px)
     if (rc < 0)
         close(fd);
     else
-        rc = sm__stream_new_take_extra(&s, w->loop, fd, &srv->sopts, NULL, extra);
+        rc = sm__stream_new_take_extra(&s, w->loop, fd, &w->sopts, NULL, extra);
     if (rc < 0) {
         free(px);
         sm__log(srv, SM_LOG_ERROR, "a new connection: %s", sm_strerror(rc));
@@ -418,17 +432,15 @@ send_one(sm__worker *w, sm_stream *s, int type, const void *msg, size_t len)
     return rc;
 }
 
-/* The worker's peers are its loop's streams: found through the loop, with
- * no list through them (a broadcast looks at every fd number the loop
- * watches, about as many as it has peers). */
+/* A broadcast looks at every fd number the loop watches (about as many as
+ * it has peers). */
 static void
 deliver_local(sm__worker *w, uint64_t from, int type, const void *msg, size_t len)
 {
-    sm_stream *s;
-    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
-        sm_peer *p = own_peer(w, s);
-        if (!p || sm__peer_id(p) == from || has(p, SM__P_SHUT | SM__P_CLOSING)) continue;
-        send_one(w, s, type, msg, len);
+    sm_peer *p;
+    for (int fd = 0; (p = peer_next(w, &fd)) != NULL; fd++) {
+        if (sm__peer_id(p) == from || has(p, SM__P_SHUT | SM__P_CLOSING)) continue;
+        send_one(w, stream_of(p), type, msg, len);
     }
 }
 
@@ -575,28 +587,16 @@ sm__lpeer_detail(const sm_peer *p)
 
 /* ---- stopping ------------------------------------------------------------------------- */
 
-/* Quiet: no unfinished message, nothing read for drain_quiet_ms, nothing
- * left to write. (The stream's own fields: its decoder holds a partial
- * message exactly when rd is set, and rx_ts is the loop time of its last
- * read.) */
-static bool
-quiet(const sm_stream *s, uint32_t now, uint32_t quiet_ms)
-{
-    return !s->rd && (uint32_t)(now - s->rx_ts) >= quiet_ms && sm_stream_queued(s) == 0;
-}
-
 static void
 drain_tick_cb(sm_timer *t)
 {
     sm__worker *w = t->data;
-    uint32_t now = (uint32_t)sm_loop_now(w->loop);
     uint32_t q = (uint32_t)w->srv->o.drain_quiet_ms;
-    sm_stream *s;
-    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
-        sm_peer *p = own_peer(w, s);
-        if (!p || has(p, SM__P_SHUT | SM__P_CLOSING) || !quiet(s, now, q)) continue;
+    sm_peer *p;
+    for (int fd = 0; (p = peer_next(w, &fd)) != NULL; fd++) {
+        if (has(p, SM__P_SHUT | SM__P_CLOSING) || !sm__stream_quiet(stream_of(p), q)) continue;
         set(p, SM__P_SHUT);
-        sm_stream_shutdown(s);
+        sm_stream_shutdown(stream_of(p));
     }
 }
 
@@ -607,12 +607,11 @@ force_all(sm__worker *w)
     while (!sm__list_empty(&w->pending))
         pend_fail(SM__CONTAINER(w->pending.next, sm__pending, link), -ECANCELED,
                   "closed by the server's stop");
-    sm_stream *s;
-    for (int fd = 0; (s = sm__stream_next(w->loop, &fd)) != NULL; fd++) {
-        sm_peer *p = own_peer(w, s);
-        if (!p || has(p, SM__P_CLOSING)) continue;
+    sm_peer *p;
+    for (int fd = 0; (p = peer_next(w, &fd)) != NULL; fd++) {
+        if (has(p, SM__P_CLOSING)) continue;
         set(p, SM__P_CLOSING | SM__P_FORCED);
-        sm_stream_close(s);
+        sm_stream_close(stream_of(p));
     }
 }
 
@@ -695,23 +694,23 @@ sm__loop_init(sm_server *srv, char *why, size_t why_len)
     (void)why;
     (void)why_len;
     const sm_server_opts *o = &srv->o;
-    srv->sopts = (sm_stream_opts){
-        .spec = o->spec,
-        .on_message = on_stream_message,
-        .on_close = on_stream_close,
-        .high_water = o->high_water,
-        .max_queued = o->max_queued,
-        .idle_timeout_ms = o->idle_timeout_ms,
-        .write_timeout_ms = o->write_timeout_ms == SM_FOREVER ? 0 : o->write_timeout_ms,
-        .heartbeat_ms = o->heartbeat_ms,
-        .heartbeat_timeout_ms = o->heartbeat_timeout_ms,
-        .ping = o->ping,
-        .ping_len = o->ping_len,
-        .ping_type = o->ping_type,
-        .swallow_pings = o->swallow_pings,
-    };
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
+        w->sopts = (sm_stream_opts){
+            .spec = o->spec,
+            .on_message = on_stream_message,
+            .on_close = on_stream_close,
+            .high_water = o->high_water,
+            .max_queued = o->max_queued,
+            .idle_timeout_ms = o->idle_timeout_ms,
+            .write_timeout_ms = o->write_timeout_ms == SM_FOREVER ? 0 : o->write_timeout_ms,
+            .heartbeat_ms = o->heartbeat_ms,
+            .heartbeat_timeout_ms = o->heartbeat_timeout_ms,
+            .ping = o->ping,
+            .ping_len = o->ping_len,
+            .ping_type = o->ping_type,
+            .swallow_pings = o->swallow_pings,
+        };
         sm_timer *const timers[] = {&w->pause, &w->fresh_timer, &w->pend_timer, &w->drain_tick,
                                     &w->deadline};
         static const sm_timer_cb cbs[] = {sm__pause_cb, fresh_cb, pend_timer_cb, drain_tick_cb,
