@@ -16,10 +16,9 @@
 #include "internal.h"
 #include "server_internal.h"
 
-#define DEFAULT_THREADS_MAX 256
-#define DEFAULT_WRITE_MS    30000
-#define DEFAULT_DRAIN_MS    5000
-#define DEFAULT_QUIET_MS    50
+#define DEFAULT_WRITE_MS 30000
+#define DEFAULT_DRAIN_MS 5000
+#define DEFAULT_QUIET_MS 50
 
 /* ---- small shared helpers -------------------------------------------------- */
 
@@ -181,14 +180,6 @@ sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *wh
 
 /* ---- options ----------------------------------------------------------------- */
 
-static int
-online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    return n > SM__MAX_LOOPS ? SM__MAX_LOOPS : (int)n;
-}
-
 static bool
 bad_ms(int ms, bool forever_ok)
 {
@@ -211,6 +202,7 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
         if (!o->listen[i]) return sm__why(why, why_len, -EINVAL, "listen[%d] is NULL", i);
     if (o->model != SM_SERVER_LOOP && o->model != SM_SERVER_THREAD)
         return sm__why(why, why_len, -EINVAL, "unknown model %d", (int)o->model);
+    srv->model = o->model == SM_SERVER_LOOP ? &sm__lmodel : &sm__tmodel;
     if (o->accept < SM_ACCEPT_DEFAULT || o->accept > SM_ACCEPT_DISPATCH)
         return sm__why(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
     if (o->threads < 0 || o->max_conns < 0 || o->backlog < 0)
@@ -242,10 +234,6 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
         if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
     }
 
-    if (o->threads == 0)
-        o->threads = o->model == SM_SERVER_LOOP ? online_cpus() : DEFAULT_THREADS_MAX;
-    if (o->model == SM_SERVER_LOOP && o->threads > SM__MAX_LOOPS)
-        return sm__why(why, why_len, -EINVAL, "at most %d loops", SM__MAX_LOOPS);
     if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
     if (o->write_timeout_ms == 0) o->write_timeout_ms = DEFAULT_WRITE_MS;
     if (o->drain_timeout_ms == 0) o->drain_timeout_ms = DEFAULT_DRAIN_MS;
@@ -253,8 +241,7 @@ check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
     if (o->log_level == SM_LOG_DEFAULT) o->log_level = SM_LOG_INFO;
 
     srv->limit = o->max_conns;
-    if (o->model == SM_SERVER_THREAD && (!srv->limit || srv->limit > o->threads))
-        srv->limit = o->threads;
+    if ((rc = srv->model->configure(srv, why, why_len)) < 0) return rc;
     snprintf(srv->fresh_detail, sizeof srv->fresh_detail,
              "first-message timeout: no whole message within %d ms", o->first_message_timeout_ms);
 
@@ -354,8 +341,6 @@ bind_all(sm_server *srv, char *why, size_t why_len)
     const sm_server_opts *o = &srv->o;
     srv->neps = o->listen_count;
     srv->eps = calloc((size_t)srv->neps, sizeof *srv->eps);
-    bool reuseport = o->model == SM_SERVER_LOOP && o->accept == SM_ACCEPT_REUSEPORT;
-    srv->nfd_sets = reuseport ? o->threads : 1;
     size_t nfds = (size_t)srv->neps * (size_t)srv->nfd_sets;
     srv->fds = malloc(nfds * sizeof *srv->fds);
     if (!srv->eps || !srv->fds) return -ENOMEM;
@@ -451,7 +436,6 @@ destroy(sm_server *srv)
 static int
 make_workers(sm_server *srv, char *why, size_t why_len)
 {
-    srv->nw = srv->o.model == SM_SERVER_LOOP ? srv->o.threads : 1;
     srv->ws = calloc((size_t)srv->nw, sizeof *srv->ws);
     if (!srv->ws) return -ENOMEM;
     for (int i = 0; i < srv->nw; i++) {
@@ -466,7 +450,7 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         sm__worker *w = &srv->ws[i];
         sm_loop_opts lo = {
             .backend = srv->o.backend,
-            .on_wakeup = srv->o.model == SM_SERVER_LOOP ? sm__loop_wakeup : sm__thread_wakeup,
+            .on_wakeup = srv->model->wakeup,
             .data = w,
         };
         int rc = sm_loop_new(&w->loop, &lo);
@@ -483,7 +467,7 @@ make_workers(sm_server *srv, char *why, size_t why_len)
             l->w = w;
             l->slot = &srv->fds[(size_t)e * (size_t)srv->nfd_sets + (size_t)(shared ? 0 : i)];
             l->ep = e;
-            l->dispatch = shared && srv->o.model == SM_SERVER_LOOP && srv->nw > 1;
+            l->dispatch = shared && srv->nw > 1;
             sm_io_init(w->loop, &l->io, *l->slot, NULL);
         }
         w->spare_fd = sm__spare_open();
@@ -515,9 +499,7 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     int rc = check_opts(srv, opts, why, why_len);
     if (rc == 0) rc = bind_all(srv, why, why_len);
     if (rc == 0) rc = make_workers(srv, why, why_len);
-    if (rc == 0)
-        rc = srv->o.model == SM_SERVER_LOOP ? sm__loop_init(srv, why, why_len)
-                                            : sm__thread_init(srv, why, why_len);
+    if (rc == 0) rc = srv->model->init(srv, why, why_len);
     if (rc < 0) {
         if (rc == -ENOMEM && why && why_len && !why[0]) sm__why(why, why_len, rc, "out of memory");
         destroy(srv);
@@ -535,7 +517,7 @@ on_own_thread(sm_server *srv)
     pthread_t self = pthread_self();
     for (int i = 0; i < srv->nw; i++)
         if (srv->ws[i].started && pthread_equal(srv->ws[i].thread, self)) return true;
-    return srv->o.model == SM_SERVER_THREAD && sm__thread_is_own(srv);
+    return srv->model->is_own_thread(srv);
 }
 
 int
@@ -554,10 +536,9 @@ sm_server_start(sm_server *srv)
         srv->mask_set = true;
         srv->mask_thread = pthread_self();
     }
-    void *(*main_fn)(void *) = srv->o.model == SM_SERVER_LOOP ? sm__loop_main : sm__thread_main;
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
-        int rc = pthread_create(&w->thread, NULL, main_fn, w);
+        int rc = pthread_create(&w->thread, NULL, srv->model->main, w);
         if (rc) {
             /* Those running stop at once: nothing was accepted yet. */
             pthread_mutex_lock(&srv->gate_lock);
@@ -627,7 +608,7 @@ sm_server_stop_now(sm_server *srv)
     if (!srv) return;
     atomic_store(&srv->forced, true);
     sm_server_stop(srv);
-    if (srv->o.model == SM_SERVER_THREAD) sm__thread_force(srv);
+    srv->model->force(srv);
     sm__wake_all(srv);
 }
 
@@ -707,8 +688,7 @@ sm_server_broadcast(sm_server *srv, const sm_peer *except, int type, const void 
     int rc = sm_frame_encode(srv->o.spec, msg, len, type, &hdr);
     if (rc < 0) return rc;
     if (srv->o.spec->kind != SM_FRAME_TYPE) type = -1;
-    return srv->o.model == SM_SERVER_LOOP ? sm__loop_broadcast(srv, except, type, msg, len)
-                                          : sm__thread_broadcast(srv, except, type, msg, len);
+    return srv->model->broadcast(srv, except, type, msg, len);
 }
 
 sm_close_kind
@@ -753,12 +733,13 @@ sm_server_close_kind_name(int kind)
 
 /* ---- peers ------------------------------------------------------------------------ */
 
+const sm__peer_ops *const sm__peer_ops_by_tag[2] = {&sm__tpeer_ops, &sm__lpeer_ops};
+
 static int
 peer_sendv(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
     if (!p || iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_send(p, type, iov, iovcnt)
-                               : sm__tpeer_send(p, type, iov, iovcnt);
+    return sm__peer_ops_of(p)->send(p, type, iov, iovcnt);
 }
 
 int
@@ -789,21 +770,21 @@ sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 {
     if (!p || !msg || (!msg->frame && msg->frame_len)) return -EINVAL;
     if (msg->frame_len == 0) return 0; /* an empty eof-framed message: nothing to send */
-    return sm__peer_is_loop(p) ? sm__lpeer_send_frame(p, msg) : sm__tpeer_send_frame(p, msg);
+    return sm__peer_ops_of(p)->send_frame(p, msg);
 }
 
 int
 sm_peer_shutdown(sm_peer *p)
 {
     if (!p) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_shutdown(p) : sm__tpeer_shutdown(p);
+    return sm__peer_ops_of(p)->shutdown(p);
 }
 
 int
 sm_peer_close(sm_peer *p)
 {
     if (!p) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_close(p) : sm__tpeer_close(p);
+    return sm__peer_ops_of(p)->close(p);
 }
 
 static int
@@ -831,40 +812,32 @@ int
 sm_peer_addr(const sm_peer *p, sm_addr *out)
 {
     if (!p || !out) return -EINVAL;
-    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, true);
-    return sm__peer_addr(p->px, p->fd, out, true);
+    return sm__peer_ops_of(p)->addr(p, out, true);
 }
 
 int
 sm_peer_local_addr(const sm_peer *p, sm_addr *out)
 {
     if (!p || !out) return -EINVAL;
-    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, false);
-    return sm__peer_addr(p->px, p->fd, out, false);
+    return sm__peer_ops_of(p)->addr(p, out, false);
 }
 
 void *
 sm_peer_get_data(const sm_peer *p)
 {
-    if (!p) return NULL;
-    return sm__peer_is_loop(p) ? sm__lpeer_get_data(p) : p->data;
+    return p ? sm__peer_ops_of(p)->get_data(p) : NULL;
 }
 
 void
 sm_peer_set_data(sm_peer *p, void *data)
 {
-    if (!p) return;
-    if (sm__peer_is_loop(p))
-        sm__lpeer_set_data(p, data);
-    else
-        p->data = data;
+    if (p) sm__peer_ops_of(p)->set_data(p, data);
 }
 
 sm_server *
 sm_peer_server(const sm_peer *p)
 {
-    if (!p) return NULL;
-    return sm__peer_is_loop(p) ? sm__lpeer_server(p) : p->srv;
+    return p ? sm__peer_ops_of(p)->server(p) : NULL;
 }
 
 uint64_t
@@ -876,8 +849,5 @@ sm_peer_id(const sm_peer *p)
 const char *
 sm_peer_error_detail(const sm_peer *p)
 {
-    if (!p) return "";
-    if (sm__peer_is_loop(p)) return sm__lpeer_detail(p);
-    if (p->override_detail) return p->override_detail;
-    return sm__tpeer_detail(p);
+    return p ? sm__peer_ops_of(p)->detail(p) : "";
 }

@@ -170,10 +170,56 @@ sm__peer_id(const sm_peer *p)
     return sm__peer_tag(p) >> SM__P_ID_SHIFT;
 }
 
-static inline bool
-sm__peer_is_loop(const sm_peer *p)
+/* ---- the two execution models ----------------------------------------------- */
+
+/* What an execution model does its own way (server_loop.c: sm__lmodel,
+ * server_thread.c: sm__tmodel), chosen once by sm_server_new from
+ * opts.model, as loop_poller.h chooses a backend. */
+typedef struct sm__model {
+    const char *name;
+    /* The model's defaults and limits in srv->o and srv->limit; its
+     * workers (srv->nw) and listening sets (srv->nfd_sets). Before the
+     * listeners are bound. */
+    int (*configure)(sm_server *srv, char *why, size_t why_len);
+    /* The model's state and watchers, once the workers' loops exist. */
+    int (*init)(sm_server *srv, char *why, size_t why_len);
+    void *(*main)(void *worker); /* a worker thread's body */
+    sm_wakeup_cb wakeup;         /* every worker loop's on_wakeup */
+    /* sm_server_broadcast, its arguments checked (type -1 without a type: spec). */
+    int (*broadcast)(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len);
+    /* sm_server_stop_now, srv->forced set: what closes connections beyond
+     * waking the workers. */
+    void (*force)(sm_server *srv);
+    /* The calling thread is one of the model's own besides the workers
+     * (a connection thread): sm_server_wait would deadlock there. */
+    bool (*is_own_thread)(sm_server *srv);
+} sm__model;
+
+extern const sm__model sm__lmodel;
+extern const sm__model sm__tmodel;
+
+/* The sm_peer_* calls, per representation, arguments checked. */
+typedef struct sm__peer_ops {
+    int (*send)(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+    int (*send_frame)(sm_peer *p, const sm_frame_msg *msg);
+    int (*shutdown)(sm_peer *p);
+    int (*close)(sm_peer *p);
+    int (*addr)(const sm_peer *p, sm_addr *out, bool peer); /* peer: its own, else ours */
+    void *(*get_data)(const sm_peer *p);
+    void (*set_data)(sm_peer *p, void *data);
+    sm_server *(*server)(const sm_peer *p);
+    const char *(*detail)(const sm_peer *p);
+} sm__peer_ops;
+
+extern const sm__peer_ops sm__lpeer_ops;
+extern const sm__peer_ops sm__tpeer_ops;
+/* Indexed by a tag's SM__P_LOOP bit: {&sm__tpeer_ops, &sm__lpeer_ops}. */
+extern const sm__peer_ops *const sm__peer_ops_by_tag[2];
+
+static inline const sm__peer_ops *
+sm__peer_ops_of(const sm_peer *p)
 {
-    return (sm__peer_tag(p) & SM__P_LOOP) != 0;
+    return sm__peer_ops_by_tag[sm__peer_tag(p) & SM__P_LOOP];
 }
 
 /* Connections waiting for their first message (loop model), oldest first:
@@ -269,6 +315,7 @@ struct sm_server {
     int *fds; /* listening fds: neps x nfd_sets (one set per worker with REUSEPORT) */
     int nfd_sets;
 
+    const sm__model *model; /* from o.model */
     sm__worker *ws;
     int nw;
 
@@ -336,42 +383,8 @@ ssize_t sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, 
 /* The header's addresses, or NULL (none named); *err set on ENOMEM. */
 sm__proxied *sm__proxied_new(const sm_proxy_info *info, int *err);
 
-/* ---- server_loop.c ------------------------------------------------------- */
+/* ---- shared by both models' workers ---------------------------------------- */
 
-int sm__loop_init(sm_server *srv, char *why, size_t why_len);
-void *sm__loop_main(void *arg);
-void sm__loop_wakeup(sm_loop *loop);
-int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
-/* The received frame as it came (sm_stream_send_frame): the echo handler. */
-int sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
-/* The thread model's: the frame's bytes written as they are. */
-int sm__tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
-int sm__lpeer_shutdown(sm_peer *p);
-int sm__lpeer_close(sm_peer *p);
-int sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer);
-void *sm__lpeer_get_data(const sm_peer *p);
-void sm__lpeer_set_data(sm_peer *p, void *data);
-sm_server *sm__lpeer_server(const sm_peer *p);
-const char *sm__lpeer_detail(const sm_peer *p);
-int sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
-                       size_t len);
-
-/* ---- server_thread.c ---------------------------------------------------- */
-
-int sm__thread_init(sm_server *srv, char *why, size_t why_len);
-void *sm__thread_main(void *arg);
-void sm__thread_wakeup(sm_loop *loop);
-int sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
-int sm__tpeer_shutdown(sm_peer *p);
-int sm__tpeer_close(sm_peer *p);
-const char *sm__tpeer_detail(const sm_peer *p);
-int sm__thread_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
-                         size_t len);
-void sm__thread_force(sm_server *srv);
-/* True on one of the server's connection threads. */
-bool sm__thread_is_own(sm_server *srv);
-
-/* Shared by both models' workers. */
 void sm__signal_cb(sm_signal *w, int signum);
 /* Set up w's watchers: the keepalive timer, the model's own timers (each
  * with data = w) and the SIGINT/SIGTERM watchers. */

@@ -468,8 +468,8 @@ take_inbox(sm__worker *w)
     w->work_msgs.n = 0;
 }
 
-int
-sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
+static int
+lmodel_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
 {
     sm__worker *own = except ? worker_of(stream_of(except)) : NULL;
     uint64_t from = except ? sm__peer_id(except) : 0;
@@ -504,8 +504,8 @@ sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *
 
 /* ---- peer calls (on the peer's loop thread) --------------------------------------------- */
 
-int
-sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
+static int
+lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
     sm_stream *s = stream_of(p);
     sm__worker *w = worker_of(s);
@@ -522,8 +522,8 @@ sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
     return rc;
 }
 
-int
-sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
+static int
+lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 {
     sm_stream *s = stream_of(p);
     sm__worker *w = worker_of(s);
@@ -535,55 +535,67 @@ sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
     return rc;
 }
 
-int
-sm__lpeer_shutdown(sm_peer *p)
+static int
+lpeer_shutdown(sm_peer *p)
 {
     int rc = sm_stream_shutdown(stream_of(p));
     if (rc == 0) set(p, SM__P_SHUT);
     return rc;
 }
 
-int
-sm__lpeer_close(sm_peer *p)
+static int
+lpeer_close(sm_peer *p)
 {
     if (has(p, SM__P_CLOSING)) return SM_ERR_CLOSED;
     set(p, SM__P_CLOSING);
     return sm_stream_close(stream_of(p));
 }
 
-int
-sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer)
+static int
+lpeer_addr(const sm_peer *p, sm_addr *out, bool peer)
 {
     /* -1 once closing: the stream has closed the socket, whose number may
      * already be another connection's. */
     return sm__peer_addr(px_of(p), sm_stream_fd(stream_of(p)), out, peer);
 }
 
-void *
-sm__lpeer_get_data(const sm_peer *p)
+static void *
+lpeer_get_data(const sm_peer *p)
 {
     return sm_stream_get_data(stream_of(p));
 }
 
-void
-sm__lpeer_set_data(sm_peer *p, void *data)
+static void
+lpeer_set_data(sm_peer *p, void *data)
 {
     sm_stream_set_data(stream_of(p), data);
 }
 
-sm_server *
-sm__lpeer_server(const sm_peer *p)
+static sm_server *
+lpeer_server(const sm_peer *p)
 {
     return worker_of(stream_of(p))->srv;
 }
 
-const char *
-sm__lpeer_detail(const sm_peer *p)
+static const char *
+lpeer_detail(const sm_peer *p)
 {
-    if (has(p, SM__P_TIMEDOUT)) return sm__lpeer_server(p)->fresh_detail;
+    if (has(p, SM__P_TIMEDOUT)) return lpeer_server(p)->fresh_detail;
     if (has(p, SM__P_FORCED)) return forced_detail;
     return sm_stream_error_detail(stream_of(p));
 }
+
+const sm__peer_ops sm__lpeer_ops = {
+    .send = lpeer_send,
+    .send_frame = lpeer_send_frame,
+    .shutdown = lpeer_shutdown,
+    .close = lpeer_close,
+    .addr = lpeer_addr,
+    .get_data = lpeer_get_data,
+    .set_data = lpeer_set_data,
+    .server = lpeer_server,
+    .detail = lpeer_detail,
+};
 
 /* ---- stopping ------------------------------------------------------------------------- */
 
@@ -674,8 +686,8 @@ maybe_exit(sm__worker *w)
     sm_loop_stop(w->loop);
 }
 
-void
-sm__loop_wakeup(sm_loop *loop)
+static void
+lmodel_wakeup(sm_loop *loop)
 {
     sm__worker *w = sm_loop_get_data(loop);
     sm_server *srv = w->srv;
@@ -688,8 +700,42 @@ sm__loop_wakeup(sm_loop *loop)
 
 /* ---- the worker thread ------------------------------------------------------------------- */
 
-int
-sm__loop_init(sm_server *srv, char *why, size_t why_len)
+static int
+online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n > SM__MAX_LOOPS ? SM__MAX_LOOPS : (int)n;
+}
+
+static int
+lmodel_configure(sm_server *srv, char *why, size_t why_len)
+{
+    sm_server_opts *o = &srv->o;
+    if (o->threads == 0) o->threads = online_cpus();
+    if (o->threads > SM__MAX_LOOPS)
+        return sm__why(why, why_len, -EINVAL, "at most %d loops", SM__MAX_LOOPS);
+    srv->nw = o->threads;
+    /* REUSEPORT: every loop has a socket of its own on each TCP endpoint. */
+    srv->nfd_sets = o->accept == SM_ACCEPT_REUSEPORT ? o->threads : 1;
+    return 0;
+}
+
+static void
+lmodel_force(sm_server *srv)
+{
+    (void)srv; /* each worker closes its connections as it wakes (lmodel_wakeup) */
+}
+
+static bool
+lmodel_is_own_thread(sm_server *srv)
+{
+    (void)srv; /* the workers are the only threads */
+    return false;
+}
+
+static int
+lmodel_init(sm_server *srv, char *why, size_t why_len)
 {
     (void)why;
     (void)why_len;
@@ -720,8 +766,8 @@ sm__loop_init(sm_server *srv, char *why, size_t why_len)
     return 0;
 }
 
-void *
-sm__loop_main(void *arg)
+static void *
+lmodel_main(void *arg)
 {
     sm__worker *w = arg;
     sm_server *srv = w->srv;
@@ -740,3 +786,14 @@ sm__loop_main(void *arg)
         sm_loop_wakeup(srv->ws[0].loop);
     return NULL;
 }
+
+const sm__model sm__lmodel = {
+    .name = "loop",
+    .configure = lmodel_configure,
+    .init = lmodel_init,
+    .main = lmodel_main,
+    .wakeup = lmodel_wakeup,
+    .broadcast = lmodel_broadcast,
+    .force = lmodel_force,
+    .is_own_thread = lmodel_is_own_thread,
+};

@@ -60,7 +60,7 @@ slow_consumer(tpeer *t)
 /* One message out, under the send lock: iov encoded with `type` (-1: none),
  * or, with `frame`, a received frame's bytes as they are. */
 static int
-tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_frame_msg *frame)
+send_locked(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_frame_msg *frame)
 {
     tpeer *t = (tpeer *)p;
     sm_server *srv = p->srv;
@@ -94,20 +94,20 @@ tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_f
     return rc;
 }
 
-int
-sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
+static int
+tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
-    return tpeer_send(p, type, iov, iovcnt, NULL);
+    return send_locked(p, type, iov, iovcnt, NULL);
 }
 
-int
-sm__tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
+static int
+tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 {
-    return tpeer_send(p, -1, NULL, 0, msg);
+    return send_locked(p, -1, NULL, 0, msg);
 }
 
-int
-sm__tpeer_shutdown(sm_peer *p)
+static int
+tpeer_shutdown(sm_peer *p)
 {
     tpeer *t = (tpeer *)p;
     pthread_mutex_lock(&t->lock);
@@ -122,8 +122,8 @@ sm__tpeer_shutdown(sm_peer *p)
     return rc;
 }
 
-int
-sm__tpeer_close(sm_peer *p)
+static int
+tpeer_close(sm_peer *p)
 {
     tpeer *t = (tpeer *)p;
     if (atomic_exchange(&t->closing, true)) return SM_ERR_CLOSED;
@@ -137,14 +137,51 @@ sm__tpeer_close(sm_peer *p)
     return 0;
 }
 
-const char *
-sm__tpeer_detail(const sm_peer *p)
+static int
+tpeer_addr(const sm_peer *p, sm_addr *out, bool peer)
 {
+    return sm__peer_addr(p->px, p->fd, out, peer);
+}
+
+static void *
+tpeer_get_data(const sm_peer *p)
+{
+    return p->data;
+}
+
+static void
+tpeer_set_data(sm_peer *p, void *data)
+{
+    p->data = data;
+}
+
+static sm_server *
+tpeer_server(const sm_peer *p)
+{
+    return p->srv;
+}
+
+static const char *
+tpeer_detail(const sm_peer *p)
+{
+    if (p->override_detail) return p->override_detail;
     return ((const tpeer *)p)->detail;
 }
 
-int
-sm__thread_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
+const sm__peer_ops sm__tpeer_ops = {
+    .send = tpeer_send,
+    .send_frame = tpeer_send_frame,
+    .shutdown = tpeer_shutdown,
+    .close = tpeer_close,
+    .addr = tpeer_addr,
+    .get_data = tpeer_get_data,
+    .set_data = tpeer_set_data,
+    .server = tpeer_server,
+    .detail = tpeer_detail,
+};
+
+static int
+tmodel_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len)
 {
     pthread_mutex_lock(&srv->reg_lock);
     size_t n = 0;
@@ -162,15 +199,15 @@ sm__thread_broadcast(sm_server *srv, const sm_peer *except, int type, const void
     if (n && !to) return -ENOMEM;
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
     for (size_t i = 0; i < m; i++) {
-        sm__tpeer_send(&to[i]->p, type, &v, 1);
+        tpeer_send(&to[i]->p, type, &v, 1);
         tpeer_unref(to[i]);
     }
     free(to);
     return 0;
 }
 
-bool
-sm__thread_is_own(sm_server *srv)
+static bool
+tmodel_is_own_thread(sm_server *srv)
 {
     pthread_t self = pthread_self();
     bool own = false;
@@ -183,8 +220,8 @@ sm__thread_is_own(sm_server *srv)
     return own;
 }
 
-void
-sm__thread_force(sm_server *srv)
+static void
+force_conns(sm_server *srv)
 {
     pthread_mutex_lock(&srv->reg_lock);
     for (sm__node *k = srv->registry.next; k != &srv->registry; k = k->next) {
@@ -559,11 +596,11 @@ deadline_cb(sm_timer *t)
     size_t n = atomic_load_explicit(&w->npeers, memory_order_relaxed);
     sm__log(w->srv, SM_LOG_WARN, "drain deadline: closing %zu connections", n);
     atomic_store(&w->srv->forced, true);
-    sm__thread_force(w->srv);
+    force_conns(w->srv);
 }
 
-void
-sm__thread_wakeup(sm_loop *loop)
+static void
+tmodel_wakeup(sm_loop *loop)
 {
     sm__worker *w = sm_loop_get_data(loop);
     sm_server *srv = w->srv;
@@ -589,8 +626,30 @@ sm__thread_wakeup(sm_loop *loop)
     maybe_exit(w);
 }
 
-int
-sm__thread_init(sm_server *srv, char *why, size_t why_len)
+#define DEFAULT_THREADS_MAX 256
+
+static int
+tmodel_configure(sm_server *srv, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    sm_server_opts *o = &srv->o;
+    if (o->threads == 0) o->threads = DEFAULT_THREADS_MAX;
+    /* Past the thread limit a connection is refused as at max_conns. */
+    if (!srv->limit || srv->limit > o->threads) srv->limit = o->threads;
+    srv->nw = 1; /* the acceptor */
+    srv->nfd_sets = 1;
+    return 0;
+}
+
+static void
+tmodel_force(sm_server *srv)
+{
+    force_conns(srv);
+}
+
+static int
+tmodel_init(sm_server *srv, char *why, size_t why_len)
 {
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->stop_fd < 0) {
@@ -605,8 +664,8 @@ sm__thread_init(sm_server *srv, char *why, size_t why_len)
     return 0;
 }
 
-void *
-sm__thread_main(void *arg)
+static void *
+tmodel_main(void *arg)
 {
     sm__worker *w = arg;
     sm__worker_run(w, acceptor_cb, w->srv->o.handle_signals, "acceptor");
@@ -614,3 +673,14 @@ sm__thread_main(void *arg)
     sm_loop_run(w->loop, SM_RUN_NOWAIT);
     return NULL;
 }
+
+const sm__model sm__tmodel = {
+    .name = "thread",
+    .configure = tmodel_configure,
+    .init = tmodel_init,
+    .main = tmodel_main,
+    .wakeup = tmodel_wakeup,
+    .broadcast = tmodel_broadcast,
+    .force = tmodel_force,
+    .is_own_thread = tmodel_is_own_thread,
+};
