@@ -49,6 +49,48 @@ sm__log(const sm_server *srv, sm_log_level level, const char *fmt, ...)
     srv->o.log(srv->o.log_data, level, line);
 }
 
+void
+sm__sock_peer_name(int fd, char *out, size_t out_len)
+{
+    sm_addr a;
+    memset(&a, 0, sizeof a);
+    a.len = sizeof a.ss;
+    snprintf(out, out_len, "?");
+    if (getpeername(fd, (struct sockaddr *)&a.ss, &a.len) == 0)
+        sm_addr_format((const struct sockaddr *)&a.ss, a.len, out, out_len);
+}
+
+void
+sm__log_open(const sm_server *srv, const sm_peer *p)
+{
+    if (srv->o.log_level < SM_LOG_DEBUG || !srv->o.log) return;
+    sm_addr a;
+    char where[160] = "?";
+    int src = sm_peer_addr(p, &a);
+    if (src >= 0) sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
+    sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)sm__peer_id(p), where,
+            src == 1 ? " (PROXY)" : "");
+}
+
+void
+sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int reason)
+{
+    if (srv->o.log_level < SM_LOG_DEBUG || !srv->o.log) return;
+    const char *d = sm_peer_error_detail(p);
+    sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s", (unsigned long long)sm__peer_id(p),
+            sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
+}
+
+void
+sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why)
+{
+    char where[160];
+    sm__sock_peer_name(fd, where, sizeof where);
+    /* A forced stop's cancellation is ours, not the client's fault. */
+    sm__log(srv, err == -ECANCELED ? SM_LOG_DEBUG : SM_LOG_WARN, "PROXY header from %s: %s", where,
+            why && why[0] ? why : sm_strerror(err));
+}
+
 bool
 sm__admit(sm_server *srv)
 {

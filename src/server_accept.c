@@ -2,6 +2,8 @@
  * reading PROXY headers without reading past them. Shared by both models. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,31 @@ sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn tak
         take(w, l, fd);
     }
     return true;
+}
+
+bool
+sm__accepted_setup(sm__worker *w, int ep, int fd)
+{
+    sm_server *srv = w->srv;
+    int rc = 0;
+    if (srv->o.sock)
+        rc = sm_sock_set_opts(fd, srv->o.sock); /* TCP options only on TCP sockets */
+    else if (!srv->eps[ep].is_unix)
+        rc = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) < 0 ? -errno : 0;
+    if (rc == 0) return true;
+    /* A connection without the options asked for is not what was
+     * configured (no keepalive: a dead client never found): refuse it, as
+     * the dial path fails a socket whose options do not take. */
+    char where[160], what[300];
+    sm__sock_peer_name(fd, where, sizeof where);
+    snprintf(what, sizeof what, "connection from %s closed: cannot set its socket options: %s",
+             where, sm_strerror(rc));
+    /* Counted and logged before the client can see the close. */
+    sm__ctr_add(&w->ctrs.accept_errors, 1);
+    sm__count_close(srv, &w->ctrs, sm_server_close_kind(rc));
+    warn_limited(w, &w->sockopt_logged_ms, &w->sockopt_unlogged, what);
+    close(fd);
+    return false;
 }
 
 /* ---- PROXY headers ---------------------------------------------------------------- */

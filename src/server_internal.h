@@ -293,6 +293,8 @@ struct sm__worker {
     uint64_t refuse_unlogged;
     int64_t emfile_logged_ms;
     uint64_t emfile_unlogged;
+    int64_t sockopt_logged_ms;
+    uint64_t sockopt_unlogged;
 
     sm__ctrs ctrs;
 };
@@ -352,6 +354,15 @@ struct sm_server {
 
 void sm__log(const sm_server *srv, sm_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Both models' log lines: a peer opened (its address, PROXY or not) and
+ * closed (kind, reason, detail), at SM_LOG_DEBUG; a PROXY header that
+ * could not be read from fd (why, else err's name; a warning unless err
+ * is -ECANCELED, a forced stop's). */
+void sm__log_open(const sm_server *srv, const sm_peer *p);
+void sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int reason);
+void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
+/* The client's address of socket fd (getpeername), formatted, or "?". */
+void sm__sock_peer_name(int fd, char *out, size_t out_len);
 /* Reserve a connection slot; false at the limit. */
 bool sm__admit(sm_server *srv);
 void sm__release(sm_server *srv);
@@ -374,6 +385,11 @@ int64_t sm__drain_deadline(const sm_server *srv);
  * (EMFILE without a spare fd). */
 typedef void (*sm__take_fn)(sm__worker *w, sm__listener *l, int fd);
 bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn take);
+/* Set an accepted socket's options (opts.sock, or TCP_NODELAY on TCP) on the
+ * worker that serves it. On failure the connection is closed, counted (in
+ * accept_errors and as a close of the error's kind, its slot released) and
+ * logged, at most once a second per worker: returns false. */
+bool sm__accepted_setup(sm__worker *w, int ep, int fd);
 int sm__spare_open(void);
 void sm__pause_cb(sm_timer *t);
 /* Read more of a PROXY header from non-blocking fd; see server_accept.c. */

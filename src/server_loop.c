@@ -3,8 +3,6 @@
  * through each worker's inbox (handed-over fds, broadcast messages) and
  * sm_loop_wakeup; everything else a worker touches is its own. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,28 +175,11 @@ on_stream_close(sm_stream *s, int reason)
     sm_close_kind kind = sm_server_close_kind(reason);
     sm__count_close(srv, &w->ctrs, kind);
     set(p, SM__P_CLOSING);
-    if (srv->o.log_level >= SM_LOG_DEBUG) {
-        const char *d = sm_peer_error_detail(p);
-        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s",
-                (unsigned long long)sm__peer_id(p), sm_server_close_kind_name((int)kind),
-                sm_err_name(reason), d[0] ? ": " : "", d);
-    }
+    sm__log_close(srv, p, kind, reason);
     if (srv->o.on_close) srv->o.on_close(p, reason);
     free(px_of(p));
     /* The peer goes with the stream's memory when this returns. */
     maybe_exit(w);
-}
-
-static void
-log_open(sm_server *srv, sm_peer *p)
-{
-    if (srv->o.log_level < SM_LOG_DEBUG || !srv->o.log) return;
-    sm_addr a;
-    char where[160] = "?";
-    int src = sm_peer_addr(p, &a);
-    if (src >= 0) sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-    sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)sm__peer_id(p), where,
-            src == 1 ? " (PROXY)" : "");
 }
 
 /* A connection is ready to serve (its PROXY header read, if any). Takes fd
@@ -243,7 +224,7 @@ peer_open(sm__worker *w, int fd, sm__proxied *px)
         fresh_arm(w);
     }
     sm__ctr_add(&w->ctrs.opened, 1);
-    log_open(srv, p);
+    sm__log_open(srv, p);
     if (srv->o.on_open) srv->o.on_open(p);
 }
 
@@ -277,14 +258,7 @@ static void
 pend_fail(sm__pending *pd, int err, const char *why)
 {
     sm__worker *w = pd->w;
-    sm_addr a;
-    char where[160] = "?";
-    memset(&a, 0, sizeof a);
-    a.len = sizeof a.ss;
-    if (getpeername(pd->io.fd, (struct sockaddr *)&a.ss, &a.len) == 0)
-        sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-    sm__log(w->srv, err == -ECANCELED ? SM_LOG_DEBUG : SM_LOG_WARN, "PROXY header from %s: %s",
-            where, why && why[0] ? why : sm_strerror(err));
+    sm__log_proxy_fail(w->srv, pd->io.fd, err, why);
     pend_end(pd, true);
     sm__count_close(w->srv, &w->ctrs, sm_server_close_kind(err));
 }
@@ -359,10 +333,7 @@ static void
 take_local(sm__worker *w, int ep, int fd)
 {
     sm_server *srv = w->srv;
-    if (srv->o.sock)
-        sm_sock_set_opts(fd, srv->o.sock);
-    else if (!srv->eps[ep].is_unix)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (!sm__accepted_setup(w, ep, fd)) return;
     if (srv->o.proxy_protocol)
         pend_new(w, fd);
     else

@@ -4,8 +4,6 @@
  * thread may send to a peer; the registry of live peers (under reg_lock)
  * serves broadcasts and forced stops. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -279,16 +277,7 @@ read_proxy(tpeer *t, int64_t start)
     sm__proxy_rd_free(&rd);
     int err = (int)h;
     if (h > 0) t->p.px = sm__proxied_new(&info, &err);
-    if (err < 0) {
-        sm_addr a;
-        char where[160] = "?";
-        memset(&a, 0, sizeof a);
-        a.len = sizeof a.ss;
-        if (getpeername(t->p.fd, (struct sockaddr *)&a.ss, &a.len) == 0)
-            sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-        sm__log(srv, err == -ECANCELED ? SM_LOG_DEBUG : SM_LOG_WARN, "PROXY header from %s: %s",
-                where, t->detail[0] ? t->detail : sm_strerror(err));
-    }
+    if (err < 0) sm__log_proxy_fail(srv, t->p.fd, err, t->detail);
     return err;
 }
 
@@ -468,15 +457,7 @@ conn_main(void *arg)
         pthread_mutex_unlock(&t->lock);
         opened = true;
         sm__ctr_add(&srv->tctrs.opened, 1);
-        if (srv->o.log_level >= SM_LOG_DEBUG && srv->o.log) {
-            sm_addr a;
-            char where[160] = "?";
-            int src = sm_peer_addr(p, &a);
-            if (src >= 0)
-                sm_addr_format((const struct sockaddr *)&a.ss, a.len, where, sizeof where);
-            sm__log(srv, SM_LOG_DEBUG, "peer %llu from %s%s", (unsigned long long)sm__peer_id(p),
-                    where, src == 1 ? " (PROXY)" : "");
-        }
+        sm__log_open(srv, p);
         if (srv->o.on_open) srv->o.on_open(p);
         reason = serve(t, start);
     }
@@ -494,12 +475,7 @@ conn_main(void *arg)
         snprintf(t->detail, sizeof t->detail, "closed by the server's stop");
 
     sm_close_kind kind = sm_server_close_kind(reason);
-    if (opened && srv->o.log_level >= SM_LOG_DEBUG) {
-        const char *d = sm_peer_error_detail(p);
-        sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s",
-                (unsigned long long)sm__peer_id(p), sm_server_close_kind_name((int)kind),
-                sm_err_name(reason), d[0] ? ": " : "", d);
-    }
+    if (opened) sm__log_close(srv, p, kind, reason);
     sm__count_close(srv, &srv->tctrs, kind);
     if (opened && srv->o.on_close) srv->o.on_close(p, reason);
     unregister(t);
@@ -518,10 +494,7 @@ static void
 spawn(sm__worker *w, sm__listener *l, int fd)
 {
     sm_server *srv = w->srv;
-    if (srv->o.sock)
-        sm_sock_set_opts(fd, srv->o.sock);
-    else if (!srv->eps[l->ep].is_unix)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (!sm__accepted_setup(w, l->ep, fd)) return;
     /* The connection thread blocks in poll, not in the socket. */
     tpeer *t = calloc(1, sizeof *t);
     if (!t) {

@@ -115,9 +115,10 @@
  *   SM_ERR_CLOSED          a handler called sm_peer_close
  *   -ECANCELED             closed by the drain deadline or a forced stop
  *   other -errno           what the kernel or the allocator reported
- * Connections that never become peers (refused at a limit, or a bad or
- * missing PROXY header) are counted in the stats and logged, but the
- * handlers never see them.
+ * Connections that never become peers (refused at a limit, a bad or
+ * missing PROXY header, or an accepted socket whose options, opts.sock or
+ * TCP_NODELAY, cannot be set) are counted in the stats and logged, but
+ * the handlers never see them.
  *
  * PROXY protocol (opts.proxy_protocol): every connection must start with a
  * PROXY v1 or v2 header (proxy.h), which must arrive within
@@ -286,7 +287,8 @@ typedef struct sm_server_stats {
     uint64_t msgs_out;      /* messages sent (queued, in the loop model) */
     uint64_t bytes_in;      /* payload bytes of those messages */
     uint64_t bytes_out;     /* payload bytes of those messages */
-    uint64_t accept_errors; /* accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...) */
+    uint64_t accept_errors; /* accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...), and
+                               accepted sockets whose options could not be set */
     uint64_t closes[SM_CLOSE_KINDS]; /* closed connections by kind, refused included */
 } sm_server_stats;
 
