@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frame_internal.h"
@@ -139,6 +140,12 @@ sm__wake_all(sm_server *srv)
         sm_loop_wakeup(srv->ws[i].loop);
 }
 
+void
+sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode))
+{
+    srv->run = run;
+}
+
 int64_t
 sm__drain_deadline(const sm_server *srv)
 {
@@ -209,10 +216,29 @@ sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *wh
         sm_server_stop(srv);
     }
     sm__gate_pass(srv);
+    int fails = 0;
     while (!w->done) {
-        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
-        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "%s: %s", who, sm_strerror(rc));
+        int64_t start = sm__now_ms();
+        rc = srv->run(w->loop, SM_RUN_DEFAULT);
         if (rc == 0) break;
+        if (rc > 0) continue; /* stopped: w->done says whether for good */
+        sm__log(srv, SM_LOG_ERROR, "%s: %s", who, sm_strerror(rc));
+        if (sm__now_ms() - start >= SM__RUN_FAIL_RESET_MS) fails = 0; /* it ran meanwhile */
+        if (++fails < SM__RUN_FAILS_MAX) {
+            /* A transient failure (poll's ENOMEM) may pass: 1, 2, 4, ... ms. */
+            struct timespec pause = {.tv_nsec = (1L << (fails - 1)) * 1000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        /* A loop that cannot run serves nobody: say so, and stop. */
+        int none = 0;
+        atomic_compare_exchange_strong(&srv->failure, &none, rc);
+        w->failed = true;
+        sm__log(srv, SM_LOG_ERROR,
+                "%s: the loop failed %d times in a row (%s): stopping the server", who, fails,
+                sm_strerror(rc));
+        sm_server_stop(srv);
+        srv->model->abandon(w);
     }
     sm_signal_stop(&w->sig[0]);
     sm_signal_stop(&w->sig[1]);
@@ -452,6 +478,7 @@ free_workers(sm_server *srv)
         free(w->fresh.items);
         free(w->lst);
         pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->done_cond);
     }
     free(srv->ws);
 }
@@ -486,6 +513,7 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         w->index = i;
         w->spare_fd = -1;
         pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->done_cond, NULL);
         sm__list_init(&w->pending);
     }
     for (int i = 0; i < srv->nw; i++) {
@@ -534,6 +562,8 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     atomic_init(&srv->forced, false);
     atomic_init(&srv->started, false);
     atomic_init(&srv->waited, false);
+    atomic_init(&srv->failure, 0);
+    srv->run = sm_loop_run;
     atomic_init(&srv->nconns, 0);
     atomic_init(&srv->next_id, 0);
     atomic_init(&srv->stop_ms, 0);
@@ -616,7 +646,7 @@ sm_server_wait(sm_server *srv)
         atomic_store(&srv->waited, true);
     }
     pthread_mutex_unlock(&srv->wait_lock);
-    return 0;
+    return atomic_load(&srv->failure);
 }
 
 int

@@ -19,6 +19,11 @@
 #define SM__EMFILE_PAUSE_MS  100 /* accepting pauses this long without a spare fd */
 #define SM__PROXY_DEFAULT_MS 10000
 #define SM__MAX_LOOPS        64
+/* A worker whose sm_loop_run fails this many times in a row gives up (see
+ * sm__worker_run); a run that lasted SM__RUN_FAIL_RESET_MS before failing
+ * starts the count again. */
+#define SM__RUN_FAILS_MAX     8
+#define SM__RUN_FAIL_RESET_MS 1000
 
 typedef struct sm__worker sm__worker;
 
@@ -193,6 +198,10 @@ typedef struct sm__model {
     /* The calling thread is one of the model's own besides the workers
      * (a connection thread): sm_server_wait would deadlock there. */
     bool (*is_own_thread)(sm_server *srv);
+    /* On w's thread, after its loop failed for good (the server is
+     * stopping): end w's part without running its loop: close its
+     * listeners, close its connections at once, set w->done. */
+    void (*abandon)(sm__worker *w);
 } sm__model;
 
 extern const sm__model sm__lmodel;
@@ -266,6 +275,7 @@ struct sm__worker {
     sm_signal sig[2];
     int signals_seen;
 
+    bool failed; /* its loop failed for good (sm__worker_run gave up) */
     /* Loop model: the options of every stream the worker creates, which
      * also make them its own (stream_owner.h): a stream's opts pointer
      * leads back to its worker, and its loop's other streams are not
@@ -281,12 +291,13 @@ struct sm__worker {
 
     /* The inbox: fds handed over by worker 0 and broadcast messages. */
     pthread_mutex_t lock;
+    pthread_cond_t done_cond;    /* thread model: a connection thread is in in_done */
     sm__vec in_fds, in_msgs;     /* under lock */
     sm__vec work_fds, work_msgs; /* the loop thread's, swapped with the above */
     sm__vec in_done, work_done;  /* thread model: finished threads to join */
     bool exited;                 /* under lock: post nothing more */
 
-    bool stopping, forced, listening_done;
+    bool stopping, forced;
 
     /* Warnings at most once a second, with a count of those not logged. */
     int64_t refuse_logged_ms;
@@ -322,6 +333,10 @@ struct sm_server {
     int nw;
 
     atomic_bool stopping, forced, started, waited;
+    atomic_int failure; /* the error of a worker that gave up (the first), else 0 */
+    /* sm_loop_run, for the workers' main runs; tests replace it
+     * (sm__server_set_run) to make a loop fail. */
+    int (*run)(sm_loop *loop, sm_run_mode mode);
     atomic_int listening; /* workers that still have listeners open */
     atomic_int alive;     /* workers whose loops still run */
     _Atomic int64_t stop_ms;
@@ -376,6 +391,9 @@ int sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer);
 /* Exit conditions need everyone's listeners closed: wake all workers. */
 void sm__wake_all(sm_server *srv);
 int64_t sm__drain_deadline(const sm_server *srv);
+/* Tests: the workers' main runs call run instead of sm_loop_run. Before
+ * sm_server_start. */
+void sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode));
 
 /* ---- server_accept.c ---------------------------------------------------- */
 
@@ -409,7 +427,10 @@ void sm__worker_init(sm__worker *w, sm_timer *const *timers, const sm_timer_cb *
  * (on_listener, data = the listener) and, with `signals`, the signal
  * watchers; stop the server if any of that fails (logged as `who`); pass
  * the start gate; run the loop until w->done; then stop the signal watchers
- * and the listeners still open. The model finishes the rest. */
+ * and the listeners still open. The model finishes the rest. A loop that
+ * fails SM__RUN_FAILS_MAX times in a row (each logged, with a short
+ * growing pause between) is given up: logged, srv->failure set, the server
+ * stopped and the model's abandon(w) called. */
 void sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *who);
 
 #endif

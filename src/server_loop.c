@@ -14,6 +14,7 @@
 #include "stream_owner.h"
 
 static const char forced_detail[] = "closed by the server's stop (drain deadline or forced stop)";
+static const char failed_detail[] = "closed: the server's loop failed (see its log)";
 
 static void maybe_exit(sm__worker *w);
 
@@ -356,8 +357,12 @@ take_cb(sm__worker *w, sm__listener *l, int fd)
     }
     sm__handoff h = {.fd = fd, .ep = l->ep};
     pthread_mutex_lock(&to->lock);
-    int rc = sm__vec_push(&to->in_fds, &h, sizeof h);
+    int rc = to->exited ? 1 : sm__vec_push(&to->in_fds, &h, sizeof h);
     pthread_mutex_unlock(&to->lock);
+    if (rc == 1) { /* its loop is gone (it failed): serve it here */
+        take_local(w, l->ep, fd);
+        return;
+    }
     if (rc < 0) {
         close(fd);
         sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
@@ -552,7 +557,8 @@ static const char *
 lpeer_detail(const sm_peer *p)
 {
     if (has(p, SM__P_TIMEDOUT)) return lpeer_server(p)->fresh_detail;
-    if (has(p, SM__P_FORCED)) return forced_detail;
+    if (has(p, SM__P_FORCED))
+        return worker_of(stream_of(p))->failed ? failed_detail : forced_detail;
     return sm_stream_error_detail(stream_of(p));
 }
 
@@ -609,22 +615,63 @@ deadline_cb(sm_timer *t)
     }
 }
 
+/* Close w's listeners, first serving what the kernel has already accepted
+ * for them (serve_backlog), else leaving it to be reset. The last worker
+ * to stop listening wakes the others: their exit waits for it. */
 static void
-begin_stop(sm__worker *w)
+stop_listening(sm__worker *w, bool serve_backlog)
 {
     sm_server *srv = w->srv;
     w->stopping = true;
     sm_timer_stop(&w->pause);
-    /* What the kernel has already accepted for us is served, not reset. */
     for (int i = 0; i < w->nlst; i++) {
         sm__listener *l = &w->lst[i];
         if (!sm_io_is_active(&l->io)) continue;
-        sm__accept_batch(w, l, true, take_cb);
+        if (serve_backlog) sm__accept_batch(w, l, true, take_cb);
         sm_io_close(&l->io, NULL);
         *l->slot = -1;
     }
     wake_handed(w);
     if (atomic_fetch_sub(&srv->listening, 1) == 1) sm__wake_all(srv);
+}
+
+static void
+stop_timers(sm__worker *w)
+{
+    sm_timer_stop(&w->keepalive);
+    sm_timer_stop(&w->fresh_timer);
+    sm_timer_stop(&w->pend_timer);
+    sm_timer_stop(&w->drain_tick);
+    sm_timer_stop(&w->deadline);
+    sm_timer_stop(&w->pause);
+}
+
+/* Nothing more is posted to w: broadcasts waiting are dropped, connections
+ * handed over and not yet taken are closed. */
+static void
+close_inbox(sm__worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->exited = true;
+    sm__bmsg **ms = w->in_msgs.items;
+    for (size_t i = 0; i < w->in_msgs.n; i++)
+        bmsg_unref(ms[i]);
+    w->in_msgs.n = 0;
+    sm__handoff *hs = w->in_fds.items;
+    for (size_t i = 0; i < w->in_fds.n; i++) {
+        close(hs[i].fd);
+        sm__count_close(w->srv, &w->ctrs, SM_CLOSE_OTHER);
+    }
+    w->in_fds.n = 0;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void
+begin_stop(sm__worker *w)
+{
+    sm_server *srv = w->srv;
+    /* What the kernel has already accepted for us is served, not reset. */
+    stop_listening(w, true);
     uint64_t tick = (uint64_t)SM__MIN(SM__MAX(srv->o.drain_quiet_ms / 2, 5), 50);
     sm_timer_start(&w->drain_tick, tick, tick);
     int64_t dl = sm__drain_deadline(srv);
@@ -648,13 +695,23 @@ maybe_exit(sm__worker *w)
     pthread_mutex_unlock(&w->lock);
     if (handed) return;
     w->done = true;
-    sm_timer_stop(&w->keepalive);
-    sm_timer_stop(&w->fresh_timer);
-    sm_timer_stop(&w->pend_timer);
-    sm_timer_stop(&w->drain_tick);
-    sm_timer_stop(&w->deadline);
-    sm_timer_stop(&w->pause);
+    stop_timers(w);
     sm_loop_stop(w->loop);
+}
+
+/* The loop cannot run: end the worker's part without it. Its listeners
+ * close (their backlog is reset: taking it would put streams on a loop
+ * that cannot serve them), its inbox closes, its handshakes and peers
+ * close at once (their on_close runs in lmodel_main's last pass, if the
+ * loop still manages one). */
+static void
+lmodel_abandon(sm__worker *w)
+{
+    if (!w->stopping) stop_listening(w, false);
+    close_inbox(w);
+    force_all(w);
+    w->done = true;
+    stop_timers(w);
 }
 
 static void
@@ -745,14 +802,13 @@ lmodel_main(void *arg)
     char who[32];
     snprintf(who, sizeof who, "loop %d", w->index);
     sm__worker_run(w, listener_cb, w->index == 0 && srv->o.handle_signals, who);
-    pthread_mutex_lock(&w->lock);
-    w->exited = true;
-    sm__bmsg **ms = w->in_msgs.items;
-    for (size_t i = 0; i < w->in_msgs.n; i++)
-        bmsg_unref(ms[i]);
-    w->in_msgs.n = 0;
-    pthread_mutex_unlock(&w->lock);
-    sm_loop_run(w->loop, SM_RUN_NOWAIT);
+    close_inbox(w);
+    /* The last on_close calls, also after a failure (the real run here,
+     * whatever srv->run is: a failed loop may still manage one pass). */
+    int rc = sm_loop_run(w->loop, SM_RUN_NOWAIT);
+    if (rc < 0)
+        sm__log(srv, SM_LOG_ERROR, "%s: %s: connections left without their on_close", who,
+                sm_strerror(rc));
     if (atomic_fetch_sub(&srv->alive, 1) == 2 && srv->o.handle_signals)
         sm_loop_wakeup(srv->ws[0].loop);
     return NULL;
@@ -767,4 +823,5 @@ const sm__model sm__lmodel = {
     .broadcast = lmodel_broadcast,
     .force = lmodel_force,
     .is_own_thread = lmodel_is_own_thread,
+    .abandon = lmodel_abandon,
 };

@@ -425,6 +425,7 @@ finish(tpeer *t)
     pthread_t self = pthread_self();
     pthread_mutex_lock(&w->lock);
     int rc = sm__vec_push(&w->in_done, &self, sizeof self);
+    if (rc == 0) pthread_cond_signal(&w->done_cond); /* for tmodel_abandon */
     pthread_mutex_unlock(&w->lock);
     /* Out of memory for the join list: detach, so nobody needs to join. */
     if (rc < 0) pthread_detach(self);
@@ -552,14 +553,37 @@ acceptor_cb(sm_io *io, unsigned events)
 }
 
 static void
+stop_timers(sm__worker *w)
+{
+    sm_timer_stop(&w->keepalive);
+    sm_timer_stop(&w->deadline);
+    sm_timer_stop(&w->pause);
+}
+
+static void
 maybe_exit(sm__worker *w)
 {
     if (!w->stopping || w->done || atomic_load_explicit(&w->npeers, memory_order_relaxed)) return;
     w->done = true;
-    sm_timer_stop(&w->keepalive);
-    sm_timer_stop(&w->deadline);
-    sm_timer_stop(&w->pause);
+    stop_timers(w);
     sm_loop_stop(w->loop);
+}
+
+/* Close the listeners, first serving what the kernel has already accepted
+ * (serve_backlog), else leaving it to be reset. */
+static void
+stop_accepting(sm__worker *w, bool serve_backlog)
+{
+    w->stopping = true;
+    sm_timer_stop(&w->pause);
+    for (int i = 0; i < w->nlst; i++) {
+        sm__listener *l = &w->lst[i];
+        if (!sm_io_is_active(&l->io)) continue;
+        if (serve_backlog) sm__accept_batch(w, l, true, spawn);
+        sm_io_close(&l->io, NULL);
+        *l->slot = -1;
+    }
+    atomic_store(&w->srv->listening, 0);
 }
 
 static void
@@ -580,16 +604,7 @@ tmodel_wakeup(sm_loop *loop)
     if (w->done) return;
     join_done(w);
     if (atomic_load(&srv->stopping) && !w->stopping) {
-        w->stopping = true;
-        sm_timer_stop(&w->pause);
-        for (int i = 0; i < w->nlst; i++) {
-            sm__listener *l = &w->lst[i];
-            if (!sm_io_is_active(&l->io)) continue;
-            sm__accept_batch(w, l, true, spawn);
-            sm_io_close(&l->io, NULL);
-            *l->slot = -1;
-        }
-        atomic_store(&srv->listening, 0);
+        stop_accepting(w, true);
         int64_t dl = sm__drain_deadline(srv);
         if (dl != INT64_MAX) {
             int64_t left = dl - sm_loop_now(w->loop);
@@ -619,6 +634,27 @@ static void
 tmodel_force(sm_server *srv)
 {
     force_conns(srv);
+}
+
+/* The acceptor's loop cannot run: stop accepting, close every connection,
+ * and join their threads without the loop (each finish() signals). */
+static void
+tmodel_abandon(sm__worker *w)
+{
+    sm_server *srv = w->srv;
+    if (!w->stopping) stop_accepting(w, false);
+    atomic_store(&srv->forced, true);
+    force_conns(srv);
+    for (;;) {
+        join_done(w);
+        if (!atomic_load_explicit(&w->npeers, memory_order_relaxed)) break;
+        pthread_mutex_lock(&w->lock);
+        while (!w->in_done.n)
+            pthread_cond_wait(&w->done_cond, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+    }
+    w->done = true;
+    stop_timers(w);
 }
 
 static int
@@ -656,4 +692,5 @@ const sm__model sm__tmodel = {
     .broadcast = tmodel_broadcast,
     .force = tmodel_force,
     .is_own_thread = tmodel_is_own_thread,
+    .abandon = tmodel_abandon,
 };

@@ -316,8 +316,13 @@ SM_API int sm_server_start(sm_server *srv);
 
 /* sm_server_wait - wait until the server has stopped and every connection is
  * gone, and join its threads. Returns 0, -EINVAL if it was never started, or
- * -EDEADLK when called from one of the server's own threads (a handler).
- * Callable once per start from one thread; later calls return 0 at once. */
+ * -EDEADLK when called from one of the server's own threads (a handler); or
+ * the error of a server thread's event loop (sm_loop_run) that failed 8
+ * times in a row: the server then stopped itself (logged at SM_LOG_ERROR),
+ * closing that loop's connections at once (-ECANCELED; in the thread model,
+ * where the failing loop is the acceptor's, every connection) and draining
+ * the others. Callable once per start from one thread; later calls return the
+ * same at once. */
 SM_API int sm_server_wait(sm_server *srv);
 
 /* sm_server_run - sm_server_start, then sm_server_wait. Returns the first
