@@ -369,6 +369,38 @@ struct sm_server {
 
 void sm__log(const sm_server *srv, sm_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Reserve a connection slot; false at the limit. */
+bool sm__admit(sm_server *srv);
+void sm__release(sm_server *srv);
+/* A connection ended: count it by the kind of reason, free its slot. */
+void sm__count_close(sm_server *srv, sm__ctrs *c, sm_close_kind kind);
+uint64_t sm__next_id(sm_server *srv);
+/* Exit conditions need everyone's listeners closed: wake all workers. */
+void sm__wake_all(sm_server *srv);
+int64_t sm__drain_deadline(const sm_server *srv);
+/* Tests: the workers' main runs call run instead of sm_loop_run. Before
+ * sm_server_start. */
+void sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode));
+
+/* ---- server_opts.c ------------------------------------------------------------ */
+
+/* Check *in and store it in srv->o with the defaults filled in (the
+ * model's by srv->model->configure, which it sets), srv->limit, and copies
+ * of the endpoint strings. 0, or an error with `why` filled in. */
+int sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len);
+
+/* ---- server_listen.c ---------------------------------------------------------- */
+
+/* Bind and listen on every endpoint (srv->eps, srv->fds: srv->nfd_sets
+ * sockets per TCP endpoint, one per Unix endpoint); logs each. 0, or an
+ * error with `why` filled in (what was opened is closed by
+ * sm__listen_close_all). */
+int sm__listen_all(sm_server *srv, char *why, size_t why_len);
+/* Close every listening socket still open; remove our Unix socket files. */
+void sm__listen_close_all(sm_server *srv);
+
+/* ---- server_peer.c ------------------------------------------------------------ */
+
 /* Both models' log lines: a peer opened (its address, PROXY or not) and
  * closed (kind, reason, detail), at SM_LOG_DEBUG; a PROXY header that
  * could not be read from fd (why, else err's name; a warning unless err
@@ -378,22 +410,8 @@ void sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, i
 void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
 /* The client's address of socket fd (getpeername), formatted, or "?". */
 void sm__sock_peer_name(int fd, char *out, size_t out_len);
-/* Reserve a connection slot; false at the limit. */
-bool sm__admit(sm_server *srv);
-void sm__release(sm_server *srv);
-/* A connection ended: count it by the kind of reason, free its slot. */
-void sm__count_close(sm_server *srv, sm__ctrs *c, sm_close_kind kind);
-uint64_t sm__next_id(sm_server *srv);
-/* A worker is set up: wait until every worker is. */
-void sm__gate_pass(sm_server *srv);
 /* sm_peer_addr (peer) or sm_peer_local_addr for either model. */
 int sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer);
-/* Exit conditions need everyone's listeners closed: wake all workers. */
-void sm__wake_all(sm_server *srv);
-int64_t sm__drain_deadline(const sm_server *srv);
-/* Tests: the workers' main runs call run instead of sm_loop_run. Before
- * sm_server_start. */
-void sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode));
 
 /* ---- server_accept.c ---------------------------------------------------- */
 
@@ -417,8 +435,10 @@ ssize_t sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, 
 /* The header's addresses, or NULL (none named); *err set on ENOMEM. */
 sm__proxied *sm__proxied_new(const sm_proxy_info *info, int *err);
 
-/* ---- shared by both models' workers ---------------------------------------- */
+/* ---- server_worker.c: shared by both models' workers ---------------------------- */
 
+/* A worker is set up: wait until every worker is. */
+void sm__gate_pass(sm_server *srv);
 void sm__signal_cb(sm_signal *w, int signum);
 /* Set up w's watchers: the keepalive timer, the model's own timers (each
  * with data = w) and the SIGINT/SIGTERM watchers. */
