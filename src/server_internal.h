@@ -1,8 +1,23 @@
-/* The server module's private state, shared by server.c (configuration,
- * listeners, lifecycle, stats, peer calls), server_accept.c (accepting under
- * limits, PROXY headers), server_loop.c (the event-driven model),
- * server_thread.c (thread per connection) and server_handlers.c. Never
- * installed. */
+/* The server module's private state. Never installed. Its files:
+ *   server.c           lifecycle (new, start, wait, stop, free), counters,
+ *                      stats, broadcasts
+ *   server_opts.c      checking options, defaults
+ *   server_listen.c    binding and closing the listeners
+ *   server_worker.c    a worker thread's life (both models): setup, start
+ *                      gate, running its loop, giving up on a failing one
+ *   server_accept.c    accepting under limits, accepted sockets' options
+ *   server_proxy.c     PROXY headers: reading them, the loop model's
+ *                      handshakes
+ *   server_peer.c      the sm_peer_* calls (through sm__peer_ops), close
+ *                      kinds, the peer log lines
+ *   server_loop.c      the loop model (sm__lmodel): hand-offs, inbox,
+ *                      broadcasts, stopping
+ *   server_lpeer.c     the loop model's peers (stream + tag, stream_owner.h)
+ *   server_thread.c    the thread model (sm__tmodel): the acceptor, stopping
+ *   server_tconn.c     the thread model's peers and connection threads
+ *   server_handlers.c  the built-in handlers
+ * What differs by model sits behind two tables: sm__model (chosen once per
+ * server) and sm__peer_ops (chosen by a peer's tag). */
 #ifndef SM_SERVER_INTERNAL_H
 #define SM_SERVER_INTERNAL_H
 
@@ -144,7 +159,7 @@ enum {
 };
 #define SM__P_ID_SHIFT 8 /* ids have 56 bits: no server lives to wrap them */
 
-/* A peer of the thread model (server_thread.c embeds it in its record).
+/* A peer of the thread model (first in its record, sm__tpeer).
  *
  * A peer of the loop model is no struct sm_peer: it is the 8-byte tag
  * (with SM__P_LOOP set), followed by a pointer to its PROXY addresses when
@@ -402,12 +417,9 @@ void sm__listen_close_all(sm_server *srv);
 /* ---- server_peer.c ------------------------------------------------------------ */
 
 /* Both models' log lines: a peer opened (its address, PROXY or not) and
- * closed (kind, reason, detail), at SM_LOG_DEBUG; a PROXY header that
- * could not be read from fd (why, else err's name; a warning unless err
- * is -ECANCELED, a forced stop's). */
+ * closed (kind, reason, detail), at SM_LOG_DEBUG. */
 void sm__log_open(const sm_server *srv, const sm_peer *p);
 void sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int reason);
-void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
 /* The client's address of socket fd (getpeername), formatted, or "?". */
 void sm__sock_peer_name(int fd, char *out, size_t out_len);
 /* sm_peer_addr (peer) or sm_peer_local_addr for either model. */
@@ -428,12 +440,77 @@ bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_f
 bool sm__accepted_setup(sm__worker *w, int ep, int fd);
 int sm__spare_open(void);
 void sm__pause_cb(sm_timer *t);
-/* Read more of a PROXY header from non-blocking fd; see server_accept.c. */
+
+/* ---- server_proxy.c ------------------------------------------------------------ */
+
+/* Read more of a PROXY header from non-blocking fd; see server_proxy.c. */
 void sm__proxy_rd_init(sm__proxy_rd *r);
 void sm__proxy_rd_free(sm__proxy_rd *r);
 ssize_t sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, size_t why_len);
 /* The header's addresses, or NULL (none named); *err set on ENOMEM. */
 sm__proxied *sm__proxied_new(const sm_proxy_info *info, int *err);
+/* A PROXY header could not be read from fd: log it with the client's
+ * socket address and why (else err's name); a warning, unless err is
+ * -ECANCELED (a forced stop's). */
+void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
+/* Loop model: read fd's header on w's loop (w->pending, w->pend_timer),
+ * then make it a peer (sm__lpeer_open); a failure or the deadline
+ * (first_message_timeout_ms, else SM__PROXY_DEFAULT_MS) closes it, counted
+ * and logged. Takes fd and its slot. */
+void sm__lproxy_start(sm__worker *w, int fd);
+void sm__lproxy_timer_cb(sm_timer *t); /* w->pend_timer */
+/* Close every handshake of w now (-ECANCELED). */
+void sm__lproxy_cancel_all(sm__worker *w);
+
+/* ---- server_loop.c, server_lpeer.c: the loop model's own ------------------------- */
+
+/* w may be done (stopping, nothing left): stop its loop. After anything
+ * that ends a connection or a handshake. */
+void sm__lmodel_maybe_exit(sm__worker *w);
+/* w's stream options (w->sopts: its streams' callbacks, from srv->o). */
+void sm__lpeer_init(sm__worker *w);
+/* A connection is ready to serve (its PROXY header read, if any): make it
+ * a peer of w and call on_open. Takes fd and px; the connection's slot is
+ * released if this fails. */
+void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px);
+void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
+/* The worker a loop-model peer belongs to. */
+sm__worker *sm__lpeer_worker(const sm_peer *p);
+/* Send to every peer of w but the one with id `from` and those shut down
+ * or closing (a broadcast's share on w's loop). */
+void sm__lpeer_deliver(sm__worker *w, uint64_t from, int type, const void *msg, size_t len);
+/* Half-close every peer of w quiet for drain_quiet_ms (sm__stream_quiet). */
+void sm__lpeer_drain(sm__worker *w);
+/* Close every peer of w now (-ECANCELED). */
+void sm__lpeer_force_all(sm__worker *w);
+
+/* ---- server_tconn.c, server_thread.c: the thread model's own ------------------- */
+
+/* A peer of the thread model and its connection, shared by its connection
+ * thread, the threads sending to it and the acceptor. */
+typedef struct sm__tpeer {
+    sm_peer p;            /* first: an sm_peer * is an sm__tpeer * */
+    pthread_mutex_t lock; /* sends, and the fields below it */
+    sm_conn *c;
+    bool ready; /* c is set: sends may go out */
+    bool shut;  /* FIN sent */
+    bool gone;  /* the connection is being torn down: no more sends */
+    atomic_bool closing;
+    atomic_int refs; /* the thread's own, plus broadcasts in progress */
+    _Atomic int64_t last_out;
+    pthread_t self; /* under srv->reg_lock: set by the connection thread itself */
+    bool has_self;
+    char detail[192];
+} sm__tpeer;
+
+/* The body of t's connection thread (t registered, one reference its). */
+void *sm__tconn_main(void *t);
+/* Drop a reference; the last frees t. */
+void sm__tpeer_unref(sm__tpeer *t);
+/* Take t out of the server's registry. */
+void sm__tpeer_unregister(sm__tpeer *t);
+/* sm_peer_send and friends on a thread-model peer (any thread). */
+int sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
 
 /* ---- server_worker.c: shared by both models' workers ---------------------------- */
 

@@ -1,5 +1,5 @@
 /* Servers: the sm_peer_* calls, dispatched to the peer's representation
- * (server_loop.c, server_thread.c) by its tag; close kinds; the log lines
+ * (server_lpeer.c, server_tconn.c) by its tag; close kinds; the log lines
  * of a peer's life, shared by both models. */
 #include <errno.h>
 #include <stdio.h>
@@ -39,16 +39,6 @@ sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int re
     const char *d = sm_peer_error_detail(p);
     sm__log(srv, SM_LOG_DEBUG, "peer %llu closed: %s (%s)%s%s", (unsigned long long)sm__peer_id(p),
             sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
-}
-
-void
-sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why)
-{
-    char where[160];
-    sm__sock_peer_name(fd, where, sizeof where);
-    /* A forced stop's cancellation is ours, not the client's fault. */
-    sm__log(srv, err == -ECANCELED ? SM_LOG_DEBUG : SM_LOG_WARN, "PROXY header from %s: %s", where,
-            why && why[0] ? why : sm_strerror(err));
 }
 
 sm_close_kind
