@@ -165,8 +165,9 @@ enum {
  * (with SM__P_LOOP set), followed by a pointer to its PROXY addresses when
  * SM__P_PX is set, in the extra area behind its sm_stream, in the stream's
  * own allocation (sm__stream_new_take_extra); the stream's data slot holds
- * the handlers' sm_peer_get_data, and the server and worker come from the
- * stream's loop. So an idle connection is one 128-byte malloc chunk. */
+ * the handlers' sm_peer_get_data, the worker is the owner of the stream's
+ * options (sm__stream_owner: the worker's sopts) and the server the
+ * worker's. So an idle connection is one 128-byte malloc chunk. */
 struct sm_peer {
     uint64_t tag; /* first: see above */
     sm_server *srv;
@@ -196,7 +197,6 @@ sm__peer_id(const sm_peer *p)
  * server_thread.c: sm__tmodel), chosen once by sm_server_new from
  * opts.model, as loop_poller.h chooses a backend. */
 typedef struct sm__model {
-    const char *name;
     /* The model's defaults and limits in srv->o and srv->limit; its
      * workers (srv->nw) and listening sets (srv->nfd_sets). Before the
      * listeners are bound. */

@@ -354,7 +354,6 @@ lmodel_main(void *arg)
 }
 
 const sm__model sm__lmodel = {
-    .name = "loop",
     .configure = lmodel_configure,
     .init = lmodel_init,
     .main = lmodel_main,

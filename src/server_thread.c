@@ -261,7 +261,6 @@ tmodel_main(void *arg)
 }
 
 const sm__model sm__tmodel = {
-    .name = "thread",
     .configure = tmodel_configure,
     .init = tmodel_init,
     .main = tmodel_main,
