@@ -1,25 +1,16 @@
-/* Servers: options, listeners, the lifecycle (start, stop, wait, free),
- * stats, and the peer calls both execution models share. */
+/* Servers: the lifecycle (new, start, wait, stop, free), the workers'
+ * shared state and counters, stats and broadcasts. Options are checked in
+ * server_opts.c, listeners bound in server_listen.c, a worker thread's
+ * life is server_worker.c, the peer calls are server_peer.c. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "frame_internal.h"
 #include "internal.h"
 #include "server_internal.h"
-
-#define DEFAULT_THREADS_MAX 256
-#define DEFAULT_WRITE_MS    30000
-#define DEFAULT_DRAIN_MS    5000
-#define DEFAULT_QUIET_MS    50
 
 /* ---- small shared helpers -------------------------------------------------- */
 
@@ -81,21 +72,16 @@ sm__next_id(sm_server *srv)
 }
 
 void
-sm__gate_pass(sm_server *srv)
-{
-    pthread_mutex_lock(&srv->gate_lock);
-    srv->gate_ready++;
-    pthread_cond_broadcast(&srv->gate_cond);
-    while (srv->gate_ready < srv->nw && !srv->gate_abort)
-        pthread_cond_wait(&srv->gate_cond, &srv->gate_lock);
-    pthread_mutex_unlock(&srv->gate_lock);
-}
-
-void
 sm__wake_all(sm_server *srv)
 {
     for (int i = 0; i < srv->nw; i++)
         sm_loop_wakeup(srv->ws[i].loop);
+}
+
+void
+sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode))
+{
+    srv->run = run;
 }
 
 int64_t
@@ -103,298 +89,6 @@ sm__drain_deadline(const sm_server *srv)
 {
     if (srv->o.drain_timeout_ms == SM_FOREVER) return INT64_MAX;
     return atomic_load(&srv->stop_ms) + srv->o.drain_timeout_ms;
-}
-
-void
-sm__signal_cb(sm_signal *sig, int signum)
-{
-    sm__worker *w = sig->data;
-    sm_server *srv = w->srv;
-    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
-    if (++w->signals_seen == 1 && !atomic_load(&srv->forced)) {
-        sm__log(srv, SM_LOG_INFO, "%s: stopping gracefully (a second signal forces it)", name);
-        sm_server_stop(srv);
-    } else {
-        sm__log(srv, SM_LOG_WARN, "%s again: closing every connection now", name);
-        sm_server_stop_now(srv);
-    }
-}
-
-/* ---- a worker thread's life, shared by both models ----------------------------- */
-
-/* An hour-long repeating timer keeps sm_loop_run going while a worker has
- * nothing else (no listener left, connections in other threads). */
-#define KEEPALIVE_MS (3600 * 1000)
-
-static void
-keepalive_cb(sm_timer *t)
-{
-    (void)t;
-}
-
-void
-sm__worker_init(sm__worker *w, sm_timer *const *timers, const sm_timer_cb *cbs, size_t n)
-{
-    sm_timer_init(w->loop, &w->keepalive, keepalive_cb);
-    w->keepalive.data = w;
-    for (size_t k = 0; k < n; k++) {
-        sm_timer_init(w->loop, timers[k], cbs[k]);
-        timers[k]->data = w;
-    }
-    for (int k = 0; k < 2; k++) {
-        sm_signal_init(w->loop, &w->sig[k], sm__signal_cb);
-        w->sig[k].data = w;
-    }
-}
-
-void
-sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *who)
-{
-    sm_server *srv = w->srv;
-    int rc = sm_timer_start(&w->keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    for (int i = 0; rc == 0 && i < w->nlst; i++) {
-        sm__listener *l = &w->lst[i];
-        sm_io_init(w->loop, &l->io, *l->slot, on_listener);
-        l->io.data = l;
-        rc = sm_io_start(&l->io, SM_READ);
-    }
-    if (rc == 0 && signals) {
-        rc = sm_signal_start(&w->sig[0], SIGINT);
-        if (rc == 0) rc = sm_signal_start(&w->sig[1], SIGTERM);
-    }
-    if (rc < 0) {
-        sm__log(srv, SM_LOG_ERROR, "%s: cannot start: %s; stopping the server", who,
-                sm_strerror(rc));
-        sm_server_stop(srv);
-    }
-    sm__gate_pass(srv);
-    while (!w->done) {
-        rc = sm_loop_run(w->loop, SM_RUN_DEFAULT);
-        if (rc < 0) sm__log(srv, SM_LOG_ERROR, "%s: %s", who, sm_strerror(rc));
-        if (rc == 0) break;
-    }
-    sm_signal_stop(&w->sig[0]);
-    sm_signal_stop(&w->sig[1]);
-    for (int i = 0; i < w->nlst; i++)
-        if (sm_io_is_active(&w->lst[i].io)) sm_io_stop(&w->lst[i].io);
-}
-
-/* ---- options ----------------------------------------------------------------- */
-
-static int
-online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    return n > SM__MAX_LOOPS ? SM__MAX_LOOPS : (int)n;
-}
-
-static bool
-bad_ms(int ms, bool forever_ok)
-{
-    return ms < 0 && !(forever_ok && ms == SM_FOREVER);
-}
-
-static int
-check_opts(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
-{
-    sm_server_opts *o = &srv->o;
-    *o = *in;
-    if (!o->on_message) return sm__why(why, why_len, -EINVAL, "on_message is required");
-    if (!o->listen) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
-    if (o->listen_count < 0) return sm__why(why, why_len, -EINVAL, "listen_count < 0");
-    if (o->listen_count == 0)
-        while (o->listen[o->listen_count])
-            o->listen_count++;
-    if (o->listen_count == 0) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
-    for (int i = 0; i < o->listen_count; i++)
-        if (!o->listen[i]) return sm__why(why, why_len, -EINVAL, "listen[%d] is NULL", i);
-    if (o->model != SM_SERVER_LOOP && o->model != SM_SERVER_THREAD)
-        return sm__why(why, why_len, -EINVAL, "unknown model %d", (int)o->model);
-    if (o->accept < SM_ACCEPT_DEFAULT || o->accept > SM_ACCEPT_DISPATCH)
-        return sm__why(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
-    if (o->threads < 0 || o->max_conns < 0 || o->backlog < 0)
-        return sm__why(why, why_len, -EINVAL, "threads, max_conns and backlog must be >= 0");
-    if (bad_ms(o->first_message_timeout_ms, false) || bad_ms(o->idle_timeout_ms, false) ||
-        bad_ms(o->write_timeout_ms, true) || bad_ms(o->drain_timeout_ms, true) ||
-        bad_ms(o->drain_quiet_ms, false))
-        return sm__why(why, why_len, -EINVAL, "a timeout is negative");
-    if (bad_ms(o->heartbeat_ms, false) || bad_ms(o->heartbeat_timeout_ms, false))
-        return sm__why(why, why_len, -EINVAL, "a heartbeat interval is negative");
-    if (o->idle_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
-        o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
-        o->heartbeat_ms > SM_STREAM_TIMEOUT_MAX_MS ||
-        o->heartbeat_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
-        return sm__why(why, why_len, -EINVAL, "a timeout exceeds %d ms", SM_STREAM_TIMEOUT_MAX_MS);
-    if (o->log_level < SM_LOG_DEFAULT || o->log_level > SM_LOG_DEBUG)
-        return sm__why(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
-
-    if (!o->spec) {
-        srv->spec_default = (sm_frame_spec){.kind = SM_FRAME_LENGTH, .len_width = 4};
-        o->spec = &srv->spec_default;
-    }
-    int rc = sm_frame_spec_check(o->spec, why, why_len);
-    if (rc < 0) return rc;
-    if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
-    if (o->heartbeat_ms || o->swallow_pings) {
-        const char *bad =
-            sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0);
-        if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
-    }
-
-    if (o->threads == 0)
-        o->threads = o->model == SM_SERVER_LOOP ? online_cpus() : DEFAULT_THREADS_MAX;
-    if (o->model == SM_SERVER_LOOP && o->threads > SM__MAX_LOOPS)
-        return sm__why(why, why_len, -EINVAL, "at most %d loops", SM__MAX_LOOPS);
-    if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
-    if (o->write_timeout_ms == 0) o->write_timeout_ms = DEFAULT_WRITE_MS;
-    if (o->drain_timeout_ms == 0) o->drain_timeout_ms = DEFAULT_DRAIN_MS;
-    if (o->drain_quiet_ms == 0) o->drain_quiet_ms = DEFAULT_QUIET_MS;
-    if (o->log_level == SM_LOG_DEFAULT) o->log_level = SM_LOG_INFO;
-
-    srv->limit = o->max_conns;
-    if (o->model == SM_SERVER_THREAD && (!srv->limit || srv->limit > o->threads))
-        srv->limit = o->threads;
-    snprintf(srv->fresh_detail, sizeof srv->fresh_detail,
-             "first-message timeout: no whole message within %d ms", o->first_message_timeout_ms);
-
-    /* The endpoint strings are the caller's: keep copies. */
-    srv->listen_copy = calloc((size_t)o->listen_count + 1, sizeof *srv->listen_copy);
-    if (!srv->listen_copy) return -ENOMEM;
-    for (int i = 0; i < o->listen_count; i++)
-        if (!(srv->listen_copy[i] = strdup(o->listen[i]))) return -ENOMEM;
-    o->listen = (const char *const *)srv->listen_copy;
-    return 0;
-}
-
-/* ---- listeners ---------------------------------------------------------------- */
-
-static int
-set_int(int fd, int level, int name, int value)
-{
-    return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
-}
-
-static int
-tcp_listen_one(const sm_addr *a, bool any, bool reuseport, int backlog)
-{
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -errno;
-    int rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (rc == 0 && reuseport) rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-    /* "*" means both families whatever net.ipv6.bindv6only says. */
-    if (rc == 0 && any && a->ss.ss_family == AF_INET6)
-        rc = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
-    if (rc == 0 && bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) rc = -errno;
-    if (rc == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) rc = -errno;
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
-static void
-set_port(sm_addr *a, uint16_t port)
-{
-    if (a->ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
-}
-
-/* n sockets on one TCP endpoint (SO_REUSEPORT when n > 1), all on the port
- * the first one got. */
-static int
-tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_len)
-{
-    sm_addr addrs[8];
-    int na = sm_endpoint_resolve(&e->ep, true, addrs, 8, why, why_len);
-    if (na < 0) return na;
-    bool any = !strcmp(e->ep.host, "*");
-    int fd = -1, ai = 0;
-    for (; ai < na; ai++) {
-        fd = tcp_listen_one(&addrs[ai], any, n > 1, backlog);
-        /* Try the next address only when this family is missing here. */
-        if (fd >= 0 || (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL)) break;
-    }
-    char where[300];
-    sm_endpoint_format(&e->ep, where, sizeof where);
-    if (fd < 0) return sm__why(why, why_len, fd, "listen on %s: %s", where, sm_strerror(fd));
-    fds[0] = fd;
-    int rc = sm_sock_local(fd, &e->bound);
-    sm_addr a = addrs[ai < na ? ai : 0];
-    set_port(&a, e->bound.port);
-    for (int i = 1; rc == 0 && i < n; i++) {
-        rc = fds[i] = tcp_listen_one(&a, any, true, backlog);
-        if (rc > 0) rc = 0;
-    }
-    if (rc < 0) return sm__why(why, why_len, rc, "listen on %s: %s", where, sm_strerror(rc));
-    return 0;
-}
-
-static int
-unix_listen(sm__ep *e, int backlog, int *fd, char *why, size_t why_len)
-{
-    int rc = sm_listen_endpoint(&e->ep, NULL, backlog, &e->bound, why, why_len);
-    if (rc < 0) return rc;
-    *fd = rc;
-    if ((rc = sm_sock_set_nonblock(*fd, true)) < 0) return rc;
-    struct stat st;
-    if (e->ep.kind == SM_ENDPOINT_UNIX && stat(e->ep.path, &st) == 0) {
-        e->dev = st.st_dev;
-        e->ino = st.st_ino;
-    }
-    return 0;
-}
-
-static int
-bind_all(sm_server *srv, char *why, size_t why_len)
-{
-    const sm_server_opts *o = &srv->o;
-    srv->neps = o->listen_count;
-    srv->eps = calloc((size_t)srv->neps, sizeof *srv->eps);
-    bool reuseport = o->model == SM_SERVER_LOOP && o->accept == SM_ACCEPT_REUSEPORT;
-    srv->nfd_sets = reuseport ? o->threads : 1;
-    size_t nfds = (size_t)srv->neps * (size_t)srv->nfd_sets;
-    srv->fds = malloc(nfds * sizeof *srv->fds);
-    if (!srv->eps || !srv->fds) return -ENOMEM;
-    for (size_t i = 0; i < nfds; i++)
-        srv->fds[i] = -1;
-    for (int i = 0; i < srv->neps; i++) {
-        sm__ep *e = &srv->eps[i];
-        int rc = sm_endpoint_parse(&e->ep, o->listen[i], why, why_len);
-        if (rc < 0) return rc;
-        e->is_unix = e->ep.kind != SM_ENDPOINT_TCP;
-        int *fds = &srv->fds[(size_t)i * (size_t)srv->nfd_sets];
-        if (e->is_unix)
-            rc = unix_listen(e, o->backlog, fds, why, why_len);
-        else
-            rc = tcp_listen_group(e, srv->nfd_sets, o->backlog, fds, why, why_len);
-        if (rc < 0) return rc;
-        char where[300];
-        sm_endpoint_format(&e->bound, where, sizeof where);
-        sm__log(srv, SM_LOG_INFO, "listening on %s%s", where,
-                o->proxy_protocol ? " (PROXY protocol)" : "");
-    }
-    return 0;
-}
-
-static void
-close_listeners(sm_server *srv)
-{
-    if (srv->fds) {
-        for (size_t i = 0; i < (size_t)srv->neps * (size_t)srv->nfd_sets; i++)
-            if (srv->fds[i] >= 0) close(srv->fds[i]);
-    }
-    for (int i = 0; srv->eps && i < srv->neps; i++) {
-        sm__ep *e = &srv->eps[i];
-        struct stat st;
-        /* Remove the socket file only if it is still the one we made. */
-        if (e->ep.kind == SM_ENDPOINT_UNIX && e->ino && lstat(e->ep.path, &st) == 0 &&
-            st.st_dev == e->dev && st.st_ino == e->ino)
-            unlink(e->ep.path);
-    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -425,6 +119,7 @@ free_workers(sm_server *srv)
         free(w->fresh.items);
         free(w->lst);
         pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->done_cond);
     }
     free(srv->ws);
 }
@@ -433,7 +128,7 @@ static void
 destroy(sm_server *srv)
 {
     free_workers(srv);
-    close_listeners(srv);
+    sm__listen_close_all(srv);
     if (srv->stop_fd >= 0) close(srv->stop_fd);
     pthread_mutex_destroy(&srv->reg_lock);
     pthread_mutex_destroy(&srv->gate_lock);
@@ -451,7 +146,6 @@ destroy(sm_server *srv)
 static int
 make_workers(sm_server *srv, char *why, size_t why_len)
 {
-    srv->nw = srv->o.model == SM_SERVER_LOOP ? srv->o.threads : 1;
     srv->ws = calloc((size_t)srv->nw, sizeof *srv->ws);
     if (!srv->ws) return -ENOMEM;
     for (int i = 0; i < srv->nw; i++) {
@@ -460,13 +154,14 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         w->index = i;
         w->spare_fd = -1;
         pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->done_cond, NULL);
         sm__list_init(&w->pending);
     }
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
         sm_loop_opts lo = {
             .backend = srv->o.backend,
-            .on_wakeup = srv->o.model == SM_SERVER_LOOP ? sm__loop_wakeup : sm__thread_wakeup,
+            .on_wakeup = srv->model->wakeup,
             .data = w,
         };
         int rc = sm_loop_new(&w->loop, &lo);
@@ -483,7 +178,7 @@ make_workers(sm_server *srv, char *why, size_t why_len)
             l->w = w;
             l->slot = &srv->fds[(size_t)e * (size_t)srv->nfd_sets + (size_t)(shared ? 0 : i)];
             l->ep = e;
-            l->dispatch = shared && srv->o.model == SM_SERVER_LOOP && srv->nw > 1;
+            l->dispatch = shared && srv->nw > 1;
             sm_io_init(w->loop, &l->io, *l->slot, NULL);
         }
         w->spare_fd = sm__spare_open();
@@ -508,16 +203,16 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     atomic_init(&srv->forced, false);
     atomic_init(&srv->started, false);
     atomic_init(&srv->waited, false);
+    atomic_init(&srv->failure, 0);
+    srv->run = sm_loop_run;
     atomic_init(&srv->nconns, 0);
     atomic_init(&srv->next_id, 0);
     atomic_init(&srv->stop_ms, 0);
 
-    int rc = check_opts(srv, opts, why, why_len);
-    if (rc == 0) rc = bind_all(srv, why, why_len);
+    int rc = sm__opts_check(srv, opts, why, why_len);
+    if (rc == 0) rc = sm__listen_all(srv, why, why_len);
     if (rc == 0) rc = make_workers(srv, why, why_len);
-    if (rc == 0)
-        rc = srv->o.model == SM_SERVER_LOOP ? sm__loop_init(srv, why, why_len)
-                                            : sm__thread_init(srv, why, why_len);
+    if (rc == 0) rc = srv->model->init(srv, why, why_len);
     if (rc < 0) {
         if (rc == -ENOMEM && why && why_len && !why[0]) sm__why(why, why_len, rc, "out of memory");
         destroy(srv);
@@ -535,7 +230,7 @@ on_own_thread(sm_server *srv)
     pthread_t self = pthread_self();
     for (int i = 0; i < srv->nw; i++)
         if (srv->ws[i].started && pthread_equal(srv->ws[i].thread, self)) return true;
-    return srv->o.model == SM_SERVER_THREAD && sm__thread_is_own(srv);
+    return srv->model->is_own_thread(srv);
 }
 
 int
@@ -554,10 +249,9 @@ sm_server_start(sm_server *srv)
         srv->mask_set = true;
         srv->mask_thread = pthread_self();
     }
-    void *(*main_fn)(void *) = srv->o.model == SM_SERVER_LOOP ? sm__loop_main : sm__thread_main;
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
-        int rc = pthread_create(&w->thread, NULL, main_fn, w);
+        int rc = pthread_create(&w->thread, NULL, srv->model->main, w);
         if (rc) {
             /* Those running stop at once: nothing was accepted yet. */
             pthread_mutex_lock(&srv->gate_lock);
@@ -593,7 +287,7 @@ sm_server_wait(sm_server *srv)
         atomic_store(&srv->waited, true);
     }
     pthread_mutex_unlock(&srv->wait_lock);
-    return 0;
+    return atomic_load(&srv->failure);
 }
 
 int
@@ -627,7 +321,7 @@ sm_server_stop_now(sm_server *srv)
     if (!srv) return;
     atomic_store(&srv->forced, true);
     sm_server_stop(srv);
-    if (srv->o.model == SM_SERVER_THREAD) sm__thread_force(srv);
+    srv->model->force(srv);
     sm__wake_all(srv);
 }
 
@@ -707,177 +401,5 @@ sm_server_broadcast(sm_server *srv, const sm_peer *except, int type, const void 
     int rc = sm_frame_encode(srv->o.spec, msg, len, type, &hdr);
     if (rc < 0) return rc;
     if (srv->o.spec->kind != SM_FRAME_TYPE) type = -1;
-    return srv->o.model == SM_SERVER_LOOP ? sm__loop_broadcast(srv, except, type, msg, len)
-                                          : sm__thread_broadcast(srv, except, type, msg, len);
-}
-
-sm_close_kind
-sm_server_close_kind(int reason)
-{
-    switch (reason) {
-    case 0:
-        return SM_CLOSE_CLEAN;
-    case -ECONNRESET:
-    case -EPIPE:
-        return SM_CLOSE_RESET;
-    case -ETIMEDOUT:
-        return SM_CLOSE_TIMEOUT;
-    case SM_ERR_HEARTBEAT:
-        return SM_CLOSE_HEARTBEAT;
-    case -EMSGSIZE:
-        return SM_CLOSE_OVERSIZE;
-    case -EPROTO:
-        return SM_CLOSE_MALFORMED;
-    case SM_ERR_TRUNCATED:
-        return SM_CLOSE_TRUNCATED;
-    case SM_ERR_SLOW_CONSUMER:
-        return SM_CLOSE_SLOW_CONSUMER;
-    case SM_ERR_CLOSED:
-        return SM_CLOSE_LOCAL;
-    case -ECANCELED:
-        return SM_CLOSE_DRAIN;
-    default:
-        return SM_CLOSE_OTHER;
-    }
-}
-
-const char *
-sm_server_close_kind_name(int kind)
-{
-    static const char *const names[SM_CLOSE_KINDS] = {
-        "clean",     "reset",         "timeout", "heartbeat", "oversize", "malformed",
-        "truncated", "slow_consumer", "local",   "drain",     "refused",  "other",
-    };
-    return kind >= 0 && kind < SM_CLOSE_KINDS ? names[kind] : "?";
-}
-
-/* ---- peers ------------------------------------------------------------------------ */
-
-static int
-peer_sendv(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
-{
-    if (!p || iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_send(p, type, iov, iovcnt)
-                               : sm__tpeer_send(p, type, iov, iovcnt);
-}
-
-int
-sm_peer_send(sm_peer *p, const void *msg, size_t len)
-{
-    if (!msg && len) return -EINVAL;
-    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return peer_sendv(p, -1, &v, 1);
-}
-
-int
-sm_peer_send_type(sm_peer *p, int type, const void *msg, size_t len)
-{
-    if (!msg && len) return -EINVAL;
-    if (type < 0 || type > 255) return -EPROTO;
-    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return peer_sendv(p, type, &v, 1);
-}
-
-int
-sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt)
-{
-    return peer_sendv(p, -1, iov, iovcnt);
-}
-
-int
-sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg)
-{
-    if (!p || !msg || (!msg->frame && msg->frame_len)) return -EINVAL;
-    if (msg->frame_len == 0) return 0; /* an empty eof-framed message: nothing to send */
-    return sm__peer_is_loop(p) ? sm__lpeer_send_frame(p, msg) : sm__tpeer_send_frame(p, msg);
-}
-
-int
-sm_peer_shutdown(sm_peer *p)
-{
-    if (!p) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_shutdown(p) : sm__tpeer_shutdown(p);
-}
-
-int
-sm_peer_close(sm_peer *p)
-{
-    if (!p) return -EINVAL;
-    return sm__peer_is_loop(p) ? sm__lpeer_close(p) : sm__tpeer_close(p);
-}
-
-static int
-sock_addr(int fd, sm_addr *out, bool peer)
-{
-    memset(out, 0, sizeof *out);
-    out->len = sizeof out->ss;
-    int rc = peer ? getpeername(fd, (struct sockaddr *)&out->ss, &out->len)
-                  : getsockname(fd, (struct sockaddr *)&out->ss, &out->len);
-    return rc < 0 ? -errno : 0;
-}
-
-/* The address from the PROXY header, or the socket's; see sm_peer_addr. */
-int
-sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer)
-{
-    if (px) {
-        *out = peer ? px->src : px->dst;
-        return 1;
-    }
-    return fd < 0 ? -EBADF : sock_addr(fd, out, peer);
-}
-
-int
-sm_peer_addr(const sm_peer *p, sm_addr *out)
-{
-    if (!p || !out) return -EINVAL;
-    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, true);
-    return sm__peer_addr(p->px, p->fd, out, true);
-}
-
-int
-sm_peer_local_addr(const sm_peer *p, sm_addr *out)
-{
-    if (!p || !out) return -EINVAL;
-    if (sm__peer_is_loop(p)) return sm__lpeer_addr(p, out, false);
-    return sm__peer_addr(p->px, p->fd, out, false);
-}
-
-void *
-sm_peer_get_data(const sm_peer *p)
-{
-    if (!p) return NULL;
-    return sm__peer_is_loop(p) ? sm__lpeer_get_data(p) : p->data;
-}
-
-void
-sm_peer_set_data(sm_peer *p, void *data)
-{
-    if (!p) return;
-    if (sm__peer_is_loop(p))
-        sm__lpeer_set_data(p, data);
-    else
-        p->data = data;
-}
-
-sm_server *
-sm_peer_server(const sm_peer *p)
-{
-    if (!p) return NULL;
-    return sm__peer_is_loop(p) ? sm__lpeer_server(p) : p->srv;
-}
-
-uint64_t
-sm_peer_id(const sm_peer *p)
-{
-    return p ? sm__peer_id(p) : 0;
-}
-
-const char *
-sm_peer_error_detail(const sm_peer *p)
-{
-    if (!p) return "";
-    if (sm__peer_is_loop(p)) return sm__lpeer_detail(p);
-    if (p->override_detail) return p->override_detail;
-    return sm__tpeer_detail(p);
+    return srv->model->broadcast(srv, except, type, msg, len);
 }

@@ -1,10 +1,10 @@
 /* Accepting under limits (max_conns, thread limit, file descriptors), and
- * reading PROXY headers without reading past them. Shared by both models. */
+ * setting accepted sockets' options. Shared by both models. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,92 +117,27 @@ sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn tak
     return true;
 }
 
-/* ---- PROXY headers ---------------------------------------------------------------- */
-
-void
-sm__proxy_rd_init(sm__proxy_rd *r)
+bool
+sm__accepted_setup(sm__worker *w, int ep, int fd)
 {
-    r->buf = r->small;
-    r->have = 0;
-    r->cap = sizeof r->small;
-}
-
-void
-sm__proxy_rd_free(sm__proxy_rd *r)
-{
-    if (r->buf != r->small) free(r->buf);
-    r->buf = r->small;
-}
-
-/* recv exactly n bytes that a peek has shown to be there. */
-static int
-consume(int fd, uint8_t *to, size_t n)
-{
-    while (n > 0) {
-        ssize_t got = recv(fd, to, n, MSG_DONTWAIT);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return -errno;
-        if (got == 0) return SM_ERR_TRUNCATED;
-        to += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
-/* The bytes after the header belong to the application's framing, and a
- * stream or conn will read the socket next: so peek, decode, and take off
- * the socket only the bytes the decoder has claimed for the header.
- * Returns the header's length (> 0, *info set), -EAGAIN (wait until
- * readable, then call again), SM_ERR_TRUNCATED (EOF first), -EPROTO (why
- * says why), or -errno. */
-ssize_t
-sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, size_t why_len)
-{
-    for (;;) {
-        ssize_t n = recv(fd, r->buf + r->have, r->cap - r->have, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-        }
-        if (n == 0) return SM_ERR_TRUNCATED;
-        size_t seen = r->have + (size_t)n;
-        ssize_t h = sm_proxy_decode(r->buf, seen, info, why, why_len);
-        if (h > 0) {
-            int rc = consume(fd, r->buf + r->have, (size_t)h - r->have);
-            if (rc < 0) return rc;
-            r->have = (size_t)h;
-            return h;
-        }
-        if (h != -EAGAIN) return h;
-        /* Everything seen is a prefix of the header: take it off the socket. */
-        int rc = consume(fd, r->buf + r->have, (size_t)n);
-        if (rc < 0) return rc;
-        r->have = seen;
-        if (r->have == r->cap) {
-            if (r->cap >= SM_PROXY_V2_MAX) {
-                snprintf(why, why_len, "header longer than %d bytes", SM_PROXY_V2_MAX);
-                return -EPROTO;
-            }
-            uint8_t *big = malloc(SM_PROXY_V2_MAX);
-            if (!big) return -ENOMEM;
-            memcpy(big, r->buf, r->have);
-            r->buf = big;
-            r->cap = SM_PROXY_V2_MAX;
-        }
-    }
-}
-
-sm__proxied *
-sm__proxied_new(const sm_proxy_info *info, int *err)
-{
-    *err = 0;
-    if (!info->known) return NULL;
-    sm__proxied *px = malloc(sizeof *px);
-    if (!px) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    px->src = info->src;
-    px->dst = info->dst;
-    return px;
+    sm_server *srv = w->srv;
+    int rc = 0;
+    if (srv->o.sock)
+        rc = sm_sock_set_opts(fd, srv->o.sock); /* TCP options only on TCP sockets */
+    else if (!srv->eps[ep].is_unix)
+        rc = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) < 0 ? -errno : 0;
+    if (rc == 0) return true;
+    /* A connection without the options asked for is not what was
+     * configured (no keepalive: a dead client never found): refuse it, as
+     * the dial path fails a socket whose options do not take. */
+    char where[160], what[300];
+    sm__sock_peer_name(fd, where, sizeof where);
+    snprintf(what, sizeof what, "connection from %s closed: cannot set its socket options: %s",
+             where, sm_strerror(rc));
+    /* Counted and logged before the client can see the close. */
+    sm__ctr_add(&w->ctrs.accept_errors, 1);
+    sm__count_close(srv, &w->ctrs, sm_server_close_kind(rc));
+    warn_limited(w, &w->sockopt_logged_ms, &w->sockopt_unlogged, what);
+    close(fd);
+    return false;
 }

@@ -1,8 +1,23 @@
-/* The server module's private state, shared by server.c (configuration,
- * listeners, lifecycle, stats, peer calls), server_accept.c (accepting under
- * limits, PROXY headers), server_loop.c (the event-driven model),
- * server_thread.c (thread per connection) and server_handlers.c. Never
- * installed. */
+/* The server module's private state. Never installed. Its files:
+ *   server.c           lifecycle (new, start, wait, stop, free), counters,
+ *                      stats, broadcasts
+ *   server_opts.c      checking options, defaults
+ *   server_listen.c    binding and closing the listeners
+ *   server_worker.c    a worker thread's life (both models): setup, start
+ *                      gate, running its loop, giving up on a failing one
+ *   server_accept.c    accepting under limits, accepted sockets' options
+ *   server_proxy.c     PROXY headers: reading them, the loop model's
+ *                      handshakes
+ *   server_peer.c      the sm_peer_* calls (through sm__peer_ops), close
+ *                      kinds, the peer log lines
+ *   server_loop.c      the loop model (sm__lmodel): hand-offs, inbox,
+ *                      broadcasts, stopping
+ *   server_lpeer.c     the loop model's peers (stream + tag, stream_owner.h)
+ *   server_thread.c    the thread model (sm__tmodel): the acceptor, stopping
+ *   server_tconn.c     the thread model's peers and connection threads
+ *   server_handlers.c  the built-in handlers
+ * What differs by model sits behind two tables: sm__model (chosen once per
+ * server) and sm__peer_ops (chosen by a peer's tag). */
 #ifndef SM_SERVER_INTERNAL_H
 #define SM_SERVER_INTERNAL_H
 
@@ -19,6 +34,11 @@
 #define SM__EMFILE_PAUSE_MS  100 /* accepting pauses this long without a spare fd */
 #define SM__PROXY_DEFAULT_MS 10000
 #define SM__MAX_LOOPS        64
+/* A worker whose sm_loop_run fails this many times in a row gives up (see
+ * sm__worker_run); a run that lasted SM__RUN_FAIL_RESET_MS before failing
+ * starts the count again. */
+#define SM__RUN_FAILS_MAX     8
+#define SM__RUN_FAIL_RESET_MS 1000
 
 typedef struct sm__worker sm__worker;
 
@@ -139,14 +159,15 @@ enum {
 };
 #define SM__P_ID_SHIFT 8 /* ids have 56 bits: no server lives to wrap them */
 
-/* A peer of the thread model (server_thread.c embeds it in its record).
+/* A peer of the thread model (first in its record, sm__tpeer).
  *
  * A peer of the loop model is no struct sm_peer: it is the 8-byte tag
  * (with SM__P_LOOP set), followed by a pointer to its PROXY addresses when
  * SM__P_PX is set, in the extra area behind its sm_stream, in the stream's
  * own allocation (sm__stream_new_take_extra); the stream's data slot holds
- * the handlers' sm_peer_get_data, and the server and worker come from the
- * stream's loop. So an idle connection is one 128-byte malloc chunk. */
+ * the handlers' sm_peer_get_data, the worker is the owner of the stream's
+ * options (sm__stream_owner: the worker's sopts) and the server the
+ * worker's. So an idle connection is one 128-byte malloc chunk. */
 struct sm_peer {
     uint64_t tag; /* first: see above */
     sm_server *srv;
@@ -170,10 +191,59 @@ sm__peer_id(const sm_peer *p)
     return sm__peer_tag(p) >> SM__P_ID_SHIFT;
 }
 
-static inline bool
-sm__peer_is_loop(const sm_peer *p)
+/* ---- the two execution models ----------------------------------------------- */
+
+/* What an execution model does its own way (server_loop.c: sm__lmodel,
+ * server_thread.c: sm__tmodel), chosen once by sm_server_new from
+ * opts.model, as loop_poller.h chooses a backend. */
+typedef struct sm__model {
+    /* The model's defaults and limits in srv->o and srv->limit; its
+     * workers (srv->nw) and listening sets (srv->nfd_sets). Before the
+     * listeners are bound. */
+    int (*configure)(sm_server *srv, char *why, size_t why_len);
+    /* The model's state and watchers, once the workers' loops exist. */
+    int (*init)(sm_server *srv, char *why, size_t why_len);
+    void *(*main)(void *worker); /* a worker thread's body */
+    sm_wakeup_cb wakeup;         /* every worker loop's on_wakeup */
+    /* sm_server_broadcast, its arguments checked (type -1 without a type: spec). */
+    int (*broadcast)(sm_server *srv, const sm_peer *except, int type, const void *msg, size_t len);
+    /* sm_server_stop_now, srv->forced set: what closes connections beyond
+     * waking the workers. */
+    void (*force)(sm_server *srv);
+    /* The calling thread is one of the model's own besides the workers
+     * (a connection thread): sm_server_wait would deadlock there. */
+    bool (*is_own_thread)(sm_server *srv);
+    /* On w's thread, after its loop failed for good (the server is
+     * stopping): end w's part without running its loop: close its
+     * listeners, close its connections at once, set w->done. */
+    void (*abandon)(sm__worker *w);
+} sm__model;
+
+extern const sm__model sm__lmodel;
+extern const sm__model sm__tmodel;
+
+/* The sm_peer_* calls, per representation, arguments checked. */
+typedef struct sm__peer_ops {
+    int (*send)(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+    int (*send_frame)(sm_peer *p, const sm_frame_msg *msg);
+    int (*shutdown)(sm_peer *p);
+    int (*close)(sm_peer *p);
+    int (*addr)(const sm_peer *p, sm_addr *out, bool peer); /* peer: its own, else ours */
+    void *(*get_data)(const sm_peer *p);
+    void (*set_data)(sm_peer *p, void *data);
+    sm_server *(*server)(const sm_peer *p);
+    const char *(*detail)(const sm_peer *p);
+} sm__peer_ops;
+
+extern const sm__peer_ops sm__lpeer_ops;
+extern const sm__peer_ops sm__tpeer_ops;
+/* Indexed by a tag's SM__P_LOOP bit: {&sm__tpeer_ops, &sm__lpeer_ops}. */
+extern const sm__peer_ops *const sm__peer_ops_by_tag[2];
+
+static inline const sm__peer_ops *
+sm__peer_ops_of(const sm_peer *p)
 {
-    return (sm__peer_tag(p) & SM__P_LOOP) != 0;
+    return sm__peer_ops_by_tag[sm__peer_tag(p) & SM__P_LOOP];
 }
 
 /* Connections waiting for their first message (loop model), oldest first:
@@ -220,6 +290,12 @@ struct sm__worker {
     sm_signal sig[2];
     int signals_seen;
 
+    bool failed; /* its loop failed for good (sm__worker_run gave up) */
+    /* Loop model: the options of every stream the worker creates, which
+     * also make them its own (stream_owner.h): a stream's opts pointer
+     * leads back to its worker, and its loop's other streams are not
+     * peers. */
+    sm_stream_opts sopts;
     sm__fresh_q fresh; /* loop model; the peers themselves are the loop's streams */
     sm__node pending;
     atomic_size_t npeers;
@@ -230,18 +306,21 @@ struct sm__worker {
 
     /* The inbox: fds handed over by worker 0 and broadcast messages. */
     pthread_mutex_t lock;
+    pthread_cond_t done_cond;    /* thread model: a connection thread is in in_done */
     sm__vec in_fds, in_msgs;     /* under lock */
     sm__vec work_fds, work_msgs; /* the loop thread's, swapped with the above */
     sm__vec in_done, work_done;  /* thread model: finished threads to join */
     bool exited;                 /* under lock: post nothing more */
 
-    bool stopping, forced, listening_done;
+    bool stopping, forced;
 
     /* Warnings at most once a second, with a count of those not logged. */
     int64_t refuse_logged_ms;
     uint64_t refuse_unlogged;
     int64_t emfile_logged_ms;
     uint64_t emfile_unlogged;
+    int64_t sockopt_logged_ms;
+    uint64_t sockopt_unlogged;
 
     sm__ctrs ctrs;
 };
@@ -257,7 +336,6 @@ typedef struct sm__ep {
 struct sm_server {
     sm_server_opts o; /* effective values */
     sm_frame_spec spec_default;
-    sm_stream_opts sopts; /* shared by every stream (loop model) */
     char **listen_copy;
 
     sm__ep *eps;
@@ -265,10 +343,15 @@ struct sm_server {
     int *fds; /* listening fds: neps x nfd_sets (one set per worker with REUSEPORT) */
     int nfd_sets;
 
+    const sm__model *model; /* from o.model */
     sm__worker *ws;
     int nw;
 
     atomic_bool stopping, forced, started, waited;
+    atomic_int failure; /* the error of a worker that gave up (the first), else 0 */
+    /* sm_loop_run, for the workers' main runs; tests replace it
+     * (sm__server_set_run) to make a loop fail. */
+    int (*run)(sm_loop *loop, sm_run_mode mode);
     atomic_int listening; /* workers that still have listeners open */
     atomic_int alive;     /* workers whose loops still run */
     _Atomic int64_t stop_ms;
@@ -307,13 +390,40 @@ void sm__release(sm_server *srv);
 /* A connection ended: count it by the kind of reason, free its slot. */
 void sm__count_close(sm_server *srv, sm__ctrs *c, sm_close_kind kind);
 uint64_t sm__next_id(sm_server *srv);
-/* A worker is set up: wait until every worker is. */
-void sm__gate_pass(sm_server *srv);
-/* sm_peer_addr (peer) or sm_peer_local_addr for either model. */
-int sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer);
 /* Exit conditions need everyone's listeners closed: wake all workers. */
 void sm__wake_all(sm_server *srv);
 int64_t sm__drain_deadline(const sm_server *srv);
+/* Tests: the workers' main runs call run instead of sm_loop_run. Before
+ * sm_server_start. */
+void sm__server_set_run(sm_server *srv, int (*run)(sm_loop *loop, sm_run_mode mode));
+
+/* ---- server_opts.c ------------------------------------------------------------ */
+
+/* Check *in and store it in srv->o with the defaults filled in (the
+ * model's by srv->model->configure, which it sets), srv->limit, and copies
+ * of the endpoint strings. 0, or an error with `why` filled in. */
+int sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len);
+
+/* ---- server_listen.c ---------------------------------------------------------- */
+
+/* Bind and listen on every endpoint (srv->eps, srv->fds: srv->nfd_sets
+ * sockets per TCP endpoint, one per Unix endpoint); logs each. 0, or an
+ * error with `why` filled in (what was opened is closed by
+ * sm__listen_close_all). */
+int sm__listen_all(sm_server *srv, char *why, size_t why_len);
+/* Close every listening socket still open; remove our Unix socket files. */
+void sm__listen_close_all(sm_server *srv);
+
+/* ---- server_peer.c ------------------------------------------------------------ */
+
+/* Both models' log lines: a peer opened (its address, PROXY or not) and
+ * closed (kind, reason, detail), at SM_LOG_DEBUG. */
+void sm__log_open(const sm_server *srv, const sm_peer *p);
+void sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int reason);
+/* The client's address of socket fd (getpeername), formatted, or "?". */
+void sm__sock_peer_name(int fd, char *out, size_t out_len);
+/* sm_peer_addr (peer) or sm_peer_local_addr for either model. */
+int sm__peer_addr(const sm__proxied *px, int fd, sm_addr *out, bool peer);
 
 /* ---- server_accept.c ---------------------------------------------------- */
 
@@ -323,51 +433,89 @@ int64_t sm__drain_deadline(const sm_server *srv);
  * (EMFILE without a spare fd). */
 typedef void (*sm__take_fn)(sm__worker *w, sm__listener *l, int fd);
 bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn take);
+/* Set an accepted socket's options (opts.sock, or TCP_NODELAY on TCP) on the
+ * worker that serves it. On failure the connection is closed, counted (in
+ * accept_errors and as a close of the error's kind, its slot released) and
+ * logged, at most once a second per worker: returns false. */
+bool sm__accepted_setup(sm__worker *w, int ep, int fd);
 int sm__spare_open(void);
 void sm__pause_cb(sm_timer *t);
-/* Read more of a PROXY header from non-blocking fd; see server_accept.c. */
+
+/* ---- server_proxy.c ------------------------------------------------------------ */
+
+/* Read more of a PROXY header from non-blocking fd; see server_proxy.c. */
 void sm__proxy_rd_init(sm__proxy_rd *r);
 void sm__proxy_rd_free(sm__proxy_rd *r);
 ssize_t sm__proxy_read(int fd, sm__proxy_rd *r, sm_proxy_info *info, char *why, size_t why_len);
 /* The header's addresses, or NULL (none named); *err set on ENOMEM. */
 sm__proxied *sm__proxied_new(const sm_proxy_info *info, int *err);
+/* A PROXY header could not be read from fd: log it with the client's
+ * socket address and why (else err's name); a warning, unless err is
+ * -ECANCELED (a forced stop's). */
+void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
+/* Loop model: read fd's header on w's loop (w->pending, w->pend_timer),
+ * then make it a peer (sm__lpeer_open); a failure or the deadline
+ * (first_message_timeout_ms, else SM__PROXY_DEFAULT_MS) closes it, counted
+ * and logged. Takes fd and its slot. */
+void sm__lproxy_start(sm__worker *w, int fd);
+void sm__lproxy_timer_cb(sm_timer *t); /* w->pend_timer */
+/* Close every handshake of w now (-ECANCELED). */
+void sm__lproxy_cancel_all(sm__worker *w);
 
-/* ---- server_loop.c ------------------------------------------------------- */
+/* ---- server_loop.c, server_lpeer.c: the loop model's own ------------------------- */
 
-int sm__loop_init(sm_server *srv, char *why, size_t why_len);
-void *sm__loop_main(void *arg);
-void sm__loop_wakeup(sm_loop *loop);
-int sm__lpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
-/* The received frame as it came (sm_stream_send_frame): the echo handler. */
-int sm__lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
-/* The thread model's: the frame's bytes written as they are. */
-int sm__tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg);
-int sm__lpeer_shutdown(sm_peer *p);
-int sm__lpeer_close(sm_peer *p);
-int sm__lpeer_addr(const sm_peer *p, sm_addr *out, bool peer);
-void *sm__lpeer_get_data(const sm_peer *p);
-void sm__lpeer_set_data(sm_peer *p, void *data);
-sm_server *sm__lpeer_server(const sm_peer *p);
-const char *sm__lpeer_detail(const sm_peer *p);
-int sm__loop_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
-                       size_t len);
+/* w may be done (stopping, nothing left): stop its loop. After anything
+ * that ends a connection or a handshake. */
+void sm__lmodel_maybe_exit(sm__worker *w);
+/* w's stream options (w->sopts: its streams' callbacks, from srv->o). */
+void sm__lpeer_init(sm__worker *w);
+/* A connection is ready to serve (its PROXY header read, if any): make it
+ * a peer of w and call on_open. Takes fd and px; the connection's slot is
+ * released if this fails. */
+void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px);
+void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
+/* The worker a loop-model peer belongs to. */
+sm__worker *sm__lpeer_worker(const sm_peer *p);
+/* Send to every peer of w but the one with id `from` and those shut down
+ * or closing (a broadcast's share on w's loop). */
+void sm__lpeer_deliver(sm__worker *w, uint64_t from, int type, const void *msg, size_t len);
+/* Half-close every peer of w quiet for drain_quiet_ms (sm__stream_quiet). */
+void sm__lpeer_drain(sm__worker *w);
+/* Close every peer of w now (-ECANCELED). */
+void sm__lpeer_force_all(sm__worker *w);
 
-/* ---- server_thread.c ---------------------------------------------------- */
+/* ---- server_tconn.c, server_thread.c: the thread model's own ------------------- */
 
-int sm__thread_init(sm_server *srv, char *why, size_t why_len);
-void *sm__thread_main(void *arg);
-void sm__thread_wakeup(sm_loop *loop);
+/* A peer of the thread model and its connection, shared by its connection
+ * thread, the threads sending to it and the acceptor. */
+typedef struct sm__tpeer {
+    sm_peer p;            /* first: an sm_peer * is an sm__tpeer * */
+    pthread_mutex_t lock; /* sends, and the fields below it */
+    sm_conn *c;
+    bool ready; /* c is set: sends may go out */
+    bool shut;  /* FIN sent */
+    bool gone;  /* the connection is being torn down: no more sends */
+    atomic_bool closing;
+    atomic_int refs; /* the thread's own, plus broadcasts in progress */
+    _Atomic int64_t last_out;
+    pthread_t self; /* under srv->reg_lock: set by the connection thread itself */
+    bool has_self;
+    char detail[192];
+} sm__tpeer;
+
+/* The body of t's connection thread (t registered, one reference its). */
+void *sm__tconn_main(void *t);
+/* Drop a reference; the last frees t. */
+void sm__tpeer_unref(sm__tpeer *t);
+/* Take t out of the server's registry. */
+void sm__tpeer_unregister(sm__tpeer *t);
+/* sm_peer_send and friends on a thread-model peer (any thread). */
 int sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
-int sm__tpeer_shutdown(sm_peer *p);
-int sm__tpeer_close(sm_peer *p);
-const char *sm__tpeer_detail(const sm_peer *p);
-int sm__thread_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
-                         size_t len);
-void sm__thread_force(sm_server *srv);
-/* True on one of the server's connection threads. */
-bool sm__thread_is_own(sm_server *srv);
 
-/* Shared by both models' workers. */
+/* ---- server_worker.c: shared by both models' workers ---------------------------- */
+
+/* A worker is set up: wait until every worker is. */
+void sm__gate_pass(sm_server *srv);
 void sm__signal_cb(sm_signal *w, int signum);
 /* Set up w's watchers: the keepalive timer, the model's own timers (each
  * with data = w) and the SIGINT/SIGTERM watchers. */
@@ -376,7 +524,10 @@ void sm__worker_init(sm__worker *w, sm_timer *const *timers, const sm_timer_cb *
  * (on_listener, data = the listener) and, with `signals`, the signal
  * watchers; stop the server if any of that fails (logged as `who`); pass
  * the start gate; run the loop until w->done; then stop the signal watchers
- * and the listeners still open. The model finishes the rest. */
+ * and the listeners still open. The model finishes the rest. A loop that
+ * fails SM__RUN_FAILS_MAX times in a row (each logged, with a short
+ * growing pause between) is given up: logged, srv->failure set, the server
+ * stopped and the model's abandon(w) called. */
 void sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *who);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "loop_internal.h"
 #include "sockmsg/stream.h"
+#include "stream_owner.h" /* what owners see: the size, extra areas, iteration */
 
 /* ---- per-stream ------------------------------------------------------------ */
 
@@ -165,20 +166,6 @@ sm__stream_loop *sm__stream_loop_get(sm_loop *loop);
 
 /* ---- cross-file internals ------------------------------------------------- */
 
-/* The extra area behind a stream allocated with extra bytes (8-aligned),
- * and back. */
-static inline void *
-sm__stream_extra(sm_stream *s)
-{
-    return (char *)s + sizeof *s;
-}
-
-static inline sm_stream *
-sm__stream_of_extra(const void *extra)
-{
-    return (sm_stream *)(void *)((char *)extra - sizeof(sm_stream));
-}
-
 /* A dialed stream's dialing state, or NULL. */
 static inline sm__dial *
 sm__dial_of(const sm_stream *s)
@@ -278,10 +265,6 @@ int sm__stream_opts_check(const sm_stream_opts *o);
 /* A stream with `extra` zeroed bytes behind it (sm__stream_extra). */
 sm_stream *sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, size_t extra,
                             int *err);
-/* sm_stream_new_take with an extra area for the caller (a server's peer):
- * one allocation for both. */
-int sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
-                              void *data, size_t extra);
 /* Streams without a list of them: the connected stream whose socket is fd
  * on loop, or NULL; and the connected stream with the lowest socket number
  * >= *fd (stored back in *fd), or NULL past the last. Found through the

@@ -115,9 +115,10 @@
  *   SM_ERR_CLOSED          a handler called sm_peer_close
  *   -ECANCELED             closed by the drain deadline or a forced stop
  *   other -errno           what the kernel or the allocator reported
- * Connections that never become peers (refused at a limit, or a bad or
- * missing PROXY header) are counted in the stats and logged, but the
- * handlers never see them.
+ * Connections that never become peers (refused at a limit, a bad or
+ * missing PROXY header, or an accepted socket whose options, opts.sock or
+ * TCP_NODELAY, cannot be set) are counted in the stats and logged, but
+ * the handlers never see them.
  *
  * PROXY protocol (opts.proxy_protocol): every connection must start with a
  * PROXY v1 or v2 header (proxy.h), which must arrive within
@@ -290,7 +291,8 @@ typedef struct sm_server_stats {
     uint64_t msgs_out;      /* messages sent (queued, in the loop model) */
     uint64_t bytes_in;      /* payload bytes of those messages */
     uint64_t bytes_out;     /* payload bytes of those messages */
-    uint64_t accept_errors; /* accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...) */
+    uint64_t accept_errors; /* accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...), and
+                               accepted sockets whose options could not be set */
     uint64_t closes[SM_CLOSE_KINDS]; /* closed connections by kind, refused included */
 } sm_server_stats;
 
@@ -318,8 +320,13 @@ SM_API int sm_server_start(sm_server *srv);
 
 /* sm_server_wait - wait until the server has stopped and every connection is
  * gone, and join its threads. Returns 0, -EINVAL if it was never started, or
- * -EDEADLK when called from one of the server's own threads (a handler).
- * Callable once per start from one thread; later calls return 0 at once. */
+ * -EDEADLK when called from one of the server's own threads (a handler); or
+ * the error of a server thread's event loop (sm_loop_run) that failed 8
+ * times in a row: the server then stopped itself (logged at SM_LOG_ERROR),
+ * closing that loop's connections at once (-ECANCELED; in the thread model,
+ * where the failing loop is the acceptor's, every connection) and draining
+ * the others. Callable once per start from one thread; later calls return the
+ * same at once. */
 SM_API int sm_server_wait(sm_server *srv);
 
 /* sm_server_run - sm_server_start, then sm_server_wait. Returns the first

@@ -1,0 +1,89 @@
+/* Servers: checking sm_server_opts and filling in the defaults (the
+ * execution model's own through its configure), keeping copies of what the
+ * caller owns. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame_internal.h"
+#include "internal.h"
+#include "server_internal.h"
+
+#define DEFAULT_WRITE_MS 30000
+#define DEFAULT_DRAIN_MS 5000
+#define DEFAULT_QUIET_MS 50
+
+static bool
+bad_ms(int ms, bool forever_ok)
+{
+    return ms < 0 && !(forever_ok && ms == SM_FOREVER);
+}
+
+int
+sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_len)
+{
+    sm_server_opts *o = &srv->o;
+    *o = *in;
+    if (!o->on_message) return sm__why(why, why_len, -EINVAL, "on_message is required");
+    if (!o->listen) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
+    if (o->listen_count < 0) return sm__why(why, why_len, -EINVAL, "listen_count < 0");
+    if (o->listen_count == 0)
+        while (o->listen[o->listen_count])
+            o->listen_count++;
+    if (o->listen_count == 0) return sm__why(why, why_len, -EINVAL, "no endpoint to listen on");
+    for (int i = 0; i < o->listen_count; i++)
+        if (!o->listen[i]) return sm__why(why, why_len, -EINVAL, "listen[%d] is NULL", i);
+    if (o->model != SM_SERVER_LOOP && o->model != SM_SERVER_THREAD)
+        return sm__why(why, why_len, -EINVAL, "unknown model %d", (int)o->model);
+    srv->model = o->model == SM_SERVER_LOOP ? &sm__lmodel : &sm__tmodel;
+    if (o->accept < SM_ACCEPT_DEFAULT || o->accept > SM_ACCEPT_DISPATCH)
+        return sm__why(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
+    if (o->threads < 0 || o->max_conns < 0 || o->backlog < 0)
+        return sm__why(why, why_len, -EINVAL, "threads, max_conns and backlog must be >= 0");
+    if (bad_ms(o->first_message_timeout_ms, false) || bad_ms(o->idle_timeout_ms, false) ||
+        bad_ms(o->write_timeout_ms, true) || bad_ms(o->drain_timeout_ms, true) ||
+        bad_ms(o->drain_quiet_ms, false))
+        return sm__why(why, why_len, -EINVAL, "a timeout is negative");
+    if (bad_ms(o->heartbeat_ms, false) || bad_ms(o->heartbeat_timeout_ms, false))
+        return sm__why(why, why_len, -EINVAL, "a heartbeat interval is negative");
+    if (o->idle_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->heartbeat_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->heartbeat_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
+        return sm__why(why, why_len, -EINVAL, "a timeout exceeds %d ms", SM_STREAM_TIMEOUT_MAX_MS);
+    if (o->log_level < SM_LOG_DEFAULT || o->log_level > SM_LOG_DEBUG)
+        return sm__why(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
+
+    if (!o->spec) {
+        srv->spec_default = (sm_frame_spec){.kind = SM_FRAME_LENGTH, .len_width = 4};
+        o->spec = &srv->spec_default;
+    }
+    int rc = sm_frame_spec_check(o->spec, why, why_len);
+    if (rc < 0) return rc;
+    if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
+    if (o->heartbeat_ms || o->swallow_pings) {
+        const char *bad =
+            sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0);
+        if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
+    }
+
+    if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
+    if (o->write_timeout_ms == 0) o->write_timeout_ms = DEFAULT_WRITE_MS;
+    if (o->drain_timeout_ms == 0) o->drain_timeout_ms = DEFAULT_DRAIN_MS;
+    if (o->drain_quiet_ms == 0) o->drain_quiet_ms = DEFAULT_QUIET_MS;
+    if (o->log_level == SM_LOG_DEFAULT) o->log_level = SM_LOG_INFO;
+
+    srv->limit = o->max_conns;
+    if ((rc = srv->model->configure(srv, why, why_len)) < 0) return rc;
+    snprintf(srv->fresh_detail, sizeof srv->fresh_detail,
+             "first-message timeout: no whole message within %d ms", o->first_message_timeout_ms);
+
+    /* The endpoint strings are the caller's: keep copies. */
+    srv->listen_copy = calloc((size_t)o->listen_count + 1, sizeof *srv->listen_copy);
+    if (!srv->listen_copy) return -ENOMEM;
+    for (int i = 0; i < o->listen_count; i++)
+        if (!(srv->listen_copy[i] = strdup(o->listen[i]))) return -ENOMEM;
+    o->listen = (const char *const *)srv->listen_copy;
+    return 0;
+}
