@@ -1,6 +1,7 @@
 /* Servers: binding every configured endpoint (a TCP endpoint once per
- * loop with SO_REUSEPORT), and closing the listening sockets again (a Unix
- * socket file is removed if it is still ours). */
+ * loop with SO_REUSEPORT, a group only the server's own sockets start), and
+ * closing the listening sockets again (a Unix socket file is removed if it is
+ * still ours). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -47,7 +48,17 @@ set_port(sm_addr *a, uint16_t port)
 }
 
 /* n sockets on one TCP endpoint (SO_REUSEPORT when n > 1), all on the port
- * the first one got. */
+ * the first one got.
+ *
+ * The first socket binds and listens without SO_REUSEPORT, so it fails with
+ * EADDRINUSE if anything (another process, another server in this one, with
+ * SO_REUSEPORT or not) already listens on the port, and of two servers
+ * starting at once only one gets there. Only then is SO_REUSEPORT switched
+ * on for it, and the others join its group (Linux forms the group at their
+ * listen). With SO_REUSEPORT on every socket from the start, the group would
+ * join any same-user group already on the port and silently share its
+ * connections. What stays open: a same-user socket that sets SO_REUSEPORT
+ * itself may still join later, as it may join any reuseport group. */
 static int
 tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_len)
 {
@@ -57,7 +68,7 @@ tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_
     bool any = !strcmp(e->ep.host, "*");
     int fd = -1, ai = 0;
     for (; ai < na; ai++) {
-        fd = tcp_listen_one(&addrs[ai], any, n > 1, backlog);
+        fd = tcp_listen_one(&addrs[ai], any, false, backlog);
         /* Try the next address only when this family is missing here. */
         if (fd >= 0 || (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL)) break;
     }
@@ -65,7 +76,9 @@ tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_
     sm_endpoint_format(&e->ep, where, sizeof where);
     if (fd < 0) return sm__why(why, why_len, fd, "listen on %s: %s", where, sm_strerror(fd));
     fds[0] = fd;
-    int rc = sm_sock_local(fd, &e->bound);
+    int rc = n > 1 ? set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) : 0;
+    if (rc < 0) return sm__why(why, why_len, rc, "listen on %s: %s", where, sm_strerror(rc));
+    rc = sm_sock_local(fd, &e->bound);
     sm_addr a = addrs[ai < na ? ai : 0];
     set_port(&a, e->bound.port);
     for (int i = 1; rc == 0 && i < n; i++) {
