@@ -43,10 +43,16 @@
  *     run). The hash does not know how busy a loop is and spreads unevenly
  *     (64 connections landed 37/27, 28/36, ...), where DISPATCH deals them
  *     out exactly in turn: prefer DISPATCH for few, long-lived, busy
- *     connections. Also know that another process of the same user can
- *     bind the same port with SO_REUSEPORT and take a share of the
- *     connections. Unix endpoints (which have no SO_REUSEPORT spreading)
- *     are always dispatched from loop 0.
+ *     connections. The group is the server's own: its first listener on
+ *     an endpoint binds and listens without SO_REUSEPORT, so a port
+ *     anything already listens on (another process or another server, with
+ *     SO_REUSEPORT or not) is -EADDRINUSE in every model and with any
+ *     number of loops; only then do the other loops' listeners join it. A
+ *     socket of the same user that sets SO_REUSEPORT itself can still join
+ *     the group once the server listens and take a share of the
+ *     connections (Linux lets any such socket join; other users cannot).
+ *     Unix endpoints (which have no SO_REUSEPORT spreading) are always
+ *     dispatched from loop 0.
  *     Accepting is batched (up to 64 connections per readiness event).
  *
  *   SM_SERVER_THREAD: one acceptor thread (an sm_loop watching the
@@ -306,7 +312,8 @@ typedef struct sm_server_stats {
  * model) its loops; no thread is started. Returns 0 and sets *out, or
  * -EINVAL (a NULL or bad option: no endpoint, no on_message, negative
  * values), SM_ERR_SPEC (opts.spec fails sm_frame_spec_check),
- * SM_ERR_ENDPOINT, SM_ERR_RESOLVE, -EADDRINUSE, -EACCES, -EMFILE, -ENOMEM;
+ * SM_ERR_ENDPOINT, SM_ERR_RESOLVE, -EADDRINUSE (something already listens
+ * on an endpoint: see SM_ACCEPT_REUSEPORT), -EACCES, -EMFILE, -ENOMEM;
  * `why` (when not NULL) then receives a one-line explanation naming the
  * option or endpoint. Free with sm_server_free. */
 SM_API int sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why_len);
