@@ -1,4 +1,5 @@
-/* Framing codecs: incremental decoders and header encoders.
+/* Framing codecs: the incremental decoders (the encoders are in
+ * frame_encode.c).
  *
  * Every decoder looks at the caller's buffer and nothing else: the only state
  * carried between calls is in sm_frame_decoder (how far a delimiter search got,
@@ -391,18 +392,11 @@ dec_basic(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint
     }
 }
 
-static const sm_frame_basic *
-type_entry(const sm_frame_spec *spec, uint8_t t)
-{
-    uint8_t idx = spec->type_map[t];
-    return idx ? &spec->types[idx - 1] : NULL;
-}
-
 static ssize_t
 dec_type(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, sm_frame_msg *msg)
 {
     if (len == 0) return -EAGAIN;
-    const sm_frame_basic *b = type_entry(d->spec, buf[0]);
+    const sm_frame_basic *b = sm__frame_type_entry(d->spec, buf[0]);
     if (!b) return fail(d, -EPROTO, W_TYPE, d->pos, buf[0], 0, buf, 0);
     ssize_t r = dec_basic(d, b, max, buf, len, 1, msg);
     if (r > 0 && msg->data) msg->type = buf[0];
@@ -419,7 +413,7 @@ decode_special(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_frame_msg
     if (d->flags & F_SKIP_DELIM) {
         const sm_frame_spec *spec = d->spec;
         const sm_frame_basic *b =
-            spec->kind == SM_FRAME_TYPE ? type_entry(spec, d->err_byte) : &spec->basic;
+            spec->kind == SM_FRAME_TYPE ? sm__frame_type_entry(spec, d->err_byte) : &spec->basic;
         return skip_delim(d, b, buf, len, 0, msg);
     }
     return -EAGAIN;
@@ -490,7 +484,7 @@ sm_frame_decode_eof(sm_frame_decoder *d, const uint8_t *buf, size_t len, sm_fram
     size_t pre = 0;
     bool whole_rest = spec->kind == SM_FRAME_EOF;
     if (spec->kind == SM_FRAME_TYPE && len > 0 && !(d->flags & F_SKIPPING)) {
-        const sm_frame_basic *b = type_entry(spec, buf[0]);
+        const sm_frame_basic *b = sm__frame_type_entry(spec, buf[0]);
         if (b && b->kind == SM_FRAME_EOF) {
             whole_rest = true;
             pre = 1;
@@ -548,7 +542,7 @@ sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len)
     int t = -1;
     if (spec->kind == SM_FRAME_TYPE && d->skip > 0 && d->skip <= 256) {
         t = (int)d->skip - 1;
-        b = type_entry(spec, (uint8_t)t);
+        b = sm__frame_type_entry(spec, (uint8_t)t);
         if (!b) b = &spec->basic;
     }
     if (b->kind == SM_FRAME_TYPE)
@@ -649,106 +643,4 @@ sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len)
     }
     if (n < 0) return 0;
     return (size_t)n >= out_len ? (int)(out_len - 1) : n;
-}
-
-/* ---- encoding ---- */
-
-/* Does the delimiter occur in payload+delim anywhere before the final copy? */
-static bool
-delim_inside(const uint8_t *p, size_t len, const uint8_t *delim, size_t dl)
-{
-    if (len >= dl && memmem(p, len, delim, dl)) return true;
-    /* Occurrences straddling the payload's end and the appended delimiter. */
-    size_t from = len >= dl ? len - dl + 1 : 0;
-    for (size_t i = from; i < len; i++) {
-        size_t in = len - i; /* bytes of the candidate inside the payload */
-        if (memcmp(p + i, delim, in) == 0 && memcmp(delim, delim + in, dl - in) == 0) return true;
-    }
-    return false;
-}
-
-static int
-enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t len,
-          sm_frame_hdr *h)
-{
-    uint8_t *o = h->head + h->head_len;
-    if (b->kind != SM_FRAME_FIXED && len > max) return -EMSGSIZE;
-    switch (b->kind) {
-    case SM_FRAME_FIXED:
-        return len == b->fixed_len ? 0 : -EMSGSIZE;
-    case SM_FRAME_DELIM:
-        if (payload && delim_inside(payload, len, b->delim, b->delim_len)) return -EINVAL;
-        memcpy(h->tail, b->delim, b->delim_len);
-        h->tail_len = b->delim_len;
-        return 0;
-    case SM_FRAME_LENGTH: {
-        uint64_t field;
-        if (b->len_adjust >= 0) {
-            field = (uint64_t)len + (uint64_t)b->len_adjust;
-            if (field < len) return -EMSGSIZE;
-        } else {
-            uint64_t a = (uint64_t)(-(b->len_adjust + 1)) + 1;
-            if (len < a) return -EMSGSIZE;
-            field = len - a;
-        }
-        if (b->len_width < 8 && field >> (8 * b->len_width)) return -EMSGSIZE;
-        memset(o, 0, b->len_offset);
-        o += b->len_offset;
-        for (unsigned i = 0; i < b->len_width; i++) {
-            unsigned shift = 8 * (b->len_little ? i : b->len_width - 1 - i);
-            o[i] = (uint8_t)(field >> shift);
-        }
-        h->head_len = (uint8_t)(h->head_len + b->len_offset + b->len_width);
-        return 0;
-    }
-    case SM_FRAME_ASCII: {
-        uint64_t v = len;
-        for (unsigned i = b->ascii_digits; i-- > 0;) {
-            o[i] = (uint8_t)('0' + v % 10);
-            v /= 10;
-        }
-        if (v) return -EMSGSIZE;
-        h->head_len = (uint8_t)(h->head_len + b->ascii_digits);
-        return 0;
-    }
-    case SM_FRAME_NETSTRING: {
-        int n = snprintf((char *)o, 22, "%zu:", len);
-        h->head_len = (uint8_t)(h->head_len + n);
-        h->tail[0] = ',';
-        h->tail_len = 1;
-        return 0;
-    }
-    case SM_FRAME_VARINT: {
-        uint64_t v = len;
-        unsigned n = 0;
-        do {
-            uint8_t c = v & 0x7f;
-            v >>= 7;
-            o[n++] = (uint8_t)(c | (v ? 0x80 : 0));
-        } while (v);
-        h->head_len = (uint8_t)(h->head_len + n);
-        return 0;
-    }
-    case SM_FRAME_EOF:
-        return 0;
-    default:
-        return -EINVAL;
-    }
-}
-
-int
-sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int type,
-                sm_frame_hdr *hdr)
-{
-    const sm_frame_basic *b = &spec->basic;
-    hdr->head_len = 0;
-    hdr->tail_len = 0;
-    if (spec->kind == SM_FRAME_TYPE) {
-        if (type < 0 || type > 255 || !(b = type_entry(spec, (uint8_t)type))) return -EPROTO;
-        hdr->head[0] = (uint8_t)type;
-        hdr->head_len = 1;
-    }
-    int rc = enc_basic(b, sm_frame_max(spec), payload, len, hdr);
-    if (rc) hdr->head_len = hdr->tail_len = 0;
-    return rc;
 }

@@ -98,4 +98,12 @@ sm__ping_unframable(const sm_frame_spec *spec, const void *ping, size_t len, int
  * length it needs (like snprintf); out is NUL-terminated when out_len > 0. */
 size_t sm__frame_basic_format(const sm_frame_basic *b, char *out, size_t out_len);
 
+/* The entry of a type: spec for type byte t, or NULL when t is not in it. */
+static inline const sm_frame_basic *
+sm__frame_type_entry(const sm_frame_spec *spec, uint8_t t)
+{
+    uint8_t idx = spec->type_map[t];
+    return idx ? &spec->types[idx - 1] : NULL;
+}
+
 #endif
