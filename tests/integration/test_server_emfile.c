@@ -113,11 +113,14 @@ test_emfile(void **state)
         fds[nfds++] = SM_ASSERT_OK(sm_dial_endpoint(&e, NULL, 5000, NULL, 0));
 
     /* Let the server work through its backlog first (threads to start, the
-     * excess to refuse): the last client is among the refused, so its end
-     * is the event to wait for. */
+     * excess to refuse): the last client is usually among the refused, so
+     * its end is the event to wait for. Not asserted: when no worker has a
+     * spare descriptor left, the server pauses and the excess waits in the
+     * backlog instead (seen about once in 10 runs with two loops); then the
+     * bound ends the wait. */
     char b;
-    ssize_t last = sm_recv_some(fds[MANY - 1], &b, 1, 10000);
-    if (last > 0 || last == -ETIMEDOUT) fail_msg("the last client was not refused: %zd", last);
+    if (sm_recv_some(fds[MANY - 1], &b, 1, 3000) == -ETIMEDOUT)
+        fprintf(stderr, "# %s: the last client is still in the backlog\n", model);
 
     /* About a second of exhaustion, with clients still arriving. */
     int64_t t0 = sm_test_now_ms(), c0 = cpu_ms(pid);
