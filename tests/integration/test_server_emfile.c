@@ -1,8 +1,16 @@
 /* Running out of file descriptors: a server process with RLIMIT_NOFILE 64
  * faces more clients than it can hold. It must not spin on the readable
- * listener (its CPU time stays low), must refuse the excess at once, and must
- * serve again once clients leave. The server runs in a child process (this
- * program, re-executed with --child MODEL), so the limit is its own. */
+ * listener, must refuse the excess at once, and must serve again once
+ * clients leave. The server runs in a child process (this program,
+ * re-executed with --child MODEL), so the limit is its own.
+ *
+ * "Does not spin" is counted, not timed: every failed accept is one
+ * accept_errors, so a server that keeps retrying a readable listener runs
+ * that counter up by thousands a second, while one that sheds each excess
+ * client with its spare descriptor (or pauses) counts about one per client.
+ * Its CPU time is checked too, against half the wall time (it needs about
+ * 1%; a spin needs all of a core when the machine lets it), as a backstop
+ * for a spin that would not go through accept. */
 #include "server_util.h"
 
 #include <signal.h>
@@ -105,9 +113,14 @@ test_emfile(void **state)
         fds[nfds++] = SM_ASSERT_OK(sm_dial_endpoint(&e, NULL, 5000, NULL, 0));
 
     /* Let the server work through its backlog first (threads to start, the
-     * excess to refuse): the last client is among the refused. */
+     * excess to refuse): the last client is usually among the refused, so
+     * its end is the event to wait for. Not asserted: when no worker has a
+     * spare descriptor left, the server pauses and the excess waits in the
+     * backlog instead (seen about once in 10 runs with two loops); then the
+     * bound ends the wait. */
     char b;
-    sm_recv_some(fds[MANY - 1], &b, 1, 3000);
+    if (sm_recv_some(fds[MANY - 1], &b, 1, 3000) == -ETIMEDOUT)
+        fprintf(stderr, "# %s: the last client is still in the backlog\n", model);
 
     /* About a second of exhaustion, with clients still arriving. */
     int64_t t0 = sm_test_now_ms(), c0 = cpu_ms(pid);
@@ -118,7 +131,7 @@ test_emfile(void **state)
     int64_t wall = sm_test_now_ms() - t0, cpu = cpu_ms(pid) - c0;
     fprintf(stderr, "# %s: %lld ms of CPU in %lld ms of exhaustion\n", model, (long long)cpu,
             (long long)wall);
-    if (cpu * 10 > wall * 3)
+    if (cpu * 2 > wall)
         fail_msg("the server spun: %lld ms of CPU in %lld ms", (long long)cpu, (long long)wall);
 
     /* The ones it took are served; when everyone leaves, it serves again. */
@@ -149,6 +162,10 @@ test_emfile(void **state)
     assert_true(refused > 0);
     assert_true(errors > 0);
     assert_true(opened > 0);
+    /* About one failed accept per client (their number is 148); a spin
+     * would make that many in milliseconds. */
+    if (errors > 10 * (MANY + LATE))
+        fail_msg("the server spun: %llu failed accepts for %d clients", errors, MANY + LATE);
 }
 
 int

@@ -353,36 +353,41 @@ test_happy_eyeballs_one_side(void **state)
 }
 
 /* Several refusals in a row, then a listener: each failure starts the next
- * attempt at once, so the whole dial takes far less than the stagger delays
- * (5 * 250 ms) would add up to. */
+ * attempt at once. Waiting out the stagger delay instead would take
+ * REFUSALS * 250 ms (3.75 s) before the listener is tried; the dial's
+ * deadline is half that, so such a dial fails, while a working one needs a
+ * few ms (the deadline is 100s of times that: far from noise either way).
+ * The list is as long as a dial takes (SM__DIAL_MAX_ADDRS). */
 static void
 test_happy_eyeballs_failure_starts_next(void **state)
 {
     (void)state;
+    enum { REFUSALS = SM__DIAL_MAX_ADDRS - 1 };
     sm_endpoint bound;
     int l = listen_on("tcp://127.0.0.1:0", &bound);
-    int holds[5];
-    sm_addr list[6];
-    for (int i = 0; i < 5; i++) {
+    int holds[REFUSALS];
+    sm_addr list[REFUSALS + 1];
+    for (int i = 0; i < REFUSALS; i++) {
         uint16_t port = 0;
         holds[i] = refusing_port(i % 2 ? "127.0.0.1" : "::1", 0, &port);
         assert_true(holds[i] >= 0);
         list[i] = addr_of(i % 2 ? "127.0.0.1" : "::1", port);
     }
-    list[5] = addr_of("127.0.0.1", bound.port);
+    list[REFUSALS] = addr_of("127.0.0.1", bound.port);
     int64_t t0 = sm_test_now_ms();
-    int c = (int)SM_ASSERT_OK(sm__dial_addrs(list, 6, NULL, t0 + 10000, NULL, 0));
-    int64_t ms = elapsed_since(t0);
-    assert_true(ms < 900);
+    int c = (int)SM_ASSERT_OK(
+        sm__dial_addrs(list, REFUSALS + 1, NULL, t0 + REFUSALS * SM__DIAL_STAGGER_MS / 2, NULL, 0));
+    print_message("%d refusals, then connected after %lld ms\n", REFUSALS,
+                  (long long)elapsed_since(t0));
     assert_int_equal(peer_port(c), bound.port);
     close(c);
 
     /* All refused: the error is the refusal. */
     char why[256];
-    SM_ASSERT_ERR(sm__dial_addrs(list, 5, NULL, sm_test_now_ms() + 5000, why, sizeof why),
+    SM_ASSERT_ERR(sm__dial_addrs(list, REFUSALS, NULL, sm_test_now_ms() + 5000, why, sizeof why),
                   -ECONNREFUSED);
     assert_non_null(strstr(why, "refused"));
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < REFUSALS; i++)
         close(holds[i]);
     close(l);
 }
@@ -426,12 +431,16 @@ test_happy_eyeballs_black_hole(void **state)
     ms = elapsed_since(t0);
     assert_true(ms >= 90 && ms < 2000);
 
-    /* A black hole and a refusal: the refusal is the more meaningful error. */
+    /* A black hole and a refusal: the refusal is the more meaningful error.
+     * The refused attempt starts after the stagger delay; the deadline is
+     * 10 times that, so a late timer still makes it in time. */
     uint16_t refused_port = 0;
     int hold = refusing_port("127.0.0.1", 0, &refused_port);
     assert_true(hold >= 0);
     list[1] = addr_of("127.0.0.1", refused_port);
-    SM_ASSERT_ERR(sm__dial_addrs(list, 2, NULL, sm_test_now_ms() + 600, NULL, 0), -ECONNREFUSED);
+    SM_ASSERT_ERR(
+        sm__dial_addrs(list, 2, NULL, sm_test_now_ms() + 10 * SM__DIAL_STAGGER_MS, NULL, 0),
+        -ECONNREFUSED);
     assert_int_equal(count_fds(), fds + 1);
 
     close(hold);

@@ -647,6 +647,10 @@ test_frame_block_then_more(void **state)
 
 /* ---- timeouts ------------------------------------------------------------------------ */
 
+/* The stream closed with `want` (its detail says `detail`), at_least ms or
+ * more after t0. The lower bound is exact on purpose: stream and test share
+ * one thread, and t0 is read before whatever starts the timeout, so load
+ * can only make ms larger. The upper bound (3 s late) is a safety limit. */
 static void
 check_closed_after(flow *f, int64_t t0, int at_least, int want, const char *detail)
 {
@@ -662,27 +666,29 @@ static void
 test_idle_timeout(void **state)
 {
     (void)state;
+    enum { IDLE_MS = 300 };
     static const sm_stream_opts o = {
-        .spec = &ts_len32, .on_message = f_count, .on_close = f_close, .idle_timeout_ms = 120};
+        .spec = &ts_len32, .on_message = f_count, .on_close = f_close, .idle_timeout_ms = IDLE_MS};
     sm_loop *l = ts_loop();
     int sv[2];
     ts_pair(sv);
     flow f = {0};
     int64_t t0 = sm_test_now_ms();
     wrap(l, sv[0], &o, &f);
-    /* Traffic keeps it open: a message every 30 ms for 300 ms. */
+    /* Traffic keeps it open past two timeouts: a message every 15 ms, 20
+     * times a timeout (only a stall of most of a timeout could matter). */
     uint8_t wire[16];
     size_t n = ts_frame(&ts_len32, "hi", 2, wire);
-    int64_t until = t0 + 300, last = t0;
+    int64_t until = t0 + 2 * IDLE_MS, last = t0;
     while (sm_test_now_ms() < until) {
         last = sm_test_now_ms(); /* the stream reads it after this */
         ts_write(sv[1], wire, n);
         bool never = false;
-        ts_run_until(l, ts_flag, &never, 30);
+        ts_run_until(l, ts_flag, &never, 15);
         assert_int_equal(f.closes, 0);
     }
     assert_true(ts_run_until(l, f_closed, &f, 5000));
-    check_closed_after(&f, last, 120, -ETIMEDOUT, "idle timeout");
+    check_closed_after(&f, last, IDLE_MS, -ETIMEDOUT, "idle timeout");
     close(sv[1]);
     ts_loop_free(l);
 }
@@ -789,6 +795,21 @@ test_heartbeat_lost(void **state)
     ts_loop_free(l);
 }
 
+enum { HB_TIMEOUT_MS = 500 };
+
+typedef struct keepalive {
+    flow *fa, *fb;
+    int64_t until;
+} keepalive;
+
+static bool
+keepalive_done(void *ctx)
+{
+    keepalive *k = ctx;
+    if (k->fa->closes || k->fb->closes) return true;
+    return k->fb->msgs >= 10 && sm_test_now_ms() >= k->until;
+}
+
 static void
 test_heartbeat_keeps_alive(void **state)
 {
@@ -799,7 +820,7 @@ test_heartbeat_keeps_alive(void **state)
         .on_message = f_count,
         .on_close = f_close,
         .heartbeat_ms = 25,
-        .heartbeat_timeout_ms = 400, /* only a long stall of this process trips it */
+        .heartbeat_timeout_ms = HB_TIMEOUT_MS, /* 20 pings: only a long stall trips it */
         .ping = "hb",
         .ping_len = 2,
         .swallow_pings = true,
@@ -809,7 +830,7 @@ test_heartbeat_keeps_alive(void **state)
         .on_message = f_count,
         .on_close = f_close,
         .heartbeat_ms = 25,
-        .heartbeat_timeout_ms = 400, /* only a long stall of this process trips it */
+        .heartbeat_timeout_ms = HB_TIMEOUT_MS, /* 20 pings: only a long stall trips it */
         .ping = "hb",
         .ping_len = 2,
     };
@@ -819,8 +840,11 @@ test_heartbeat_keeps_alive(void **state)
     flow fa = {0}, fb = {0};
     sm_stream *a = wrap(l, sv[0], &quiet, &fa);
     sm_stream *b = wrap(l, sv[1], &loud, &fb);
-    bool never = false;
-    ts_run_until(l, ts_flag, &never, 1200); /* three heartbeat timeouts */
+    /* Until both lived through two and a half heartbeat timeouts and b has
+     * seen 10 pings (or one of them closed); the bound only ends a failing
+     * run. */
+    keepalive k = {.fa = &fa, .fb = &fb, .until = sm_test_now_ms() + 5 * HB_TIMEOUT_MS / 2};
+    assert_true(ts_run_until(l, keepalive_done, &k, 20000));
     assert_int_equal(fa.closes, 0);
     assert_int_equal(fb.closes, 0);
     assert_int_equal(fa.msgs, 0); /* swallowed */
