@@ -1,6 +1,7 @@
-# The two commands that matter:
+# The commands that matter:
 #   make demo   install what is missing, build a release, run the main job
 #   make test   install what is missing, build, run every test through CTest
+#   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -16,7 +17,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release install test test-asan test-tsan format tidy clean
+.PHONY: all deps demo release install test test-asan test-tsan lint format tidy clean
 
 all: release
 
@@ -44,11 +45,14 @@ test-asan:
 test-tsan:
 	$(MAKE) test SANITIZE=thread
 
+lint:
+	LINT_JOBS=$(JOBS) scripts/lint.sh build/dev
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-tidy: test
-	clang-tidy -p build/dev $$(git ls-files 'src/*.c')
+# The old name of the clang-tidy half of the gate.
+tidy: lint
 
 clean:
 	rm -rf build

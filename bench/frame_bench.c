@@ -21,7 +21,9 @@
 #include <sockmsg/error.h>
 #include <sockmsg/frame.h>
 
-#define WINDOW      (64 * 1024)
+#include "bench_arg.h"
+
+#define WINDOW      ((size_t)64 << 10)
 #define STREAM_SIZE (2u << 20) /* about 2 MiB of frames, replayed as needed */
 
 typedef struct stream {
@@ -169,7 +171,7 @@ main(int argc, char **argv)
         "type:A=#",
     };
     static const size_t sizes[] = {64, 4096};
-    double seconds = argc > 1 ? atof(argv[1]) : 0.25;
+    double seconds = argc > 1 ? bench_arg_double(argv[1], 0, 3600) : 0.25;
     const char *filter = argc > 2 ? argv[2] : NULL;
     uint64_t check = 0;
 

@@ -13,6 +13,7 @@
  * it prints a measurement. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 
 #include <sockmsg/socket.h>
 #include <sockmsg/sockmsg.h>
+
+#include "bench_arg.h"
 
 /* The server's resident set in bytes (Rss: in smaps_rollup, else VmRSS). */
 static long long
@@ -63,14 +66,14 @@ main(int argc, char **argv)
         return 2;
     }
     const char *ep = argv[1];
-    int pid = atoi(argv[2]);
+    int pid = (int)bench_arg_long(argv[2], 1, INT_MAX);
     long n = 10000;
     bool json = false;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = true;
         else
-            n = strtol(argv[i], NULL, 10);
+            n = bench_arg_long(argv[i], 1, 10000000);
     }
 
     struct rlimit rl;
@@ -88,12 +91,14 @@ main(int argc, char **argv)
     long long before = rss_of(pid);
     if (before < 0) {
         fprintf(stderr, "idle_rss: cannot read the RSS of pid %d\n", pid);
+        free(fds);
         return 1;
     }
 
     /* The message: a len32be frame of 16 bytes, echoed back whole. */
-    uint8_t msg[20] = {0, 0, 0, 16}, echo[20];
-    memcpy(msg + 4, "idle-connection!", 16);
+    static const uint8_t msg[20] = "\0\0\0\x10"
+                                   "idle-connection!"; /* no NUL: exactly 20 bytes */
+    uint8_t echo[20];
     double t0 = now_s();
     long open = 0;
     int rc = 0;
@@ -106,7 +111,7 @@ main(int argc, char **argv)
         fds[open] = fd;
         ssize_t s = sm_send_all(fd, msg, sizeof msg, 10000, NULL);
         ssize_t r = s < 0 ? s : sm_recv_exact(fd, echo, sizeof echo, 10000, NULL);
-        if (r != (ssize_t)sizeof echo || memcmp(msg, echo, sizeof msg)) {
+        if (r != (ssize_t)sizeof echo || memcmp(msg, echo, sizeof msg) != 0) {
             rc = r < 0 ? (int)r : -EPROTO;
             open++;
             break;
@@ -116,7 +121,7 @@ main(int argc, char **argv)
     /* Let the server finish whatever it does after the last echo (deferred
      * releases run at the end of its loop iteration). A short pause, then
      * measure: this is a benchmark, not a test. */
-    struct timespec pause = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 200L * 1000 * 1000};
     nanosleep(&pause, NULL);
     long long after = rss_of(pid);
 

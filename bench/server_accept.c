@@ -10,6 +10,7 @@
  *          pipelined per round trip
  *          (what the accept mode costs once connected: nothing, it should be).
  * Not a test: it prints numbers and asserts nothing. */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,6 +24,8 @@
 #include <sockmsg/conn.h>
 #include <sockmsg/server.h>
 #include <sockmsg/socket.h>
+
+#include "bench_arg.h"
 
 static int64_t
 now_ms(void)
@@ -86,7 +89,7 @@ pipelined(void *arg)
         if (sm_conn_dial(&c[i], j->ep, "len32be", 5000, NULL, 0) < 0) return NULL;
     uint8_t batch[DEPTH * 36];
     for (int k = 0; k < DEPTH; k++) {
-        uint8_t *f = batch + k * 36;
+        uint8_t *f = batch + (size_t)k * 36;
         memcpy(f, "\0\0\0\x20", 4);
         memset(f + 4, 'x', 32);
     }
@@ -130,7 +133,7 @@ run(sm_server_accept mode, int loops, int clients, int seconds, bool pipe)
     job jobs[64];
     int64_t t0 = now_ms();
     for (int i = 0; i < clients; i++) {
-        jobs[i] = (job){.ep = ep, .end = t0 + seconds * 1000, .pipelined = pipe};
+        jobs[i] = (job){.ep = ep, .end = t0 + (int64_t)seconds * 1000, .pipelined = pipe};
         pthread_create(&th[i], NULL, pipe ? pipelined : conn_rate, &jobs[i]);
     }
     long total = 0;
@@ -160,9 +163,9 @@ cmp_double(const void *a, const void *b)
 int
 main(int argc, char **argv)
 {
-    int seconds = argc > 1 ? atoi(argv[1]) : 1;
-    int loops = argc > 2 ? atoi(argv[2]) : 2;
-    int clients = argc > 3 ? atoi(argv[3]) : 4;
+    int seconds = argc > 1 ? (int)bench_arg_long(argv[1], 1, INT_MAX) : 1;
+    int loops = argc > 2 ? (int)bench_arg_long(argv[2], 1, INT_MAX) : 2;
+    int clients = argc > 3 ? (int)bench_arg_long(argv[3], 1, INT_MAX) : 4;
     if (clients > 64) clients = 64;
     signal(SIGPIPE, SIG_IGN);
     static const struct {

@@ -156,7 +156,14 @@ main(int argc, char **argv)
     b.ts = calloc(b.n, sizeof *b.ts);
     b.timeout = calloc(b.n, sizeof *b.timeout);
     b.perm = calloc(b.n, sizeof *b.perm);
-    if (!b.ts || !b.timeout || !b.perm) return 1;
+    if (!b.ts || !b.timeout || !b.perm) {
+        fprintf(stderr, "timer_bench: out of memory for %zu timers\n", b.n);
+        free(b.ts);
+        free(b.timeout);
+        free(b.perm);
+        check(sm_loop_free(b.loop), "sm_loop_free");
+        return 1;
+    }
     uint64_t seed = 0x7153c0de5eedull;
     for (size_t i = 0; i < b.n; i++) {
         sm_timer_init(b.loop, &b.ts[i], on_fire);

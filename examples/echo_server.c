@@ -17,7 +17,10 @@
  * The first lines printed are "listening on ENDPOINT", one per endpoint (port
  * 0 resolved), so a script can start it on tcp://127.0.0.1:0. When it stops
  * it prints what it did and exits 0. */
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,20 @@ log_line(void *data, sm_log_level level, const char *line)
     (void)data;
     static const char *const names[] = {"", "error", "warning", "info", "debug"};
     fprintf(stderr, "echo_server: %s: %s\n", names[level], line);
+}
+
+/* An option's whole decimal number into *out; false for "5s", "" or an
+ * overflow, which atoi would have turned into something without a word. The
+ * server checks the value's range (sm_server_new says which). */
+static bool
+number(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < INT_MIN || v > INT_MAX) return false;
+    *out = (int)v;
+    return true;
 }
 
 static int
@@ -47,6 +64,7 @@ main(int argc, char **argv)
     const char *eps[16];
     int neps = 0;
     const char *handler = "echo", *frame = "len32be";
+    bool bad = false; /* a number option that is not a number */
     sm_server_opts o = {.handle_signals = true, .log = log_line};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -58,15 +76,15 @@ main(int argc, char **argv)
         else if (!strcmp(a, "--thread"))
             o.model = SM_SERVER_THREAD;
         else if (!strcmp(a, "--threads") && more)
-            o.threads = atoi(argv[++i]);
+            bad |= !number(argv[++i], &o.threads);
         else if (!strcmp(a, "--max-conns") && more)
-            o.max_conns = atoi(argv[++i]);
+            bad |= !number(argv[++i], &o.max_conns);
         else if (!strcmp(a, "--idle") && more)
-            o.idle_timeout_ms = atoi(argv[++i]);
+            bad |= !number(argv[++i], &o.idle_timeout_ms);
         else if (!strcmp(a, "--first") && more)
-            o.first_message_timeout_ms = atoi(argv[++i]);
+            bad |= !number(argv[++i], &o.first_message_timeout_ms);
         else if (!strcmp(a, "--drain") && more)
-            o.drain_timeout_ms = atoi(argv[++i]);
+            bad |= !number(argv[++i], &o.drain_timeout_ms);
         else if (!strcmp(a, "--proxy"))
             o.proxy_protocol = true;
         else if (!strcmp(a, "-v"))
@@ -76,7 +94,7 @@ main(int argc, char **argv)
         else
             return usage();
     }
-    if (neps == 0) return usage();
+    if (bad || neps == 0) return usage();
 
     o.on_message = sm_server_handler_by_name(handler);
     if (!o.on_message) {

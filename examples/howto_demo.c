@@ -8,6 +8,7 @@
  *    messages under several framings; every byte checked.
  * Prints what was exchanged; exits 0 when everything matched. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,14 +82,16 @@ http_round(const char *where, const char *path)
     char req[256];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
     sm_frame_msg reply = {0};
+    bool got = false; /* a reply: rc is first the dial's, then the receive's */
     if (rc == 0) {
         rc = (int)sm_conn_send(c, req, (size_t)n, 5000);
         if (rc >= 0) rc = sm_conn_shutdown(c); /* half-close: "I will send no more" */
         if (rc >= 0) rc = sm_conn_recv(c, &reply, 5000);
+        got = rc == 1;
     }
-    int ok = rc == 1 && reply.len > 0 && memmem(reply.data, reply.len, path, strlen(path));
+    int ok = got && reply.len > 0 && memmem(reply.data, reply.len, path, strlen(path));
     printf("  %-28s -> GET %s, shutdown(SHUT_WR)\n", addr, path);
-    if (rc == 1) {
+    if (got) {
         const char *body = memmem(reply.data, reply.len, "\r\n\r\n", 4);
         printf("  %-28s <- %.*s | %.*s", "", 15, (const char *)reply.data,
                body ? (int)(reply.len - (size_t)(body + 4 - (const char *)reply.data)) : 0,

@@ -37,6 +37,21 @@ decode_copy(const uint8_t *buf, size_t len, sm_proxy_info *info, char *why, size
     return rc;
 }
 
+/* Member by member: the structs have padding, which memcmp would compare too. */
+static bool
+addr_same(const sm_addr *a, const sm_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, sizeof a->ss) == 0;
+}
+
+static bool
+info_same(const sm_proxy_info *a, const sm_proxy_info *b)
+{
+    return a->version == b->version && a->command == b->command && a->known == b->known &&
+           a->socktype == b->socktype && addr_same(&a->src, &b->src) &&
+           addr_same(&a->dst, &b->dst) && a->tlv_off == b->tlv_off && a->tlv_len == b->tlv_len;
+}
+
 static uint64_t
 next_rand(uint64_t *s)
 {
@@ -88,7 +103,7 @@ check_header(const uint8_t *buf, size_t n, ssize_t rc, const sm_proxy_info *info
 
     sm_proxy_info again;
     FUZZ_CHECK(decode_copy(buf, hl, &again, NULL, 0) == rc, "header alone decodes differently");
-    FUZZ_CHECK(memcmp(&again, info, sizeof again) == 0, "header alone gives another header");
+    FUZZ_CHECK(info_same(&again, info), "header alone gives another header");
     FUZZ_CHECK(decode_copy(buf, hl - 1, NULL, NULL, 0) == -EAGAIN, "header less a byte");
 }
 
@@ -174,7 +189,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(strcmp(why_part, why_all) == 0, "chunked '%s', whole '%s'", why_part, why_all);
     if (rc_all < 0) return 0;
 
-    FUZZ_CHECK(memcmp(&part, &all, sizeof all) == 0, "chunked and whole headers differ");
+    FUZZ_CHECK(info_same(&part, &all), "chunked and whole headers differ");
     check_header(buf, n, rc_all, &all);
     check_reencode(buf, &all);
     return 0;

@@ -14,7 +14,7 @@
 
 /* Bytes asked of each recv(2): large, so that pipelined messages arrive many
  * per syscall. */
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK ((size_t)64 << 10)
 /* The buffer holds one message plus its header, plus part of the next. */
 #define HEADER_SLACK 64
 
@@ -147,8 +147,10 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeou
 {
     if (!c || iovcnt < 0 || iovcnt > IOV_MAX - 2 || (iovcnt && !iov)) return -EINVAL;
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len) return -EINVAL;
         total += iov[i].iov_len;
+    }
     /* One piece: the encoder checks it. Several: check across their borders
      * here, and let the encoder skip its check (NULL payload). */
     const void *whole = iovcnt == 1 ? iov[0].iov_base : NULL;
@@ -242,7 +244,7 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
          * already refused any frame that would not fit. */
         size_t room = c->in.limit - sm_buf_len(&c->in);
         if (room == 0) return -EMSGSIZE;
-        rc = sm_buf_reserve(&c->in, SM__MIN(room, (size_t)READ_CHUNK));
+        rc = sm_buf_reserve(&c->in, SM__MIN(room, READ_CHUNK));
         if (rc < 0) return rc;
         ssize_t got = sm_recv_some(c->fd, sm_buf_wptr(&c->in), sm_buf_writable(&c->in),
                                    sm__remaining_ms(deadline));

@@ -22,28 +22,28 @@ typedef struct codec {
     enum arg_kind arg;
     uint8_t width; /* LENGTH */
     bool little;   /* LENGTH */
-    const char *delim;
     uint8_t delim_len;
+    const char *delim;
 } codec;
 
 static const codec codecs[] = {
-    {"fixed", SM_FRAME_FIXED, ARG_NUM, 0, false, NULL, 0},
-    {"line", SM_FRAME_DELIM, ARG_NONE, 0, false, "\n", 1},
-    {"crlf", SM_FRAME_DELIM, ARG_NONE, 0, false, "\r\n", 2},
-    {"nul", SM_FRAME_DELIM, ARG_NONE, 0, false, "", 1},
-    {"delim", SM_FRAME_DELIM, ARG_STR, 0, false, NULL, 0},
-    {"len8", SM_FRAME_LENGTH, ARG_NONE, 1, false, NULL, 0},
-    {"len16be", SM_FRAME_LENGTH, ARG_NONE, 2, false, NULL, 0},
-    {"len16le", SM_FRAME_LENGTH, ARG_NONE, 2, true, NULL, 0},
-    {"len32be", SM_FRAME_LENGTH, ARG_NONE, 4, false, NULL, 0},
-    {"len32le", SM_FRAME_LENGTH, ARG_NONE, 4, true, NULL, 0},
-    {"len64be", SM_FRAME_LENGTH, ARG_NONE, 8, false, NULL, 0},
-    {"len64le", SM_FRAME_LENGTH, ARG_NONE, 8, true, NULL, 0},
-    {"ascii", SM_FRAME_ASCII, ARG_NUM, 0, false, NULL, 0},
-    {"netstring", SM_FRAME_NETSTRING, ARG_NONE, 0, false, NULL, 0},
-    {"varint", SM_FRAME_VARINT, ARG_NONE, 0, false, NULL, 0},
-    {"type", SM_FRAME_TYPE, ARG_MAP, 0, false, NULL, 0},
-    {"eof", SM_FRAME_EOF, ARG_NONE, 0, false, NULL, 0},
+    {"fixed", SM_FRAME_FIXED, ARG_NUM, 0, false, 0, NULL},
+    {"line", SM_FRAME_DELIM, ARG_NONE, 0, false, 1, "\n"},
+    {"crlf", SM_FRAME_DELIM, ARG_NONE, 0, false, 2, "\r\n"},
+    {"nul", SM_FRAME_DELIM, ARG_NONE, 0, false, 1, ""},
+    {"delim", SM_FRAME_DELIM, ARG_STR, 0, false, 0, NULL},
+    {"len8", SM_FRAME_LENGTH, ARG_NONE, 1, false, 0, NULL},
+    {"len16be", SM_FRAME_LENGTH, ARG_NONE, 2, false, 0, NULL},
+    {"len16le", SM_FRAME_LENGTH, ARG_NONE, 2, true, 0, NULL},
+    {"len32be", SM_FRAME_LENGTH, ARG_NONE, 4, false, 0, NULL},
+    {"len32le", SM_FRAME_LENGTH, ARG_NONE, 4, true, 0, NULL},
+    {"len64be", SM_FRAME_LENGTH, ARG_NONE, 8, false, 0, NULL},
+    {"len64le", SM_FRAME_LENGTH, ARG_NONE, 8, true, 0, NULL},
+    {"ascii", SM_FRAME_ASCII, ARG_NUM, 0, false, 0, NULL},
+    {"netstring", SM_FRAME_NETSTRING, ARG_NONE, 0, false, 0, NULL},
+    {"varint", SM_FRAME_VARINT, ARG_NONE, 0, false, 0, NULL},
+    {"type", SM_FRAME_TYPE, ARG_MAP, 0, false, 0, NULL},
+    {"eof", SM_FRAME_EOF, ARG_NONE, 0, false, 0, NULL},
 };
 
 #define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
@@ -333,6 +333,17 @@ key_name(char *out, size_t out_len, unsigned key)
         snprintf(out, out_len, "0x%02x", key);
 }
 
+/* Member by member: the struct has padding, which memcmp would compare too. */
+static bool
+basic_same(const sm_frame_basic *a, const sm_frame_basic *b)
+{
+    return a->kind == b->kind && a->fixed_len == b->fixed_len &&
+           memcmp(a->delim, b->delim, sizeof a->delim) == 0 && a->delim_len == b->delim_len &&
+           a->len_width == b->len_width && a->len_little == b->len_little &&
+           a->len_offset == b->len_offset && a->len_adjust == b->len_adjust &&
+           a->ascii_digits == b->ascii_digits;
+}
+
 /* type:K=V;K=V... starting at p; *stop is where the map ended. */
 static int
 parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, char *why,
@@ -387,7 +398,7 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
 
         unsigned idx;
         for (idx = 0; idx < s->type_count; idx++)
-            if (memcmp(&s->types[idx], &b, sizeof(b)) == 0) break;
+            if (basic_same(&s->types[idx], &b)) break;
         if (idx == s->type_count) {
             if (s->type_count == SM_FRAME_TYPES_MAX)
                 return sm__why(why, why_len, SM_ERR_SPEC, "type: has more than %d distinct entries",

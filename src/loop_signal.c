@@ -54,22 +54,23 @@ signal_cb(sm_io *io, unsigned events)
     }
 }
 
-static int
-sigstate_get(sm_loop *loop, struct sm__sigstate **out)
+/* The loop's signal state, made on first use; NULL with *err set on failure. */
+static struct sm__sigstate *
+sigstate_get(sm_loop *loop, int *err)
 {
-    if (loop->sig) {
-        *out = loop->sig;
-        return 0;
-    }
+    if (loop->sig) return loop->sig;
     struct sm__sigstate *st = calloc(1, sizeof *st);
-    if (!st) return -ENOMEM;
+    if (!st) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     sigemptyset(&st->watched);
     sigemptyset(&st->blocked_by_us);
     st->fd = signalfd(-1, &st->watched, SFD_NONBLOCK | SFD_CLOEXEC);
     if (st->fd < 0) {
-        int err = -errno;
+        *err = -errno;
         free(st);
-        return err;
+        return NULL;
     }
     sm_io_init(loop, &st->io, st->fd, signal_cb);
     st->io.flags = SM__IO_INTERNAL;
@@ -77,11 +78,11 @@ sigstate_get(sm_loop *loop, struct sm__sigstate **out)
     if (rc < 0) {
         close(st->fd);
         free(st);
-        return rc;
+        *err = rc;
+        return NULL;
     }
     loop->sig = st;
-    *out = st;
-    return 0;
+    return st;
 }
 
 /* The first watcher of signum: block it in this thread (before the signalfd
@@ -139,9 +140,9 @@ sm_signal_start(sm_signal *w, int signum)
     if (signum <= 0 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP) return -EINVAL;
     if (w->signum == signum) return 0;
     sm_loop *loop = w->loop;
-    struct sm__sigstate *st = NULL;
-    int rc = sigstate_get(loop, &st);
-    if (rc < 0) return rc;
+    int rc = 0;
+    struct sm__sigstate *st = sigstate_get(loop, &rc);
+    if (!st) return rc;
     if (!st->heads[signum] && (rc = watch(st, signum)) < 0) return rc;
     sm_signal_stop(w);
     w->signum = signum;

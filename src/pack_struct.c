@@ -3,6 +3,7 @@
  * varargs or sm_pack_value arrays. Layout rules follow CPython's
  * Modules/_struct.c so that the same format and values give the same bytes;
  * tests/unit/test_pack_python.c checks that against the real struct module. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -332,6 +333,7 @@ pack_elem(uint8_t *dst, const fmt_item *it, bool little, args *a)
 {
     char c = it->code;
     size_t n = it->size;
+    assert(n >= 1 && n <= 8); /* code_info: every code is 1 to 8 bytes */
     if (code_signed(c)) {
         int64_t v = a->ap ? va_arg(*a->ap, int64_t) : a->in[a->i++].i;
         if (n < 8) {
@@ -435,6 +437,7 @@ unpack_elem(const uint8_t *src, const fmt_item *it, bool little, args *a)
 {
     char c = it->code;
     size_t n = it->size;
+    assert(n >= 1 && n <= 8); /* code_info: every code is 1 to 8 bytes */
     sm_pack_value v = {.u = 0};
     if (code_signed(c)) {
         v.i = to_signed(sm__pack_get_uint(src, n, little), n);

@@ -30,7 +30,7 @@ static const char v1_sig[] = "PROXY ";
 #define V2_INET_LEN   12
 #define V2_INET6_LEN  36
 #define V2_UNIX_PATH  108
-#define V2_UNIX_LEN   (2 * V2_UNIX_PATH)
+#define V2_UNIX_LEN   ((size_t)2 * V2_UNIX_PATH)
 #define V4_TEXT_MAX   15 /* "255.255.255.255" */
 #define V6_TEXT_MAX   45 /* INET6_ADDRSTRLEN - 1 */
 #define PORT_TEXT_MAX 5
@@ -474,7 +474,8 @@ sm_proxy_encode_v1(const sm_addr *src, const sm_addr *dst, uint8_t *out, size_t 
                      family == AF_INET ? "TCP4" : "TCP6", s, d, sp, dp);
     }
     if (n < 0 || (size_t)n > SM_PROXY_V1_MAX) return -EINVAL;
-    if ((size_t)n > cap) return -ENOSPC;
+    /* out is NULL only with cap 0, which no header fits. */
+    if ((size_t)n > cap || !out) return -ENOSPC;
     memcpy(out, line, (size_t)n);
     return n;
 }
@@ -499,7 +500,8 @@ sm_proxy_encode_v2(const sm_addr *src, const sm_addr *dst, int socktype, const s
         if (total > SM_PROXY_V2_MAX) return -EMSGSIZE;
     }
     if (total > SM_PROXY_V2_MAX) return -EMSGSIZE;
-    if (total > cap) return -ENOSPC;
+    /* out is NULL only with cap 0, which no header fits. */
+    if (total > cap || !out) return -ENOSPC;
 
     memcpy(out, v2_sig, sizeof v2_sig);
     out[12] = family ? 0x21 : 0x20;
@@ -524,7 +526,7 @@ sm_proxy_encode_v2(const sm_addr *src, const sm_addr *dst, int socktype, const s
     } else if (family == AF_UNIX) {
         const sm_addr *ab[2] = {src, dst};
         size_t off = offsetof(struct sockaddr_un, sun_path);
-        for (int i = 0; i < 2; i++) {
+        for (size_t i = 0; i < 2; i++) {
             const struct sockaddr_un *un = (const struct sockaddr_un *)&ab[i]->ss;
             size_t n = SM__MIN((size_t)ab[i]->len - off, (size_t)V2_UNIX_PATH);
             memset(p + i * V2_UNIX_PATH, 0, V2_UNIX_PATH);

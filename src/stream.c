@@ -314,7 +314,6 @@ sm__stream_update_io(sm_stream *s)
     if (rc < 0) sm__stream_fail(s, rc, "watching the socket: %s", sm_strerror(rc));
 }
 
-
 int
 sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
                           void *data, size_t extra)

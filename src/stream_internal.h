@@ -125,7 +125,7 @@ typedef struct sm__wq {
 
 /* ---- per-loop --------------------------------------------------------------- */
 
-#define SM__RBUF_SIZE   (256 * 1024)
+#define SM__RBUF_SIZE   ((size_t)256 << 10)
 #define SM__REFS        16  /* the pool of sm__wref nodes */
 #define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
 #define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)

@@ -15,7 +15,7 @@
 /* A leftover this small is copied in front of the shared buffer and read
  * behind (one read serves the unfinished message and what follows); a
  * longer one is read into directly, to avoid copying it again and again. */
-#define SMALL_LEFTOVER (16 * 1024)
+#define SMALL_LEFTOVER ((size_t)16 << 10)
 /* Header and trailer bytes a frame of max payload bytes may add. */
 #define FRAME_SLACK 128
 #define DETAIL_MAX  256

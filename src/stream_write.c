@@ -18,8 +18,14 @@
 #define CHUNK_MAX   (32 * 1024)
 /* Frames above this get a node of their own: a chunk then wastes less than a
  * quarter of itself on a frame that did not fit. */
-#define BIG       (CHUNK_MAX / 4)
-#define WRITE_IOV (IOV_MAX < 1024 ? IOV_MAX : 1024)
+#define BIG (CHUNK_MAX / 4)
+/* The preprocessor picks, not ?:, whose two arms are the same where IOV_MAX
+ * is 1024 (Linux). */
+#if IOV_MAX < 1024
+#define WRITE_IOV IOV_MAX
+#else
+#define WRITE_IOV 1024
+#endif
 
 /* ---- queue structure -------------------------------------------------------- */
 

@@ -18,9 +18,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_arg.h"
+
 #define HEAD      12 /* length + sequence number */
 #define COPY_MAX  2048
-#define SCRATCH   (64 * 1024)
-#define RBUF_MAX  (256 * 1024)
+#define SCRATCH   ((size_t)64 << 10)
+#define RBUF_MAX  ((size_t)256 << 10)
 #define IOV_MSGS  256
 #define SUB_BITS  7
 #define SUB       (1u << SUB_BITS)
@@ -199,7 +203,7 @@ on_readable(struct conn *c, int ep)
         uint64_t seq;
         memcpy(&seq, c->rbuf + pos + 4, 8);
         if (seq != c->recvd) errors++;
-        if (verify && memcmp(c->rbuf + pos + HEAD, fill(seq), size - 8)) errors++;
+        if (verify && memcmp(c->rbuf + pos + HEAD, fill(seq), size - 8) != 0) errors++;
         if (now < t_end) {
             messages++;
             record((uint64_t)(now - c->ts[c->recvd & mask]));
@@ -225,8 +229,9 @@ dial(const char *where)
         const char *colon = strrchr(host, ':');
         char ip[64];
         snprintf(ip, sizeof ip, "%.*s", colon ? (int)(colon - host) : 0, host);
-        struct sockaddr_in in = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(colon ? colon + 1 : "0"))};
+        struct sockaddr_in in = {
+            .sin_family = AF_INET,
+            .sin_port = htons((uint16_t)bench_arg_long(colon ? colon + 1 : "0", 0, 65535))};
         if (inet_pton(AF_INET, ip, &in.sin_addr) != 1) return -1;
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
@@ -243,6 +248,13 @@ cpu(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Setup failed: say why and exit, which closes and frees everything. */
+static void __attribute__((noreturn)) die(const char *what)
+{
+    perror(what);
+    exit(1);
 }
 
 static size_t
@@ -264,14 +276,15 @@ main(int argc, char **argv)
     size = 64;
     depth = 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--conns") && v)
-            conns = atoi(argv[++i]);
-        else if (!strcmp(a, "--depth") && v)
-            depth = atoi(argv[++i]);
-        else if (!strcmp(a, "--size") && v)
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--conns") && more)
+            conns = (int)bench_arg_long(argv[++i], 1, INT_MAX);
+        else if (!strcmp(a, "--depth") && more)
+            depth = (int)bench_arg_long(argv[++i], 1, INT_MAX);
+        else if (!strcmp(a, "--size") && more)
             size = parse_size(argv[++i]);
-        else if (!strcmp(a, "--duration") && v)
+        else if (!strcmp(a, "--duration") && more)
             duration = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--verify"))
             verify = 1;
@@ -298,10 +311,7 @@ main(int argc, char **argv)
     scratch = malloc(SCRATCH);
     struct conn *cs = calloc((size_t)conns, sizeof *cs);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!filler || !scratch || !cs || ep < 0) {
-        perror("raw_client");
-        return 1;
-    }
+    if (!filler || !scratch || !cs || ep < 0) die("raw_client");
     for (size_t i = 0; i < size + 256; i++)
         filler[i] = (uint8_t)(i * 131 + 7);
     for (int i = 0; i < conns; i++) {
@@ -309,10 +319,7 @@ main(int argc, char **argv)
         c->fd = dial(where);
         c->ts = malloc(ring * sizeof *c->ts);
         c->rbuf = malloc(rcap);
-        if (c->fd < 0 || !c->ts || !c->rbuf) {
-            perror(where);
-            return 1;
-        }
+        if (c->fd < 0 || !c->ts || !c->rbuf) die(where);
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
         c->open = 1;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -329,14 +336,13 @@ main(int argc, char **argv)
             cs[i].wout = 1;
         }
     struct epoll_event evs[256];
-    int open = conns;
     for (;;) {
         int64_t now = now_ns();
         if (now >= t_end && cpu1 < 0) cpu1 = cpu();
         if (now >= t_end + DRAIN_MAX) break;
         /* After the end, close the connections whose replies are all in. */
         if (now >= t_end) {
-            open = 0;
+            int open = 0;
             for (int i = 0; i < conns; i++) {
                 struct conn *c = &cs[i];
                 if (c->open && c->recvd == c->sent && !c->soff) drop(c, ep);

@@ -24,6 +24,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../bench_arg.h"
+
 #define RBUF      (256 * 1024)
 #define MAX_FRAME (16u * 1024 * 1024)
 
@@ -159,9 +161,10 @@ listen_on(const char *where)
         printf("listening on %s\n", where);
     } else {
         const char *colon = strrchr(where, ':');
-        struct sockaddr_in in = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(colon ? colon + 1 : "0")),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in in = {
+            .sin_family = AF_INET,
+            .sin_port = htons((uint16_t)bench_arg_long(colon ? colon + 1 : "0", 0, 65535)),
+            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

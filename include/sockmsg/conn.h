@@ -63,15 +63,17 @@ SM_API void sm_conn_set_timeout(sm_conn *c, int timeout_ms);
 SM_API int sm_conn_fd(const sm_conn *c);
 
 /* sm_conn_send - send one message. Returns len, or an error: -EMSGSIZE or
- * -EINVAL when the spec cannot frame it (nothing sent), -ETIMEDOUT (part of
+ * -EINVAL when the spec cannot frame it or msg is NULL with len > 0 (nothing
+ * sent), -ETIMEDOUT (part of
  * the message may have gone out: the stream is then unusable for framing and
  * should be closed), -EPIPE, -ECONNRESET. With eof framing a message is just
  * bytes; call sm_conn_shutdown after the last. */
 SM_API ssize_t sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms);
 
 /* sm_conn_sendv - send one message made of iovcnt pieces (at most
- * IOV_MAX - 2; -EINVAL past that), without joining them. Returns the payload length or an error as
- * sm_conn_send. */
+ * IOV_MAX - 2; -EINVAL past that, or for a piece with a NULL base and a
+ * nonzero length), without joining them. Returns the payload length or an
+ * error as sm_conn_send. */
 SM_API ssize_t sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms);
 
 /* sm_conn_send_type - send one message of a type: spec with type byte `type`

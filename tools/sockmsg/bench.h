@@ -133,8 +133,9 @@ bench_body(const bench_cfg *cfg, uint64_t s, uint32_t id)
 }
 
 /* bench_run - connect cfg->conns connections, run the load, fill *res.
- * Returns 0 when it ran (res->errors says how well), or CLI_EXIT_FAIL after
- * reporting why it could not (a connection failed, out of memory). */
+ * cfg->threads is 1..cfg->conns (cmd_bench.c sees to it). Returns 0 when it ran (res->errors says
+ * how well), or CLI_EXIT_FAIL after reporting why it could not (a connection failed, out of
+ * memory). */
 int bench_run(const bench_cfg *cfg, bench_result *res);
 
 #endif

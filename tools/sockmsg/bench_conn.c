@@ -187,7 +187,7 @@ mismatch(worker *w, conn *c, uint64_t s, const sm_frame_msg *m)
     }
     uint8_t want[16];
     bench_seq_write(cfg, s, want);
-    if (memcmp(want, m->data, cfg->seq_w)) {
+    if (memcmp(want, m->data, cfg->seq_w) != 0) {
         uint64_t got;
         bool full = cfg->seq_w == (cfg->hex_seq ? 16u : 8u);
         if (full && bench_seq_read(cfg, m->data, &got))
@@ -234,7 +234,7 @@ reply_ok(const bench_cfg *cfg, const conn *c, uint64_t s, const sm_frame_msg *m)
     if (cfg->hex_seq) {
         uint8_t want[16];
         bench_seq_write(cfg, s, want);
-        if (memcmp(want, m->data, cfg->seq_w)) return false;
+        if (memcmp(want, m->data, cfg->seq_w) != 0) return false;
     } else if (cfg->seq_w == 8) {
         uint64_t got;
         memcpy(&got, m->data, 8);

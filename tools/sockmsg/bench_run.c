@@ -18,6 +18,7 @@
  * no message is sent from m1 on; a connection closes once its replies are
  * all back, or fails if one is missing for longer than the timeout.
  */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -375,6 +376,7 @@ collect(bench *b, bench_result *res)
 int
 bench_run(const bench_cfg *cfg, bench_result *res)
 {
+    assert(cfg->threads >= 1 && cfg->conns >= cfg->threads); /* cmd_bench.c checks */
     bench b = {.cfg = cfg, .nworkers = cfg->threads};
     int code = CLI_EXIT_FAIL;
     b.workers = calloc((size_t)b.nworkers, sizeof *b.workers);

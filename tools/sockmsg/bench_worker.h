@@ -14,11 +14,11 @@
 
 #include "bench.h"
 
-#define SCRATCH        (64 * 1024)  /* BENCH_COPY_MAX frames are built here */
-#define IOV_MSGS       256          /* larger frames: messages per sendmsg */
-#define RBUF_MAX       (256 * 1024) /* read buffer cap (unless a frame is larger) */
-#define TICK_MS        100          /* timeouts checked this often */
-#define PROGRESS_TICKS 5            /* the live line every 5 ticks */
+#define SCRATCH        ((size_t)64 << 10)  /* BENCH_COPY_MAX frames are built here */
+#define IOV_MSGS       256                 /* larger frames: messages per sendmsg */
+#define RBUF_MAX       ((size_t)256 << 10) /* read buffer cap (unless a frame is larger) */
+#define TICK_MS        100                 /* timeouts checked this often */
+#define PROGRESS_TICKS 5                   /* the live line every 5 ticks */
 
 typedef struct worker worker;
 

@@ -13,8 +13,8 @@
 
 #include "cli.h"
 
-#define IO_BUF       (64 * 1024) /* each direction's buffer, and a frame buffer's start */
-#define QUEUE_MAX    64          /* frames gathered into one sendmsg */
+#define IO_BUF       ((size_t)64 << 10) /* each direction's buffer, and a frame buffer's start */
+#define QUEUE_MAX    64                 /* frames gathered into one sendmsg */
 #define NAME_MAX_LEN (SM_ENDPOINT_HOST_MAX + 64)
 
 /* A line queued for the socket: its payload is still in the input buffer. */

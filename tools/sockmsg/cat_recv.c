@@ -1,6 +1,7 @@
 /* sockmsg cat — socket -> stdout: receiving into a bounded buffer,
  * decoding frames with the library's pure decoder, rendering messages one
  * per line or as hex dumps, and writing stdout without blocking. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ hex_line(char *out, unsigned long long off, const uint8_t *b, size_t n)
             *p++ = digits[b[i] & 15];
             *p++ = ' ';
         } else {
-            memcpy(p, "   ", 3);
+            memset(p, ' ', 3);
             p += 3;
         }
     }
@@ -215,6 +216,7 @@ sock_room(cat *c)
         cat_fail(c, "%s: a message longer than the %zu-byte receive buffer", c->peer, c->rcap);
         return false;
     }
+    assert(c->rcap > 0); /* IO_BUF from the start (cmd_cat.c): doubling grows it */
     size_t cap = c->rcap > c->rlimit / 2 ? c->rlimit : c->rcap * 2;
     uint8_t *p = realloc(c->rbuf, cap);
     if (!p) {

@@ -2,6 +2,7 @@
  * buffer and sending it, as it is or one frame per line (gather writes of the
  * queued frames straight from the input buffer), then the write-side
  * shutdown at the end of input. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ cat_stdin_room(cat *c)
         c->failing = true;
         return false;
     }
+    assert(c->icap > 0); /* IO_BUF from the start (cmd_cat.c): doubling grows it */
     size_t cap = c->icap > c->ilimit / 2 ? c->ilimit : c->icap * 2;
     uint8_t *p = realloc(c->ibuf, cap);
     if (!p) {

@@ -64,16 +64,19 @@ help(void)
 static int
 parse_seconds(const cli *c, const char *opt, const char *arg, bool zero_ok, int64_t *ns)
 {
-    char *end;
+    double v = -1;
     errno = 0;
-    double v = (arg[0] >= '0' && arg[0] <= '9') || arg[0] == '.' ? strtod(arg, &end) : -1;
-    if (v >= 0 && errno == 0) {
-        if (!strcmp(end, "ms"))
-            v /= 1000;
-        else if (!strcmp(end, "m"))
-            v *= 60;
-        else if (*end && strcmp(end, "s"))
-            v = -1;
+    if ((arg[0] >= '0' && arg[0] <= '9') || arg[0] == '.') { /* no sign, no "inf" */
+        char *end;
+        v = strtod(arg, &end);
+        if (errno == 0) {
+            if (strcmp(end, "ms") == 0)
+                v /= 1000;
+            else if (strcmp(end, "m") == 0)
+                v *= 60;
+            else if (*end && strcmp(end, "s") != 0)
+                v = -1;
+        }
     }
     if (v < 0 || errno != 0 || !(v <= MAX_SECONDS))
         return cli_usage_error(c, "bad value '%s' for %s: expected seconds (e.g. 5, 0.5, 500ms)",

@@ -150,8 +150,9 @@ check_echo(run *r, int conn, uint32_t seq, const sm_frame_msg *m, uint8_t *want)
     }
     sm_frame_hdr h;
     if (sm_frame_encode(&r->spec, want, len, -1, &h) < 0 ||
-        m->frame_len != h.head_len + len + h.tail_len || memcmp(m->frame, h.head, h.head_len) ||
-        memcmp(m->frame + h.head_len + len, h.tail, h.tail_len)) {
+        m->frame_len != h.head_len + len + h.tail_len ||
+        memcmp(m->frame, h.head, h.head_len) != 0 ||
+        memcmp(m->frame + h.head_len + len, h.tail, h.tail_len) != 0) {
         fail(r, "connection %d, message %u: the frame around the payload differs", conn, seq);
         return false;
     }

@@ -231,7 +231,7 @@ read_head(get *g, int fd, http_response *res, size_t *len)
         }
         if (r != -EAGAIN) {
             if (r == -EMSGSIZE)
-                cli_fail(&g->cli, "%s: response head larger than %d bytes", g->url_text,
+                cli_fail(&g->cli, "%s: response head larger than %zu bytes", g->url_text,
                          HTTP_HEAD_MAX);
             else
                 cli_fail(&g->cli, "%s: malformed response: %s (at byte %zu)", g->url_text,
@@ -318,7 +318,7 @@ read_body(get *g, int fd, body *b, const char *early, size_t early_len)
             if (b->kind == HTTP_BODY_LENGTH)
                 cli_fail(&g->cli, "%s: connection closed after %llu of %llu body bytes",
                          g->url_text, (unsigned long long)b->got,
-                         (unsigned long long)(b->got + b->left));
+                         (unsigned long long)b->got + b->left);
             else
                 cli_fail(&g->cli, "%s: connection closed in the middle of the chunked body",
                          g->url_text);

@@ -184,7 +184,7 @@ stats_thread(void *arg)
 static int
 set_handler(serve *s, const char *name)
 {
-    if (s->handler && strcmp(s->handler, name))
+    if (s->handler && strcmp(s->handler, name) != 0)
         return cli_usage_error(&s->cli, "--%s and --%s: pick one behaviour", s->handler, name);
     s->handler = name;
     return 0;

@@ -31,7 +31,7 @@
 #include "cli.h"
 
 /* The largest response head accepted: status line, fields and blank line. */
-#define HTTP_HEAD_MAX (64 * 1024)
+#define HTTP_HEAD_MAX ((size_t)64 << 10)
 /* The largest chunk-size line (size, extensions, line end). */
 #define HTTP_CHUNK_LINE_MAX 4096
 /* The largest trailer section (all trailer fields and the final blank line). */
