@@ -26,6 +26,16 @@ if ! clang-format --dry-run --Werror "${c_files[@]}"; then
     fail=1
 fi
 
+# State with one owner: a stream's flag word is written only by the named
+# transitions in stream.c (and the inline in-read one in stream_internal.h).
+owners=$(grep -nE '\bs->flags\s*([|&^]?=)[^=]' src/*.c src/*.h |
+    grep -vE '^src/(stream\.c|stream_internal\.h):' || true)
+if [ -n "$owners" ]; then
+    echo "lint: sm_stream.flags written outside stream.c's transitions:" >&2
+    echo "$owners" >&2
+    fail=1
+fi
+
 # The same configuration as `make test`, so this reuses its build directory;
 # CMAKE_EXPORT_COMPILE_COMMANDS is on in CMakeLists.txt.
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null

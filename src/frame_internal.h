@@ -106,4 +106,12 @@ sm__frame_type_entry(const sm_frame_spec *spec, uint8_t t)
     return idx ? &spec->types[idx - 1] : NULL;
 }
 
+/* A type byte or delimiter byte that a spec string may carry as itself
+ * (anything else is written as a hex or C escape). */
+static inline bool
+sm__frame_spec_plain(uint8_t c)
+{
+    return c > 0x20 && c < 0x7f && !strchr(",;=()\\", c);
+}
+
 #endif

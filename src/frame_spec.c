@@ -1,4 +1,4 @@
-/* Frame specs: parsing, canonical formatting and validation.
+/* Frame specs: parsing and validation (formatting: frame_spec_format.c).
  *
  * Parsing builds the spec in a zeroed local and copies it out only on success,
  * so padding and unused fields are always zero and parse(format(spec)) compares
@@ -51,27 +51,6 @@ static const codec codecs[] = {
 /* Options seen so far in one spec, to refuse duplicates. */
 enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8 };
 
-/* ---- string builder for format: counts what it would need, like snprintf ---- */
-
-typedef struct sbuf {
-    char *out;
-    size_t cap;
-    size_t len;
-} sbuf;
-
-__attribute__((format(printf, 2, 3))) static void
-sb_printf(sbuf *sb, const char *fmt, ...)
-{
-    char dummy;
-    char *dst = sb->len < sb->cap ? sb->out + sb->len : &dummy;
-    size_t room = sb->len < sb->cap ? sb->cap - sb->len : 0;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(room ? dst : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0) sb->len += (size_t)n;
-}
-
 static bool
 is_hex(char c)
 {
@@ -89,109 +68,6 @@ hex_val(char c)
 /* Characters that the spec grammar uses as punctuation are always escaped when
  * formatting, so the canonical string reparses the same inside or outside a
  * type: entry. */
-static bool
-is_plain(uint8_t c)
-{
-    return c > 0x20 && c < 0x7f && !strchr(",;=()\\", c);
-}
-
-static void
-format_delim(sbuf *sb, const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = d[i];
-        switch (c) {
-        case '\n':
-            sb_printf(sb, "\\n");
-            break;
-        case '\r':
-            sb_printf(sb, "\\r");
-            break;
-        case '\t':
-            sb_printf(sb, "\\t");
-            break;
-        case '\0':
-            sb_printf(sb, "\\0");
-            break;
-        case '\\':
-            sb_printf(sb, "\\\\");
-            break;
-        default:
-            if (is_plain(c))
-                sb_printf(sb, "%c", c);
-            else
-                sb_printf(sb, "\\x%02x", c);
-        }
-    }
-}
-
-static void
-format_size(sbuf *sb, uint64_t v)
-{
-    static const char suffix[] = "GMK";
-    for (int i = 0; i < 3; i++) {
-        uint64_t unit = (uint64_t)1 << (30 - 10 * i);
-        if (v % unit == 0) {
-            sb_printf(sb, "%" PRIu64 "%c", v / unit, suffix[i]);
-            return;
-        }
-    }
-    sb_printf(sb, "%" PRIu64, v);
-}
-
-static void
-format_basic(sbuf *sb, const sm_frame_basic *b)
-{
-    switch (b->kind) {
-    case SM_FRAME_FIXED:
-        sb_printf(sb, "fixed:%" PRIu64, b->fixed_len);
-        break;
-    case SM_FRAME_DELIM:
-        if (b->delim_len == 1 && b->delim[0] == '\n')
-            sb_printf(sb, "line");
-        else if (b->delim_len == 2 && b->delim[0] == '\r' && b->delim[1] == '\n')
-            sb_printf(sb, "crlf");
-        else if (b->delim_len == 1 && b->delim[0] == '\0')
-            sb_printf(sb, "nul");
-        else {
-            sb_printf(sb, "delim:");
-            format_delim(sb, b->delim, b->delim_len);
-        }
-        break;
-    case SM_FRAME_LENGTH:
-        if (b->len_width == 1)
-            sb_printf(sb, "len8");
-        else
-            sb_printf(sb, "len%u%s", 8u * b->len_width, b->len_little ? "le" : "be");
-        if (b->len_adjust) sb_printf(sb, ",adjust=%" PRId64, b->len_adjust);
-        if (b->len_offset) sb_printf(sb, ",offset=%u", (unsigned)b->len_offset);
-        break;
-    case SM_FRAME_ASCII:
-        sb_printf(sb, "ascii:%u", (unsigned)b->ascii_digits);
-        break;
-    case SM_FRAME_NETSTRING:
-        sb_printf(sb, "netstring");
-        break;
-    case SM_FRAME_VARINT:
-        sb_printf(sb, "varint");
-        break;
-    case SM_FRAME_EOF:
-        sb_printf(sb, "eof");
-        break;
-    default:
-        sb_printf(sb, "?");
-        break;
-    }
-}
-
-size_t
-sm__frame_basic_format(const sm_frame_basic *b, char *out, size_t out_len)
-{
-    sbuf sb = {out, out_len, 0};
-    if (out_len > 0) out[0] = '\0';
-    format_basic(&sb, b);
-    return sb.len;
-}
 
 /* ---- parsing ---- */
 
@@ -327,7 +203,7 @@ static int parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame
 static void
 key_name(char *out, size_t out_len, unsigned key)
 {
-    if (is_plain((uint8_t)key))
+    if (sm__frame_spec_plain((uint8_t)key))
         snprintf(out, out_len, "'%c'", (char)key);
     else
         snprintf(out, out_len, "0x%02x", key);
@@ -671,46 +547,6 @@ sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len)
         if (rc) return sm__why(why, why_len, SM_ERR_SPEC, "types[%u]: %s", i, sub);
     }
     return 0;
-}
-
-int
-sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len)
-{
-    if (sm_frame_spec_check(spec, NULL, 0)) return SM_ERR_SPEC;
-    sbuf sb = {out, out_len, 0};
-    if (spec->kind == SM_FRAME_TYPE) {
-        sb_printf(&sb, "type:");
-        bool first = true;
-        for (unsigned k = 0; k < 256; k++) {
-            if (!spec->type_map[k]) continue;
-            const sm_frame_basic *b = &spec->types[spec->type_map[k] - 1];
-            if (!first) sb_printf(&sb, ";");
-            first = false;
-            if (is_plain((uint8_t)k))
-                sb_printf(&sb, "%c=", (char)k);
-            else
-                sb_printf(&sb, "0x%02x=", k);
-            if (b->kind == SM_FRAME_FIXED) {
-                sb_printf(&sb, "%" PRIu64, b->fixed_len);
-            } else {
-                sb_printf(&sb, "(");
-                format_basic(&sb, b);
-                sb_printf(&sb, ")");
-            }
-        }
-    } else {
-        format_basic(&sb, &spec->basic);
-    }
-    if (spec->max) {
-        sb_printf(&sb, ",max=");
-        format_size(&sb, spec->max);
-    }
-    if (spec->oversize == SM_OVERSIZE_SKIP) sb_printf(&sb, ",oversize=skip");
-    if (sb.len >= out_len) {
-        if (out_len > 0) out[0] = '\0';
-        return -ENOSPC;
-    }
-    return (int)sb.len;
 }
 
 uint64_t

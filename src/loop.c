@@ -85,9 +85,9 @@ fds_reserve(sm_loop *loop, int fd)
     size_t cap = loop->fds_cap ? loop->fds_cap * 2 : 64;
     while (cap < need)
         cap *= 2;
-    sm_io **p = realloc(loop->fds, cap * sizeof *p);
+    sm_io **p = realloc(loop->fds, cap * sizeof(sm_io *));
     if (!p) return -ENOMEM;
-    memset(p + loop->fds_cap, 0, (cap - loop->fds_cap) * sizeof *p);
+    memset(p + loop->fds_cap, 0, (cap - loop->fds_cap) * sizeof(sm_io *));
     loop->fds = p;
     loop->fds_cap = cap;
     return 0;

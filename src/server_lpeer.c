@@ -33,7 +33,7 @@ _Static_assert(SM__STREAM_SIZE + sizeof(uint64_t) <= 120,
 static uint64_t *
 tag_of(const sm_peer *p)
 {
-    return (uint64_t *)(void *)(uintptr_t)p;
+    return (uint64_t *)(void *)p;
 }
 
 static sm_peer *

@@ -22,7 +22,7 @@ tmodel_broadcast(sm_server *srv, const sm_peer *except, int type, const void *ms
     size_t n = 0;
     for (sm__node *k = srv->registry.next; k != &srv->registry; k = k->next)
         n++;
-    sm__tpeer **to = n ? malloc(n * sizeof *to) : NULL;
+    sm__tpeer **to = n ? malloc(n * sizeof(sm__tpeer *)) : NULL;
     size_t m = 0;
     for (sm__node *k = srv->registry.next; to && k != &srv->registry; k = k->next) {
         sm__tpeer *t = (sm__tpeer *)SM__CONTAINER(k, sm_peer, link);
@@ -193,7 +193,9 @@ tmodel_wakeup(sm_loop *loop)
 
 #define DEFAULT_THREADS_MAX 256
 
+/* why is written on failure; the model ops table fixes the signature. */
 static int
+// NOLINTNEXTLINE(readability-non-const-parameter)
 tmodel_configure(sm_server *srv, char *why, size_t why_len)
 {
     (void)why;

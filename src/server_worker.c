@@ -35,7 +35,7 @@ sm__signal_cb(sm_signal *sig, int signum)
 
 /* An hour-long repeating timer keeps sm_loop_run going while a worker has
  * nothing else (no listener left, connections in other threads). */
-#define KEEPALIVE_MS (3600 * 1000)
+#define KEEPALIVE_MS ((uint64_t)3600 * 1000)
 
 static void
 keepalive_cb(sm_timer *t)

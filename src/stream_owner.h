@@ -46,7 +46,7 @@ sm__stream_extra(sm_stream *s)
 static inline sm_stream *
 sm__stream_of_extra(const void *extra)
 {
-    return (sm_stream *)(void *)((char *)(uintptr_t)extra - SM__STREAM_SIZE);
+    return (sm_stream *)(void *)((const char *)extra - SM__STREAM_SIZE);
 }
 
 /* sm_stream_new_take with `extra` zeroed bytes behind the stream for the
