@@ -281,6 +281,25 @@ sm__rx_done(sm_stream *s, sm__rx *rx, size_t n, bool drained)
     return rx_settle(s, rx, n, drained, base, off, total);
 }
 
+/* How many bytes of p finish the unfinished frame in rd, when its size is
+ * known (a length prefix, its header in rd and p); else all of p. */
+static size_t
+rest_of_frame(const sm_stream *s, const sm__rd *rd, const uint8_t *p, size_t n)
+{
+    const sm_frame_spec *spec = s->opts->spec;
+    if (!sm__frame_plain_len(spec) || !decoder_idle(&rd->dec)) return n;
+    size_t w = spec->len_width;
+    uint8_t hdr[8];
+    size_t from_rd = SM__MIN(rd->len, w);
+    if (from_rd + n < w) return n;
+    memcpy(hdr, rd->data, from_rd);
+    memcpy(hdr + from_rd, p, w - from_rd);
+    uint64_t len = sm__load_len(hdr, w, spec->len_little);
+    if (len > sm_frame_max(spec)) return n; /* the decoder refuses it */
+    uint64_t rest = w + len - rd->len;
+    return rest < n ? (size_t)rest : n;
+}
+
 bool
 sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained)
 {
@@ -292,21 +311,35 @@ sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained)
         if (deliver_in(s, &rx->dec, p, n, &off) < 0) return false;
         return rx_settle(s, rx, n, drained, p, off, n);
     }
-    /* An unfinished frame: it continues in p. Its bytes so far and p's go
-     * into one block, delivered from there (the block then keeps the
-     * next unfinished frame, if any). */
-    if (n > SIZE_MAX - sizeof *rd - rd->len || rd->len + n > rd_limit(s) + SM__RBUF_SIZE)
-        return read_buffer_failed(s, -EMSGSIZE);
-    if (rd->cap - rd->len < n) {
-        sm__rd *g = realloc(rd, sizeof *rd + rd->len + n);
+    /* An unfinished frame continues in p. Only its rest joins the block
+     * (for a length prefix; other framings cannot tell where the frame
+     * ends, and p joins whole), and is delivered from there; what follows
+     * it is decoded in place in p. The decoder bounds the block: a frame
+     * over max fails before the bytes it announces arrive. */
+    size_t take = rest_of_frame(s, rd, p, n);
+    if (take > SIZE_MAX - sizeof *rd - rd->len) return read_buffer_failed(s, -EMSGSIZE);
+    if (rd->cap - rd->len < take) {
+        size_t need = rd->len + take, cap = rd->cap * 2 < need ? need : rd->cap * 2;
+        if (rd->want && cap > rd->want && need <= rd->want) cap = rd->want;
+        if (cap > SIZE_MAX - sizeof *rd) cap = need;
+        sm__rd *g = realloc(rd, sizeof *rd + cap);
         if (!g) return read_buffer_failed(s, -ENOMEM);
         s->rd = rd = g;
-        rd->cap = rd->len + n;
+        rd->cap = cap;
     }
-    memcpy(rd->data + rd->len, p, n);
-    size_t total = rd->len + n, off = 0;
+    memcpy(rd->data + rd->len, p, take);
+    size_t total = rd->len + take, off = 0;
     if (deliver_in(s, &rx->dec, rd->data, total, &off) < 0) return false;
-    return rx_settle(s, rx, n, drained, rd->data, off, total);
+    if (take == n) return rx_settle(s, rx, n, drained, rd->data, off, total);
+    /* The block's frame is whole and delivered; the block stays until the
+     * batch's flush or sm__wq_unref (replies may point into it). */
+    if (off != total) {
+        sm__stream_fail(s, -EPROTO, "read: frame block not at a boundary");
+        return false;
+    }
+    off = 0;
+    if (deliver_in(s, &rx->dec, p + take, n - take, &off) < 0) return false;
+    return rx_settle(s, rx, n, drained, p + take, off, n - take);
 }
 
 void

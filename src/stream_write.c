@@ -238,6 +238,9 @@ static int
 queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
 {
     int ret = 0;
+    /* No zc_next reset here: the fast path is set up only below high_water
+     * with the tail its own reference node, and any tail change or state
+     * transition ends it (set_tail, flags_change). */
     if (q->bytes > sm__high(s->opts)) {
         ret = 1;
         sm__stream_set_paused(s, true);

@@ -19,9 +19,14 @@
  *
  * Either way the stream decodes every frame in place (from the loop's
  * shared buffer, or from the transport's buffer), copies only an
- * unfinished frame, delivers, and at sm__rx_end writes the batch's
- * replies with one gather write and re-arms its timeouts once. A batch
- * reads top-down: receive, decode, deliver, flush, re-arm.
+ * unfinished frame (for framings that cannot tell where a frame ends,
+ * sm__rx_input copies the whole buffer that continues one), delivers, and
+ * writes the batch's replies with one gather write when the batch ends
+ * (in the call that returns false, or in sm__rx_end): a transport may
+ * reuse a buffer it handed over once that call returns. The timing wheel
+ * is armed from that flush, at most once per batch for each reason (the
+ * writer unblocked, a heartbeat due). A batch reads top-down: receive,
+ * decode, deliver, flush.
  *
  * Sending: the stream calls `send` with the head of its queue (one gather
  * write per batch); a transport returns how many bytes it took. (The
@@ -55,9 +60,9 @@ typedef struct sm__transport_ops {
     /* Reading was off and is on again, and bytes may be waiting that no
      * new event will announce (an edge-triggered socket). 0 or -errno. */
     int (*resume)(sm_stream *s);
-    /* Write from iov: bytes taken (>= 0, fewer than offered: full for
-     * now), -EAGAIN (nothing taken: SM_WRITE will come), or -errno (the connection is broken).
-     * Never raises SIGPIPE. */
+    /* Write from iov: the bytes taken (>= 0; fewer than offered means the
+     * kernel is full for now), -EAGAIN (nothing taken: SM_WRITE will
+     * come), or -errno (the connection is broken). Never SIGPIPE. */
     ssize_t (*send)(sm_stream *s, const struct iovec *iov, int iovcnt);
     /* FIN after everything sent: 0 or -errno. */
     int (*shutdown)(sm_stream *s);
@@ -106,13 +111,16 @@ int sm__rx_buffers(sm_stream *s, sm__rx *rx, struct iovec iov[2]);
  * replies queued by reference, closed or lost). */
 bool sm__rx_done(sm_stream *s, sm__rx *rx, size_t n, bool drained);
 /* n > 0 bytes in a buffer of the transport's own, valid for this call
- * only (completion I/O). Return as sm__rx_done. */
+ * only (completion I/O). Return as sm__rx_done; and when the stream is
+ * not reading (paused by its queue, stopped by the user) false with
+ * nothing taken: the transport keeps the bytes, stops receiving, and
+ * hands them over once the stream wants reading again (want(SM_READ)). */
 bool sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained);
 /* The peer shut down its side (a read returned 0). */
 void sm__rx_eof(sm_stream *s, sm__rx *rx);
 /* Receiving failed (-errno): the connection is lost. */
 void sm__rx_fail(sm_stream *s, int err);
-/* End the batch: the replies go out (once), the timeouts are re-armed.
+/* End the batch: the replies go out unless they already did.
  * true when the stream still wants to read (not paused, stopped, at EOF,
  * closed or lost). */
 bool sm__rx_end(sm_stream *s, sm__rx *rx);

@@ -103,7 +103,7 @@ sock_send(sm_stream *s, const struct iovec *iov, int iovcnt)
         ssize_t n = sendmsg(s->io.fd, &mh, MSG_NOSIGNAL);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
-        return -errno;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
 }
 

@@ -145,6 +145,40 @@ test_input_line(void **state)
     check_input_split(&line, lens, 5);
 }
 
+/* A buffer far bigger than max that continues an unfinished frame: only
+ * the frame counts against max, not the buffer (3,000 frames of 200 B,
+ * max 64 KiB, the first 3 bytes alone, the other 612 KB in one piece). */
+static void
+test_input_big_buffer_small_max(void **state)
+{
+    (void)state;
+    sm_frame_spec spec;
+    SM_ASSERT_OK(sm_frame_spec_parse(&spec, "len32be,max=64K", NULL, 0));
+    enum { N = 3000, LEN = 200 };
+    size_t wlen = 0;
+    uint8_t *wire = malloc(N * (LEN + 4)), payload[LEN];
+    assert_non_null(wire);
+    for (int i = 0; i < N; i++) {
+        fill(payload, (unsigned)i, LEN);
+        wlen += ts_frame(&spec, payload, LEN, wire + wlen);
+    }
+    seam *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    sm_stream_opts o = {.spec = &spec, .on_message = collect_cb};
+    seam_open(t, &o);
+    t->want = wlen;
+    feed(t, wire, 3, 3);
+    feed(t, wire + 3, wlen - 3, wlen);
+    assert_int_equal(t->msgs, N);
+    assert_int_equal(t->bytes, (size_t)N * LEN);
+    assert_true(ts_run_until(t->l, peer_has, t, 10000));
+    assert_int_equal(t->peer.len, wlen);
+    assert_memory_equal(t->peer.buf, wire, wlen);
+    seam_close(t);
+    free(t);
+    free(wire);
+}
+
 /* ---- the zero-copy fast path ends when the tail changes ----------------- */
 
 static void
@@ -237,6 +271,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input_len32),
         cmocka_unit_test(test_input_line),
+        cmocka_unit_test(test_input_big_buffer_small_max),
         cmocka_unit_test(test_fast_path_ends_with_tail),
         cmocka_unit_test(test_fast_path_ends_with_state),
     };
