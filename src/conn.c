@@ -48,7 +48,9 @@ sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec)
     c->spec = *spec;
     sm_frame_decoder_init(&c->dec, &c->spec);
     uint64_t max = sm_frame_max(&c->spec);
-    uint64_t limit = max + HEADER_SLACK + READ_CHUNK;
+    /* Saturating: max= may be as large as 2^64 - 1. */
+    uint64_t slack = HEADER_SLACK + READ_CHUNK;
+    uint64_t limit = max > UINT64_MAX - slack ? UINT64_MAX : max + slack;
     sm_buf_init(&c->in, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit);
     *out = c;
     return 0;

@@ -301,6 +301,46 @@ test_coalesced_and_split(void **state)
     pair_close(&p);
 }
 
+struct big_send {
+    int fd;
+    const char *buf;
+    size_t len;
+};
+
+static void *
+big_send_main(void *arg)
+{
+    struct big_send *b = arg;
+    sm_send_all(b->fd, b->buf, b->len, 10000, NULL);
+    return NULL;
+}
+
+/* max= at its largest must not wrap the read buffer's limit (it once made
+ * every message over ~64 KiB "oversized"): a 1 MB line arrives whole. */
+static void
+test_max_near_2_64(void **state)
+{
+    (void)state;
+    struct pair p;
+    pair_open(&p, "line,max=18446744073709551615");
+    size_t n = (size_t)1 << 20;
+    char *buf = malloc(n + 1);
+    assert_non_null(buf);
+    memset(buf, 'x', n);
+    buf[n] = '\n';
+    struct big_send b = {p.raw, buf, n + 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, big_send_main, &b), 0);
+    sm_frame_msg m;
+    int rc = sm_conn_recv(p.c, &m, SM_CONN_DEFAULT);
+    if (rc != 1) fail_msg("recv: %s (%s)", sm_strerror(rc), sm_conn_error_detail(p.c));
+    assert_int_equal(m.len, n);
+    assert_int_equal(((const char *)m.data)[n - 1], 'x');
+    assert_int_equal(pthread_join(th, NULL), 0);
+    free(buf);
+    pair_close(&p);
+}
+
 static void
 test_oversize_rejected_before_payload(void **state)
 {
@@ -425,6 +465,7 @@ main(void)
         cmocka_unit_test(test_ipv6_and_abstract),
         cmocka_unit_test(test_coalesced_and_split),
         cmocka_unit_test(test_oversize_rejected_before_payload),
+        cmocka_unit_test(test_max_near_2_64),
         cmocka_unit_test(test_oversize_skip),
         cmocka_unit_test(test_truncated_vs_clean_eof),
         cmocka_unit_test(test_timeout_loses_nothing),

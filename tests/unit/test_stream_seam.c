@@ -5,6 +5,8 @@
  * whenever the queue's tail or the stream's state changes. */
 #include "test_stream.h"
 
+#include <pthread.h>
+
 #include "internal.h"
 #include "transport.h"
 
@@ -17,6 +19,8 @@ typedef struct seam {
     uint8_t got[1 << 20];
     int mode;    /* what on_message does: see the tests */
     size_t want; /* bytes the peer is to receive */
+    bool closed; /* on_close ran (with reason) */
+    int reason;
     int rc_after[8];
 } seam;
 
@@ -179,6 +183,66 @@ test_input_big_buffer_small_max(void **state)
     free(wire);
 }
 
+struct big_send {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+};
+
+static void *
+big_send_main(void *arg)
+{
+    struct big_send *b = arg;
+    sm_send_all(b->fd, b->buf, b->len, 20000, NULL);
+    return NULL;
+}
+
+static bool
+got_one(void *ctx)
+{
+    seam *t = ctx;
+    return t->msgs > 0 || t->closed;
+}
+
+static void
+note_close(sm_stream *s, int reason)
+{
+    seam *t = sm_stream_get_data(s);
+    t->closed = true;
+    t->reason = reason;
+}
+
+/* max= at its largest must not wrap the limit of an unfinished message's
+ * block (a delimited message over 16 KiB, read through the socket). */
+static void
+test_max_near_2_64(void **state)
+{
+    (void)state;
+    sm_frame_spec spec;
+    SM_ASSERT_OK(sm_frame_spec_parse(&spec, "line,max=18446744073709551615", NULL, 0));
+    size_t n = 600000;
+    uint8_t *line = malloc(n + 1);
+    assert_non_null(line);
+    fill(line, 1, n);
+    line[n] = '\n';
+    seam *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    sm_stream_opts o = {.spec = &spec, .on_message = collect_cb, .on_close = note_close};
+    seam_open(t, &o);
+    sm_io_stop(&t->peer.io); /* the thread writes it; replies wait in its buffer */
+    struct big_send b = {t->peer.io.fd, line, n + 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, big_send_main, &b), 0);
+    assert_true(ts_run_until(t->l, got_one, t, 20000));
+    if (t->msgs != 1) fail_msg("closed: %s", sm_strerror(t->reason));
+    assert_int_equal(t->bytes, n);
+    assert_memory_equal(t->got, line, n);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    seam_close(t);
+    free(t);
+    free(line);
+}
+
 /* ---- the zero-copy fast path ends when the tail changes ----------------- */
 
 static void
@@ -272,6 +336,7 @@ main(void)
         cmocka_unit_test(test_input_len32),
         cmocka_unit_test(test_input_line),
         cmocka_unit_test(test_input_big_buffer_small_max),
+        cmocka_unit_test(test_max_near_2_64),
         cmocka_unit_test(test_fast_path_ends_with_tail),
         cmocka_unit_test(test_fast_path_ends_with_state),
     };
