@@ -224,7 +224,14 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
     c->pending = 0;
     c->detail[0] = '\0';
 
-    int64_t deadline = sm__deadline(timeout_of(c, timeout_ms));
+    int timeout = timeout_of(c, timeout_ms);
+    int64_t deadline = sm__deadline(timeout);
+    /* A peer that never stops sending (bytes an oversize=skip spec discards,
+     * a frame that grows toward a large max) keeps every read succeeding, so
+     * the deadline is checked before each read after the first. A timeout of
+     * 0 reads without waiting, at most one buffer's worth per call. */
+    size_t budget = c->in.limit;
+    bool first = true;
     for (;;) {
         if (c->eof) {
             if (c->eof_done) return 0;
@@ -246,15 +253,20 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
          * already refused any frame that would not fit. */
         size_t room = c->in.limit - sm_buf_len(&c->in);
         if (room == 0) return -EMSGSIZE;
+        if (!first && (timeout == 0 ? budget == 0 : sm__expired(deadline))) return -ETIMEDOUT;
+        first = false;
         rc = sm_buf_reserve(&c->in, SM__MIN(room, READ_CHUNK));
         if (rc < 0) return rc;
-        ssize_t got = sm_recv_some(c->fd, sm_buf_wptr(&c->in), sm_buf_writable(&c->in),
-                                   sm__remaining_ms(deadline));
+        size_t want = sm_buf_writable(&c->in);
+        if (timeout == 0) want = SM__MIN(want, budget);
+        ssize_t got = sm_recv_some(c->fd, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline));
         if (got < 0) return (int)got;
-        if (got == 0)
+        if (got == 0) {
             c->eof = true;
-        else
+        } else {
             sm_buf_commit(&c->in, (size_t)got);
+            budget -= (size_t)got;
+        }
     }
 }
 

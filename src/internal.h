@@ -4,6 +4,7 @@
 #define SM_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,14 @@ int64_t sm__deadline(int timeout_ms);
 /* Milliseconds left until the deadline, clamped to [0, INT_MAX]; -1 when there
  * is no deadline. Suitable as poll(2)'s timeout. */
 int sm__remaining_ms(int64_t deadline);
+
+/* True when there is a deadline and it has passed (sm__remaining_ms would say
+ * 0). A loop that keeps moving bytes while a peer keeps them coming checks
+ * this on every round after its first attempt, so a timeout holds even when
+ * it never has to wait. A caller's timeout of 0 ("try without waiting") makes
+ * a deadline that has passed at once: such loops skip the check for it and
+ * are bounded by their length instead. */
+bool sm__expired(int64_t deadline);
 
 /* Wait for events on one fd until the deadline, retrying EINTR with the
  * remaining time. Returns the revents (> 0), -ETIMEDOUT, or -errno. */

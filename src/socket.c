@@ -271,7 +271,14 @@ sm_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, size_t
     int i = 0;
     size_t off = 0;
     ssize_t rc = 0;
-    while (rc == 0 && sent < total) {
+    /* A peer that keeps draining keeps sendmsg succeeding: check the
+     * deadline every round after the first, not only before a wait. */
+    bool check = timeout_ms > 0;
+    for (bool first = true; rc == 0 && sent < total; first = false) {
+        if (check && !first && sm__expired(deadline)) {
+            rc = -ETIMEDOUT;
+            break;
+        }
         int nv = 0;
         for (int k = i; k < iovcnt && nv < IOV_MAX; k++) {
             if (iov[k].iov_len == 0) continue;
@@ -316,7 +323,13 @@ sm_recv_exact(int fd, void *buf, size_t len, int timeout_ms, size_t *done)
     size_t got = 0;
     ssize_t rc = 0;
     if (len > SSIZE_MAX || (!buf && len)) rc = -EINVAL;
-    while (rc == 0 && got < len) {
+    /* A peer that trickles bytes in keeps recv succeeding: as in sendv_all. */
+    bool check = timeout_ms > 0;
+    for (bool first = true; rc == 0 && got < len; first = false) {
+        if (check && !first && sm__expired(deadline)) {
+            rc = -ETIMEDOUT;
+            break;
+        }
         ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
         if (n > 0) {
             got += (size_t)n;
@@ -339,7 +352,10 @@ sm_recv_some(int fd, void *buf, size_t len, int timeout_ms)
 {
     if (!buf || len == 0) return -EINVAL;
     int64_t deadline = sm__deadline(timeout_ms);
-    for (;;) {
+    for (bool first = true;; first = false) {
+        /* A wait that ended past the deadline (a signal handler, a descheduled
+         * thread) ends the call even though bytes are now ready. */
+        if (timeout_ms > 0 && !first && sm__expired(deadline)) return -ETIMEDOUT;
         ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
         if (n >= 0) return n;
         if (errno == EAGAIN) {

@@ -35,6 +35,12 @@ sm__remaining_ms(int64_t deadline)
     return left > INT_MAX ? INT_MAX : (int)left;
 }
 
+bool
+sm__expired(int64_t deadline)
+{
+    return deadline >= 0 && sm__now_ms() >= deadline;
+}
+
 int
 sm__wait_fd(int fd, short events, int64_t deadline)
 {

@@ -18,7 +18,12 @@
  *
  * Timeouts: each call takes timeout_ms (SM_FOREVER, 0 for "don't wait", or
  * ms) or SM_CONN_DEFAULT for the connection's default (SM_FOREVER unless set
- * with sm_conn_set_timeout). A timeout covers the whole call.
+ * with sm_conn_set_timeout). A timeout covers the whole call, also against a
+ * peer that keeps sending without completing a message: once it has passed,
+ * the call returns -ETIMEDOUT even if more bytes are queued (nothing is lost:
+ * what was read stays buffered for the next call). With 0 a receive reads
+ * what is queued without waiting, at most one buffer's worth (max plus a
+ * read chunk) per call.
  *
  * Thread-safety: one thread may send while another receives; two threads
  * must not send (or receive) on one sm_conn at once.

@@ -3,8 +3,12 @@
  * Every fd these functions create is close-on-exec. No function here ever
  * raises SIGPIPE (sends use MSG_NOSIGNAL). Timeouts are in milliseconds and
  * cover the whole call: SM_FOREVER waits forever, 0 tries once without
- * waiting. A signal interrupting a wait (EINTR) never fails a call: it goes on
- * with the time that is left.
+ * waiting (moving whatever the kernel can take or give right now). A timeout
+ * > 0 holds also against a peer that never lets the call wait (a sender that
+ * keeps bytes coming, a reader that keeps draining): once it has passed, the
+ * call returns -ETIMEDOUT at its next round even if more bytes are ready, and
+ * `done` reports what was moved. A signal interrupting a wait (EINTR) never
+ * fails a call: it goes on with the time that is left.
  *
  * The fd-level I/O functions work on blocking and non-blocking fds alike: they
  * wait with poll(2) when the kernel says EAGAIN.
