@@ -1025,6 +1025,117 @@ test_scr_verbose(void **state)
     run_free(&r);
 }
 
+/* --- a python server that never stops sending -------------------------------
+ *
+ * What a deadline must hold against: a server that keeps the socket readable,
+ * so no read ever has to wait. /continue answers with endless 100 Continue
+ * heads; /chunked with an endless body of 1-byte chunks (the tool writes each
+ * chunk out on its own, so it consumes slower than the server sends). The
+ * server gives up on a connection after FLOOD_SAFETY_S, a far safety bound:
+ * a tool that ignores its deadline then fails on the closed connection, not
+ * with a timeout, and the test still ends. */
+
+#define FLOOD_SAFETY_S 20
+
+static const char flood_py[] =
+    "import socket, sys, threading, time\n"
+    "def serve(c):\n"
+    "    try:\n"
+    "        req = b''\n"
+    "        while b'\\r\\n\\r\\n' not in req:\n"
+    "            d = c.recv(4096)\n"
+    "            if not d: return\n"
+    "            req += d\n"
+    "        if b' /continue ' in req:\n"
+    "            first, block = b'', b'HTTP/1.1 100 Continue\\r\\n\\r\\n' * 512\n"
+    "        else:\n"
+    "            first = b'HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n'\n"
+    "            block = b'1\\r\\nx\\r\\n' * 4096\n"
+    "        c.sendall(first)\n"
+    "        end = time.monotonic() + float(sys.argv[1])\n"
+    "        while time.monotonic() < end:\n"
+    "            c.sendall(block)\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "    finally:\n"
+    "        c.close()\n"
+    "s = socket.socket()\n"
+    "s.bind(('127.0.0.1', 0))\n"
+    "s.listen(8)\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    threading.Thread(target=serve, args=(c,), daemon=True).start()\n";
+
+static struct {
+    char dir[4096];
+    pid_t pid;
+    int out_fd;
+    char url[64];
+} fl;
+
+static int
+flood_setup(void **state)
+{
+    (void)state;
+    sm_test_mkdtemp(fl.dir, sizeof fl.dir);
+    snprintf(run_dir, sizeof run_dir, "%s", fl.dir);
+    char safety[16];
+    snprintf(safety, sizeof safety, "%d", FLOOD_SAFETY_S);
+    char *argv[] = {(char *)SM_PYTHON3, "-c", (char *)flood_py, safety, NULL};
+    fl.pid = sm_test_spawn(argv, &fl.out_fd, false);
+    char line[32];
+    if (sm_test_read_line(fl.out_fd, line, sizeof line, 20000) <= 0) {
+        print_error("the python flood server (%s) did not start\n", SM_PYTHON3);
+        return -1;
+    }
+    snprintf(fl.url, sizeof fl.url, "http://127.0.0.1:%d", atoi(line));
+    return 0;
+}
+
+static int
+flood_teardown(void **state)
+{
+    (void)state;
+    stop_server(&fl.pid);
+    close(fl.out_fd);
+    rm_tree(fl.dir);
+    return 0;
+}
+
+static void
+test_flood_interim_heads(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof url, "%s/continue", fl.url);
+    run r;
+    RUN(&r, "get", "--timeout", "1000", "-o", "/dev/null", url);
+    expect(&r, 1, "", "more than 32 interim (1xx) responses");
+    assert_true(r.ms < FLOOD_SAFETY_S * 1000);
+    run_free(&r);
+    /* With -i the heads skipped are written out, up to the cap. */
+    RUN(&r, "get", "--timeout", "1000", "-i", url);
+    const char *head = "HTTP/1.1 100 Continue\r\n\r\n";
+    expect(&r, 1, NULL, "more than 32 interim (1xx) responses");
+    assert_int_equal(r.out_len, 32 * strlen(head));
+    assert_memory_equal(r.out, head, strlen(head));
+    run_free(&r);
+}
+
+static void
+test_flood_endless_body(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof url, "%s/chunked", fl.url);
+    run r;
+    RUN(&r, "get", "--timeout", "1000", "-o", "/dev/null", url);
+    expect(&r, 1, "", "timed out after 1000 ms");
+    assert_true(r.ms < FLOOD_SAFETY_S * 1000);
+    run_free(&r);
+}
+
 /* --- usage errors, refused connections ----------------------------------- */
 
 static struct {
@@ -1166,6 +1277,10 @@ main(void)
         cmocka_unit_test(test_scr_output),
         cmocka_unit_test(test_scr_verbose),
     };
+    const struct CMUnitTest flood[] = {
+        cmocka_unit_test(test_flood_interim_heads),
+        cmocka_unit_test(test_flood_endless_body),
+    };
     const struct CMUnitTest python[] = {
         cmocka_unit_test(test_py_small),        cmocka_unit_test(test_py_include),
         cmocka_unit_test(test_py_big),          cmocka_unit_test(test_py_404),
@@ -1179,6 +1294,7 @@ main(void)
     int failed = 0;
     failed += cmocka_run_group_tests_name("usage", usage, use_setup, use_teardown);
     failed += cmocka_run_group_tests_name("scripted", scripted, scr_setup, scr_teardown);
+    failed += cmocka_run_group_tests_name("flood", flood, flood_setup, flood_teardown);
     failed += cmocka_run_group_tests_name("python", python, py_setup, py_teardown);
     failed += cmocka_run_group_tests_name("nginx", nginx, ngx_setup, ngx_teardown);
     return failed ? 1 : 0;

@@ -26,6 +26,9 @@ cli_command_fn cmd_get;
 #define DEFAULT_TIMEOUT 30000
 #define URL_TEXT_MAX    (HTTP_TARGET_MAX + HTTP_HOST_MAX + 32)
 #define REQUEST_MAX     (HTTP_TARGET_MAX + HTTP_HOST_MAX + 256)
+/* Interim (1xx) responses before the final one: a server sends one or two;
+ * more is a server that never answers. */
+#define INTERIM_MAX 32
 
 enum { OPT_TIMEOUT = 256 };
 
@@ -126,6 +129,21 @@ fail_io(get *g, const char *when, ssize_t err)
     return FETCH_FAILED;
 }
 
+/* The time left for the next library call, or -ETIMEDOUT (reported) once the
+ * deadline has passed: checked before every call, since a peer that keeps
+ * sending never lets the call itself wait, and a call given 0 ms still takes
+ * what is queued. */
+static int
+time_left(get *g)
+{
+    int left = cli_remaining_ms(g->deadline);
+    if (left == 0) {
+        fail_io(g, NULL, -ETIMEDOUT);
+        return -ETIMEDOUT;
+    }
+    return left;
+}
+
 static int
 dial(get *g, const http_url *u)
 {
@@ -136,11 +154,8 @@ dial(get *g, const http_url *u)
         snprintf(where, sizeof where, "tcp://%s", u->host);
     cli_log(&g->cli, 1, "connecting to %s", where);
 
-    int left = cli_remaining_ms(g->deadline);
-    if (left == 0) {
-        cli_fail(&g->cli, "%s: timed out after %d ms", g->url_text, g->timeout_ms);
-        return -1;
-    }
+    int left = time_left(g);
+    if (left < 0) return -1;
     int fd = sm_dial_endpoint(&ep, NULL, left, why, sizeof why);
     if (fd < 0) {
         cli_log(&g->cli, 1, "%s", why);
@@ -200,7 +215,9 @@ send_request(get *g, int fd, const http_url *u)
         return false;
     }
     log_head(g, "> ", req, (size_t)n);
-    ssize_t rc = sm_send_all(fd, req, (size_t)n, cli_remaining_ms(g->deadline), NULL);
+    int left = time_left(g);
+    if (left < 0) return false;
+    ssize_t rc = sm_send_all(fd, req, (size_t)n, left, NULL);
     if (rc < 0) {
         fail_io(g, "sending the request", rc);
         return false;
@@ -209,15 +226,23 @@ send_request(get *g, int fd, const http_url *u)
 }
 
 /* Read until a final (non-1xx) response head is complete; *len is the bytes
- * in g->buf, the head first. Returns the head length or -1 (reported). */
+ * in g->buf, the head first. Returns the head length or -1 (reported). At most
+ * INTERIM_MAX interim heads are skipped, and the deadline is checked on every
+ * round: heads already buffered need no read to be parsed. */
 static ssize_t
 read_head(get *g, int fd, http_response *res, size_t *len)
 {
     size_t have = 0, prev = 0;
-    for (;;) {
+    for (int interim = 0;;) {
+        if (time_left(g) < 0) return -1;
         ssize_t r = http_parse_response(g->buf, have, prev, res);
         if (r > 0 && res->status < 200 && res->status != 101) {
             /* An interim response (100 Continue, 103 Early Hints): skip it. */
+            if (++interim > INTERIM_MAX) {
+                cli_fail(&g->cli, "%s: more than %d interim (1xx) responses", g->url_text,
+                         INTERIM_MAX);
+                return -1;
+            }
             log_head(g, "< ", g->buf, (size_t)r);
             if (g->include && !out_write(g, g->buf, (size_t)r)) return -1;
             memmove(g->buf, g->buf + r, have - (size_t)r);
@@ -239,7 +264,9 @@ read_head(get *g, int fd, http_response *res, size_t *len)
             return -1;
         }
         prev = have;
-        ssize_t n = sm_recv_some(fd, g->buf + have, BUF_SIZE - have, cli_remaining_ms(g->deadline));
+        int left = time_left(g);
+        if (left < 0) return -1;
+        ssize_t n = sm_recv_some(fd, g->buf + have, BUF_SIZE - have, left);
         if (n == 0) {
             cli_fail(&g->cli, "%s: %s", g->url_text,
                      have ? "connection closed in the middle of the response head"
@@ -308,7 +335,10 @@ read_body(get *g, int fd, body *b, const char *early, size_t early_len)
 {
     if (!body_feed(g, b, early, early_len)) return false;
     while (!b->done) {
-        ssize_t n = sm_recv_some(fd, g->buf, BUF_SIZE, cli_remaining_ms(g->deadline));
+        /* Every round: a body that never ends keeps every read succeeding. */
+        int left = time_left(g);
+        if (left < 0) return false;
+        ssize_t n = sm_recv_some(fd, g->buf, BUF_SIZE, left);
         if (n < 0) {
             fail_io(g, "receiving the body", n);
             return false;
