@@ -768,6 +768,8 @@ static const route routes[] = {
     {"/to-https",
      "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/\r\nContent-Length: 0\r\n\r\n"},
     {"/huge-head", "\r\n\r\n", false, true, 70000},
+    {"/te-and-cl", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\n\r\n"},
 };
 
 static struct {
@@ -970,6 +972,9 @@ test_scr_errors(void **state)
     run_free(&r);
     RUN(&r, "get", scr_url("/badchunk"));
     expect(&r, 1, "abc", "malformed chunked body");
+    run_free(&r);
+    RUN(&r, "get", scr_url("/te-and-cl"));
+    expect(&r, 1, "", "malformed response: both Content-Length and Transfer-Encoding");
     run_free(&r);
     RUN(&r, "get", scr_url("/huge-head"));
     expect(&r, 1, "", "response head larger than 65536 bytes");

@@ -97,11 +97,14 @@ typedef enum http_body_kind {
 
 /* http_body_framing - how the body of a response to a GET request ends, as RFC
  * 9112 section 6.3 orders the rules: no body for 1xx, 204 and 304; chunked
- * when Transfer-Encoding is "chunked" (it overrides Content-Length);
- * Content-Length (repeated identical values are accepted); otherwise until EOF.
+ * when Transfer-Encoding is "chunked"; Content-Length (repeated identical
+ * values are accepted); otherwise until EOF. A response with both
+ * Transfer-Encoding and Content-Length is an error, as the RFC advises (it
+ * would have the first override the second).
  *
  * Returns the kind (>= 0), with *length set for HTTP_BODY_LENGTH; or
- * CLI_ERR_HTTP with res->error set: an invalid or conflicting Content-Length,
+ * CLI_ERR_HTTP with res->error set: both Transfer-Encoding and Content-Length,
+ * an invalid or conflicting Content-Length,
  * a transfer coding other than chunked (we never offer one with TE), chunked
  * not last or twice, Transfer-Encoding in an HTTP/1.0 response. */
 int http_body_framing(http_response *res, uint64_t *length);

@@ -287,6 +287,12 @@ http_body_framing(http_response *res, uint64_t *length)
         }
     }
     if (te) {
+        /* RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length,
+         * but a message with both "ought to be handled as an error" (request
+         * smuggling, response splitting): which framing did a proxy on the
+         * way believe? */
+        if (http_find_header(res, "Content-Length", 0) >= 0)
+            return framing_fail(res, "both Content-Length and Transfer-Encoding");
         if (res->minor_version == 0)
             return framing_fail(res, "Transfer-Encoding in an HTTP/1.0 response");
         if (!chunked) return framing_fail(res, "empty Transfer-Encoding");
