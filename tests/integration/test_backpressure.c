@@ -23,7 +23,8 @@
 
 /* Payload bytes each way per case: 100 MiB (all 12 cases take about 20 s
  * per backend in a Debug build on 2 cores, most of it the thread model's
- * 64 B cases: a write per echo). Sanitizers run the same cases on less. */
+ * 64 B cases: a write per echo). Under ASan or TSan the same cases move
+ * 32 MiB each (about 10-20 s per backend). */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SM_BP_SANITIZED 1
 #elif defined(__has_feature)
@@ -32,10 +33,16 @@
 #endif
 #endif
 #ifdef SM_BP_SANITIZED
-#define VOLUME ((size_t)8 << 20)
+#define VOLUME ((size_t)32 << 20)
 #else
 #define VOLUME ((size_t)100 << 20)
 #endif
+
+/* More than can be in flight without the client reading a reply: its queue
+ * (high_water and a message), the kernel's buffers both ways (by default at
+ * most 4 MiB send + 6 MiB receive each way) and the server's queue (its
+ * high_water and a read batch, or one blocked message). */
+#define MUST_READ_WHILE_SENDING ((size_t)64 << 20)
 
 #define STALL_MS   10000 /* no send and no echo this long: stalled */
 #define WATCH_MS   1000
@@ -233,11 +240,12 @@ run_case(const bp_case *bc)
     assert_int_equal(c.sent, c.n);
     assert_int_equal(c.recv, c.n);
     assert_int_equal(c.recv_bytes, (uint64_t)c.n * c.len);
-    /* Pipelined: the sender hit high water and was told to wait, and read
-     * replies while it still had messages to send. */
+    /* Pipelined: the sender hit high water and was told to wait, and (when
+     * it could not have finished otherwise) read replies while it still had
+     * messages to send. */
     assert_true(c.sends_above > 0);
     assert_true(c.drains > 0);
-    assert_true(c.recv_at_last_send > 0);
+    if (bc->volume >= MUST_READ_WHILE_SENDING) assert_true(c.recv_at_last_send > 0);
     assert_true(c.max_queued <= c.cap);
 }
 
