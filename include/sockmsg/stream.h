@@ -84,7 +84,8 @@
  * pings included. A ping goes out only while the queue is empty (queued
  * bytes are what the peer will hear first). Reading paused by backpressure
  * (SM_READ_BP_PAUSE) does not stop the read and heartbeat timeouts: a peer
- * we cannot keep up with looks silent. Timeouts may be up to SM_STREAM_TIMEOUT_MAX_MS.
+ * we cannot keep up with looks silent. Timeouts may be up to
+ * SM_STREAM_TIMEOUT_MAX_MS.
  *
  * Closing. on_close(stream, reason) runs exactly once per stream, on the
  * loop thread, never inside the call that caused it (at the end of the loop
