@@ -67,12 +67,14 @@
  *                        such peers deadlock.)
  *   SM_READ_BP_PAUSE     reading pauses while the queue is above high_water
  *                        and resumes at low_water (before on_drain): for a
- *                        server or relay whose reads produce writes, so a
- *                        peer that does not read our replies cannot feed us
- *                        more work; TCP flow control slows it down instead.
+ *                        server, whose reads produce its writes, so a peer
+ *                        that does not read our replies cannot feed us more
+ *                        work; TCP flow control slows it down instead.
  *                        sm_server's connections work so.
  * Either way a peer that never reads cannot make the queue exceed
- * max_queued. sm_stream_read_stop is separate from both.
+ * max_queued. sm_stream_read_stop is separate from both (a relay, whose
+ * reads on one stream become writes on another, stops reading the one
+ * while the other's send says 1, and starts again in the other's on_drain).
  *
  * Timeouts and heartbeats (all optional, milliseconds, 0 = off): read
  * (nothing received), write (queued bytes make no progress), idle (nothing
@@ -166,7 +168,7 @@ typedef enum sm_stream_unsent {
 /* Whether reading waits for the stream's own queue (see Backpressure). */
 typedef enum sm_stream_read_bp {
     SM_READ_BP_NONE = 0,  /* reading never waits for the queue (clients) */
-    SM_READ_BP_PAUSE = 1, /* reading pauses above high_water (servers, relays) */
+    SM_READ_BP_PAUSE = 1, /* reading pauses above high_water (servers) */
 } sm_stream_read_bp;
 
 /* One whole message. msg and the bytes it points at are borrowed: valid until
@@ -205,7 +207,7 @@ typedef struct sm_stream_opts {
     size_t max_queued;  /* hard cap; default 16 MiB + 64 KiB, and at least high_water */
     size_t read_budget; /* bytes per readiness event, checked between reads; 256 KiB */
     /* SM_READ_BP_PAUSE: reading also pauses above high_water, resuming at
-     * low_water (servers, relays); default SM_READ_BP_NONE (see above). */
+     * low_water (servers); default SM_READ_BP_NONE (see above). */
     sm_stream_read_bp read_backpressure;
 
     int connect_timeout_ms;   /* per connection (resolving + racing); 0: 30 s;

@@ -351,10 +351,10 @@ f_echo_frame(sm_stream *s, const sm_frame_msg *m)
     if (sm_stream_send_frame(s, m) < 0) f->bad = true;
 }
 
-/* Stream B's message makes it send stream A more than A's high water (a
- * relay's A, SM_READ_BP_PAUSE): A pauses reading inside B's callback, so
- * A's own readiness, reported in the same batch behind B's, is dropped;
- * A's queue is written and A resumes before the iteration ends. An
+/* Stream B's message makes it send stream A more than A's high water (A
+ * is a server's stream, SM_READ_BP_PAUSE): A pauses reading inside B's
+ * callback, so A's own readiness, reported in the same batch behind B's,
+ * is dropped; A's queue is written and A resumes before the iteration ends. An
  * edge-triggered A must be re-armed then (its kernel interest never
  * changed), or its pending messages are never read. */
 typedef struct cross {
