@@ -354,9 +354,9 @@ f_echo_frame(sm_stream *s, const sm_frame_msg *m)
 /* Stream B's message makes it send stream A more than A's high water (A
  * is a server's stream, SM_READ_BP_PAUSE): A pauses reading inside B's
  * callback, so A's own readiness, reported in the same batch behind B's,
- * is dropped; A's queue is written and A resumes before the iteration ends. An
- * edge-triggered A must be re-armed then (its kernel interest never
- * changed), or its pending messages are never read. */
+ * is dropped; A's queue is written and A resumes before the iteration
+ * ends. An edge-triggered A must be re-armed then (its kernel interest
+ * never changed), or its pending messages are never read. */
 typedef struct cross {
     sm_stream *a;
     flow fa, fb;
