@@ -241,6 +241,9 @@ sm__lpeer_init(sm__worker *w)
         .on_close = on_stream_close,
         .high_water = o->high_water,
         .max_queued = o->max_queued,
+        /* Replies come from reads: a client that does not read them is not
+         * read either (TCP slows it down), as high_water promises. */
+        .read_backpressure = SM_READ_BP_PAUSE,
         .idle_timeout_ms = o->idle_timeout_ms,
         .write_timeout_ms = o->write_timeout_ms == SM_FOREVER ? 0 : o->write_timeout_ms,
         .heartbeat_ms = o->heartbeat_ms,

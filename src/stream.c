@@ -74,6 +74,8 @@ sm__stream_opts_check(const sm_stream_opts *o)
         (o->connect_timeout_ms != SM_FOREVER && bad_timeout(o->connect_timeout_ms)))
         return -EINVAL;
     if (o->unsent != SM_UNSENT_KEEP && o->unsent != SM_UNSENT_DROP) return -EINVAL;
+    if (o->read_backpressure != SM_READ_BP_NONE && o->read_backpressure != SM_READ_BP_PAUSE)
+        return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
     if ((o->heartbeat_ms || o->swallow_pings) &&
@@ -94,12 +96,18 @@ flags_change(sm_stream *s, unsigned set, unsigned clear)
     sm__sl(s)->zc_next = 0;
 }
 
+/* Above high_water (on) or back at low_water (off): on_drain is owed while
+ * on. Reading pauses with it only where the options ask (a server's reads
+ * produce writes: a peer that does not read them should not feed it more);
+ * a client that paused too would wait for a peer waiting for it. */
 void
-sm__stream_set_paused(sm_stream *s, bool on)
+sm__stream_set_above(sm_stream *s, bool on)
 {
-    if (!on == !(s->flags & SM__S_PAUSED)) return;
-    flags_change(s, on ? SM__S_PAUSED : 0, on ? 0 : SM__S_PAUSED);
-    sm__stream_update_io(s);
+    if (!on == !(s->flags & SM__S_ABOVE)) return;
+    unsigned bits = SM__S_ABOVE;
+    if (s->opts->read_backpressure == SM_READ_BP_PAUSE) bits |= SM__S_PAUSED;
+    flags_change(s, on ? bits : 0, on ? 0 : bits);
+    if (bits & SM__S_PAUSED) sm__stream_update_io(s);
 }
 
 void
@@ -146,11 +154,12 @@ set_stopped(sm_stream *s, bool on)
 
 /* A new connection: what the user asked for (never reconnect, a shutdown
  * they asked for before the connection was up, reading stopped) and what
- * outlives connections (paused by the queue, dialed) stay. */
+ * outlives connections (above high_water and maybe paused by the queue,
+ * dialed) stay. */
 static void
 set_connected(sm_stream *s)
 {
-    unsigned keep = SM__S_USER_END | SM__S_PAUSED | SM__S_DIALED | SM__S_STOPPED;
+    unsigned keep = SM__S_USER_END | SM__S_PAUSED | SM__S_ABOVE | SM__S_DIALED | SM__S_STOPPED;
     if (s->flags & SM__S_USER_END) keep |= SM__S_SHUT_REQ;
     flags_change(s, SM__S_CONNECTED, ~keep & 0xffffu);
 }

@@ -316,8 +316,8 @@ report_phase(sm_stream *s)
     if (d->dropq) {
         sm__dial_report(s);
         if (s->flags & SM__S_CLOSING) return;
-        if ((s->flags & SM__S_PAUSED) && sm_stream_queued(s) <= sm__low(o)) {
-            sm__stream_set_paused(s, false);
+        if ((s->flags & SM__S_ABOVE) && sm_stream_queued(s) <= sm__low(o)) {
+            sm__stream_set_above(s, false);
             if (o->on_drain) o->on_drain(s);
             if (s->flags & SM__S_CLOSING) return;
         }

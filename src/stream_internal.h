@@ -16,7 +16,7 @@
 enum {
     SM__S_CONNECTED = 0x1, /* a socket is installed in io */
     SM__S_IN_READ = 0x2,   /* dispatching a read batch: sends wait for its end */
-    SM__S_PAUSED = 0x4,    /* reading paused: the queue is above high_water */
+    SM__S_PAUSED = 0x4,    /* reading paused: ABOVE, with SM_READ_BP_PAUSE */
     SM__S_EOF = 0x8,       /* the peer's EOF was seen */
     SM__S_SHUT_REQ = 0x10, /* FIN once the queue is empty */
     SM__S_WR_DONE = 0x20,  /* FIN sent */
@@ -25,6 +25,7 @@ enum {
     SM__S_BLOCKED = 0x100, /* the kernel refused bytes: waiting for SM_WRITE */
     SM__S_DIALED = 0x200,  /* dialed: its sm__dial sits in the extra area */
     SM__S_STOPPED = 0x400, /* reading stopped by sm_stream_read_stop */
+    SM__S_ABOVE = 0x800,   /* the queue passed high_water: on_drain owed at low_water */
 };
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
@@ -193,7 +194,8 @@ sm__now32(const sm_stream *s)
     return (uint32_t)sm_loop_now(s->io.loop);
 }
 
-/* Reading wanted: not paused by the queue, not stopped by the user. */
+/* Reading wanted: not paused by the queue (SM_READ_BP_PAUSE), not stopped
+ * by the user. */
 static inline bool
 sm__stream_reading(const sm_stream *s)
 {
@@ -239,7 +241,7 @@ sm__budget(const sm_stream_opts *o)
 
 /* stream.c: the state transitions, the only writers of sm_stream.flags.
  * Each also ends sm_stream_send_frame's zero-copy fast path. */
-void sm__stream_set_paused(sm_stream *s, bool on);  /* the queue passed high_water */
+void sm__stream_set_above(sm_stream *s, bool on);   /* the queue passed high_water */
 void sm__stream_set_blocked(sm_stream *s, bool on); /* the kernel refused bytes */
 void sm__stream_set_eof(sm_stream *s);              /* the peer's EOF */
 void sm__stream_shut_req(sm_stream *s, bool user);  /* FIN once the queue is empty */

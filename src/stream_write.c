@@ -243,7 +243,7 @@ queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
      * transition ends it (set_tail, flags_change). */
     if (q->bytes > sm__high(s->opts)) {
         ret = 1;
-        sm__stream_set_paused(s, true);
+        sm__stream_set_above(s, true);
     }
     /* Not connected: written once connected. In a read batch: written at its
      * end. Blocked: written when the socket says so. */
@@ -251,7 +251,7 @@ queued(sm_stream *s, sm__wq *q, bool was_empty, bool may_write_now)
         SM__S_CONNECTED)
         return ret;
     /* Writing here runs no callback only while no on_drain can be owed. */
-    if (was_empty && may_write_now && s->opts->write_now && !(s->flags & SM__S_PAUSED))
+    if (was_empty && may_write_now && s->opts->write_now && !(s->flags & SM__S_ABOVE))
         sm__stream_flush(s);
     else
         sm__stream_kick(s);
@@ -620,9 +620,9 @@ sm__stream_flush(sm_stream *s)
     if (err) {
         sm__stream_fail(s, err, "write: %s", sm_strerror(err));
     } else {
-        if ((s->flags & SM__S_PAUSED) && left <= sm__low(o)) {
+        if ((s->flags & SM__S_ABOVE) && left <= sm__low(o)) {
             drained = true;
-            sm__stream_set_paused(s, false);
+            sm__stream_set_above(s, false);
         }
         if (!s->wq && (s->flags & (SM__S_SHUT_REQ | SM__S_WR_DONE)) == SM__S_SHUT_REQ &&
             sm__stream_live(s)) {

@@ -22,7 +22,10 @@ on_message(sm_stream *s, const sm_frame_msg *m)
     sm_stream_send_frame(s, m);
 }
 
-static const sm_stream_opts opts = {.spec = &spec, .on_message = on_message};
+/* An echo server: its reads produce writes, so it pauses reading a client
+ * that does not read its replies (what sm_server does too). */
+static const sm_stream_opts opts = {
+    .spec = &spec, .on_message = on_message, .read_backpressure = SM_READ_BP_PAUSE};
 
 static void
 on_accept(sm_io *w, unsigned events)

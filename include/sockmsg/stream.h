@@ -52,13 +52,29 @@
  * iteration, coalesced likewise (opts.write_now writes at once instead). An empty queue costs
  * nothing.
  *
- * Backpressure. When the queue grows past opts.high_water bytes, the stream
- * stops reading (a peer that does not read our replies should not be able
- * to feed us more work) and sm_stream_send returns 1; once the queue is
- * back at opts.low_water, reading resumes and on_drain runs. A send that
- * would take the queue past opts.max_queued closes the stream with
- * SM_ERR_SLOW_CONSUMER: the queue's memory stays within that cap plus chunk
- * slack (under a third more, plus at most 32 KiB) and small node headers.
+ * Backpressure. When the queue grows past opts.high_water bytes,
+ * sm_stream_send returns 1 (stop producing); once the queue is back at
+ * opts.low_water, on_drain runs (produce again). A send that would take the
+ * queue past opts.max_queued closes the stream with SM_ERR_SLOW_CONSUMER:
+ * the queue's memory stays within that cap plus chunk slack (under a third
+ * more, plus at most 32 KiB) and small node headers. Whether reading waits
+ * for the queue too is opts.read_backpressure:
+ *   SM_READ_BP_NONE (default)  reading never depends on the stream's own
+ *                        queue: a client that pipelines requests keeps
+ *                        reading the replies while it waits for on_drain.
+ *                        (Were both peers to stop reading while their own
+ *                        queue is full, each would wait for the other: two
+ *                        such peers deadlock.)
+ *   SM_READ_BP_PAUSE     reading pauses while the queue is above high_water
+ *                        and resumes at low_water (before on_drain): for a
+ *                        server, whose reads produce its writes, so a peer
+ *                        that does not read our replies cannot feed us more
+ *                        work; TCP flow control slows it down instead.
+ *                        sm_server's connections work so.
+ * Either way a peer that never reads cannot make the queue exceed
+ * max_queued. sm_stream_read_stop is separate from both (a relay, whose
+ * reads on one stream become writes on another, stops reading the one
+ * while the other's send says 1, and starts again in the other's on_drain).
  *
  * Timeouts and heartbeats (all optional, milliseconds, 0 = off): read
  * (nothing received), write (queued bytes make no progress), idle (nothing
@@ -69,8 +85,9 @@
  * stream's activity only stores a timestamp. Any bytes count as activity,
  * pings included. A ping goes out only while the queue is empty (queued
  * bytes are what the peer will hear first). Reading paused by backpressure
- * does not stop the read and heartbeat timeouts: a peer we cannot keep up
- * with looks silent. Timeouts may be up to SM_STREAM_TIMEOUT_MAX_MS.
+ * (SM_READ_BP_PAUSE) does not stop the read and heartbeat timeouts: a peer
+ * we cannot keep up with looks silent. Timeouts may be up to
+ * SM_STREAM_TIMEOUT_MAX_MS.
  *
  * Closing. on_close(stream, reason) runs exactly once per stream, on the
  * loop thread, never inside the call that caused it (at the end of the loop
@@ -148,6 +165,12 @@ typedef enum sm_stream_unsent {
     SM_UNSENT_DROP = 1, /* report them (on_dropped, free callbacks) and forget */
 } sm_stream_unsent;
 
+/* Whether reading waits for the stream's own queue (see Backpressure). */
+typedef enum sm_stream_read_bp {
+    SM_READ_BP_NONE = 0,  /* reading never waits for the queue (clients) */
+    SM_READ_BP_PAUSE = 1, /* reading pauses above high_water (servers) */
+} sm_stream_read_bp;
+
 /* One whole message. msg and the bytes it points at are borrowed: valid until
  * the callback returns. */
 typedef void (*sm_stream_message_cb)(sm_stream *s, const sm_frame_msg *msg);
@@ -179,10 +202,13 @@ typedef struct sm_stream_opts {
     sm_stream_reconnect_cb on_reconnect;
     sm_stream_dropped_cb on_dropped;
 
-    size_t high_water;  /* queued bytes that pause reading; default 1 MiB */
-    size_t low_water;   /* resume and on_drain at or below; default high_water / 4 */
+    size_t high_water;  /* sends return 1 above this; default 1 MiB */
+    size_t low_water;   /* on_drain at or below; default high_water / 4 */
     size_t max_queued;  /* hard cap; default 16 MiB + 64 KiB, and at least high_water */
     size_t read_budget; /* bytes per readiness event, checked between reads; 256 KiB */
+    /* SM_READ_BP_PAUSE: reading also pauses above high_water, resuming at
+     * low_water (servers); default SM_READ_BP_NONE (see above). */
+    sm_stream_read_bp read_backpressure;
 
     int connect_timeout_ms;   /* per connection (resolving + racing); 0: 30 s;
                                  SM_FOREVER: none */
@@ -340,9 +366,9 @@ SM_API size_t sm_stream_queued(const sm_stream *s);
 SM_API int sm_stream_read_stop(sm_stream *s);
 
 /* sm_stream_read_start - resume reading after sm_stream_read_stop; what
- * arrived meanwhile is delivered from the next loop iteration. Reading may
- * still be paused by backpressure (high_water), which is separate. Returns
- * as sm_stream_read_stop. */
+ * arrived meanwhile is delivered from the next loop iteration. With
+ * SM_READ_BP_PAUSE, reading may still be paused by backpressure
+ * (high_water), which is separate. Returns as sm_stream_read_stop. */
 SM_API int sm_stream_read_start(sm_stream *s);
 
 /* ---- ending --------------------------------------------------------------- */

@@ -193,6 +193,46 @@ test_chat_server(void **state)
     close(out);
 }
 
+/* The guide's pipelining client against `sockmsg serve --echo`, both
+ * models: what a new user ran (4 KiB messages until sm_stream_send says 1,
+ * resuming in on_drain) once stalled after ~3,800 messages with no reply
+ * read, both sides having stopped reading. */
+static void
+test_pipeline_client(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"loop", "thread"};
+    for (int i = 0; i < 2; i++) {
+        int out, err;
+        char *srv_argv[] = {
+            SOCKMSG_BIN,         "serve", "--echo", "--model", (char *)models[i], "--listen",
+            "tcp://127.0.0.1:0", NULL};
+        int srv = sm_test_spawn2(srv_argv, NULL, &out, &err);
+        char line[256];
+        assert_true(sm_test_read_line(out, line, sizeof line, 10000) > 0);
+        const char *addr = strstr(line, "tcp://");
+        if (!addr) fail_msg("sockmsg serve said '%s'", line);
+
+        int cli_out;
+        char *cli_argv[] = {PIPELINE_CLIENT, (char *)addr, "10000", "4096", NULL};
+        int cli = sm_test_spawn(cli_argv, &cli_out, true);
+        char text[1024];
+        sm_test_read_all(cli_out, text, sizeof text, 60000);
+        close(cli_out);
+        int st = sm_test_wait(cli, 60000);
+        print_message("%s model: %s", models[i], text);
+        if (st != 0 || !strstr(text, "sent 10000, echoed 10000"))
+            fail_msg("pipeline_client exited %d:\n%s", st, text);
+
+        SM_ASSERT_OK(kill(srv, SIGTERM));
+        assert_int_equal(sm_test_wait(srv, 10000), 0);
+        char log[4096];
+        sm_test_read_all(err, log, sizeof log, 1000);
+        close(out);
+        close(err);
+    }
+}
+
 int
 main(void)
 {
@@ -205,6 +245,7 @@ main(void)
         cmocka_unit_test(test_binary_data),
         cmocka_unit_test(test_select_loop),
         cmocka_unit_test(test_chat_server),
+        cmocka_unit_test(test_pipeline_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

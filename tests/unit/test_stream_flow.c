@@ -191,6 +191,7 @@ typedef struct pauser {
     size_t queued_when_paused;
 } pauser;
 
+/* An echo server's stream (its reads produce writes): SM_READ_BP_PAUSE. */
 static void
 check_pause_resume(int sv[2])
 {
@@ -202,6 +203,7 @@ check_pause_resume(int sv[2])
         .high_water = 32 * 1024,
         .low_water = 8 * 1024,
         .max_queued = 4 * 1024 * 1024,
+        .read_backpressure = SM_READ_BP_PAUSE,
     };
     sm_loop *l = ts_loop();
     flow f = {0};
@@ -285,6 +287,60 @@ test_read_pause_resume_tcp(void **state)
     check_pause_resume(sv);
 }
 
+/* The default (SM_READ_BP_NONE): a stream above high_water keeps reading
+ * (sends say 1, on_drain is owed, reading is not paused), and a peer that
+ * keeps writing without reading our replies is closed at max_queued, which
+ * the queue never exceeds. */
+static void
+test_no_read_pause_by_default(void **state)
+{
+    (void)state;
+    static const sm_stream_opts o = {
+        .spec = &ts_len32,
+        .on_message = f_echo,
+        .on_close = f_close,
+        .on_drain = f_drain,
+        .high_water = 16 * 1024,
+        .max_queued = 256 * 1024,
+    };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    tcp_pair(sv, 16 * 1024);
+    flow f = {0};
+    sm_stream *s = wrap(l, sv[0], &o, &f);
+    /* 2 MB of requests, more than max_queued of replies; none is read. */
+    enum { N = 2000, LEN = 1000 };
+    size_t out_len = 0, out_off = 0;
+    uint8_t *out = malloc(N * (LEN + 4));
+    for (unsigned i = 0; i < N; i++) {
+        uint8_t m[LEN];
+        ts_msg_fill(m, 4, i, LEN);
+        out_len += ts_frame(&ts_len32, m, LEN, out + out_len);
+    }
+    bool read_above = false;
+    int64_t end = sm_test_now_ms() + 20000;
+    while (f.closes == 0 && out_off < out_len && sm_test_now_ms() < end) {
+        ssize_t k = write(sv[1], out + out_off, out_len - out_off);
+        if (k > 0) out_off += (size_t)k;
+        int before = f.msgs;
+        ts_run_once(l, 10);
+        if (f.closes) break;
+        assert_false(s->flags & SM__S_PAUSED);
+        assert_true(sm_io_get_events(&s->io) & SM_READ);
+        /* Messages were read while the queue was above high_water. */
+        if (before > 0 && (s->flags & SM__S_ABOVE) && f.msgs > before) read_above = true;
+    }
+    assert_true(ts_run_until(l, f_closed, &f, 5000));
+    print_message("%d requests read, %zu of %zu bytes written, most queued %zu: %s\n", f.msgs,
+                  out_off, out_len, f.max_queued, f.detail);
+    SM_ASSERT_ERR(f.reason, SM_ERR_SLOW_CONSUMER);
+    assert_true(read_above);
+    assert_true(f.max_queued <= o.max_queued);
+    close(sv[1]);
+    free(out);
+    ts_loop_free(l);
+}
+
 /* ---- stopping early on an edge-triggered socket ---------------------------------- */
 
 static void
@@ -295,11 +351,12 @@ f_echo_frame(sm_stream *s, const sm_frame_msg *m)
     if (sm_stream_send_frame(s, m) < 0) f->bad = true;
 }
 
-/* Stream B's message makes it send stream A more than A's high water: A
- * pauses inside B's callback, so A's own readiness, reported in the same
- * batch behind B's, is dropped; A's queue is written and A resumes before
- * the iteration ends. An edge-triggered A must be re-armed then (its kernel
- * interest never changed), or its pending messages are never read. */
+/* Stream B's message makes it send stream A more than A's high water (A
+ * is a server's stream, SM_READ_BP_PAUSE): A pauses reading inside B's
+ * callback, so A's own readiness, reported in the same batch behind B's,
+ * is dropped; A's queue is written and A resumes before the iteration
+ * ends. An edge-triggered A must be re-armed then (its kernel interest
+ * never changed), or its pending messages are never read. */
 typedef struct cross {
     sm_stream *a;
     flow fa, fb;
@@ -328,8 +385,11 @@ static void
 test_resume_same_iteration_tcp(void **state)
 {
     (void)state;
-    static const sm_stream_opts oa = {
-        .spec = &ts_len32, .on_message = cross_a, .high_water = 1024, .low_water = 256};
+    static const sm_stream_opts oa = {.spec = &ts_len32,
+                                      .on_message = cross_a,
+                                      .high_water = 1024,
+                                      .low_water = 256,
+                                      .read_backpressure = SM_READ_BP_PAUSE};
     static const sm_stream_opts ob = {.spec = &ts_len32, .on_message = cross_b};
     sm_loop *l = ts_loop();
     int a[2], b[2];
@@ -874,6 +934,11 @@ test_bad_timeouts(void **state)
     o = (sm_stream_opts){
         .spec = &ts_len32, .on_message = f_count, .heartbeat_ms = SM_STREAM_TIMEOUT_MAX_MS + 1};
     SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[1], &o, NULL), -EINVAL);
+    ts_pair(sv);
+    o = (sm_stream_opts){
+        .spec = &ts_len32, .on_message = f_count, .read_backpressure = (sm_stream_read_bp)2};
+    SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[0], &o, NULL), -EINVAL);
+    close(sv[1]);
     /* eof framing cannot carry pings. */
     static const sm_frame_spec eof = {.kind = SM_FRAME_EOF};
     ts_pair(sv);
@@ -890,6 +955,7 @@ main(void)
         cmocka_unit_test(test_slow_consumer),
         cmocka_unit_test(test_read_pause_resume),
         cmocka_unit_test(test_read_pause_resume_tcp),
+        cmocka_unit_test(test_no_read_pause_by_default),
         cmocka_unit_test(test_resume_same_iteration_tcp),
         cmocka_unit_test(test_read_stop_start),
         cmocka_unit_test(test_read_restart_same_iteration),

@@ -55,12 +55,14 @@ f_dropped(sm_stream *s, const sm_frame_msg *m)
     c->dropped++;
 }
 
+/* An echo server's: reading pauses while the replies back up. */
 static const sm_stream_opts frame_opts = {
     .spec = &ts_len32,
     .on_message = f_msg,
     .on_close = f_close,
     .on_dropped = f_dropped,
     .high_water = 256 * 1024,
+    .read_backpressure = SM_READ_BP_PAUSE,
 };
 
 static bool
