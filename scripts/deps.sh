@@ -4,10 +4,11 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 
+# liburing-dev (with pkgconf): the io_uring backend, optional for the library.
 # g++ and pkgconf: tests/consumer builds C++ and pkg-config programs against
 # an installed sockmsg.
 pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx haproxy g++ pkgconf "$@")
+      nginx haproxy g++ pkgconf liburing-dev "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

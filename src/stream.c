@@ -27,6 +27,9 @@ loop_state_free(void *p)
     sm__stream_loop *sl = p;
     free(sl->rbuf);
     free(sl->spare_wq);
+#ifdef SM_HAVE_URING
+    sm__tpu_free(sl->tpu);
+#endif
     free(sl);
 }
 
@@ -233,9 +236,28 @@ sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
 }
 
 /* Install a connected socket. 0, or the transport's error (fd left open). */
+/* The transport for a new connection: completions on an io_uring loop,
+ * except for a stream that may reconnect (see transport_uring.c). */
+static uint8_t
+pick_tp(const sm_stream *s, int fd)
+{
+#ifdef SM_HAVE_URING
+    if (!(s->flags & SM__S_DIALED) && sm__tpu_usable(s->io.loop, fd)) return SM__TP_URING;
+#else
+    (void)fd;
+#endif
+    (void)s;
+    return SM__TP_SOCK;
+}
+
 int
 sm__stream_connected(sm_stream *s, int fd)
 {
+    uint8_t kind = pick_tp(s, fd);
+    if (kind != s->tp) {
+        s->tp = kind;
+        tp(s)->init(s);
+    }
     int rc = tp(s)->open(s, fd);
     if (rc < 0) return rc;
     set_connected(s);

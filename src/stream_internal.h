@@ -49,7 +49,7 @@ struct sm_stream {
     int32_t reason;        /* why it closed or was lost */
     uint16_t flags;        /* written only by the transitions in stream.c */
     uint8_t tp;            /* the transport under it: an index into sm__transports */
-    uint8_t reserved;
+    uint8_t tp_state;      /* the transport's own bits, written only by it */
 };
 
 typedef struct sm__dial sm__dial; /* stream_dial.c */
@@ -148,6 +148,7 @@ typedef struct sm__stream_loop {
     uintptr_t zc_next;
     size_t zc_room;
     sm__wq *spare_wq;   /* an emptied queue, kept for the next one */
+    struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
     sm__wref *ref_free; /* the free nodes of refs (linked through n.next) */
     unsigned refs_used;
     sm__wref refs[SM__REFS];

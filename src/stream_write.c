@@ -590,7 +590,7 @@ sm__stream_flush(sm_stream *s)
                 continue;
             }
             ssize_t n = sm__tp_of(s)->send(s, iov, cnt);
-            if (n == -EAGAIN) {
+            if (n == -EAGAIN || n == -EINPROGRESS) {
                 blocked = true;
                 break;
             }
@@ -648,4 +648,27 @@ void
 sm__tx_ready(sm_stream *s)
 {
     sm__stream_flush(s);
+}
+
+void
+sm__tx_done(sm_stream *s, ssize_t n)
+{
+    sm__wq *q = s->wq;
+    sm__wnode *done = NULL, **done_tail = &done;
+    if (n > 0 && q) {
+        s->tx_ts = q->progress = sm__now32(s);
+        advance(q, (size_t)n, &done_tail);
+    }
+    if (sm__stream_live(s)) {
+        if (n < 0)
+            sm__stream_fail(s, (int)n, "write: %s", sm_strerror((int)n));
+        else
+            sm__stream_flush(s); /* the rest, and what the write's end brings */
+    }
+    while (done) {
+        sm__wtake *t = (sm__wtake *)done;
+        done = done->next;
+        t->free_cb(t->ctx, 0);
+        free(t);
+    }
 }

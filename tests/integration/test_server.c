@@ -383,6 +383,9 @@ test_slowloris_closed(void **state)
     cli_expect_end(quiet, 10000);
     /* The healthy one was never idle long enough to be closed. */
     cli_echo(good, "still here");
+    if (atomic_load(&s.closes) != SLOW + 1)
+        for (int k = 0; k < 8; k++)
+            print_message("close kind %d: %d\n", k, atomic_load(&s.reasons[k]));
     assert_int_equal(atomic_load(&s.closes), SLOW + 1);
     sm_conn_free(good);
     sm_conn_free(quiet);
