@@ -126,9 +126,12 @@ probe(struct io_uring *ring, char *why, size_t why_len)
         int op;
         const char *name;
     } need[] = {
-        {IORING_OP_POLL_ADD, "POLL_ADD"},   {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
-        {IORING_OP_RECV, "RECV"},           {IORING_OP_SENDMSG, "SENDMSG"},
-        {IORING_OP_ACCEPT, "ACCEPT"},       {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+        {IORING_OP_POLL_ADD, "POLL_ADD"},
+        {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
+        {IORING_OP_RECV, "RECV"},
+        {IORING_OP_SENDMSG, "SENDMSG"},
+        {IORING_OP_ACCEPT, "ACCEPT"},
+        {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
         {IORING_OP_SEND_ZC, "SEND_ZC (Linux 6.0)"},
     };
     struct io_uring_probe *p = io_uring_get_probe_ring(ring);
@@ -359,8 +362,7 @@ ur_wait(void *state, sm__poll_event *out, int max, int timeout_ms)
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
-        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts,
-                                              NULL);
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
     }
     if (rc < 0 && rc != -ETIME && rc != -EBUSY) {
         if (rc == -EINTR) return -EINTR;

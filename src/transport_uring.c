@@ -61,7 +61,7 @@ typedef struct utx {
 typedef struct held {
     struct held *next;
     sm_stream *s;
-    int end; /* 0: none; 1: EOF; < 0: -errno */
+    int end;    /* 0: none; 1: EOF; < 0: -errno */
     bool ready; /* the stream reads again: hand it over */
     size_t len, cap;
     uint8_t *data;

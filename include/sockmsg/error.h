@@ -32,7 +32,7 @@ extern "C" {
     X(SM_ERR_CLOSED, SM_ERR_BASE - 6, "object is closed")                                          \
     X(SM_ERR_SLOW_CONSUMER, SM_ERR_BASE - 7, "peer does not read: output queue limit reached")     \
     X(SM_ERR_HEARTBEAT, SM_ERR_BASE - 8, "heartbeat lost: peer silent too long")                   \
-    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")                                  \
+    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")                                   \
     X(SM_ERR_BACKEND, SM_ERR_BASE - 11,                                                            \
       "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")
 

@@ -210,9 +210,11 @@ uring_refused_child(void)
     fprintf(stderr, "child: backend %s, why: %s\n", sm_loop_backend_name(l), why ? why : "-");
     if (strcmp(sm_loop_backend_name(l), "epoll") != 0) rc = 13;
 #ifdef SM_HAVE_URING
-    else if (!why || !strstr(why, "Operation not permitted")) rc = 14;
+    else if (!why || !strstr(why, "Operation not permitted"))
+        rc = 14;
 #else
-    else if (!why || !strstr(why, "built without liburing")) rc = 14;
+    else if (!why || !strstr(why, "built without liburing"))
+        rc = 14;
 #endif
     /* and it runs: a readable pipe is reported */
     int p[2];
