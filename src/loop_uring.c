@@ -53,6 +53,7 @@ struct sm__uring {
     sm_loop *loop;
     sm__uring_cb handlers[SM__UT_KINDS];
     ucomp comp[COMP_MAX]; /* completions reaped by the wait, run by complete */
+    unsigned writes;      /* writes prepared since the last wait (sm__uring_wrote) */
     int ncomp;
     /* provided receive buffers */
     struct io_uring_buf_ring *br;
@@ -359,11 +360,24 @@ ur_wait(void *state, sm__poll_event *out, int max, int timeout_ms)
     if (timeout_ms == 0) {
         rc = io_uring_submit_and_get_events(&u->ring);
     } else {
+        /* The iteration's writes usually complete as they are submitted,
+         * and their completions alone would end the wait: one more loop
+         * iteration and syscall before the receives it waits for. So the
+         * wait asks for one completion beyond them, for at most 1 ms
+         * (a write the socket cannot take yet completes later: the wait
+         * must not hang on it). */
+        unsigned nr = 1;
+        if (u->writes) {
+            nr += u->writes;
+            if (timeout_ms < 0 || timeout_ms > 1) timeout_ms = 1;
+        }
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
-        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+        rc =
+            io_uring_submit_and_wait_timeout(&u->ring, &cqe, nr, timeout_ms < 0 ? NULL : &ts, NULL);
     }
+    u->writes = 0;
     if (rc < 0 && rc != -ETIME && rc != -EBUSY) {
         if (rc == -EINTR) return -EINTR;
         return rc;
@@ -435,6 +449,12 @@ sm__uring *
 sm__loop_uring(const sm_loop *loop)
 {
     return loop->ops == &sm__poller_uring ? loop->poller : NULL;
+}
+
+void
+sm__uring_wrote(sm__uring *u)
+{
+    u->writes++;
 }
 
 void

@@ -51,6 +51,10 @@ sm__uring *sm__loop_uring(const sm_loop *loop);
  * NULL when the queue is full and cannot be flushed now. */
 struct io_uring_sqe *sm__uring_sqe(sm__uring *u);
 
+/* A write was prepared: the next wait expects its completion at once and
+ * waits for one more (see ur_wait). */
+void sm__uring_wrote(sm__uring *u);
+
 /* Completions tagged `tag` go to cb (one handler per tag and ring). */
 void sm__uring_on(sm__uring *u, unsigned tag, sm__uring_cb cb);
 

@@ -437,6 +437,7 @@ uring_send(sm_stream *s, const struct iovec *iov, int iovcnt)
     x->s = s;
     io_uring_prep_sendmsg(sqe, s->io.fd, &x->mh, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_of(x, SM__UT_SEND));
+    sm__uring_wrote(t->u);
     set_state(s, U_SEND, 0);
     return -EINPROGRESS;
 }
