@@ -27,6 +27,11 @@ loop_state_free(void *p)
     sm__stream_loop *sl = p;
     free(sl->rbuf);
     free(sl->spare_wq);
+    while (sl->spare_chunks) {
+        sm__wnode *n = sl->spare_chunks;
+        sl->spare_chunks = n->next;
+        free(n);
+    }
 #ifdef SM_HAVE_URING
     sm__tpu_free(sl->tpu);
 #endif
@@ -90,13 +95,14 @@ sm__stream_opts_check(const sm_stream_opts *o)
 /* ---- the flag word: every write goes through here ------------------------------ */
 
 /* Any change of a stream's state also ends the zero-copy fast path of
- * sm_stream_send_frame (sl->zc_next): it is valid only while nothing but
- * that path has touched the stream since it was set up. */
+ * sm_stream_send_frame (sl->zc_next) and its copying one (sl->cp_s): they
+ * are valid only while nothing but them has touched the stream since they
+ * were set up. */
 static void
 flags_change(sm_stream *s, unsigned set, unsigned clear)
 {
     s->flags = (uint16_t)((s->flags & ~clear) | set);
-    sm__sl(s)->zc_next = 0;
+    sm__fast_end(sm__sl(s));
 }
 
 /* Above high_water (on) or back at low_water (off): on_drain is owed while

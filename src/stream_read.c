@@ -82,7 +82,7 @@ deliver_in(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, si
     sl->zc_hi = (uintptr_t)(buf + len);
     int rc = deliver_all(s, d, buf, len, off);
     sl->zc_s = NULL;
-    sl->zc_next = 0;
+    sm__fast_end(sl);
     return rc;
 }
 
