@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# Install the Debian packages the build and the tests need, only when one is
-# missing. Works as root on a fresh Debian 12 machine (or with sudo).
-# Usage: scripts/deps.sh [extra-package ...]
+# Install the Debian packages a job needs, only when one is missing. Works as
+# root on a fresh Debian 12 machine (or with sudo).
+# Usage: scripts/deps.sh [build|test] [extra-package ...]
+#   build  what the release build and the demo need (make demo, make install)
+#   test   build, plus what the test suite needs (make test)
+# With neither, the arguments are just the packages to install (scripts/lint.sh
+# asks for clang-format and clang-tidy this way).
 set -euo pipefail
 
-# g++ and pkgconf: tests/consumer builds C++ and pkg-config programs against
-# an installed sockmsg.
-pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx haproxy g++ pkgconf "$@")
+# The library, the tool, the examples and the demo: a C11 compiler and CMake.
+build_pkgs=(cmake ninja-build gcc make libc6-dev)
+# The tests: cmocka; python3 (pack cross-checks, peers); iproute2 (netns);
+# socat, netcat, nginx and haproxy as foreign peers; g++ and pkgconf for the
+# out-of-tree consumers of an installed sockmsg (tests/consumer).
+test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf)
+
+pkgs=()
+case "${1:-}" in
+build)
+    shift
+    pkgs=("${build_pkgs[@]}")
+    ;;
+test)
+    shift
+    pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}")
+    ;;
+esac
+pkgs+=("$@")
+[ ${#pkgs[@]} -eq 0 ] && { echo "usage: scripts/deps.sh [build|test] [package ...]" >&2; exit 2; }
 
 missing=()
 for p in "${pkgs[@]}"; do
