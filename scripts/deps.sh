@@ -3,9 +3,9 @@
 # root on a fresh Debian 12 machine (or with sudo).
 # Usage: scripts/deps.sh [build|test] [extra-package ...]
 #   build  what the release build and the demo need (make demo, make install)
-#   test   build, plus what the test suite needs (make test)
-# With neither, the arguments are just the packages to install (scripts/lint.sh
-# asks for clang-format and clang-tidy this way).
+#   test   build, plus what the test suite needs (make test); the default, so
+#          `scripts/deps.sh PKG...` (bench/run.sh, scripts/lint.sh) installs
+#          everything a build with tests needs, and PKG
 set -euo pipefail
 
 # The library, the tool, the examples and the demo: a C11 compiler and CMake.
@@ -15,19 +15,16 @@ build_pkgs=(cmake ninja-build gcc make libc6-dev)
 # out-of-tree consumers of an installed sockmsg (tests/consumer).
 test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf)
 
-pkgs=()
+mode=test
 case "${1:-}" in
-build)
+build | test)
+    mode=$1
     shift
-    pkgs=("${build_pkgs[@]}")
-    ;;
-test)
-    shift
-    pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}")
     ;;
 esac
+pkgs=("${build_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 pkgs+=("$@")
-[ ${#pkgs[@]} -eq 0 ] && { echo "usage: scripts/deps.sh [build|test] [package ...]" >&2; exit 2; }
 
 missing=()
 for p in "${pkgs[@]}"; do

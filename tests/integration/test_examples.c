@@ -2,9 +2,12 @@
  * HOWTO's thread-per-client server, and the demo. */
 #include "smtest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <sockmsg/conn.h>
@@ -139,6 +142,54 @@ test_sockets(void **state)
             !strstr(text, "peer done: 0\n"))
             fail_msg("sockets %s exited %d, output was:\n%s", where[i], st, text);
     }
+}
+
+/* The README's first program against `sockmsg serve --echo`, as the README
+ * says to run it; and what it says when nothing listens. */
+static void
+test_hello(void **state)
+{
+    (void)state;
+    int out, err;
+    char *srv_argv[] = {SOCKMSG_BIN, "serve", "--echo", "--listen", "tcp://127.0.0.1:0", NULL};
+    int srv = sm_test_spawn2(srv_argv, NULL, &out, &err);
+    char line[256];
+    assert_true(sm_test_read_line(out, line, sizeof line, 10000) > 0);
+    const char *addr = strstr(line, "tcp://");
+    if (!addr) fail_msg("sockmsg serve said '%s'", line);
+    char *argv[] = {HELLO, (char *)addr, NULL};
+    int cli_out;
+    int cli = sm_test_spawn(argv, &cli_out, true);
+    char text[1024];
+    sm_test_read_all(cli_out, text, sizeof text, 10000);
+    close(cli_out);
+    int st = sm_test_wait(cli, 10000);
+    if (st != 0 || strcmp(text, "got 5 bytes: hello\n") != 0)
+        fail_msg("hello exited %d:\n%s", st, text);
+    SM_ASSERT_OK(kill(srv, SIGTERM));
+    assert_int_equal(sm_test_wait(srv, 10000), 0);
+    char log[4096];
+    sm_test_read_all(err, log, sizeof log, 1000);
+    close(out);
+    close(err);
+
+    /* A port held bound but not listening: refused, in words. */
+    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(hold >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    SM_ASSERT_OK(bind(hold, (struct sockaddr *)&sin, sizeof sin));
+    socklen_t slen = sizeof sin;
+    SM_ASSERT_OK(getsockname(hold, (struct sockaddr *)&sin, &slen));
+    char refused[64];
+    snprintf(refused, sizeof refused, "tcp://127.0.0.1:%u", ntohs(sin.sin_port));
+    argv[1] = refused;
+    cli = sm_test_spawn(argv, &cli_out, true);
+    sm_test_read_all(cli_out, text, sizeof text, 10000);
+    close(cli_out);
+    assert_int_equal(sm_test_wait(cli, 10000), 1);
+    close(hold);
+    if (!strstr(text, "hello: ") || !strstr(text, "refused"))
+        fail_msg("hello without a server said:\n%s", text);
 }
 
 /* The guide's measuring client against `sockmsg serve --echo`: it reports
@@ -308,6 +359,7 @@ main(void)
         cmocka_unit_test(test_pipeline_client),
         cmocka_unit_test(test_sockets),
         cmocka_unit_test(test_rtt),
+        cmocka_unit_test(test_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
