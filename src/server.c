@@ -137,6 +137,7 @@ destroy(sm_server *srv)
     for (int i = 0; srv->listen_copy && srv->listen_copy[i]; i++)
         free(srv->listen_copy[i]);
     free(srv->listen_copy);
+    free(srv->ping_copy);
     free(srv->eps);
     free(srv->fds);
     free(srv);
