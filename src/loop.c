@@ -255,7 +255,6 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
     if (!loop) return -ENOMEM;
     loop->on_wakeup = opts->on_wakeup;
     loop->data = opts->data;
-    loop->now = sm__now_ms();
     dlist_init(&loop->defer_q);
     dlist_init(&loop->defer_run);
     atomic_init(&loop->wake_pending, 0);
@@ -266,6 +265,9 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
         free(loop);
         return rc;
     }
+    /* After the backend: setting up a ring takes a while, and what the
+     * loop's first watchers record as "now" must not predate the loop. */
+    loop->now = sm__now_ms();
     loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop->wake_fd < 0) {
         rc = -errno;
@@ -317,10 +319,26 @@ poll_io(sm_loop *loop, int timeout)
         return 1;
     }
     if (atomic_load(&loop->wake_user)) timeout = 0;
-    int n = loop->ops->wait(loop->poller, loop->events, SM__LOOP_MAX_EVENTS, timeout);
+    int64_t until = timeout > 0 ? sm__now_ms() + timeout : 0;
+    int n;
+    for (;;) {
+        n = loop->ops->wait(loop->poller, loop->events, SM__LOOP_MAX_EVENTS, timeout);
+        if (n != -EINTR) break;
+        /* A signal handler ran, or the kernel ran task work of an io_uring
+         * ring (its teardown interrupts the task's waits even where the
+         * loop is on epoll): wait out the rest, unless asked to stop. */
+        if (atomic_load(&loop->stop_req) || atomic_load(&loop->wake_user)) {
+            n = 0;
+            break;
+        }
+        if (timeout > 0) {
+            int64_t left = until - sm__now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+    }
     atomic_store(&loop->polling, 0);
     loop->now = sm__now_ms();
-    if (n < 0) return n == -EINTR ? 0 : n;
+    if (n < 0) return n;
 
     loop->nevents = n;
     for (loop->ev_next = 0; loop->ev_next < loop->nevents;) {
