@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -22,7 +23,8 @@
 static unsigned
 edge_bit(const sm_io *w)
 {
-    return w->flags & SM__IO_EDGE ? SM__EV_EDGE : 0;
+    return (w->flags & SM__IO_EDGE ? SM__EV_EDGE : 0) |
+           (w->flags & SM__IO_ACCEPT ? SM__EV_ACCEPT : 0);
 }
 
 /* An add or modify makes the kernel look at the fd's readiness again: what
@@ -598,6 +600,27 @@ void
 sm__io_set_edge(sm_io *w)
 {
     if (w->loop->ops->edge) w->flags |= SM__IO_EDGE;
+}
+
+void
+sm__io_set_accept(sm_io *w)
+{
+    if (w->loop->ops->accepted) w->flags |= SM__IO_ACCEPT;
+}
+
+int
+sm__io_accept(sm_io *w)
+{
+    sm_loop *loop = w->loop;
+    if ((w->flags & SM__IO_ACCEPT) && w->kernel) {
+        int fd = loop->ops->accepted(loop->poller, w->fd);
+        if (fd != -ENOENT) return fd;
+    }
+    for (;;) {
+        int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) return fd;
+        if (errno != EINTR) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
 }
 
 int

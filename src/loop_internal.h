@@ -15,6 +15,7 @@
 #define SM__IO_INTERNAL 0x8u  /* the loop's own: does not keep sm_loop_run going */
 #define SM__IO_EDGE     0x10u /* edge triggered (only on a backend that can) */
 #define SM__IO_MISSED   0x20u /* edge: a readiness it did not want was dropped */
+#define SM__IO_ACCEPT   0x40u /* a listener: accepts by completions where it can */
 
 struct sm__sigstate;
 
@@ -95,6 +96,16 @@ void sm__io_set_edge(sm_io *w);
  * spent, a batch ended early): have the next wait report it again. 0 or
  * -errno; no syscall for a level-triggered watcher. */
 int sm__io_rearm(sm_io *w);
+
+/* w watches a listening socket (set after sm_io_init, before
+ * sm_io_start): where the backend can, it accepts connections itself
+ * (io_uring: a multishot accept) and SM_READ means "accepted ones are
+ * waiting"; take them with sm__io_accept. */
+void sm__io_set_accept(sm_io *w);
+
+/* The next connection of listener w, non-blocking and close-on-exec: an fd,
+ * or -errno (-EAGAIN: none now, and SM_READ will come when there is). */
+int sm__io_accept(sm_io *w);
 
 /* Keep the loop alive while requests of a closing object are in flight
  * (+1), or not any more (-1): sm_loop_run does not return and

@@ -20,6 +20,9 @@
 
 /* In add / modify events: edge triggered is enough for this fd. */
 #define SM__EV_EDGE 0x80u
+/* In add / modify events: fd is a listener the backend may accept on by
+ * itself (see accepted). */
+#define SM__EV_ACCEPT 0x20u
 /* In reported events: the peer shut down or the socket has an error, so a
  * short read does not mean there is nothing more to learn: an EOF or an error
  * that came with the data will not be reported again. An edge-triggered
@@ -56,6 +59,11 @@ typedef struct sm__poller_ops {
      * without waiting (sm_loop_run returns: work must not sit unsent until
      * a next run). NULL elsewhere. */
     void (*submit)(void *state);
+    /* A listener added with SM__EV_ACCEPT: a connection the backend
+     * accepted for fd (>= 0), an accept error (-errno), -EAGAIN (none now:
+     * its accepting goes on), or -ENOENT (the backend does not accept for
+     * fd now: accept4 yourself). NULL: never accepts. */
+    int (*accepted)(void *state, int fd);
     /* Learn the loop it serves, once, after create. NULL: not needed. */
     void (*attach)(void *state, struct sm_loop *loop);
 } sm__poller_ops;

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "loop_uring.h"
 
@@ -31,11 +33,20 @@
 #define COMP_MAX     512
 #define SEQ_BITS     28
 
+/* Connections a listener's multishot accept took, not yet taken from it. */
+typedef struct uacc {
+    int *fds;
+    unsigned head, n, cap;
+    int err; /* an accept error to report once the queue is empty */
+} uacc;
+
 typedef struct ufd {
-    uint32_t seq;  /* of the request armed last */
-    uint8_t want;  /* SM_READ / SM_WRITE the loop asked for */
-    uint8_t armed; /* the mask of the request in flight, 0: none */
-    uint8_t dirty; /* on the dirty list */
+    uint32_t seq;   /* of the request armed last */
+    uint8_t want;   /* SM_READ / SM_WRITE the loop asked for */
+    uint8_t armed;  /* the mask of the request in flight, 0: none */
+    uint8_t dirty;  /* on the dirty list */
+    uint8_t accept; /* a listener: a multishot accept instead of a poll */
+    uacc *acc;      /* for a listener, once it accepted */
 } ufd;
 
 typedef struct ucomp {
@@ -62,9 +73,15 @@ struct sm__uring {
 };
 
 static uint64_t
-poll_ud(int fd, uint32_t seq)
+fd_ud(unsigned tag, int fd, uint32_t seq)
 {
-    return SM__UT_POLL | (uint64_t)(uint32_t)fd << 4 | (uint64_t)seq << 36;
+    return tag | (uint64_t)(uint32_t)fd << 4 | (uint64_t)seq << 36;
+}
+
+static uint64_t
+poll_ud(const ufd *f, int fd)
+{
+    return fd_ud(f->accept ? SM__UT_ACCEPT : SM__UT_POLL, fd, f->seq);
 }
 
 static unsigned
@@ -177,6 +194,19 @@ ur_create(void **state)
     return sm__uring_create(state, why, sizeof why);
 }
 
+/* Connections accepted for a listener that stopped: nobody takes them. */
+static void
+acc_free(ufd *f)
+{
+    uacc *a = f->acc;
+    if (!a) return;
+    for (unsigned i = a->head; i < a->n; i++)
+        close(a->fds[i]);
+    free(a->fds);
+    free(a);
+    f->acc = NULL;
+}
+
 /* Cancel requests now, waiting until the kernel let go of them: a poll
  * request holds a reference to its file, so without this a socket closed
  * right after its watcher stopped would linger (a listener would still
@@ -205,6 +235,8 @@ ur_destroy(void *state)
     io_uring_queue_exit(&u->ring);
     if (u->br) munmap(u->br, SM__UBUF_COUNT * sizeof(struct io_uring_buf));
     if (u->bufs) munmap(u->bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
+    for (size_t i = 0; i < u->fds_cap; i++)
+        acc_free(&u->fds[i]);
     free(u->fds);
     free(u->dirty);
     free(u);
@@ -252,6 +284,7 @@ ur_add(void *state, int fd, unsigned events)
     int rc = fd_reserve(u, fd);
     if (rc < 0) return rc;
     u->fds[fd].want = (uint8_t)(events & (SM_READ | SM_WRITE));
+    u->fds[fd].accept = (events & SM__EV_ACCEPT) != 0;
     mark(u, fd);
     return 0;
 }
@@ -274,11 +307,12 @@ ur_del(void *state, int fd, unsigned old_events)
     /* Its completion, if one comes, finds the fd unarmed and is dropped.
      * Where the cancel cannot be made here (another thread), the next wait
      * removes the request. */
-    int rc = f->armed ? sync_cancel(u, poll_ud(fd, f->seq), 0) : -ENOENT;
+    int rc = f->armed ? sync_cancel(u, poll_ud(f, fd), 0) : -ENOENT;
     if (rc == 0 || rc == -ENOENT || rc == -EALREADY)
         f->armed = 0;
     else
         mark(u, fd);
+    acc_free(f);
     return 0;
 }
 
@@ -306,7 +340,10 @@ apply_changes(sm__uring *u)
                 u->dirty[keep++] = fd;
                 continue;
             }
-            io_uring_prep_poll_remove(sqe, poll_ud(fd, f->seq));
+            if (f->accept)
+                io_uring_prep_cancel64(sqe, poll_ud(f, fd), 0);
+            else
+                io_uring_prep_poll_remove(sqe, poll_ud(f, fd));
             io_uring_sqe_set_data64(sqe, SM__UT_IGNORE);
             f->armed = 0;
         }
@@ -317,8 +354,11 @@ apply_changes(sm__uring *u)
                 continue;
             }
             f->seq = (f->seq + 1) & ((1u << SEQ_BITS) - 1);
-            io_uring_prep_poll_add(sqe, fd, to_poll(f->want));
-            io_uring_sqe_set_data64(sqe, poll_ud(fd, f->seq));
+            if (f->accept && f->want == SM_READ)
+                io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            else
+                io_uring_prep_poll_add(sqe, fd, to_poll(f->want));
+            io_uring_sqe_set_data64(sqe, poll_ud(f, fd));
             f->armed = f->want;
         }
         f->dirty = 0;
@@ -344,6 +384,69 @@ poll_done(sm__uring *u, uint64_t ud, int32_t res, sm__poll_event *ev)
     ev->fd = fd;
     ev->events = from_poll(res);
     return true;
+}
+
+/* A listener's multishot accept: the connection joins the listener's
+ * queue (a connection for a listener replaced since is closed), and the
+ * listener hears SM_READ. The request goes on while F_MORE says so. */
+static bool
+accept_done(sm__uring *u, uint64_t ud, int32_t res, uint32_t flags, sm__poll_event *ev)
+{
+    int fd = (int)(uint32_t)(ud >> 4);
+    uint32_t seq = (uint32_t)(ud >> 36);
+    ufd *f = (size_t)fd < u->fds_cap ? &u->fds[fd] : NULL;
+    bool current = f && f->armed && f->seq == seq && f->accept;
+    if (!current) {
+        if (res >= 0) close(res);
+        return false;
+    }
+    if (!(flags & IORING_CQE_F_MORE)) {
+        f->armed = 0;
+        if (f->want) mark(u, fd);
+    }
+    if (res == -ECANCELED) return false;
+    uacc *a = f->acc;
+    if (!a && !(a = f->acc = calloc(1, sizeof *a))) {
+        if (res >= 0) close(res); /* the client sees a reset: better than a leak */
+        return false;
+    }
+    if (res < 0) {
+        a->err = res;
+    } else {
+        if (a->head == a->n) a->head = a->n = 0;
+        if (a->n == a->cap) {
+            unsigned cap = a->cap ? a->cap * 2 : 64;
+            int *p = realloc(a->fds, cap * sizeof *p);
+            if (!p) {
+                close(res);
+                return false;
+            }
+            a->fds = p;
+            a->cap = cap;
+        }
+        a->fds[a->n++] = res;
+    }
+    ev->fd = fd;
+    ev->events = SM_READ;
+    return true;
+}
+
+static int
+ur_accepted(void *state, int fd)
+{
+    sm__uring *u = state;
+    ufd *f = (size_t)fd < u->fds_cap ? &u->fds[fd] : NULL;
+    if (!f || !f->accept) return -ENOENT;
+    uacc *a = f->acc;
+    if (a && a->head < a->n) return a->fds[a->head++];
+    if (a && a->err) {
+        int err = a->err;
+        a->err = 0;
+        return err;
+    }
+    /* Not accepting right now (paused, or between requests): the caller's
+     * accept4 drains what the kernel holds. */
+    return f->armed && !f->dirty ? -EAGAIN : -ENOENT;
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -393,6 +496,8 @@ ur_wait(void *state, sm__poll_event *out, int max, int timeout_ms)
         unsigned tag = (unsigned)(ud & SM__UT_MASK);
         if (tag == SM__UT_POLL) {
             if (poll_done(u, ud, cqe->res, &out[n])) n++;
+        } else if (tag == SM__UT_ACCEPT) {
+            if (accept_done(u, ud, cqe->res, cqe->flags, &out[n])) n++;
         } else if (tag != SM__UT_IGNORE) {
             u->comp[u->ncomp++] = (ucomp){.ud = ud, .res = cqe->res, .flags = cqe->flags};
         }
@@ -440,6 +545,7 @@ const sm__poller_ops sm__poller_uring = {
     .wait = ur_wait,
     .complete = ur_complete,
     .submit = ur_submit,
+    .accepted = ur_accepted,
     .attach = ur_attach,
 };
 

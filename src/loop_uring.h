@@ -26,7 +26,7 @@ enum {
     SM__UT_IGNORE = 2, /* removals, cancellations: no one waits for them */
     SM__UT_RECV = 3,   /* a stream's multishot receive (transport_uring.c) */
     SM__UT_SEND = 4,   /* a stream's gather write */
-    SM__UT_ACCEPT = 5, /* a listener's multishot accept */
+    SM__UT_ACCEPT = 5, /* a listener's multishot accept (loop_uring.c) */
     SM__UT_KINDS = 16,
 };
 #define SM__UT_MASK ((uint64_t)0xf)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "loop_internal.h"
 #include "server_internal.h"
 
 /* ---- limits -------------------------------------------------------------------- */
@@ -86,9 +87,9 @@ sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn tak
     sm_server *srv = w->srv;
     int limit = drain_all ? 1 << 20 : SM__ACCEPT_BATCH;
     for (int i = 0; i < limit; i++) {
-        int fd = accept4(l->io.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = sm__io_accept(&l->io);
         if (fd < 0) {
-            int err = errno;
+            int err = -fd;
             /* A client that gave up between its handshake and our accept. */
             if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
             if (err == EAGAIN || err == EWOULDBLOCK) return true;

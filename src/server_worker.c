@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "loop_internal.h"
 #include "server_internal.h"
 
 void
@@ -66,6 +67,7 @@ sm__worker_run(sm__worker *w, sm_io_cb on_listener, bool signals, const char *wh
     for (int i = 0; rc == 0 && i < w->nlst; i++) {
         sm__listener *l = &w->lst[i];
         sm_io_init(w->loop, &l->io, *l->slot, on_listener);
+        sm__io_set_accept(&l->io); /* io_uring: a multishot accept */
         l->io.data = l;
         rc = sm_io_start(&l->io, SM_READ);
     }
