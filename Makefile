@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build a release, run the main job
 #   make test   install what is missing, build, run every test through CTest
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
+#   make fuzz   every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh)
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -9,6 +10,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE ?=
 BACKEND  ?=
 PREFIX   ?= /usr/local
+FUZZ_SECONDS ?= 60
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -17,7 +19,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release install test test-asan test-tsan lint format tidy clean
+.PHONY: all deps demo release install test test-asan test-tsan lint fuzz format tidy clean
 
 all: release
 
@@ -47,6 +49,14 @@ test-tsan:
 
 lint:
 	LINT_JOBS=$(JOBS) scripts/lint.sh build/dev
+
+# libFuzzer needs clang and its runtime (Debian 12: libclang-rt-14-dev). A
+# crash is kept in fuzz/regressions/, which every make test then replays.
+fuzz:
+	@scripts/deps.sh clang libclang-rt-14-dev
+	CC=clang cmake -S . -B build/fuzz -G Ninja -DSM_BUILD_FUZZ=ON -DSM_BUILD_TESTS=OFF -DSM_BUILD_TOOLS=OFF >/dev/null
+	cmake --build build/fuzz -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build/fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
