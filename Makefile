@@ -3,6 +3,7 @@
 #   make test   install what is missing, build, run every test through CTest
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
 #   make fuzz   every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh)
+#   make netns  the network-namespace tests alone (root), full message count
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -19,7 +20,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release install test test-asan test-tsan lint fuzz format tidy clean
+.PHONY: all deps demo release install test test-asan test-tsan lint fuzz netns format tidy clean
 
 all: release
 
@@ -49,6 +50,13 @@ test-tsan:
 
 lint:
 	LINT_JOBS=$(JOBS) scripts/lint.sh build/dev
+
+# Dead and lossy links between network namespaces (tests/netns, test_netns);
+# needs root. SM_NETNS_MESSAGES overrides the message count per case.
+netns: deps
+	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build/dev -j $(JOBS)
+	ctest --test-dir build/dev -L netns --output-on-failure -V
 
 # libFuzzer needs clang and its runtime (Debian 12: libclang-rt-14-dev). A
 # crash is kept in fuzz/regressions/, which every make test then replays.
