@@ -4,6 +4,7 @@
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
 #   make fuzz   every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh)
 #   make netns  the network-namespace tests alone (root), full message count
+#   make soak   SOAK_SECONDS (600) of mixed load on sockmsg serve; not in CI
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -12,6 +13,7 @@ SANITIZE ?=
 BACKEND  ?=
 PREFIX   ?= /usr/local
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -20,7 +22,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release install test test-asan test-tsan lint fuzz netns format tidy clean
+.PHONY: all deps demo release install test test-asan test-tsan lint fuzz netns soak format tidy clean
 
 all: release
 
@@ -57,6 +59,14 @@ netns: deps
 	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build/dev -j $(JOBS)
 	ctest --test-dir build/dev -L netns --output-on-failure -V
+
+# Mixed load (every framing, both models, disconnects, slow readers) on
+# sockmsg serve while its RSS and fds are sampled; prints a table, fails when
+# a server is not flat (tests/soak/soak.c states the criterion).
+soak: deps
+	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build/dev -j $(JOBS) --target soak
+	SOAK_SECONDS=$(SOAK_SECONDS) build/dev/tests/soak
 
 # libFuzzer needs clang and its runtime (Debian 12: libclang-rt-14-dev). A
 # crash is kept in fuzz/regressions/, which every make test then replays.
