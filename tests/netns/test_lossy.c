@@ -7,7 +7,7 @@
  * has not (CONFIG_NET_SCH_NETEM unset, as on the machine this was written
  * on), a TUN device in each namespace and impair.c forwarding IP packets
  * between them with the same impairments from a seeded PRNG. Each test
- * prints which mode ran, with the counts.
+ * prints which mode ran, with the counts. Namespaces and link: netns_link.c.
  *
  *   1, 2. sm_server in the loop model, then the thread model, in namespace A;
  *      a client in B sends N checksummed messages (a window in flight) and
@@ -31,25 +31,16 @@
  * by the next. */
 #include "smtest.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/if_tun.h>
-#include <net/if.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sockmsg/sockmsg.h>
 
-#include "impair.h"
+#include "netns_link.h"
 
 #ifndef SM_NETNS_MESSAGES
 #define SM_NETNS_MESSAGES 20000
@@ -66,130 +57,14 @@
 static const char PING[] = "\0PING";
 #define PING_LEN 5
 
-typedef struct net {
-    bool up, netem;
-    char ns[2][32], ifname[2][16], ip[2][32];
-    impair *link;
-    uint64_t seed;
-} net;
-
-static net N;
+static netns_link N;
 static const sm_frame_spec len32be = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 static uint32_t n_msgs = SM_NETNS_MESSAGES;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Run a command quietly; its exit status. */
-static int
-sh(const char *fmt, ...)
-{
-    char args[384], cmd[448];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s >/dev/null 2>&1", args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-/* Move the calling thread into namespace `name` (NULL: back to `home`). */
-static int home_ns = -1;
-
-static int
-enter_ns(const char *name)
-{
-    if (!name) return setns(home_ns, CLONE_NEWNET);
-    char path[96];
-    snprintf(path, sizeof path, "/run/netns/%s", name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = setns(fd, CLONE_NEWNET);
-    close(fd);
-    return rc;
-}
 
 static void
 net_down(void)
 {
-    if (!N.up) return;
-    N.up = false;
-    if (N.link) impair_stop(N.link);
-    N.link = NULL;
-    for (int i = 0; i < 2; i++) /* devices go with their namespace */
-        sh("ip netns del %s", N.ns[i]);
-}
-
-static void
-sweep_stale(void)
-{
-    DIR *d = opendir("/run/netns");
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        unsigned pid;
-        char side;
-        if (sscanf(e->d_name, "smloss%c%u", &side, &pid) != 2) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        sh("ip netns del %s", e->d_name);
-    }
-    closedir(d);
-}
-
-/* A TUN device named `name`, created in namespace `ns` (a TUN device lives
- * in the namespace of the thread that opened /dev/net/tun). */
-static int
-tun_in_ns(const char *ns, const char *name)
-{
-    if (enter_ns(ns) != 0) return -1;
-    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    struct ifreq ifr = {.ifr_flags = IFF_TUN | IFF_NO_PI};
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-    if (fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    if (enter_ns(NULL) != 0) abort(); /* cannot go home: nothing else is safe */
-    return fd;
-}
-
-static const char *
-netem_args(void)
-{
-    static char a[128];
-    snprintf(a, sizeof a, "delay %dms reorder %d%% duplicate %d%% loss %d%%", DELAY_MS,
-             (int)(REORDER * 100), (int)(DUP * 100), (int)(LOSS * 100));
-    return a;
-}
-
-/* netem on a veth pair between the namespaces, both ends; false (and the
- * pair removed) when the kernel has no netem. */
-static bool
-try_netem(void)
-{
-    if (sh("ip link add %s netns %s type veth peer name %s netns %s", N.ifname[0], N.ns[0],
-           N.ifname[1], N.ns[1]))
-        return false;
-    for (int i = 0; i < 2; i++)
-        if (sh("tc -n %s qdisc add dev %s root netem %s", N.ns[i], N.ifname[i], netem_args())) {
-            sh("ip -n %s link del %s", N.ns[0], N.ifname[0]);
-            return false;
-        }
-    return true;
-}
-
-static bool
-try_tun(void)
-{
-    int fd[2];
-    for (int i = 0; i < 2; i++)
-        if ((fd[i] = tun_in_ns(N.ns[i], N.ifname[i])) < 0) {
-            if (i) close(fd[0]);
-            return false;
-        }
-    impair_cfg cfg = {
-        .loss = LOSS, .dup = DUP, .reorder = REORDER, .delay_ms = DELAY_MS, .seed = N.seed};
-    return impair_start(&N.link, fd[0], fd[1], &cfg) == 0;
+    netns_link_down(&N);
 }
 
 static int
@@ -199,30 +74,12 @@ net_setup(void **state)
     if (geteuid() != 0) return 0;
     const char *env = getenv("SM_NETNS_MESSAGES");
     if (env && atoi(env) > 0) n_msgs = (uint32_t)atoi(env);
-    home_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home_ns < 0) return 0;
-    sweep_stale();
-    unsigned p = (unsigned)getpid();
-    N.seed = p * 0x9e3779b97f4a7c15ull + 1;
-    unsigned a = (p >> 6) & 255, b = (p & 63) * 4;
-    for (int i = 0; i < 2; i++) {
-        snprintf(N.ns[i], sizeof N.ns[i], "smloss%c%u", 'a' + i, p);
-        snprintf(N.ifname[i], sizeof N.ifname[i], "sml%c%u", 'a' + i, p % 10000000u);
-        snprintf(N.ip[i], sizeof N.ip[i], "10.214.%u.%u", a, b + 1 + (unsigned)i);
-        if (sh("ip netns add %s", N.ns[i])) {
-            if (i) sh("ip netns del %s", N.ns[0]);
-            return 0;
-        }
-    }
-    N.up = true;
-    atexit(net_down);
-    N.netem = try_netem();
-    bool ok = N.netem || try_tun();
-    for (int i = 0; ok && i < 2; i++)
-        ok = !sh("ip -n %s addr add %s/30 dev %s", N.ns[i], N.ip[i], N.ifname[i]) &&
-             !sh("ip -n %s link set %s up", N.ns[i], N.ifname[i]) &&
-             !sh("ip -n %s link set lo up", N.ns[i]);
-    if (!ok) net_down();
+    impair_cfg cfg = {.loss = LOSS,
+                      .dup = DUP,
+                      .reorder = REORDER,
+                      .delay_ms = DELAY_MS,
+                      .seed = getpid() * 0x9e3779b97f4a7c15ull + 1};
+    if (netns_link_up(&N, &cfg) == 0) atexit(net_down);
     return 0;
 }
 
@@ -247,18 +104,10 @@ need_net(void)
     }
 }
 
-/* Cut the link both ways, or restore it. */
 static void
 link_cut(bool cut)
 {
-    if (!N.netem) {
-        impair_cut(N.link, cut);
-        return;
-    }
-    for (int i = 0; i < 2; i++)
-        if (sh("tc -n %s qdisc change dev %s root netem %s", N.ns[i], N.ifname[i],
-               cut ? "loss 100%" : netem_args()))
-            fail_msg("tc qdisc change on %s failed", N.ifname[i]);
+    if (netns_link_cut(&N, cut) != 0) fail_msg("tc qdisc change failed");
 }
 
 /* ---- messages ------------------------------------------------------------------ */
@@ -374,9 +223,9 @@ server_in_a(sm_server_opts *o, srv_ctx *c, uint16_t *port)
     o->swallow_pings = true;
     sm_server *srv;
     /* The listening socket is made in A; accepted ones follow it. */
-    SM_ASSERT_OK(enter_ns(N.ns[0]));
+    SM_ASSERT_OK(netns_enter(&N, 0));
     int rc = sm_server_new(&srv, o, why, sizeof why);
-    SM_ASSERT_OK(enter_ns(NULL));
+    SM_ASSERT_OK(netns_enter(&N, -1));
     if (rc < 0) fail_msg("server: %s", why);
     SM_ASSERT_OK(sm_server_start(srv));
     sm_endpoint e;
@@ -548,7 +397,7 @@ client_run(uint16_t port, bool with_cut, client *c)
         so.reconnect_min_ms = 100;
         so.reconnect_max_ms = 1000;
     }
-    SM_ASSERT_OK(enter_ns(N.ns[1]));
+    SM_ASSERT_OK(netns_enter(&N, 1));
     SM_ASSERT_OK(sm_loop_new(&c->loop, NULL));
     sm_timer_init(c->loop, &c->tick, cl_tick);
     c->tick.data = c;
@@ -559,48 +408,16 @@ client_run(uint16_t port, bool with_cut, client *c)
     snprintf(ep, sizeof ep, "tcp://%s:%u", N.ip[0], (unsigned)port);
     int rc = sm_stream_dial(&c->s, c->loop, ep, &so, c, why, sizeof why);
     if (rc < 0) {
-        enter_ns(NULL);
+        netns_enter(&N, -1);
         fail_msg("dial %s: %s", ep, why);
     }
     /* Bounded: the tick closes the stream at the deadline, and the loop
      * ends when nothing is active. */
     rc = sm_loop_run(c->loop, SM_RUN_DEFAULT);
-    SM_ASSERT_OK(enter_ns(NULL));
+    SM_ASSERT_OK(netns_enter(&N, -1));
     SM_ASSERT_OK(rc);
     if (c->cut_at && !c->cut_done) link_cut(false);
     SM_ASSERT_OK(sm_loop_free(c->loop));
-}
-
-/* The forwarder's counters when the current test began. */
-static impair_stats link_base[2];
-
-static void
-link_mark(void)
-{
-    if (N.link)
-        for (int d = 0; d < 2; d++)
-            impair_get_stats(N.link, d, &link_base[d]);
-}
-
-static void
-print_link(void)
-{
-    if (N.netem) {
-        print_message("  link: tc netem %s, both ways\n", netem_args());
-        return;
-    }
-    for (int d = 0; d < 2; d++) {
-        impair_stats s, *b = &link_base[d];
-        impair_get_stats(N.link, d, &s);
-        s.in -= b->in, s.out -= b->out, s.lost -= b->lost, s.dup -= b->dup;
-        s.reordered -= b->reordered, s.cut -= b->cut, s.overflow -= b->overflow;
-        print_message("  packets %s: in %llu out %llu lost %llu dup %llu reordered %llu cut %llu "
-                      "overflow/failed %llu\n",
-                      d ? "B->A" : "A->B", (unsigned long long)s.in, (unsigned long long)s.out,
-                      (unsigned long long)s.lost, (unsigned long long)s.dup,
-                      (unsigned long long)s.reordered, (unsigned long long)s.cut,
-                      (unsigned long long)s.overflow);
-    }
 }
 
 static void
@@ -612,12 +429,12 @@ report(const char *what, const client *c, const srv_ctx *sc, int64_t ms)
         "%llu, losses %llu, corrupt %llu; client acked %u, sent %llu, connections lost %d; "
         "%lld ms\n",
         what, N.netem ? "netem" : "tun+impair", (int)(LOSS * 100), DELAY_MS, (int)(REORDER * 100),
-        (int)(DUP * 100), (unsigned long long)N.seed, n_msgs, (unsigned long long)sc->delivered,
+        (int)(DUP * 100), (unsigned long long)N.cfg.seed, n_msgs, (unsigned long long)sc->delivered,
         (unsigned long long)sc->resent, (unsigned long long)c->dup_echo,
         (unsigned long long)(sc->gaps + c->gap_echo),
         (unsigned long long)(sc->corrupt + c->bad_echo), c->acked, (unsigned long long)c->sent,
         c->reconnects, (long long)ms);
-    print_link();
+    netns_link_print(&N);
 }
 
 static void
@@ -644,7 +461,7 @@ run_model(sm_server_model model, const char *name)
     uint16_t port;
     sm_server *srv = server_in_a(&o, &sc, &port);
     static client c;
-    link_mark();
+    netns_link_mark(&N);
     int64_t t0 = sm_test_now_ms();
     client_run(port, false, &c);
     int64_t ms = sm_test_now_ms() - t0;
@@ -679,7 +496,7 @@ test_stream_reconnect_through_cut(void **state)
     uint16_t port;
     sm_server *srv = server_in_a(&o, &sc, &port);
     static client c;
-    link_mark();
+    netns_link_mark(&N);
     int64_t t0 = sm_test_now_ms();
     client_run(port, true, &c);
     int64_t ms = sm_test_now_ms() - t0;
