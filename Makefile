@@ -2,6 +2,9 @@
 #   make demo   install what the build needs (compiler, CMake), build a release, run the main job
 #   make test   install what the tests need too (cmocka, python3, peers), build, run every test
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
+#   make fuzz   every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh)
+#   make netns  the network-namespace tests alone (root), full message count
+#   make soak   SOAK_SECONDS (600) of mixed load on sockmsg serve; not in CI
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -9,6 +12,8 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE ?=
 BACKEND  ?=
 PREFIX   ?= /usr/local
+FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -17,7 +22,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps deps-test demo release install test test-asan test-tsan lint format tidy clean
+.PHONY: all deps deps-test demo release install test test-asan test-tsan lint fuzz netns soak format tidy clean
 
 all: release
 
@@ -51,6 +56,29 @@ test-tsan:
 
 lint:
 	LINT_JOBS=$(JOBS) scripts/lint.sh build/dev
+
+# Dead and lossy links between network namespaces (tests/netns, test_netns);
+# needs root. SM_NETNS_MESSAGES overrides the message count per case.
+netns: deps
+	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build/dev -j $(JOBS)
+	ctest --test-dir build/dev -L netns --output-on-failure -V
+
+# Mixed load (every framing, both models, disconnects, slow readers) on
+# sockmsg serve while its RSS and fds are sampled; prints a table, fails when
+# a server is not flat (tests/soak/soak.c states the criterion).
+soak: deps
+	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build/dev -j $(JOBS) --target soak
+	SOAK_SECONDS=$(SOAK_SECONDS) build/dev/tests/soak
+
+# libFuzzer needs clang and its runtime (Debian 12: libclang-rt-14-dev). A
+# crash is kept in fuzz/regressions/, which every make test then replays.
+fuzz:
+	@scripts/deps.sh clang libclang-rt-14-dev
+	CC=clang cmake -S . -B build/fuzz -G Ninja -DSM_BUILD_FUZZ=ON -DSM_BUILD_TESTS=OFF -DSM_BUILD_TOOLS=OFF >/dev/null
+	cmake --build build/fuzz -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build/fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -165,7 +165,10 @@ sm_endpoint_format(const sm_endpoint *ep, char *out, size_t out_len)
                      ep->host, (unsigned)ep->port);
         break;
     case SM_ENDPOINT_UNIX:
-        n = snprintf(out, out_len, "unix:%s", ep->path);
+        /* "unix:@x" would name the abstract socket x: a relative path that
+         * starts with '@' (a peer's address can) is written as ./@x, the same
+         * file. */
+        n = snprintf(out, out_len, ep->path[0] == '@' ? "unix:./%s" : "unix:%s", ep->path);
         break;
     case SM_ENDPOINT_UNIX_ABSTRACT:
         n = snprintf(out, out_len, "unix:@%s", ep->path);

@@ -61,8 +61,10 @@ typedef struct sm_addr {
 SM_API int sm_endpoint_parse(sm_endpoint *ep, const char *str, char *why, size_t why_len);
 
 /* sm_endpoint_format - write the canonical string of *ep into out
- * (IPv6 hosts bracketed). Returns its length (excluding the NUL), or -ENOSPC
- * if out_len is too small (out then holds a truncated, terminated string). */
+ * (IPv6 hosts bracketed; a Unix path that starts with '@' as "unix:./@...",
+ * so that it does not read as an abstract name). Returns its length
+ * (excluding the NUL), or -ENOSPC if out_len is too small (out then holds a
+ * truncated, terminated string). */
 SM_API int sm_endpoint_format(const sm_endpoint *ep, char *out, size_t out_len);
 
 /* sm_endpoint_resolve - resolve *ep into socket addresses, at most `max`.

@@ -238,6 +238,24 @@ test_unix_addresses(void **state)
     assert_string_equal(back.path, "");
 }
 
+/* Found by fuzz_endpoint: a peer bound to the relative path "@x" formatted as
+ * "unix:@x", which parses as the abstract name x, another socket. */
+static void
+test_unix_path_starting_with_at(void **state)
+{
+    (void)state;
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    memcpy(un.sun_path, "@x", 3);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 3);
+    char out[64];
+    SM_ASSERT_OK(sm_addr_format((struct sockaddr *)&un, len, out, sizeof out));
+    assert_string_equal(out, "unix:./@x");
+    sm_endpoint ep;
+    SM_ASSERT_OK(sm_endpoint_parse(&ep, out, NULL, 0));
+    assert_int_equal(ep.kind, SM_ENDPOINT_UNIX);
+    assert_string_equal(ep.path, "./@x");
+}
+
 static void
 test_v4_mapped_shown_as_v4(void **state)
 {
@@ -262,6 +280,7 @@ main(void)
         cmocka_unit_test(test_resolve_any_and_localhost),
         cmocka_unit_test(test_resolve_failure_names_host),
         cmocka_unit_test(test_unix_addresses),
+        cmocka_unit_test(test_unix_path_starting_with_at),
         cmocka_unit_test(test_v4_mapped_shown_as_v4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
