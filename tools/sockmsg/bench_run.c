@@ -128,9 +128,8 @@ on_tick(sm_timer *t)
 /* --rate: at every slice boundary each connection sends what the schedule
  * owes it (and bench_conn_io sends more as replies make room). */
 static void
-pace_all(worker *w)
+pace_all(worker *w, int64_t now)
 {
-    int64_t now = now_ns();
     for (int i = 0; i < w->nconns; i++)
         if (w->conns[i].open) bench_conn_send(w, &w->conns[i], now);
 }
@@ -145,7 +144,7 @@ on_pace(sm_io *io, unsigned events)
      * sends every slice it missed at once. */
     while (read(io->fd, &expirations, sizeof expirations) < 0 && errno == EINTR)
         ;
-    pace_all(w);
+    pace_all(w, now_ns());
 }
 
 /* Arm w's timerfd at the slice boundaries after t0 and watch it. */
@@ -197,10 +196,12 @@ worker_end(worker *w)
 {
     if (w->draining) return;
     if (w->b->ns_per > 0) {
-        /* The slice before m1 may not have been sent yet: send what the
-         * schedule owes up to m1 (bench_conn_send stops there), then count. */
+        /* The last slices before m1 may not have been sent yet (the end
+         * timer has millisecond precision and may come a little early):
+         * send all the window owes, then count. */
+        int64_t now = now_ns(), m1 = bench_m1(w->b);
         sm_io_stop(&w->pace);
-        pace_all(w);
+        pace_all(w, now > m1 - 1 ? now : m1 - 1);
         count_schedule(w);
     }
     w->draining = true;
@@ -455,7 +456,9 @@ collect(bench *b, bench_result *res)
     }
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         res->errors += res->err[k];
-    int64_t m1 = bench_m1(b), end = done < m1 ? done : m1;
+    /* The open loop's window is its schedule's, however early the
+     * connections finished. */
+    int64_t m1 = bench_m1(b), end = done < m1 && b->ns_per == 0 ? done : m1;
     res->window_s = end > b->m0 ? (double)(end - b->m0) / 1e9 : 0;
     if (!b->have_ru1) getrusage(RUSAGE_SELF, &b->ru1);
     res->cpu_s = cpu_seconds(&b->ru1) - cpu_seconds(&b->ru0);
