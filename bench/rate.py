@@ -187,8 +187,10 @@ def r_tables(w, results, meta, unavailable):
         p["secs"] = meta["secs"].get(s, p["secs"])
         if meta.get("quick"):
             p["warmup"] = 0.2
-        w("## %s: %s connections, %s B, %s msgs/s offered (open loop)" % (
-            s, p["conns"], p["size"], _rate(p["rate"])))
+        size = p["size"]
+        size = size[:-1] + " KiB" if size.endswith("k") else size + " B"
+        w("## %s: %s connections, %s, %s msgs/s offered (open loop)" % (
+            s, p["conns"], size, _rate(p["rate"])))
         w("")
         w("`sockmsg bench --rate %d -c %d -d %d -s %s -t %g --warmup %g`: the same schedule "
           "for every server, sent in 1 ms slices, at most %d in flight per connection; latency "
@@ -213,18 +215,25 @@ def r_tables(w, results, meta, unavailable):
             runs = results[key]
             u, lo, hi = _med(runs, "us_per_msg")
             iqr = _iqr(runs, "us_per_msg")
+            behind = sum(1 for r in runs if r.get("ok") and behind_schedule(r))
             sysr = results.get((s + ":sys", n, "tcp", 1), [])
             sc = [r["sys"]["total"] for r in sysr if r.get("sys")]
-            w("| %s | %s | %s–%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                label(n), _f(u, 3), _f(lo, 3), _f(hi, 3),
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label(n), _f(u, 3) + (" §" if behind * 2 > len(runs) else ""),
+                "%s–%s" % (_f(lo, 3), _f(hi, 3)) if lo is not None else "–",
                 "%s–%s" % (_f(iqr[0], 3), _f(iqr[1], 3)) if iqr else "–",
                 _f(_ratio(u, raw)), _f(_ratio(u, uv)),
                 _rate(_med(runs, "msgs_per_s")[0]), _rate(_med(runs, "shortfall")[0]),
                 _f(sc[0] if sc else None, 3), _f(_med(runs, "p50")[0], 1),
                 _f(_med(runs, "p99")[0], 1),
                 _pct(_med(runs, "server_cpu")[0]), _pct(_med(runs, "client_cpu")[0]),
-                runs_note(runs)))
+                runs_note(runs) + (" (%d behind §)" % behind if behind else "")))
         w("")
+    w("§ behind schedule: a shortfall over %g%% of the messages due. That server did not "
+      "keep up with the rate, so its CPU per message is over a backlog, not the offered "
+      "load, and is not comparable (marked when most runs were behind)." % (
+          100 * BEHIND))
+    w("")
     w("## R: system calls per message")
     w("")
     if meta.get("perf_why"):
@@ -251,8 +260,7 @@ def r_tables(w, results, meta, unavailable):
             r = next((x for x in runs if x.get("sys")), None)
             if not r:
                 if runs:
-                    w("| %s | %s | not counted: %s | | | | | | |" % (
-                        s, label(n), runs[0].get("why", "?")))
+                    w("| %s | %s | %s | | | | | | |" % (s, label(n), runs[0].get("why", "?")))
                 continue
             y = r["sys"]
             other = y["total"] - sum(y[c] for c in SYS_COLS)
@@ -266,6 +274,13 @@ def _pct(v):
     return "–" if v is None else "%.0f%%" % v
 
 
+BEHIND = 0.001  # a shortfall over this fraction of the schedule: not keeping up
+
+
+def behind_schedule(r):
+    return bool(r.get("scheduled")) and (r.get("shortfall") or 0) > BEHIND * r["scheduled"]
+
+
 def runs_note(runs):
     ok = sum(1 for r in runs if r.get("ok"))
     s = "%d/%d" % (ok, len(runs))
@@ -277,8 +292,17 @@ def runs_note(runs):
         s += " (%d redone ↻)" % len(redone)
     noisy = [r for r in runs if r.get("noisy")]
     if noisy:
-        s += " (%d still noisy ‡: %s)" % (len(noisy), "; ".join(sorted(set(
-            r.get("noise", "?") for r in noisy))))
+        worst = []
+        others = [r["other_cpu"] for r in noisy if r.get("other_cpu") is not None]
+        if others:
+            worst.append("others up to %.0f%% of a core" % max(others))
+        clients = [r["client_cpu"] for r in noisy if r.get("client_cpu") is not None]
+        if clients and max(clients) > R_CLIENT_MAX:
+            worst.append("client up to %.0f%%" % max(clients))
+        steals = [r.get("steal", 0) for r in noisy]
+        if max(steals) > STEAL_MAX:
+            worst.append("steal up to %.1f%%" % max(steals))
+        s += " (%d still noisy ‡: %s)" % (len(noisy), ", ".join(worst) or "?")
     return s
 
 

@@ -383,6 +383,7 @@ class Runner:
             if s.get("rate"):
                 r["target"] = res.get("target_rate")
                 r["shortfall"] = res.get("shortfall")
+                r["scheduled"] = res.get("scheduled")
             if not r["ok"]:
                 r["why"] = "%d errors" % r["errors"]
             if ps:
