@@ -9,12 +9,18 @@ all its threads from /proc/PID/stat over the measured interval, divided by
 the messages answered in it), system calls per message, and latency.
 
 The rate of R1 is fixed, not searched for: 200,000 msgs/s of 64 B over 50
-connections. Measured on this 2-core VM (Release build, server on core 0,
-client on core 1, quiet machine), raw epoll answers it with no shortfall at
-about a third of its core and the client at about half of its own, so both
-have room; at 300k the client passes 70 % of its core on a busy machine and
-the comparison starts to measure the client (see README "Benchmarks"). R2 is
-100,000 msgs/s of 4 KiB (400 MB/s each way), where copying dominates.
+connections, chosen by measuring raw epoll on this 2-core VM on 2026-12-07
+(Release build, server on core 0, client on core 1, 3 s windows, the
+machine shared, load average 5-6 from other work). At 200k raw epoll kept up
+in 3 sweeps of 3 (no shortfall) with its client at 20-46 % of its core and
+itself at 12-31 %; at 300k it fell behind in 2 of 3 (shortfalls of 456 and
+268,000 messages), at 400k in 1 of 2. 200k is the highest rate tried that
+raw epoll met every time with the client under half its core, so the
+comparison measures the servers, not the client; lower rates mostly
+measure wake-ups (fewer messages per read: raw epoll 1.6-2.3 us/msg at 100k
+against 0.6-1.6 at 200k in the same sweeps). (Under heavier load, load
+average 10-14, raw epoll fell behind even at 200k: such runs are marked.)
+R2 is 100,000 msgs/s of 4 KiB (400 MB/s each way), where copying dominates.
 """
 
 import os
