@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # bench/run.sh: every server side by side in one run (issue "Prove it").
 #
-#   bench/run.sh [--quick] [--rounds N] [--no-deps] [--build-dir DIR] [--out DIR]
+#   bench/run.sh [--quick] [--rounds N] [--only LIST] [--no-deps] [--build-dir DIR]
+#                [--out DIR]
 #
 # Installs what it needs on Debian when something is missing, builds a Release
 # tree (the library, the sockmsg CLI, every bench peer whose library is there),
 # then bench/run.py runs the scenarios (ping-pong, pipelined, bulk, idle
-# connections, threads and Unix sockets), each server fresh for every run,
-# pinned to core 0 with the load generator on core 1, three interleaved rounds,
-# and writes bench/results/<date>.md and .png plus latest.md / latest.png.
+# connections, threads and Unix sockets, and R1/R2: every server at the same
+# open-loop rate, CPU and syscalls per message), each server fresh for every
+# run, pinned to core 0 with the load generator on core 1, three interleaved
+# rounds (five for R), and writes bench/results/<date>.md and .png plus
+# latest.md / latest.png. sockmsg runs on each backend (SOCKMSG_BACKEND=epoll,
+# io_uring); one it refuses is reported unavailable.
 #
 # --quick: one round of short runs, written to the build directory instead of
 # bench/results (to check the script, not to publish numbers).
+# --only LIST: only these scenario groups, comma-separated from P,T,B,M,C,R
+# (e.g. --only R, about 4 minutes); written to <date>-only-R.md, latest.* kept.
 #
 # Exit status: non-zero when sockmsg, peer_raw_epoll or idle_rss did not
 # build, or when any run against the sockmsg server reported an error.
@@ -26,11 +32,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --no-deps) deps=0 ;;
     --build-dir) build=$(realpath -m "$2"); shift ;;
-    --quick | --rounds | --out)
+    --quick | --rounds | --out | --only)
         args+=("$1")
         if [ "$1" != --quick ]; then args+=("$2"); shift; fi
         ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -42,7 +48,7 @@ start=$(date +%s)
 # 1. Packages: the project's own list plus the peers' libraries and gnuplot
 # (gnuplot-nox: the chart needs no X). deps.sh installs only what is missing.
 if [ "$deps" = 1 ]; then
-    extra=(libuv1-dev libevent-dev libzmq3-dev libnng-dev pkg-config python3)
+    extra=(libuv1-dev libevent-dev libzmq3-dev libnng-dev pkg-config python3 linux-perf)
     command -v gnuplot >/dev/null || extra+=(gnuplot-nox)
     if ! "$root/scripts/deps.sh" "${extra[@]}"; then
         say "installing packages failed; going on with what is installed (peers may be skipped)"

@@ -8,6 +8,9 @@
  *   - against broken servers: a byte flipped in every 10th reply, replies
  *     swapped in pairs, a server that hangs up, one that never answers: exit
  *     1 and errors counted;
+ *   - --rate (open loop): the schedule's counts in the JSON and the report,
+ *     every reply still checked, and a shortfall when the server stops
+ *     reading;
  *   - ^C, which ends the measured window early;
  *   - usage errors (exit 2) and an endpoint nobody listens on (exit 1).
  * Each run puts at most a few tenths of a second of load; no timing is
@@ -327,6 +330,7 @@ typedef enum mode {
     SWAP,        /* replies swapped in pairs */
     CLOSE_AFTER, /* hang up after 5 replies */
     SILENT,      /* read, never answer */
+    DEAF,        /* never read */
 } mode;
 
 typedef struct server {
@@ -364,6 +368,11 @@ handler_main(void *arg)
     bool holding = false;
     uint64_t n = 0;
     while (!atomic_load(&s->stop)) {
+        if (s->mode == DEAF) {
+            /* Nothing to wait for but the stop flag (no event carries it). */
+            poll(NULL, 0, 20);
+            continue;
+        }
         sm_frame_msg m;
         int rc = sm_conn_recv(c, &m, 50);
         if (rc == -ETIMEDOUT) continue;
@@ -523,6 +532,102 @@ test_large_threads(void **state)
     assert_true(json_num(&r, "mb_per_s") > 0);
 }
 
+/* ---- --rate ------------------------------------------------------------- */
+
+/* The schedule's counts add up: every message of the window was sent or is
+ * in the shortfall, every one sent came back right and counted. */
+static void
+expect_rate_counts(const run *r, double target)
+{
+    expect_clean(r, false);
+    assert_true(json_num(r, "target_rate") == target);
+    assert_true(json_num(r, "achieved_rate") == json_num(r, "msgs_per_s"));
+    double scheduled = json_num(r, "scheduled"), sent = json_num(r, "sent");
+    assert_true(scheduled > 0);
+    assert_true(sent + json_num(r, "shortfall") == scheduled);
+    if (json_num(r, "messages") != sent) {
+        print_error("%.0f messages counted, %.0f sent: %s\n", json_num(r, "messages"), sent,
+                    r->out);
+        fail();
+    }
+}
+
+static void
+test_rate_json(void **state)
+{
+    (void)state;
+    NEED_RAW_EPOLL();
+    peer_start(&the_peer, "tcp://127.0.0.1:0");
+    run r;
+    RUN(&r, "bench", the_peer.endpoint, "--json", "--rate", "2k", "-t", "0.3", "--warmup", "0.1",
+        "-c", "4", "-d", "8");
+    peer_stop(&the_peer);
+    expect_rate_counts(&r, 2000);
+    /* 0.3 s of a 2000/s schedule; a message more or less per connection at
+     * the window's edges. */
+    double scheduled = json_num(&r, "scheduled");
+    assert_true(scheduled >= 596 && scheduled <= 604);
+    assert_string_equal(r.err, "");
+}
+
+/* Large messages (gathered, not copied) on two threads, with a report. */
+static void
+test_rate_large_report(void **state)
+{
+    (void)state;
+    server *s = &the_server;
+    server_start(s, "len32be", ECHO);
+    run r;
+    RUN(&r, "bench", s->endpoint, "--json", "--rate", "500", "-t", "0.3", "-c", "3", "-d", "2",
+        "-s", "4k", "--threads", "2");
+    expect_rate_counts(&r, 500);
+    RUN(&r, "bench", s->endpoint, "--rate", "0.4k", "-t", "0.2", "-c", "2", "-d", "2");
+    server_stop(s);
+    expect(&r, 0, "400 msgs/s offered", NULL);
+    expect(&r, 0, "schedule    400 msgs/s asked: ", NULL);
+    expect(&r, 0, " target=400 shortfall=", NULL);
+}
+
+/* Every reply is still checked. */
+static void
+test_rate_flipped_byte(void **state)
+{
+    (void)state;
+    server *s = &the_server;
+    server_start(s, "len32be", FLIP10);
+    run r;
+    RUN(&r, "bench", s->endpoint, "--json", "--rate", "1000", "-t", "0.3", "-c", "2", "-d", "4");
+    server_stop(s);
+    expect(&r, 1, NULL, "want 0x");
+    expect_one_object(&r);
+    assert_true(json_num(&r, "mismatch") > 0);
+    assert_true(json_num(&r, "messages") > 0);
+}
+
+/* A server that stops reading: with one message in flight per connection,
+ * the rest of the window's schedule is the shortfall; the unanswered
+ * messages time out after the window (the timeout outlasts it, so the
+ * connections are still open when it ends). */
+static void
+test_rate_shortfall(void **state)
+{
+    (void)state;
+    server *s = &the_server;
+    server_start(s, "len32be", DEAF);
+    run r;
+    RUN(&r, "bench", s->endpoint, "--json", "--rate", "1000", "-t", "0.3", "-c", "2", "-d", "1",
+        "--timeout", "1000");
+    server_stop(s);
+    expect(&r, 1, NULL, "no reply");
+    expect_one_object(&r);
+    assert_int_equal((int)json_num(&r, "timeout"), 2);
+    assert_int_equal((int)json_num(&r, "messages"), 0);
+    assert_int_equal((int)json_num(&r, "sent"), 2);
+    double scheduled = json_num(&r, "scheduled");
+    assert_true(scheduled > 2);
+    assert_true(json_num(&r, "shortfall") == scheduled - 2);
+}
+
 /* ---- broken servers ----------------------------------------------------- */
 
 static void
@@ -657,6 +762,14 @@ test_usage_errors(void **state)
     expect(&r, 2, NULL, "more than 0");
     RUN(&r, "bench", ep, "--duration", "-1");
     expect(&r, 2, NULL, "--duration");
+    RUN(&r, "bench", ep, "--rate", "0");
+    expect(&r, 2, NULL, "--rate: must be more than 0");
+    RUN(&r, "bench", ep, "--rate", "-5");
+    expect(&r, 2, NULL, "--rate");
+    RUN(&r, "bench", ep, "--rate", "fast");
+    expect(&r, 2, NULL, "expected messages per second");
+    RUN(&r, "bench", ep, "--rate", "2G");
+    expect(&r, 2, NULL, "--rate");
     RUN(&r, "bench", ep, "--duration", "abc");
     expect(&r, 2, NULL, "expected seconds");
     RUN(&r, "bench", ep, "--duration", "5x");
@@ -783,6 +896,10 @@ main(void)
         cmocka_unit_test_teardown(test_frames_other, test_teardown),
         cmocka_unit_test_teardown(test_fixed_size_json, test_teardown),
         cmocka_unit_test_teardown(test_large_threads, test_teardown),
+        cmocka_unit_test_teardown(test_rate_json, test_teardown),
+        cmocka_unit_test_teardown(test_rate_large_report, test_teardown),
+        cmocka_unit_test_teardown(test_rate_flipped_byte, test_teardown),
+        cmocka_unit_test_teardown(test_rate_shortfall, test_teardown),
         cmocka_unit_test_teardown(test_flipped_byte, test_teardown),
         cmocka_unit_test_teardown(test_flipped_byte_line, test_teardown),
         cmocka_unit_test_teardown(test_reordered, test_teardown),

@@ -52,6 +52,7 @@ typedef struct bench_cfg {
     size_t frame_len; /* head + payload + tail */
     int conns, depth, threads;
     int64_t duration_ns, warmup_ns;
+    double rate;    /* --rate: messages per second in all; 0 for the closed loop */
     int timeout_ms; /* connecting, and the longest wait for a reply */
     bool progress;  /* the live line on stdout */
 
@@ -68,8 +69,17 @@ typedef struct bench_cfg {
 } bench_cfg;
 
 typedef struct bench_result {
-    uint64_t messages; /* replies received intact within the window */
-    uint64_t errors;   /* the sum of err[] */
+    /* The messages of the window: closed loop, those whose reply arrived
+     * in it; --rate, those meant to start out in it (their replies may come
+     * in the drain). */
+    uint64_t messages; /* replies received intact */
+    uint64_t sent;     /* messages of the window that started out */
+    /* --rate: messages of the window in the schedule (rate x window, over
+     * all connections), and those of them still unsent when it ended, on
+     * connections still open, because --depth were in flight or the socket
+     * was full. 0 for the closed loop. */
+    uint64_t scheduled, shortfall;
+    uint64_t errors; /* the sum of err[] */
     uint64_t err[BENCH_ERR_KINDS];
     double window_s; /* the measured time */
     double cpu_s;    /* user + system time of the process within it */

@@ -48,6 +48,7 @@ bench_worker_done(worker *w)
     sm_timer_stop(&w->tick);
     sm_timer_stop(&w->end);
     sm_timer_stop(&w->start);
+    sm_io_stop(&w->pace);
     sm_signal_stop(&w->sigint);
 }
 
@@ -62,6 +63,14 @@ bench_conn_close(worker *w, conn *c)
 }
 
 /* ---- sending ------------------------------------------------------------ */
+
+/* The time latency is measured from: when the message starts out, or with
+ * --rate when it was meant to (no coordinated omission). */
+static inline int64_t
+stamp(const worker *w, const conn *c, uint64_t s, int64_t now)
+{
+    return w->b->ns_per > 0 ? bench_intended(w->b, c, s) : now;
+}
 
 /* Small frames: copy the batch's frames from the prototypes (a run of
  * entries, wrapping around), put in the sequence numbers, one send. Messages
@@ -82,7 +91,7 @@ send_copy(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
     }
     uint64_t s = c->sseq;
     for (size_t i = 0; i < n; i++, s++) {
-        if (i > 0 || c->soff == 0) c->ts[s & w->mask] = now;
+        if (i > 0 || c->soff == 0) c->ts[s & w->mask] = stamp(w, c, s, now);
         bench_seq_write(cfg, s, w->scratch + i * f + head);
     }
     *end = s;
@@ -107,7 +116,7 @@ send_iov(worker *w, conn *c, uint64_t lim, int64_t now, uint64_t *end)
     int n = 0;
     uint64_t s = c->sseq;
     for (unsigned k = 0; s < lim && k < IOV_MSGS; s++, k++) {
-        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = now;
+        if (s != c->sseq || c->soff == 0) c->ts[s & w->mask] = stamp(w, c, s, now);
         bench_seq_write(cfg, s, w->seqs[k]);
         iov_add(w->iov, &n, cfg->hdr.head, cfg->hdr.head_len);
         iov_add(w->iov, &n, w->seqs[k], cfg->seq_w);
@@ -145,8 +154,21 @@ bool
 bench_conn_send(worker *w, conn *c, int64_t now)
 {
     const bench_cfg *cfg = w->cfg;
-    uint64_t lim = c->rseq + (uint64_t)cfg->depth;
-    if (w->draining || now >= bench_m1(w->b)) lim = c->sseq + (c->soff > 0);
+    bench *b = w->b;
+    int64_t m1 = bench_m1(b);
+    uint64_t started = c->sseq + (c->soff > 0), lim = c->rseq + (uint64_t)cfg->depth;
+    if (b->ns_per > 0) {
+        /* Open loop: what the schedule owes by now, and nothing meant for
+         * m1 or later. A message late because the window was full goes as
+         * soon as there is room; its latency still counts from its time. */
+        uint64_t due = bench_due(b, c, now < m1 ? now : m1 - 1);
+        if (due < lim) lim = due;
+        if (w->draining) lim = started;
+    } else if (w->draining || now >= m1) {
+        lim = started;
+    }
+    if (lim < started) lim = started;
+    bool idle = outstanding(c) == 0;
     while (c->sseq < lim) {
         uint64_t end;
         ssize_t n = cfg->protos ? send_copy(w, c, lim, now, &end) : send_iov(w, c, lim, now, &end);
@@ -164,6 +186,10 @@ bench_conn_send(worker *w, conn *c, int64_t now)
         c->soff = total % cfg->frame_len;
         if (c->sseq != end) break; /* the socket buffer is full */
     }
+    uint64_t now_started = c->sseq + (c->soff > 0);
+    /* --rate counts the window's messages by their times when it ends. */
+    if (b->ns_per == 0 && now >= b->m0 && now < m1) w->sent += now_started - started;
+    if (idle && now_started > started) c->since = now;
     want_write(c, c->sseq < lim);
     return true;
 }
@@ -300,9 +326,19 @@ conn_read(worker *w, conn *c)
     }
     int64_t now = now_ns();
     c->rend += (size_t)n;
+    /* Which replies count: closed loop, all of those that arrive within
+     * the window; --rate, those of messages meant for it, whenever they
+     * arrive. As a range of send stamps: [lo, hi). */
+    bench *b = w->b;
+    int64_t lo = b->m0, hi = bench_m1(b);
+    if (b->ns_per == 0) {
+        bool in = now >= lo && now < hi;
+        lo = in ? INT64_MIN : 0;
+        hi = in ? INT64_MAX : 0;
+    }
     /* The loop works on copies: sm_frame_decode is opaque to the compiler,
      * which would otherwise reload every field after each call. */
-    bench_hist *hist = now >= w->b->m0 && now < bench_m1(w->b) ? w->hist : NULL;
+    bench_hist *hist = w->hist;
     const uint8_t *buf = c->rbuf;
     const int64_t *ts = c->ts;
     size_t pos = c->rstart, end = c->rend;
@@ -312,9 +348,10 @@ conn_read(worker *w, conn *c)
     while ((k = sm_frame_decode(&c->dec, buf + pos, end - pos, &m)) > 0) {
         pos += (size_t)k;
         if (rseq < sseq && m.data && reply_ok(cfg, c, rseq, &m)) {
-            if (hist) {
+            int64_t t = ts[rseq & mask];
+            if (t >= lo && t < hi) {
                 msgs++;
-                hist_record(hist, (uint64_t)(now - ts[rseq & mask]));
+                hist_record(hist, (uint64_t)(now - t));
             }
             rseq++;
             continue;
@@ -324,6 +361,7 @@ conn_read(worker *w, conn *c)
         rseq = c->rseq;
     }
     c->rstart = pos;
+    if (rseq != c->rseq) c->since = now;
     c->rseq = rseq;
     bool published = msgs != w->messages;
     w->messages = msgs;

@@ -17,6 +17,13 @@
  * A reply counts (and its latency is recorded) when it arrives in [m0, m1);
  * no message is sent from m1 on; a connection closes once its replies are
  * all back, or fails if one is missing for longer than the timeout.
+ *
+ * With --rate the load is an open loop instead: each worker's timerfd fires
+ * at every PACE_NS slice boundary and each connection sends what the
+ * schedule owes it (bench_due), depth at most in flight. Latency counts from
+ * the time a message was due, a message counts when it was due in [m0, m1)
+ * (its reply may come in the drain), and what was due but unsent when the
+ * window ends is the shortfall (count_schedule).
  */
 #include <assert.h>
 #include <errno.h>
@@ -25,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <sockmsg/error.h>
@@ -98,7 +106,10 @@ on_tick(sm_timer *t)
     for (int i = 0; i < w->nconns; i++) {
         conn *c = &w->conns[i];
         uint64_t out = c->open ? outstanding(c) : 0;
-        if (out && now - c->ts[c->rseq & w->mask] > limit) {
+        /* --rate stamps are the intended times, which a backlog makes old:
+         * there, time the wait from the last sign of life instead. */
+        int64_t from = w->b->ns_per > 0 ? c->since : c->ts[c->rseq & w->mask];
+        if (out && now - from > limit) {
             bench_count_error(w, BENCH_ERR_TIMEOUT);
             bench_detail(w, c,
                          "no reply to message %" PRIu64 " within %d ms (%" PRIu64
@@ -114,6 +125,62 @@ on_tick(sm_timer *t)
         publish(w);
 }
 
+/* --rate: at every slice boundary each connection sends what the schedule
+ * owes it (and bench_conn_io sends more as replies make room). */
+static void
+pace_all(worker *w, int64_t now)
+{
+    for (int i = 0; i < w->nconns; i++)
+        if (w->conns[i].open) bench_conn_send(w, &w->conns[i], now);
+}
+
+static void
+on_pace(sm_io *io, unsigned events)
+{
+    (void)events;
+    worker *w = io->data;
+    uint64_t expirations;
+    /* Only the readiness matters: the time is read again, and a late wake-up
+     * sends every slice it missed at once. */
+    while (read(io->fd, &expirations, sizeof expirations) < 0 && errno == EINTR)
+        ;
+    pace_all(w, now_ns());
+}
+
+/* Arm w's timerfd at the slice boundaries after t0 and watch it. */
+static int
+pace_start(worker *w, int64_t t0)
+{
+    int64_t first = t0 + PACE_NS;
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = 0, .tv_nsec = PACE_NS},
+        .it_value = {.tv_sec = first / 1000000000, .tv_nsec = first % 1000000000},
+    };
+    if (timerfd_settime(w->pace.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) return -errno;
+    return sm_io_start(&w->pace, SM_READ);
+}
+
+/* --rate: count the window's messages by their intended times, in
+ * [first, end) for each connection: sent, or not (the shortfall; on open
+ * connections only, a closed one has counted its errors). */
+static void
+count_schedule(worker *w)
+{
+    bench *b = w->b;
+    int64_t m1 = bench_m1(b);
+    for (int i = 0; i < w->nconns; i++) {
+        conn *c = &w->conns[i];
+        uint64_t first = bench_due(b, c, b->m0 - 1), end = bench_due(b, c, m1 - 1);
+        if (end < first) end = first;
+        uint64_t started = c->sseq + (c->soff > 0);
+        if (started < first) started = first;
+        if (started > end) started = end;
+        w->scheduled += end - first;
+        w->sent += started - first;
+        if (c->open) w->shortfall += end - started;
+    }
+}
+
 static void
 on_start(sm_timer *t)
 {
@@ -127,6 +194,16 @@ on_start(sm_timer *t)
 static void
 worker_end(worker *w)
 {
+    if (w->draining) return;
+    if (w->b->ns_per > 0) {
+        /* The last slices before m1 may not have been sent yet (the end
+         * timer has millisecond precision and may come a little early):
+         * send all the window owes, then count. */
+        int64_t now = now_ns(), m1 = bench_m1(w->b);
+        sm_io_stop(&w->pace);
+        pace_all(w, now > m1 - 1 ? now : m1 - 1);
+        count_schedule(w);
+    }
     w->draining = true;
     if (w->id == 0 && !w->b->have_ru1) {
         getrusage(RUSAGE_SELF, &w->b->ru1);
@@ -207,6 +284,7 @@ worker_init(bench *b, worker *w, int id, int nconns)
     w->b = b;
     w->cfg = cfg;
     w->id = id;
+    w->pace.fd = -1; /* until sm_io_init below */
     pthread_mutex_init(&w->pub_lock, NULL);
     sm_loop_opts opts = {.on_wakeup = on_wakeup, .data = w};
     int rc = sm_loop_new(&w->loop, &opts);
@@ -230,6 +308,11 @@ worker_init(bench *b, worker *w, int id, int nconns)
     sm_timer_init(w->loop, &w->start, on_start);
     sm_signal_init(w->loop, &w->sigint, on_sigint);
     w->tick.data = w->end.data = w->start.data = w->sigint.data = w;
+    int fd = -1;
+    if (cfg->rate > 0 && (fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
+        return -errno;
+    sm_io_init(w->loop, &w->pace, fd, on_pace);
+    w->pace.data = w;
     return 0;
 }
 
@@ -280,10 +363,12 @@ worker_free(worker *w)
         sm_timer_stop(&w->tick);
         sm_timer_stop(&w->end);
         sm_timer_stop(&w->start);
+        sm_io_stop(&w->pace);
         sm_signal_stop(&w->sigint);
         (void)sm_loop_run(w->loop, SM_RUN_NOWAIT);
         sm_loop_free(w->loop);
     }
+    if (w->pace.fd >= 0) close(w->pace.fd);
     free(w->conns);
     free(w->hist);
     free(w->pub_hist);
@@ -356,7 +441,12 @@ collect(bench *b, bench_result *res)
     int64_t done = 0;
     for (int i = 0; i < b->nworkers; i++) {
         worker *w = &b->workers[i];
+        /* Every connection failed before the window ended. */
+        if (b->ns_per > 0 && !w->draining) count_schedule(w);
         res->messages += w->messages;
+        res->sent += w->sent;
+        res->scheduled += w->scheduled;
+        res->shortfall += w->shortfall;
         for (int k = 0; k < BENCH_ERR_KINDS; k++)
             res->err[k] += w->err[k];
         hist_merge(&res->hist, w->hist);
@@ -366,7 +456,9 @@ collect(bench *b, bench_result *res)
     }
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         res->errors += res->err[k];
-    int64_t m1 = bench_m1(b), end = done < m1 ? done : m1;
+    /* The open loop's window is its schedule's, however early the
+     * connections finished. */
+    int64_t m1 = bench_m1(b), end = done < m1 && b->ns_per == 0 ? done : m1;
     res->window_s = end > b->m0 ? (double)(end - b->m0) / 1e9 : 0;
     if (!b->have_ru1) getrusage(RUSAGE_SELF, &b->ru1);
     res->cpu_s = cpu_seconds(&b->ru1) - cpu_seconds(&b->ru0);
@@ -396,6 +488,8 @@ bench_run(const bench_cfg *cfg, bench_result *res)
     if (connect_all(&b) != 0) goto out;
 
     int64_t now = now_ns();
+    b.t0 = now;
+    b.ns_per = cfg->rate > 0 ? 1e9 / cfg->rate : 0;
     b.m0 = now + cfg->warmup_ns;
     atomic_store_explicit(&b.m1, b.m0 + cfg->duration_ns, memory_order_relaxed);
     b.prog_t = b.m0;
@@ -407,6 +501,11 @@ bench_run(const bench_cfg *cfg, bench_result *res)
             (i == 0 && cfg->warmup_ns > 0 &&
              sm_timer_start(&w->start, timer_ms(b.m0, now), 0) < 0)) {
             cli_fail(cfg->cli, "event loop: %s", sm_strerror(-ENOMEM));
+            goto out;
+        }
+        int rc = b.ns_per > 0 ? pace_start(w, b.t0) : 0;
+        if (rc < 0) {
+            cli_fail(cfg->cli, "pacing timer: %s", sm_strerror(rc));
             goto out;
         }
     }

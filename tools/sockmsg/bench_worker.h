@@ -19,6 +19,7 @@
 #define RBUF_MAX       ((size_t)256 << 10) /* read buffer cap (unless a frame is larger) */
 #define TICK_MS        100                 /* timeouts checked this often */
 #define PROGRESS_TICKS 5                   /* the live line every 5 ticks */
+#define PACE_NS        1000000             /* --rate: the sending time slice */
 
 typedef struct worker worker;
 
@@ -29,7 +30,10 @@ typedef struct conn {
     uint64_t sseq; /* first message not wholly sent */
     uint64_t rseq; /* the reply expected next */
     size_t soff;   /* bytes of message sseq already sent */
-    int64_t *ts;   /* when message s started out: ts[s & mask] */
+    /* When message s started out (closed loop), or when it was meant to
+     * (--rate): ts[s & mask]. Latency is measured from it. */
+    int64_t *ts;
+    int64_t since; /* --rate: the last reply, or the send that ended idleness */
     uint8_t *rbuf;
     size_t rstart, rend; /* unconsumed bytes: rbuf[rstart..rend) */
     uint32_t id;
@@ -50,6 +54,7 @@ struct worker {
     uint64_t mask;
     size_t rcap; /* bytes of each read buffer */
     sm_timer tick, end, start;
+    sm_io pace;       /* --rate: a timerfd at every slice boundary; fd -1 if none */
     sm_signal sigint; /* worker 0: ^C ends the window early */
     unsigned ticks;
     bool draining;
@@ -57,6 +62,8 @@ struct worker {
     struct iovec iov[IOV_MSGS * 4]; /* larger ones gathered here */
     uint8_t seqs[IOV_MSGS][16];     /* with their sequence fields */
     uint64_t messages;              /* counted replies */
+    uint64_t sent;                  /* messages of the window sent (see bench_result) */
+    uint64_t shortfall, scheduled;  /* --rate: set when the window ends */
     uint64_t err[BENCH_ERR_KINDS];
     bench_hist *hist;
     /* For the live line: published every PROGRESS_TICKS by workers 1..n-1. */
@@ -72,7 +79,11 @@ struct bench {
     const bench_cfg *cfg;
     worker *workers;
     int nworkers;
-    int64_t m0;         /* the measured window, CLOCK_MONOTONIC ns: [m0, m1) */
+    int64_t m0; /* the measured window, CLOCK_MONOTONIC ns: [m0, m1) */
+    /* --rate: message s of connection id is meant to go out at
+     * t0 + (s * conns + id) * ns_per; ns_per is 0 for the closed loop. */
+    int64_t t0;
+    double ns_per;
     _Atomic int64_t m1; /* moved earlier by ^C; read it with bench_m1 */
     bool interrupted;
     struct rusage ru0, ru1;
@@ -99,6 +110,43 @@ outstanding(const conn *c)
     return c->sseq - c->rseq + (c->soff > 0);
 }
 
+/* The open-loop schedule (--rate). Message s of connection id sits at
+ * (s * conns + id) * ns_per after t0, spreading the rate evenly over all the
+ * connections; it is due at the start of the PACE_NS slice that holds that
+ * point (the first slice boundary at or after it), when the pacing timer
+ * sends each connection its share. Its latency counts from there, so a
+ * late timer, a full window or a slow server all show in it. */
+static inline int64_t
+bench_spot(const bench *b, const conn *c, uint64_t s)
+{
+    return (int64_t)((double)(s * (uint64_t)b->cfg->conns + c->id) * b->ns_per);
+}
+
+/* bench_intended - when message s of c is due. */
+static inline int64_t
+bench_intended(const bench *b, const conn *c, uint64_t s)
+{
+    int64_t x = bench_spot(b, c, s);
+    return b->t0 + (x + PACE_NS - 1) / PACE_NS * PACE_NS;
+}
+
+/* bench_due - how many of c's messages are due by time t (bench_intended
+ * <= t): those whose spot is at most the start of t's slice. The estimate
+ * in floating point is corrected against bench_spot, so both agree. */
+static inline uint64_t
+bench_due(const bench *b, const conn *c, int64_t t)
+{
+    if (t < b->t0) return 0;
+    int64_t lim = (t - b->t0) / PACE_NS * PACE_NS;
+    double x = ((double)lim / b->ns_per - c->id) / b->cfg->conns;
+    uint64_t k = x < 0 ? 0 : (uint64_t)x + 1;
+    while (k > 0 && bench_spot(b, c, k - 1) > lim)
+        k--;
+    while (bench_spot(b, c, k) <= lim)
+        k++;
+    return k;
+}
+
 /* bench_m1 - the end of the measured window. */
 static inline int64_t
 bench_m1(bench *b)
@@ -114,16 +162,17 @@ void bench_detail(worker *w, const conn *c, const char *fmt, ...)
 /* bench_count_error - count an error of a kind (BENCH_ERR_*). */
 void bench_count_error(worker *w, int kind);
 
-/* bench_worker_done - the worker's last connection closed: stop its timers,
- * so its loop ends. */
+/* bench_worker_done - the worker's last connection closed: stop its timers
+ * and the pacing, so its loop ends. */
 void bench_worker_done(worker *w);
 
 /* bench_conn_close - stop watching and close a connection (once). */
 void bench_conn_close(worker *w, conn *c);
 
-/* bench_conn_send - fill the connection's window (depth messages in flight
- * until m1; afterwards only finish a message already started). False if
- * the connection failed and closed. */
+/* bench_conn_send - fill the connection's window: depth messages in flight
+ * until m1 (closed loop), or (--rate) the messages due by now, meant for
+ * before m1, depth at most in flight; once the window has ended only finish
+ * a message already started. False if the connection failed and closed. */
 bool bench_conn_send(worker *w, conn *c, int64_t now);
 
 /* bench_conn_io - the io watcher callback of every connection. */

@@ -24,8 +24,9 @@ cli_command_fn cmd_bench;
 #define MAX_THREADS      256
 #define MAX_SIZE         (1u << 30)
 #define MAX_SECONDS      1e6
+#define MAX_RATE         1e9
 
-enum { OPT_WARMUP = 256, OPT_THREADS, OPT_TIMEOUT, OPT_JSON };
+enum { OPT_WARMUP = 256, OPT_THREADS, OPT_TIMEOUT, OPT_JSON, OPT_RATE };
 
 static void
 help(void)
@@ -44,6 +45,13 @@ help(void)
            "  -d, --depth D        messages in flight per connection (default 1: ping-pong)\n"
            "  -s, --size S         payload bytes per message: 64, 4k, 1M (default %d; the\n"
            "                       length of fixed:N framing)\n"
+           "  -r, --rate N         open loop: N messages per second in all, spread evenly\n"
+           "                       over the connections and sent on schedule (1 ms slices),\n"
+           "                       at most D in flight per connection; latency counts from\n"
+           "                       each message's scheduled time. 300000, 300k, 1.5M.\n"
+           "                       Reports the shortfall: messages due in the window but\n"
+           "                       unsent at its end because D were in flight (default:\n"
+           "                       closed loop, each reply makes room for the next)\n"
            "  -t, --duration SEC   measure for SEC seconds: 5, 0.5, 500ms, 1m (default 5)\n"
            "      --warmup SEC     load this long before measuring (default 0)\n"
            "  -f, --frame SPEC     framing of the messages (default len32be; not eof)\n"
@@ -84,6 +92,33 @@ parse_seconds(const cli *c, const char *opt, const char *arg, bool zero_ok, int6
     if (v * 1e9 < 1 && !zero_ok)
         return cli_usage_error(c, "bad value '%s' for %s: must be more than 0", arg, opt);
     *ns = (int64_t)(v * 1e9 + 0.5);
+    return 0;
+}
+
+/* Messages per second: "300000", "300k", "1.5M" (10^3, 10^6). */
+static int
+parse_rate(const cli *c, const char *arg, double *out)
+{
+    double v = -1;
+    errno = 0;
+    if ((arg[0] >= '0' && arg[0] <= '9') || arg[0] == '.') { /* no sign, no "inf" */
+        char *end;
+        v = strtod(arg, &end);
+        if (errno == 0) {
+            if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
+                v *= 1e3;
+            else if (strcmp(end, "M") == 0)
+                v *= 1e6;
+            else if (*end)
+                v = -1;
+        }
+    }
+    if (v < 0 || errno != 0 || !(v <= MAX_RATE))
+        return cli_usage_error(
+            c, "bad value '%s' for --rate: expected messages per second (e.g. 300000, 300k, 1.5M)",
+            arg);
+    if (v < 0.001) return cli_usage_error(c, "bad value '%s' for --rate: must be more than 0", arg);
+    *out = v;
     return 0;
 }
 
@@ -159,14 +194,17 @@ print_json(const bench_cfg *cfg, const bench_result *r)
         "\"warmup_s\":%.6f,\"messages\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
         "\"latency_us\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
         "\"errors\":%llu,\"error_kinds\":{\"mismatch\":%llu,\"closed\":%llu,\"timeout\":%llu,"
-        "\"framing\":%llu},\"client_cpu_s\":%.6f}\n",
+        "\"framing\":%llu},\"client_cpu_s\":%.6f,\"target_rate\":%.1f,\"achieved_rate\":%.1f,"
+        "\"scheduled\":%llu,\"sent\":%llu,\"shortfall\":%llu}\n",
         cfg->conns, cfg->depth, cfg->size, cfg->threads, r->window_s, (double)cfg->warmup_ns / 1e9,
         (unsigned long long)r->messages, rate, rate * (double)cfg->size / 1e6,
         us(hist_percentile(h, 0.50)), us(hist_percentile(h, 0.90)), us(hist_percentile(h, 0.99)),
         us(hist_percentile(h, 0.999)), us(h->max), (unsigned long long)r->errors,
         (unsigned long long)r->err[BENCH_ERR_MISMATCH],
         (unsigned long long)r->err[BENCH_ERR_CLOSED], (unsigned long long)r->err[BENCH_ERR_TIMEOUT],
-        (unsigned long long)r->err[BENCH_ERR_FRAMING], r->cpu_s);
+        (unsigned long long)r->err[BENCH_ERR_FRAMING], r->cpu_s, cfg->rate, rate,
+        (unsigned long long)r->scheduled, (unsigned long long)r->sent,
+        (unsigned long long)r->shortfall);
 }
 
 static void
@@ -176,13 +214,21 @@ print_report(const bench_cfg *cfg, const bench_result *r)
     double mbps = rate * (double)cfg->size / 1e6;
     const bench_hist *h = &r->hist;
     char p[5][32];
-    printf("bench %s, %s: %d connection%s x %d in flight, %zu-byte payloads, %d thread%s\n",
-           cfg->endpoint, cfg->frame, cfg->conns, cfg->conns == 1 ? "" : "s", cfg->depth, cfg->size,
-           cfg->threads, cfg->threads == 1 ? "" : "s");
+    printf("bench %s, %s: %d connection%s x %s%d in flight, %zu-byte payloads, %d thread%s",
+           cfg->endpoint, cfg->frame, cfg->conns, cfg->conns == 1 ? "" : "s",
+           cfg->rate > 0 ? "up to " : "", cfg->depth, cfg->size, cfg->threads,
+           cfg->threads == 1 ? "" : "s");
+    if (cfg->rate > 0) printf(", %.0f msgs/s offered", cfg->rate);
+    printf("\n");
     printf("  messages    %llu in %.3f s", (unsigned long long)r->messages, r->window_s);
     if (cfg->warmup_ns) printf(" (after %.3f s of warmup)", (double)cfg->warmup_ns / 1e9);
     if (r->interrupted) printf(" (interrupted)");
     printf("\n  rate        %.0f msgs/s, %.2f MB/s of payload echoed (one way)\n", rate, mbps);
+    if (cfg->rate > 0)
+        printf("  schedule    %.0f msgs/s asked: %llu messages due in the window, %llu sent, "
+               "shortfall %llu\n",
+               cfg->rate, (unsigned long long)r->scheduled, (unsigned long long)r->sent,
+               (unsigned long long)r->shortfall);
     printf("  latency     p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n",
            hist_format_ns(hist_percentile(h, 0.50), p[0], sizeof p[0]),
            hist_format_ns(hist_percentile(h, 0.90), p[1], sizeof p[1]),
@@ -203,9 +249,12 @@ print_report(const bench_cfg *cfg, const bench_result *r)
         hist_print(h, stdout);
     }
     printf("\nresult conns=%d depth=%d size=%zu msgs/s=%.0f MB/s=%.2f p50_us=%.1f p99_us=%.1f "
-           "errors=%llu cpu_s=%.3f\n",
+           "errors=%llu cpu_s=%.3f",
            cfg->conns, cfg->depth, cfg->size, rate, mbps, us(hist_percentile(h, 0.50)),
            us(hist_percentile(h, 0.99)), (unsigned long long)r->errors, r->cpu_s);
+    if (cfg->rate > 0)
+        printf(" target=%.0f shortfall=%llu", cfg->rate, (unsigned long long)r->shortfall);
+    printf("\n");
 }
 
 static void
@@ -235,6 +284,7 @@ cmd_bench(int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
+        {"rate", required_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     cli c;
@@ -251,7 +301,7 @@ cmd_bench(int argc, char **argv)
     long long v;
     uint64_t size;
     int ch;
-    while ((ch = cli_getopt(&c, argc, argv, CLI_COMMON_SHORTOPTS "c:d:s:t:f:", longopts)) != -1) {
+    while ((ch = cli_getopt(&c, argc, argv, CLI_COMMON_SHORTOPTS "c:d:s:t:f:r:", longopts)) != -1) {
         switch (ch) {
         case 'h':
             help();
@@ -277,6 +327,9 @@ cmd_bench(int argc, char **argv)
             break;
         case 'f':
             frame = optarg;
+            break;
+        case 'r':
+            if (parse_rate(&c, optarg, &cfg.rate)) return CLI_EXIT_USAGE;
             break;
         case OPT_WARMUP:
             if (parse_seconds(&c, "--warmup", optarg, true, &cfg.warmup_ns)) return CLI_EXIT_USAGE;
