@@ -4,10 +4,12 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 
+# libssl-dev: TLS (optional for the library, needed by its tests); openssl:
+# the tests make their certificates and run s_server/s_client.
 # g++ and pkgconf: tests/consumer builds C++ and pkg-config programs against
 # an installed sockmsg.
 pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx haproxy g++ pkgconf "$@")
+      nginx haproxy g++ pkgconf libssl-dev openssl "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do
