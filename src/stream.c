@@ -27,6 +27,7 @@ loop_state_free(void *p)
     sm__stream_loop *sl = p;
     free(sl->rbuf);
     free(sl->spare_wq);
+    free(sl->tls); /* its entries went with their streams */
     free(sl);
 }
 

@@ -124,6 +124,7 @@ sm_tls_config_new(sm_tls_config **out, sm_tls_role role, char *why, size_t why_l
     cfg->role = role;
     cfg->resume = true;
     cfg->keylog_fd = -1;
+    cfg->hs_timeout_ms = 10000;
     pthread_mutex_init(&cfg->mu, NULL);
     int rc = 0;
     cfg->ctx = SSL_CTX_new(role == SM_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
@@ -366,5 +367,13 @@ sm_tls_config_set_resumption(sm_tls_config *cfg, bool on)
 {
     if (!cfg) return -EINVAL;
     cfg->resume = on;
+    return 0;
+}
+
+int
+sm_tls_config_set_handshake_timeout(sm_tls_config *cfg, int timeout_ms)
+{
+    if (!cfg || timeout_ms <= 0) return -EINVAL;
+    cfg->hs_timeout_ms = timeout_ms;
     return 0;
 }

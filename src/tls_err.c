@@ -14,8 +14,6 @@ sm__tls_fail(sm__tls *t, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    /* The analyzer loses va_start here (seen with OpenSSL's headers in). */
-    // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
     vsnprintf(t->detail, sizeof t->detail, fmt, ap);
     va_end(ap);
     return err;

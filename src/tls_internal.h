@@ -68,6 +68,8 @@ int sm__tls_close_notify(sm__tls *t);
 const char *sm__tls_detail(const sm__tls *t);
 /* The ALPN protocol agreed, or NULL. */
 const char *sm__tls_alpn(const sm__tls *t, size_t *len);
+/* The config's handshake timeout for event-driven streams (ms). */
+int sm__tls_handshake_timeout(const sm__tls *t);
 /* True when the handshake resumed a session. */
 bool sm__tls_resumed(const sm__tls *t);
 

@@ -84,6 +84,13 @@ sm_tls_config_set_resumption(sm_tls_config *cfg, bool on)
     return SM_ERR_TLS_UNAVAILABLE;
 }
 
+int
+sm_tls_config_set_handshake_timeout(sm_tls_config *cfg, int timeout_ms)
+{
+    (void)cfg, (void)timeout_ms;
+    return SM_ERR_TLS_UNAVAILABLE;
+}
+
 /* The internal side: no session is ever made, so the rest is unreachable
  * and answers as a failed session would. */
 int
@@ -211,4 +218,11 @@ void
 sm__tls_goodbye(sm__tls *t)
 {
     (void)t;
+}
+
+int
+sm__tls_handshake_timeout(const sm__tls *t)
+{
+    (void)t;
+    return 0;
 }

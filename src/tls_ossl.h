@@ -29,6 +29,7 @@ struct sm_tls_config {
     size_t alpn_len;
     char *alpn_text; /* as given, for messages */
     int keylog_fd;
+    int hs_timeout_ms;
     pthread_mutex_t mu; /* the certificate pair and the session cache */
     X509 *cert;
     EVP_PKEY *key;

@@ -314,3 +314,9 @@ sm__tls_resumed(const sm__tls *t)
 {
     return SSL_session_reused(t->ssl) == 1;
 }
+
+int
+sm__tls_handshake_timeout(const sm__tls *t)
+{
+    return t->cfg->hs_timeout_ms;
+}

@@ -132,7 +132,7 @@ sock_close(sm_stream *s, sm_io_close_cb closed)
 bool
 sm__tp_is_stream_io(const sm_io *w)
 {
-    return w->u.cb == sock_io_cb;
+    return w->u.cb == sock_io_cb || sm__tp_tls_is_io(w);
 }
 
 const sm__transport_ops sm__tp_sock = {
@@ -149,4 +149,5 @@ const sm__transport_ops sm__tp_sock = {
 
 const sm__transport_ops *const sm__transports[SM__TP_KINDS] = {
     [SM__TP_SOCK] = &sm__tp_sock,
+    [SM__TP_TLS] = &sm__tp_tls,
 };

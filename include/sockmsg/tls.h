@@ -129,6 +129,12 @@ SM_API int sm_tls_config_set_keylog(sm_tls_config *cfg, const char *path);
  * default). Returns 0. */
 SM_API int sm_tls_config_set_resumption(sm_tls_config *cfg, bool on);
 
+/* sm_tls_config_set_handshake_timeout - how long an event-driven stream's
+ * handshake may take (sm_stream_new_tls, tls:// dials, TLS listeners):
+ * default 10000 ms. sm_conn's handshake is bounded by its call's timeout
+ * instead. Returns 0, -EINVAL (<= 0). */
+SM_API int sm_tls_config_set_handshake_timeout(sm_tls_config *cfg, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif
