@@ -401,3 +401,18 @@ sm_conn_shutdown(sm_conn *c)
     }
     return sm_shutdown_write(c->fd);
 }
+
+ssize_t
+sm__conn_send_raw(sm_conn *c, const void *p, size_t n, int timeout_ms)
+{
+    struct iovec v = {.iov_base = (void *)p, .iov_len = n};
+    ssize_t rc = c->tls ? sm__tls_sendv_all(c->tls, &v, 1, timeout_of(c, timeout_ms))
+                        : sm_sendv_all(c->fd, &v, 1, timeout_of(c, timeout_ms), NULL);
+    return rc < 0 ? rc : (ssize_t)n;
+}
+
+bool
+sm__conn_tls_pending(const sm_conn *c)
+{
+    return c->tls && sm__tls_read_pending_locked(c->tls);
+}

@@ -134,3 +134,12 @@ sm__tls_goodbye(sm__tls *t)
     if (sm__tls_close_notify(t) == 0) (void)sm__tls_flush(t);
     pthread_mutex_unlock(&t->mu);
 }
+
+bool
+sm__tls_read_pending_locked(sm__tls *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool p = sm__tls_read_pending(t);
+    pthread_mutex_unlock(&t->mu);
+    return p;
+}

@@ -124,7 +124,7 @@ sm_tls_config_new(sm_tls_config **out, sm_tls_role role, char *why, size_t why_l
     cfg->role = role;
     cfg->resume = true;
     cfg->keylog_fd = -1;
-    cfg->hs_timeout_ms = 10000;
+    atomic_init(&cfg->hs_timeout_ms, 10000);
     pthread_mutex_init(&cfg->mu, NULL);
     int rc = 0;
     cfg->ctx = SSL_CTX_new(role == SM_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
@@ -374,6 +374,18 @@ int
 sm_tls_config_set_handshake_timeout(sm_tls_config *cfg, int timeout_ms)
 {
     if (!cfg || timeout_ms <= 0) return -EINVAL;
-    cfg->hs_timeout_ms = timeout_ms;
+    atomic_store(&cfg->hs_timeout_ms, timeout_ms);
     return 0;
+}
+
+sm_tls_role
+sm__tls_config_role(const sm_tls_config *cfg)
+{
+    return cfg->role;
+}
+
+int
+sm__tls_config_handshake_timeout(const sm_tls_config *cfg)
+{
+    return atomic_load(&cfg->hs_timeout_ms);
 }

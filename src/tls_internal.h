@@ -68,6 +68,11 @@ int sm__tls_close_notify(sm__tls *t);
 const char *sm__tls_detail(const sm__tls *t);
 /* The ALPN protocol agreed, or NULL. */
 const char *sm__tls_alpn(const sm__tls *t, size_t *len);
+/* The session is a server's. */
+bool sm__tls_is_server(const sm__tls *t);
+/* The configuration's role, and its handshake timeout (ms). */
+sm_tls_role sm__tls_config_role(const sm_tls_config *cfg);
+int sm__tls_config_handshake_timeout(const sm_tls_config *cfg);
 /* The config's handshake timeout for event-driven streams (ms). */
 int sm__tls_handshake_timeout(const sm__tls *t);
 /* True when the handshake resumed a session. */
@@ -84,6 +89,8 @@ ssize_t sm__tls_sendv_all(sm__tls *t, const struct iovec *iov, int iovcnt, int t
 ssize_t sm__tls_recv_some(sm__tls *t, void *buf, size_t len, int timeout_ms);
 /* close_notify and the bytes before it, written within timeout_ms. */
 int sm__tls_shutdown_wait(sm__tls *t, int timeout_ms);
+/* sm__tls_read_pending under the session's lock (another thread may send). */
+bool sm__tls_read_pending_locked(sm__tls *t);
 /* Closing: close_notify if it was not sent, written if the kernel takes it
  * at once (never waits). */
 void sm__tls_goodbye(sm__tls *t);

@@ -226,3 +226,31 @@ sm__tls_handshake_timeout(const sm__tls *t)
     (void)t;
     return 0;
 }
+
+sm_tls_role
+sm__tls_config_role(const sm_tls_config *cfg)
+{
+    (void)cfg;
+    return SM_TLS_SERVER;
+}
+
+int
+sm__tls_config_handshake_timeout(const sm_tls_config *cfg)
+{
+    (void)cfg;
+    return 0;
+}
+
+bool
+sm__tls_read_pending_locked(sm__tls *t)
+{
+    (void)t;
+    return false;
+}
+
+bool
+sm__tls_is_server(const sm__tls *t)
+{
+    (void)t;
+    return false;
+}

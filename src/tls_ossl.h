@@ -29,8 +29,8 @@ struct sm_tls_config {
     size_t alpn_len;
     char *alpn_text; /* as given, for messages */
     int keylog_fd;
-    int hs_timeout_ms;
-    pthread_mutex_t mu; /* the certificate pair and the session cache */
+    atomic_int hs_timeout_ms; /* may change while in use */
+    pthread_mutex_t mu;       /* the certificate pair and the session cache */
     X509 *cert;
     EVP_PKEY *key;
     STACK_OF(X509) * chain;

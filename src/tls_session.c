@@ -318,5 +318,11 @@ sm__tls_resumed(const sm__tls *t)
 int
 sm__tls_handshake_timeout(const sm__tls *t)
 {
-    return t->cfg->hs_timeout_ms;
+    return atomic_load(&t->cfg->hs_timeout_ms);
+}
+
+bool
+sm__tls_is_server(const sm__tls *t)
+{
+    return t->cfg->role == SM_TLS_SERVER;
 }

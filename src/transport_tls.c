@@ -284,11 +284,14 @@ start(sm_stream *s, int fd, sm__tls *t)
         return rc;
     }
     sm_io_init(s->io.loop, &s->io, fd, tls_io_cb);
-    /* The first step (a client's ClientHello) runs no callback: take it
-     * now, the watcher does the rest. */
-    rc = sm__tls_handshake(t);
-    if (rc == -EAGAIN || rc == 0) rc = sm__tls_flush(t);
-    if (rc == -EAGAIN) rc = 0;
+    /* A client's first step (its ClientHello) only writes: take it now,
+     * the watcher does the rest. A server's first step reads what the
+     * client sent, which may fail: that is the watcher's to report. */
+    if (!sm__tls_is_server(t)) {
+        rc = sm__tls_handshake(t);
+        if (rc == -EAGAIN || rc == 0) rc = sm__tls_flush(t);
+        if (rc == -EAGAIN) rc = 0;
+    }
     if (rc == 0) rc = sm_io_start(&s->io, SM_READ | (sm__tls_unsent(t) ? SM_WRITE : 0));
     if (rc == 0) rc = sm_timer_start(&x->hs_timer, (uint64_t)sm__tls_handshake_timeout(t), 0);
     if (rc < 0) {
@@ -415,11 +418,19 @@ int
 sm_stream_new_tls(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts, void *data,
                   sm_tls_config *cfg, const char *host, char *why, size_t why_len)
 {
+    return sm__stream_new_tls_extra(out, loop, fd, opts, data, 0, cfg, host, why, why_len);
+}
+
+int
+sm__stream_new_tls_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                         void *data, size_t extra, sm_tls_config *cfg, const char *host, char *why,
+                         size_t why_len)
+{
     if (why && why_len) why[0] = '\0';
     int rc = -EINVAL;
     sm_stream *s = NULL;
     sm__tls *t = NULL;
-    if (out && fd >= 0 && cfg) s = sm__stream_alloc(loop, opts, data, 0, &rc);
+    if (out && fd >= 0 && cfg) s = sm__stream_alloc(loop, opts, data, extra, &rc);
     if (s) rc = sm_sock_set_nonblock(fd, true);
     if (rc == 0) rc = sm__tls_new(&t, cfg, fd, host, 0, why, why_len);
     if (s && rc == 0) {

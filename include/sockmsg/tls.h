@@ -38,8 +38,9 @@
  *
  * Thread-safety: configure first, then use. A configuration in use may be
  * read by many threads at once; of the setters only sm_tls_config_set_cert
- * may be called while connections use it (a certificate reload: new
- * handshakes use the new pair, established connections keep theirs).
+ * (a certificate reload: new handshakes use the new pair, established
+ * connections keep theirs) and sm_tls_config_set_handshake_timeout may be
+ * called while connections use it.
  * sm_tls_config_free may come before the connections using it are freed:
  * they hold a reference.
  */
@@ -130,9 +131,11 @@ SM_API int sm_tls_config_set_keylog(sm_tls_config *cfg, const char *path);
 SM_API int sm_tls_config_set_resumption(sm_tls_config *cfg, bool on);
 
 /* sm_tls_config_set_handshake_timeout - how long an event-driven stream's
- * handshake may take (sm_stream_new_tls, tls:// dials, TLS listeners):
- * default 10000 ms. sm_conn's handshake is bounded by its call's timeout
- * instead. Returns 0, -EINVAL (<= 0). */
+ * handshake may take (sm_stream_new_tls, tls:// dials, TLS listeners of
+ * both server models): default 10000 ms. sm_conn_dial_tls and
+ * sm_conn_new_tls are bounded by their call's timeout instead. May be
+ * called at any time: new handshakes use the new value. Returns 0,
+ * -EINVAL (<= 0). */
 SM_API int sm_tls_config_set_handshake_timeout(sm_tls_config *cfg, int timeout_ms);
 
 #ifdef __cplusplus
