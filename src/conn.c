@@ -403,6 +403,24 @@ sm_conn_shutdown(sm_conn *c)
 }
 
 ssize_t
+sm_conn_recv_raw(sm_conn *c, void *buf, size_t len, int timeout_ms)
+{
+    if (!c || !buf || !len) return -EINVAL;
+    int t = timeout_of(c, timeout_ms);
+    ssize_t n = c->tls ? sm__tls_recv_some(c->tls, buf, len, t) : sm_recv_some(c->fd, buf, len, t);
+    if (n < 0 && c->tls && n <= SM_ERR_TLS_UNAVAILABLE)
+        snprintf(c->detail, sizeof c->detail, "%s", sm__tls_detail(c->tls));
+    return n;
+}
+
+ssize_t
+sm_conn_send_raw(sm_conn *c, const void *buf, size_t len, int timeout_ms)
+{
+    if (!c || (!buf && len)) return -EINVAL;
+    return sm__conn_send_raw(c, buf, len, timeout_ms);
+}
+
+ssize_t
 sm__conn_send_raw(sm_conn *c, const void *p, size_t n, int timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)p, .iov_len = n};

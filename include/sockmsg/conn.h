@@ -87,6 +87,17 @@ SM_API int sm_conn_dial_tls(sm_conn **out, const char *endpoint, const char *spe
 SM_API int sm_conn_new_tls(sm_conn **out, int fd, const sm_frame_spec *spec, sm_tls_config *cfg,
                            const char *host, int timeout_ms, char *why, size_t why_len);
 
+/* sm_conn_send_raw / sm_conn_recv_raw - bytes as they are, without the
+ * spec's framing (a relay, a protocol of its own, an HTTP client), over
+ * the connection's transport: encrypted over TLS. send_raw writes all of
+ * buf[0..len) within timeout_ms and returns len or an error as
+ * sm_conn_send; recv_raw returns what arrived (> 0, at most len), 0 at
+ * EOF (TLS: the peer's close_notify), SM_ERR_TLS_EOF (TLS: EOF without
+ * close_notify), -ETIMEDOUT, or an error. Do not mix recv_raw with
+ * sm_conn_recv on one connection (the latter buffers ahead). */
+SM_API ssize_t sm_conn_send_raw(sm_conn *c, const void *buf, size_t len, int timeout_ms);
+SM_API ssize_t sm_conn_recv_raw(sm_conn *c, void *buf, size_t len, int timeout_ms);
+
 /* sm_conn_tls_alpn - the ALPN protocol agreed (not NUL-terminated: *len
  * bytes), or NULL (none, or not TLS). */
 SM_API const char *sm_conn_tls_alpn(const sm_conn *c, size_t *len);
