@@ -31,6 +31,8 @@ typedef struct cat {
     const char *spec_text;
     sm_frame_spec spec;
     int timeout_ms; /* -1: not given */
+    const char *ca; /* tls://: --ca FILE */
+    bool insecure;  /* tls://: --insecure */
     int fd;
     char peer[NAME_MAX_LEN]; /* who we talk to, for messages */
     int code;                /* exit status once decided; -1 while running */
@@ -64,6 +66,18 @@ typedef struct cat {
 
     unsigned long long sent_bytes, sent_msgs, recv_bytes, recv_msgs;
 } cat;
+
+/* In cat_tls.c: tls:// endpoints. */
+
+/* cat_tls_start - handshake on the connected fd (taken) as a client of cfg
+ * verifying host, then set c->fd to a socketpair end relayed to the TLS
+ * connection by two threads. 0, or an error with `why`. */
+struct sm_tls_config;
+int cat_tls_start(cat *c, int fd, const char *host, struct sm_tls_config *cfg, int timeout_ms,
+                  char *why, size_t why_len);
+/* cat_tls_finish - after the loop: stop and join the relay. 0, or the
+ * relay's error (reported on stderr), e.g. an EOF without close_notify. */
+int cat_tls_finish(void);
 
 /* In cmd_cat.c. */
 
