@@ -27,12 +27,12 @@ typedef struct frame_out {
 typedef struct cat {
     cli cli;
     bool listen, hex, framed;
-    bool raw_out; /* stdin goes out as it is: no --frame, or the eof codec */
+    bool raw_out;  /* stdin goes out as it is: no --frame, or the eof codec */
+    bool insecure; /* tls://: --insecure */
     const char *spec_text;
+    const char *ca; /* tls://: --ca FILE */
     sm_frame_spec spec;
     int timeout_ms; /* -1: not given */
-    const char *ca; /* tls://: --ca FILE */
-    bool insecure;  /* tls://: --insecure */
     int fd;
     char peer[NAME_MAX_LEN]; /* who we talk to, for messages */
     int code;                /* exit status once decided; -1 while running */
