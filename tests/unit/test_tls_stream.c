@@ -380,6 +380,65 @@ test_python_close_notify_vs_truncation(void **state)
     python_session("eof", SM_ERR_TLS_EOF, "at a message boundary");
 }
 
+/* ---- reconnecting ------------------------------------------------------------ */
+
+static int connects;
+
+static void
+count_connect(sm_stream *s)
+{
+    (void)s;
+    connects++;
+}
+
+/* The first message ends its connection; later ones are echoed. */
+static void
+close_first(sm_stream *s, const sm_frame_msg *m)
+{
+    if (++W->srv_msgs == 1) {
+        sm_stream_close(s);
+        return;
+    }
+    SM_ASSERT_OK(sm_stream_send_frame(s, m));
+}
+
+static bool
+reconnected(world *w)
+{
+    (void)w;
+    return connects >= 2;
+}
+
+static bool
+one_back(world *w)
+{
+    return w->cli_msgs >= 1 || w->cli_closed;
+}
+
+static void
+test_reconnect(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    w.sopts.on_message = close_first;
+    w.copts.reconnect = true;
+    w.copts.reconnect_min_ms = 10;
+    w.copts.on_connect = count_connect;
+    connects = 0;
+    world_listen(&w);
+    dial(&w, "localhost", w.port);
+    assert_true(sm_stream_send(w.client, "first", 5) >= 0);
+    /* The server closes the first connection; a new TLS session follows
+     * (resumed: the client configuration keeps the ticket). */
+    assert_true(run_until(&w, reconnected, 10000));
+    assert_true(sm_stream_send(w.client, "second", 6) >= 0);
+    assert_true(run_until(&w, one_back, 10000));
+    assert_int_equal(w.cli_closed, 0);
+    assert_int_equal(w.cli_msgs, 1);
+    world_free(&w);
+}
+
 /* ---- a reader that stops -------------------------------------------------- */
 
 static sm_stream *srv_stream;
@@ -445,6 +504,7 @@ main(void)
         cmocka_unit_test(test_python_client),
         cmocka_unit_test(test_python_close_notify_vs_truncation),
         cmocka_unit_test(test_backpressure_through_cipher),
+        cmocka_unit_test(test_reconnect),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
