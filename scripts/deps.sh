@@ -13,8 +13,11 @@ set -euo pipefail
 build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev)
 # The tests: cmocka; python3 (pack cross-checks, peers); iproute2 (netns);
 # socat, netcat, nginx and haproxy as foreign peers; g++ and pkgconf for the
-# out-of-tree consumers of an installed sockmsg (tests/consumer).
-test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf)
+# out-of-tree consumers of an installed sockmsg (tests/consumer); libssl-dev
+# for TLS (optional for the library, needed by its tests) and openssl (the
+# tests make their certificates and run s_server/s_client).
+test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf
+           libssl-dev openssl)
 
 mode=test
 case "${1:-}" in

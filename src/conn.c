@@ -1,6 +1,7 @@
 /* Blocking message connection: a socket, a frame decoder and one read buffer. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <sockmsg/socket.h>
 
 #include "internal.h"
+#include "tls_internal.h"
 
 /* Bytes asked of each recv(2): large, so that pipelined messages arrive many
  * per syscall. */
@@ -23,11 +25,13 @@ struct sm_conn {
     int timeout_ms;
     bool eof;       /* the peer shut down */
     bool eof_done;  /* the EOF (and eof framing's final message) was reported */
+    int eof_err;    /* TLS: what the EOF is (SM_ERR_TLS_EOF: without close_notify), or 0 */
     size_t pending; /* bytes of the message last returned, consumed on the next call */
+    sm__tls *tls;   /* NULL for plain TCP and Unix sockets */
     sm_frame_spec spec;
     sm_frame_decoder dec;
     sm_buf in;
-    char detail[160];
+    char detail[SM__TLS_DETAIL];
 };
 
 int
@@ -66,15 +70,105 @@ sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_
     if (rc < 0) return rc;
     rc = sm_endpoint_parse(&ep, endpoint, why, why_len);
     if (rc < 0) return rc;
+    if (ep.tls) {
+        /* A configuration for this call: the system's trust store. */
+        sm_tls_config *cfg;
+        rc = sm_tls_config_new(&cfg, SM_TLS_CLIENT, why, why_len);
+        if (rc < 0) return rc;
+        rc = sm_conn_dial_tls(out, endpoint, spec, cfg, timeout_ms, why, why_len);
+        sm_tls_config_free(cfg);
+        return rc;
+    }
     int fd = sm_dial_endpoint(&ep, NULL, timeout_ms, why, why_len);
     if (fd < 0) return fd;
     return sm_conn_new_take(out, fd, &s);
+}
+
+/* Handshake on c's socket until the deadline. */
+static int
+conn_tls(sm_conn *c, sm_tls_config *cfg, const char *host, unsigned port, int64_t deadline,
+         char *why, size_t why_len)
+{
+    int rc = sm_sock_set_nonblock(c->fd, true);
+    if (rc < 0) return sm__why(why, why_len, rc, "TLS: %s", sm_strerror(rc));
+    rc = sm__tls_new(&c->tls, cfg, c->fd, host, port, why, why_len);
+    if (rc < 0) return rc;
+    rc = sm__tls_handshake_wait(c->tls, deadline);
+    if (rc < 0) return sm__why(why, why_len, rc, "%s", sm__tls_detail(c->tls));
+    return 0;
+}
+
+int
+sm_conn_new_tls(sm_conn **out, int fd, const sm_frame_spec *spec, sm_tls_config *cfg,
+                const char *host, int timeout_ms, char *why, size_t why_len)
+{
+    if (why && why_len) why[0] = '\0';
+    int64_t deadline = sm__deadline(timeout_ms);
+    if (!cfg) {
+        if (fd >= 0) close(fd);
+        return sm__why(why, why_len, -EINVAL, "no TLS configuration");
+    }
+    sm_conn *c;
+    int rc = sm_conn_new_take(&c, fd, spec);
+    if (rc < 0) return sm__why(why, why_len, rc, "%s", sm_strerror(rc));
+    rc = conn_tls(c, cfg, host, 0, deadline, why, why_len);
+    if (rc < 0) {
+        sm_conn_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int
+sm_conn_dial_tls(sm_conn **out, const char *endpoint, const char *spec, sm_tls_config *cfg,
+                 int timeout_ms, char *why, size_t why_len)
+{
+    sm_frame_spec s;
+    sm_endpoint ep;
+    if (!out || !cfg) return sm__why(why, why_len, -EINVAL, "NULL argument");
+    int64_t deadline = sm__deadline(timeout_ms);
+    int rc = sm_frame_spec_parse(&s, spec, why, why_len);
+    if (rc < 0) return rc;
+    rc = sm_endpoint_parse(&ep, endpoint, why, why_len);
+    if (rc < 0) return rc;
+    if (ep.kind != SM_ENDPOINT_TCP)
+        return sm__why(why, why_len, SM_ERR_ENDPOINT, "TLS needs a tcp:// or tls:// endpoint");
+    int fd = sm_dial_endpoint(&ep, NULL, timeout_ms, why, why_len);
+    if (fd < 0) return fd;
+    sm_conn *c;
+    rc = sm_conn_new_take(&c, fd, &s);
+    if (rc < 0) return rc;
+    rc = conn_tls(c, cfg, ep.host, ep.port, deadline, why, why_len);
+    if (rc < 0) {
+        sm_conn_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+const char *
+sm_conn_tls_alpn(const sm_conn *c, size_t *len)
+{
+    if (len) *len = 0;
+    return c && c->tls ? sm__tls_alpn(c->tls, len) : NULL;
+}
+
+bool
+sm_conn_tls_resumed(const sm_conn *c)
+{
+    return c && c->tls && sm__tls_resumed(c->tls);
 }
 
 void
 sm_conn_free(sm_conn *c)
 {
     if (!c) return;
+    if (c->tls) {
+        if (sm__tls_handshake_done(c->tls)) sm__tls_goodbye(c->tls);
+        sm__tls_free(c->tls);
+    }
     close(c->fd);
     sm_buf_free(&c->in);
     free(c);
@@ -175,7 +269,10 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeou
     for (int i = 0; i < iovcnt; i++)
         if (iov[i].iov_len) v[k++] = iov[i];
     if (hdr.tail_len) v[k++] = (struct iovec){.iov_base = hdr.tail, .iov_len = hdr.tail_len};
-    ssize_t sent = sm_sendv_all(c->fd, v, k, timeout_of(c, timeout_ms), NULL);
+    ssize_t sent = c->tls ? sm__tls_sendv_all(c->tls, v, k, timeout_of(c, timeout_ms))
+                          : sm_sendv_all(c->fd, v, k, timeout_of(c, timeout_ms), NULL);
+    if (sent < 0 && c->tls && sent <= SM_ERR_TLS_UNAVAILABLE)
+        snprintf(c->detail, sizeof c->detail, "%s", sm__tls_detail(c->tls));
     if (v != small) free(v);
     return sent < 0 ? sent : (ssize_t)total;
 }
@@ -234,9 +331,21 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
     bool first = true;
     for (;;) {
         if (c->eof) {
-            if (c->eof_done) return 0;
+            if (c->eof_done) return c->eof_err;
             int rc = decode_buffered(c, msg);
             if (rc != 0) return rc;
+            if (c->eof_err) {
+                /* No close_notify: whatever is buffered (or, with eof
+                 * framing, the message itself) may have been cut short. */
+                c->eof_done = true;
+                if (sm_buf_len(&c->in) || c->spec.kind == SM_FRAME_EOF)
+                    c->eof_err = SM_ERR_TRUNCATED;
+                snprintf(c->detail, sizeof c->detail, "%s",
+                         c->eof_err == SM_ERR_TRUNCATED
+                             ? "peer closed without close_notify in the middle of a message"
+                             : "peer closed without close_notify (at a message boundary)");
+                return c->eof_err;
+            }
             ssize_t n = sm_frame_decode_eof(&c->dec, sm_buf_peek(&c->in), sm_buf_len(&c->in), msg);
             c->eof_done = true;
             if (n < 0) return (int)n;
@@ -259,8 +368,20 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
         if (rc < 0) return rc;
         size_t want = sm_buf_writable(&c->in);
         if (timeout == 0) want = SM__MIN(want, budget);
-        ssize_t got = sm_recv_some(c->fd, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline));
-        if (got < 0) return (int)got;
+        ssize_t got =
+            c->tls
+                ? sm__tls_recv_some(c->tls, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline))
+                : sm_recv_some(c->fd, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline));
+        if (got == SM_ERR_TLS_EOF) {
+            c->eof = true;
+            c->eof_err = SM_ERR_TLS_EOF;
+            continue;
+        }
+        if (got < 0) {
+            if (c->tls && got <= SM_ERR_TLS_UNAVAILABLE)
+                snprintf(c->detail, sizeof c->detail, "%s", sm__tls_detail(c->tls));
+            return (int)got;
+        }
         if (got == 0) {
             c->eof = true;
         } else {
@@ -273,5 +394,43 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
 int
 sm_conn_shutdown(sm_conn *c)
 {
-    return c ? sm_shutdown_write(c->fd) : -EINVAL;
+    if (!c) return -EINVAL;
+    if (c->tls) {
+        int rc = sm__tls_shutdown_wait(c->tls, c->timeout_ms);
+        if (rc < 0) return rc;
+    }
+    return sm_shutdown_write(c->fd);
+}
+
+ssize_t
+sm_conn_recv_raw(sm_conn *c, void *buf, size_t len, int timeout_ms)
+{
+    if (!c || !buf || !len) return -EINVAL;
+    int t = timeout_of(c, timeout_ms);
+    ssize_t n = c->tls ? sm__tls_recv_some(c->tls, buf, len, t) : sm_recv_some(c->fd, buf, len, t);
+    if (n < 0 && c->tls && n <= SM_ERR_TLS_UNAVAILABLE)
+        snprintf(c->detail, sizeof c->detail, "%s", sm__tls_detail(c->tls));
+    return n;
+}
+
+ssize_t
+sm_conn_send_raw(sm_conn *c, const void *buf, size_t len, int timeout_ms)
+{
+    if (!c || (!buf && len)) return -EINVAL;
+    return sm__conn_send_raw(c, buf, len, timeout_ms);
+}
+
+ssize_t
+sm__conn_send_raw(sm_conn *c, const void *p, size_t n, int timeout_ms)
+{
+    struct iovec v = {.iov_base = (void *)p, .iov_len = n};
+    ssize_t rc = c->tls ? sm__tls_sendv_all(c->tls, &v, 1, timeout_of(c, timeout_ms))
+                        : sm_sendv_all(c->fd, &v, 1, timeout_of(c, timeout_ms), NULL);
+    return rc < 0 ? rc : (ssize_t)n;
+}
+
+bool
+sm__conn_tls_pending(const sm_conn *c)
+{
+    return c->tls && sm__tls_read_pending_locked(c->tls);
 }

@@ -1,4 +1,4 @@
-/* Endpoints: parse, format and resolve tcp:// and unix: addresses. */
+/* Endpoints: parse, format and resolve tcp://, tls:// and unix: addresses. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -144,14 +144,20 @@ sm_endpoint_parse(sm_endpoint *ep, const char *str, char *why, size_t why_len)
     memset(ep, 0, sizeof *ep);
     if (!strncmp(str, "tcp://", 6)) return parse_tcp(ep, str + 6, str, why, why_len);
     if (!strncmp(str, "unix:", 5)) return parse_unix(ep, str + 5, str, why, why_len);
+    if (!strncmp(str, "tls://", 6)) {
+        int rc = parse_tcp(ep, str + 6, str, why, why_len);
+        ep->tls = 1;
+        return rc;
+    }
     const char *sep = strstr(str, "://");
     if (!sep) sep = strchr(str, ':');
     if (!sep || sep == str)
-        return sm__why(why, why_len, SM_ERR_ENDPOINT,
-                       "missing scheme in '%s' (expected tcp://host:port or unix:path)", str);
+        return sm__why(
+            why, why_len, SM_ERR_ENDPOINT,
+            "missing scheme in '%s' (expected tcp://host:port, tls://host:port or unix:path)", str);
     return sm__why(why, why_len, SM_ERR_ENDPOINT,
-                   "unknown scheme '%.*s' in '%s' (expected tcp:// or unix:)", (int)(sep - str),
-                   str, str);
+                   "unknown scheme '%.*s' in '%s' (expected tcp://, tls:// or unix:)",
+                   (int)(sep - str), str, str);
 }
 
 int
@@ -161,8 +167,8 @@ sm_endpoint_format(const sm_endpoint *ep, char *out, size_t out_len)
     if (!ep || !out) return -EINVAL;
     switch (ep->kind) {
     case SM_ENDPOINT_TCP:
-        n = snprintf(out, out_len, strchr(ep->host, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u",
-                     ep->host, (unsigned)ep->port);
+        n = snprintf(out, out_len, strchr(ep->host, ':') ? "%s://[%s]:%u" : "%s://%s:%u",
+                     ep->tls ? "tls" : "tcp", ep->host, (unsigned)ep->port);
         break;
     case SM_ENDPOINT_UNIX:
         /* "unix:@x" would name the abstract socket x: a relative path that

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Monotonic clock in milliseconds / nanoseconds. */
 int64_t sm__now_ms(void);
@@ -57,6 +58,13 @@ int sm__dial_err_rank(int err);
 
 /* 1 for a TCP/IP socket, 0 for another kind, or -errno (not a socket). */
 int sm__sock_is_inet(int fd);
+
+/* conn.c, for the thread-model server: bytes already framed, sent as
+ * they are (encrypted over TLS); and whether TLS holds decrypted bytes
+ * the socket will not announce. */
+struct sm_conn;
+ssize_t sm__conn_send_raw(struct sm_conn *c, const void *p, size_t n, int timeout_ms);
+bool sm__conn_tls_pending(const struct sm_conn *c);
 
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -269,6 +269,7 @@ typedef struct sm__pending {
     sm__node link; /* the worker's pending list, oldest first */
     int64_t due;
     sm__proxy_rd rd;
+    bool tls; /* a tls:// listener's: TLS starts after the header */
 } sm__pending;
 
 struct sm__worker {
@@ -461,7 +462,7 @@ void sm__log_proxy_fail(const sm_server *srv, int fd, int err, const char *why);
  * then make it a peer (sm__lpeer_open); a failure or the deadline
  * (first_message_timeout_ms, else SM__PROXY_DEFAULT_MS) closes it, counted
  * and logged. Takes fd and its slot. */
-void sm__lproxy_start(sm__worker *w, int fd);
+void sm__lproxy_start(sm__worker *w, int fd, bool tls);
 void sm__lproxy_timer_cb(sm_timer *t); /* w->pend_timer */
 /* Close every handshake of w now (-ECANCELED). */
 void sm__lproxy_cancel_all(sm__worker *w);
@@ -476,7 +477,10 @@ void sm__lpeer_init(sm__worker *w);
 /* A connection is ready to serve (its PROXY header read, if any): make it
  * a peer of w and call on_open. Takes fd and px; the connection's slot is
  * released if this fails. */
-void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px);
+void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px, bool tls);
+/* A TLS handshake failed: the warning line, with the client's address
+ * while fd is open (else -1) and OpenSSL's reason. */
+void sm__log_tls_fail(const sm_server *srv, uint64_t id, int fd, int reason, const char *detail);
 void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
 /* The worker a loop-model peer belongs to. */
 sm__worker *sm__lpeer_worker(const sm_peer *p);
@@ -504,6 +508,7 @@ typedef struct sm__tpeer {
     _Atomic int64_t last_out;
     pthread_t self; /* under srv->reg_lock: set by the connection thread itself */
     bool has_self;
+    bool tls; /* accepted on a tls:// listener */
     char detail[192];
 } sm__tpeer;
 

@@ -12,6 +12,7 @@
 
 #include "internal.h"
 #include "server_internal.h"
+#include "tls_internal.h"
 
 static int
 set_int(int fd, int level, int name, int value)
@@ -123,6 +124,12 @@ sm__listen_all(sm_server *srv, char *why, size_t why_len)
         sm__ep *e = &srv->eps[i];
         int rc = sm_endpoint_parse(&e->ep, o->listen[i], why, why_len);
         if (rc < 0) return rc;
+        if (e->ep.tls && !sm_tls_available())
+            return sm__why(why, why_len, SM_ERR_TLS_UNAVAILABLE, "listener %s: %s", o->listen[i],
+                           sm_strerror(SM_ERR_TLS_UNAVAILABLE));
+        if (e->ep.tls && (!o->tls || sm__tls_config_role(o->tls) != SM_TLS_SERVER))
+            return sm__why(why, why_len, -EINVAL,
+                           "listener %s needs opts.tls, a server TLS configuration", o->listen[i]);
         e->is_unix = e->ep.kind != SM_ENDPOINT_TCP;
         int *fds = &srv->fds[(size_t)i * (size_t)srv->nfd_sets];
         if (e->is_unix)
@@ -130,6 +137,7 @@ sm__listen_all(sm_server *srv, char *why, size_t why_len)
         else
             rc = tcp_listen_group(e, srv->nfd_sets, o->backlog, fds, why, why_len);
         if (rc < 0) return rc;
+        e->bound.tls = e->ep.tls;
         char where[300];
         sm_endpoint_format(&e->bound, where, sizeof where);
         sm__log(srv, SM_LOG_INFO, "listening on %s%s", where,

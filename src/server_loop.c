@@ -22,10 +22,11 @@ take_local(sm__worker *w, int ep, int fd)
 {
     sm_server *srv = w->srv;
     if (!sm__accepted_setup(w, ep, fd)) return;
+    bool tls = srv->eps[ep].ep.tls;
     if (srv->o.proxy_protocol)
-        sm__lproxy_start(w, fd);
+        sm__lproxy_start(w, fd, tls);
     else
-        sm__lpeer_open(w, fd, NULL);
+        sm__lpeer_open(w, fd, NULL, tls);
 }
 
 static void

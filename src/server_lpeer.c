@@ -7,6 +7,7 @@
  * all of a worker's peers at once (deliver a broadcast, drain, force). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -180,6 +181,9 @@ on_stream_close(sm_stream *s, int reason)
     sm_close_kind kind = sm_server_close_kind(reason);
     sm__count_close(srv, &w->ctrs, kind);
     set(p, SM__P_CLOSING);
+    const char *d = sm_stream_error_detail(s);
+    if (kind == SM_CLOSE_TLS || !strncmp(d, "TLS handshake", 13))
+        sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, d);
     sm__log_close(srv, p, kind, reason);
     if (srv->o.on_close) srv->o.on_close(p, reason);
     free(px_of(p));
@@ -188,7 +192,7 @@ on_stream_close(sm_stream *s, int reason)
 }
 
 void
-sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px)
+sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px, bool tls)
 {
     sm_server *srv = w->srv;
     bool fresh = srv->o.first_message_timeout_ms > 0;
@@ -198,8 +202,11 @@ sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px)
     int rc = fresh ? fresh_reserve(&w->fresh) : 0;
     if (rc < 0)
         close(fd);
-    else
+    else if (!tls)
         rc = sm__stream_new_take_extra(&s, w->loop, fd, &w->sopts, NULL, extra);
+    else
+        rc = sm__stream_new_tls_extra(&s, w->loop, fd, &w->sopts, NULL, extra, srv->o.tls, NULL,
+                                      NULL, 0);
     if (rc < 0) {
         free(px);
         sm__log(srv, SM_LOG_ERROR, "a new connection: %s", sm_strerror(rc));

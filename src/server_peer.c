@@ -41,6 +41,17 @@ sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int re
             sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
 }
 
+void
+sm__log_tls_fail(const sm_server *srv, uint64_t id, int fd, int reason, const char *detail)
+{
+    if (srv->o.log_level < SM_LOG_WARN || !srv->o.log) return;
+    char where[160] = "?";
+    if (fd >= 0) sm__sock_peer_name(fd, where, sizeof where);
+    sm__log(srv, SM_LOG_WARN, "peer %llu from %s: TLS handshake failed (%s): %s",
+            (unsigned long long)id, where, sm_err_name(reason),
+            detail && *detail ? detail : sm_strerror(reason));
+}
+
 sm_close_kind
 sm_server_close_kind(int reason)
 {
@@ -66,6 +77,15 @@ sm_server_close_kind(int reason)
         return SM_CLOSE_LOCAL;
     case -ECANCELED:
         return SM_CLOSE_DRAIN;
+    case SM_ERR_TLS:
+    case SM_ERR_TLS_NOT_TLS:
+    case SM_ERR_TLS_VERIFY:
+    case SM_ERR_TLS_EXPIRED:
+    case SM_ERR_TLS_HOSTNAME:
+    case SM_ERR_TLS_UNKNOWN_CA:
+    case SM_ERR_TLS_ALPN:
+    case SM_ERR_TLS_EOF:
+        return SM_CLOSE_TLS;
     default:
         return SM_CLOSE_OTHER;
     }
@@ -75,8 +95,8 @@ const char *
 sm_server_close_kind_name(int kind)
 {
     static const char *const names[SM_CLOSE_KINDS] = {
-        "clean",     "reset",         "timeout", "heartbeat", "oversize", "malformed",
-        "truncated", "slow_consumer", "local",   "drain",     "refused",  "other",
+        "clean",         "reset", "timeout", "heartbeat", "oversize", "malformed", "truncated",
+        "slow_consumer", "local", "drain",   "refused",   "other",    "tls",
     };
     return kind >= 0 && kind < SM_CLOSE_KINDS ? names[kind] : "?";
 }

@@ -167,8 +167,9 @@ pend_io_cb(sm_io *io, unsigned events)
     if (err < 0) {
         pend_fail(pd, err, why);
     } else {
+        bool tls = pd->tls;
         int fd = pend_end(pd, false);
-        sm__lpeer_open(w, fd, px);
+        sm__lpeer_open(w, fd, px, tls);
     }
     sm__lmodel_maybe_exit(w);
 }
@@ -190,7 +191,7 @@ sm__lproxy_timer_cb(sm_timer *t)
 }
 
 void
-sm__lproxy_start(sm__worker *w, int fd)
+sm__lproxy_start(sm__worker *w, int fd, bool tls)
 {
     sm_server *srv = w->srv;
     sm__pending *pd = calloc(1, sizeof *pd);
@@ -200,6 +201,7 @@ sm__lproxy_start(sm__worker *w, int fd)
         return;
     }
     pd->w = w;
+    pd->tls = tls;
     sm__proxy_rd_init(&pd->rd);
     int ms =
         srv->o.first_message_timeout_ms ? srv->o.first_message_timeout_ms : SM__PROXY_DEFAULT_MS;

@@ -14,6 +14,7 @@
 #include "frame_internal.h"
 #include "internal.h"
 #include "server_internal.h"
+#include "tls_internal.h"
 
 void
 sm__tpeer_unref(sm__tpeer *t)
@@ -55,8 +56,10 @@ send_locked(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_
     } else {
         ssize_t n;
         if (frame) {
-            /* The conn buffers nothing on the send side: raw bytes are safe. */
-            n = sm_send_all(p->fd, frame->frame, frame->frame_len, wt, NULL);
+            /* The conn buffers nothing on the send side: raw bytes are safe
+             * (through the conn: TLS encrypts them). */
+            n = t->tls ? sm__conn_send_raw(t->c, frame->frame, frame->frame_len, wt)
+                       : sm_send_all(p->fd, frame->frame, frame->frame_len, wt, NULL);
             if (n >= 0) n = (ssize_t)frame->len;
         } else {
             n = type >= 0 ? sm_conn_send_type(t->c, type, iov[0].iov_base, iov[0].iov_len, wt)
@@ -346,7 +349,9 @@ serve(sm__tpeer *t, int64_t start)
             pthread_mutex_unlock(&t->lock);
             if (!shut) until = SM__MIN(until, last_in + o->drain_quiet_ms);
         }
-        if (wait_input(srv, p->fd, stopping, until)) last_in = sm__now_ms();
+        /* Plaintext TLS already decrypted is not announced by the socket. */
+        if (sm__conn_tls_pending(t->c) || wait_input(srv, p->fd, stopping, until))
+            last_in = sm__now_ms();
     }
 }
 
@@ -381,7 +386,16 @@ sm__tconn_main(void *arg)
     if (reason == 0) {
         /* The conn owns the fd from here; p->fd stays valid until
          * sm_conn_free, after the peer has left the registry. */
-        reason = sm_conn_new_take(&t->c, p->fd, srv->o.spec);
+        if (!t->tls) {
+            reason = sm_conn_new_take(&t->c, p->fd, srv->o.spec);
+        } else {
+            /* The handshake's own deadline: a silent client does not keep
+             * this thread. */
+            reason = sm_conn_new_tls(&t->c, p->fd, srv->o.spec, srv->o.tls, NULL,
+                                     sm__tls_config_handshake_timeout(srv->o.tls), t->detail,
+                                     sizeof t->detail);
+            if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail);
+        }
         fd_gone = reason < 0;
     }
     if (reason == 0) {

@@ -82,6 +82,7 @@ spawn(sm__worker *w, sm__listener *l, int fd)
     }
     t->p.srv = srv;
     t->p.fd = fd;
+    t->tls = srv->eps[l->ep].ep.tls;
     t->p.tag = sm__next_id(srv) << SM__P_ID_SHIFT;
     pthread_mutex_init(&t->lock, NULL);
     atomic_init(&t->refs, 1);

@@ -35,6 +35,7 @@ loop_state_free(void *p)
 #ifdef SM_HAVE_URING
     sm__tpu_free(sl->tpu);
 #endif
+    free(sl->tls); /* its entries went with their streams */
     free(sl);
 }
 

@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "stream_internal.h"
+#include "transport.h"
 
 #define DEFAULT_CONNECT_MS  30000
 #define DEFAULT_BACKOFF_MIN 100
@@ -401,6 +402,10 @@ dial_new(sm_stream **out, sm_loop *loop, const sm_endpoint *ep, const sm_addr *a
     sm_timer_init(loop, &d->timer, dial_timer_cb);
     d->timer.data = s;
     sm__stream_set_dialed(s, true);
+    if (ep && ep->tls) {
+        s->tp = SM__TP_TLS; /* transport_tls.c */
+        sm__tp_of(s)->init(s);
+    }
     if (ep) {
         d->ep = *ep;
     } else if (!(d->fixed = malloc(n * sizeof *addrs))) {
@@ -435,6 +440,13 @@ sm_stream_dial(sm_stream **out, sm_loop *loop, const char *endpoint, const sm_st
     int rc = sm_endpoint_parse(&ep, endpoint, why, why_len);
     if (rc < 0) return rc;
     return dial_new(out, loop, &ep, NULL, 0, opts, data);
+}
+
+const sm_endpoint *
+sm__dial_endpoint(const sm_stream *s)
+{
+    const sm__dial *d = sm__dial_of(s);
+    return d && !d->fixed ? &d->ep : NULL;
 }
 
 int

@@ -170,6 +170,12 @@ typedef struct sm__stream_loop {
     bool in_cb;         /* the wheel's callback is running: arm once at its end */
     uint64_t used[SM__WHEEL_WORDS];
     sm_stream *slots[SM__WHEEL_SLOTS];
+    /* transport_tls.c: the TLS streams' state by socket fd, and the session
+     * sm_stream_new_tls hands to the transport's open. */
+    void **tls;
+    size_t tls_cap;
+    struct sm__tls *tls_pending;
+    int tls_pending_fd;
 } sm__stream_loop;
 
 /* End both fast paths of sm_stream_send_frame: the queue's tail or a
@@ -326,6 +332,8 @@ bool sm__dial_wants_retry(const sm_stream *s);
 void sm__dial_stop(sm_stream *s);   /* closing: no more attempts or timers */
 void sm__dial_report(sm_stream *s); /* report a lost connection's dropped messages */
 void sm__dial_free(sm_stream *s);
+/* The endpoint a dialed stream dials (NULL: a fixed address list). */
+const sm_endpoint *sm__dial_endpoint(const sm_stream *s);
 /* Tests: dial a fixed address list (no resolution), raced as sm_stream_dial
  * races a resolved name. */
 int sm__stream_dial_addrs(sm_stream **out, sm_loop *loop, const sm_addr *addrs, size_t n,

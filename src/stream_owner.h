@@ -54,6 +54,10 @@ sm__stream_of_extra(const void *extra)
  * returns). Returns as sm_stream_new_take (fd is closed on failure). */
 int sm__stream_new_take_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
                               void *data, size_t extra);
+/* The same with TLS (sm_stream_new_tls; transport_tls.c). */
+int sm__stream_new_tls_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                             void *data, size_t extra, sm_tls_config *cfg, const char *host,
+                             char *why, size_t why_len);
 
 /* An owner's streams on a loop, found without a list of them. An owner is
  * known by the sm_stream_opts struct it gave every stream it created (the

@@ -80,9 +80,11 @@ typedef struct sm__transport_ops {
     void (*close)(sm_stream *s, sm_io_close_cb closed);
 } sm__transport_ops;
 
-enum { SM__TP_SOCK = 0, SM__TP_URING = 1, SM__TP_KINDS };
+enum { SM__TP_SOCK = 0, SM__TP_TLS, SM__TP_URING, SM__TP_KINDS };
 
 extern const sm__transport_ops sm__tp_sock; /* transport_sock.c */
+extern const sm__transport_ops sm__tp_tls;  /* transport_tls.c */
+bool sm__tp_tls_is_io(const sm_io *w);
 #ifdef SM_HAVE_URING
 extern const sm__transport_ops sm__tp_uring; /* transport_uring.c */
 /* fd can go on the completion transport of loop (an io_uring loop with

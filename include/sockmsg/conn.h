@@ -27,6 +27,18 @@
  *
  * Thread-safety: one thread may send while another receives; two threads
  * must not send (or receive) on one sm_conn at once.
+ *
+ * TLS (tls.h): sm_conn_dial on a tls:// endpoint, sm_conn_dial_tls with a
+ * configuration, or sm_conn_new_tls on an accepted socket. The handshake
+ * happens inside the call, within its timeout; then everything works as
+ * over TCP, with these differences: sm_conn_shutdown sends close_notify
+ * (then the TCP FIN) and reading goes on; sm_conn_free sends close_notify
+ * if the kernel takes it at once; a peer's EOF without close_notify is
+ * SM_ERR_TRUNCATED in the middle of a message (and with eof framing, whose
+ * last message it may have cut), and SM_ERR_TLS_EOF at a message boundary
+ * (returned instead of 0, so a caller decides whether to accept it); the
+ * socket is made non-blocking. TLS errors are the SM_ERR_TLS_* codes, with
+ * sm_conn_error_detail saying what OpenSSL said.
  */
 #ifndef SOCKMSG_CONN_H
 #define SOCKMSG_CONN_H
@@ -36,6 +48,7 @@
 #include "api.h"
 #include "error.h"
 #include "frame.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,6 +70,40 @@ SM_API int sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec);
  * of sm_frame_spec_parse / sm_dial_endpoint; `why` explains it when not NULL. */
 SM_API int sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_ms,
                         char *why, size_t why_len);
+
+/* sm_conn_dial_tls - sm_conn_dial with TLS: connect to endpoint (tcp:// or
+ * tls://: TLS either way), handshake as a client of cfg (verifying the
+ * host of the endpoint unless cfg names another), wrap. timeout_ms covers
+ * the connect and the handshake. cfg is referenced, not copied: reuse it
+ * for session resumption. Returns 0 or the errors of sm_conn_dial and the
+ * SM_ERR_TLS_* codes (`why`: "host name mismatch: cert is for ..."). */
+SM_API int sm_conn_dial_tls(sm_conn **out, const char *endpoint, const char *spec,
+                            sm_tls_config *cfg, int timeout_ms, char *why, size_t why_len);
+
+/* sm_conn_new_tls - sm_conn_new_take, then a TLS handshake on fd within
+ * timeout_ms: as a server when cfg is SM_TLS_SERVER (an accepted socket),
+ * else as a client verifying `host` (NULL: the config's server name).
+ * Takes fd, also on failure. Returns 0 or an error as sm_conn_dial_tls. */
+SM_API int sm_conn_new_tls(sm_conn **out, int fd, const sm_frame_spec *spec, sm_tls_config *cfg,
+                           const char *host, int timeout_ms, char *why, size_t why_len);
+
+/* sm_conn_send_raw / sm_conn_recv_raw - bytes as they are, without the
+ * spec's framing (a relay, a protocol of its own, an HTTP client), over
+ * the connection's transport: encrypted over TLS. send_raw writes all of
+ * buf[0..len) within timeout_ms and returns len or an error as
+ * sm_conn_send; recv_raw returns what arrived (> 0, at most len), 0 at
+ * EOF (TLS: the peer's close_notify), SM_ERR_TLS_EOF (TLS: EOF without
+ * close_notify), -ETIMEDOUT, or an error. Do not mix recv_raw with
+ * sm_conn_recv on one connection (the latter buffers ahead). */
+SM_API ssize_t sm_conn_send_raw(sm_conn *c, const void *buf, size_t len, int timeout_ms);
+SM_API ssize_t sm_conn_recv_raw(sm_conn *c, void *buf, size_t len, int timeout_ms);
+
+/* sm_conn_tls_alpn - the ALPN protocol agreed (not NUL-terminated: *len
+ * bytes), or NULL (none, or not TLS). */
+SM_API const char *sm_conn_tls_alpn(const sm_conn *c, size_t *len);
+
+/* sm_conn_tls_resumed - true when the TLS handshake resumed a session. */
+SM_API bool sm_conn_tls_resumed(const sm_conn *c);
 
 /* sm_conn_free - close the socket and free everything. NULL is a no-op. */
 SM_API void sm_conn_free(sm_conn *c);

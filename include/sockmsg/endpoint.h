@@ -7,6 +7,10 @@
  *                          also accepts IPv4) where IPv6 exists
  *   unix:/path/to/sock     a Unix socket file (path up to sizeof sun_path - 1)
  *   unix:@name             a Linux abstract Unix socket (no file)
+ *   tls://host:port        as tcp://, with TLS on top (tls.h): kind
+ *                          SM_ENDPOINT_TCP and `tls` set. Sockets (socket.h)
+ *                          are plain TCP; sm_conn, sm_stream and sm_server
+ *                          add the TLS.
  * Port 0 asks the kernel for a free port; read it back from the bound socket.
  *
  * Everything here is pure data and reentrant: no allocation, no globals.
@@ -42,6 +46,9 @@ typedef struct sm_endpoint {
     uint16_t port;
     /* Unix: the path, or the abstract name without its '@'. NUL-terminated. */
     char path[SM_ENDPOINT_PATH_MAX];
+    /* 1 for tls:// (TCP with TLS on top), else 0. (In what was the struct's
+     * tail padding: its size is unchanged.) */
+    uint8_t tls;
 } sm_endpoint;
 
 /* A resolved socket address. */

@@ -22,7 +22,11 @@ extern "C" {
 /* X(name, value, message): one table gives the enum, sm_strerror and
  * sm_err_name. Append only; values are part of the ABI. SM_ERR_BASE - 10 is
  * retired (it was SM_ERR_HTTP, now the sockmsg tool's own code): the next
- * code is SM_ERR_BASE - 12. */
+ * code is SM_ERR_BASE - 21.
+ *
+ * The TLS codes (SM_ERR_BASE - 11 to - 19) name what a user can act on; the
+ * detail string (sm_conn_error_detail, sm_stream_detail, `why`) adds
+ * OpenSSL's own reason and the names involved. */
 #define SM_ERR_TABLE(X)                                                                            \
     X(SM_ERR_TRUNCATED, SM_ERR_BASE - 1, "peer closed in the middle of a message")                 \
     X(SM_ERR_RESOLVE, SM_ERR_BASE - 2, "host name could not be resolved")                          \
@@ -33,7 +37,20 @@ extern "C" {
     X(SM_ERR_SLOW_CONSUMER, SM_ERR_BASE - 7, "peer does not read: output queue limit reached")     \
     X(SM_ERR_HEARTBEAT, SM_ERR_BASE - 8, "heartbeat lost: peer silent too long")                   \
     X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")                                   \
-    X(SM_ERR_BACKEND, SM_ERR_BASE - 11,                                                            \
+    X(SM_ERR_TLS_UNAVAILABLE, SM_ERR_BASE - 11,                                                    \
+      "built without TLS (OpenSSL 3 not found at build time)")                                     \
+    X(SM_ERR_TLS, SM_ERR_BASE - 12, "TLS failure")                                                 \
+    X(SM_ERR_TLS_NOT_TLS, SM_ERR_BASE - 13, "not TLS (plain HTTP on a TLS port?)")                 \
+    X(SM_ERR_TLS_VERIFY, SM_ERR_BASE - 14, "peer certificate rejected")                            \
+    X(SM_ERR_TLS_EXPIRED, SM_ERR_BASE - 15, "certificate has expired")                             \
+    X(SM_ERR_TLS_HOSTNAME, SM_ERR_BASE - 16,                                                       \
+      "host name mismatch: certificate is for another name")                                       \
+    X(SM_ERR_TLS_UNKNOWN_CA, SM_ERR_BASE - 17,                                                     \
+      "unknown CA: certificate not signed by a trusted CA")                                        \
+    X(SM_ERR_TLS_ALPN, SM_ERR_BASE - 18, "no ALPN protocol in common with the peer")               \
+    X(SM_ERR_TLS_EOF, SM_ERR_BASE - 19,                                                            \
+      "peer closed without TLS close_notify (possible truncation)")                   \
+    X(SM_ERR_BACKEND, SM_ERR_BASE - 20,                                                            \
       "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")
 
 enum sm_err {

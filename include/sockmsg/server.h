@@ -120,6 +120,9 @@
  *   SM_ERR_SLOW_CONSUMER   the output queue exceeded max_queued
  *   SM_ERR_CLOSED          a handler called sm_peer_close
  *   -ECANCELED             closed by the drain deadline or a forced stop
+ *   SM_ERR_TLS_*           a TLS listener's handshake failed (not TLS, a
+ *                          client certificate refused, no ALPN in common),
+ *                          or the client ended without close_notify
  *   other -errno           what the kernel or the allocator reported
  * Connections that never become peers (refused at a limit, a bad or
  * missing PROXY header, or an accepted socket whose options, opts.sock or
@@ -154,6 +157,7 @@
 #include "frame.h"
 #include "loop.h"
 #include "socket.h"
+#include "tls.h"
 
 #include <sys/uio.h>
 
@@ -197,6 +201,7 @@ typedef enum sm_close_kind {
     SM_CLOSE_DRAIN,         /* -ECANCELED: the stop's deadline or a forced stop */
     SM_CLOSE_REFUSED,       /* at max_conns, the thread limit, or out of fds */
     SM_CLOSE_OTHER,         /* anything else */
+    SM_CLOSE_TLS,           /* SM_ERR_TLS_*: a failed handshake, no close_notify, ... */
     SM_CLOSE_KINDS
 } sm_close_kind;
 
@@ -290,6 +295,15 @@ typedef struct sm_server_opts {
     sm_server_log_cb log; /* NULL: silent */
     void *log_data;
     sm_log_level log_level; /* the most verbose level passed to log; default INFO */
+    /* TLS for the tls:// listeners (tls.h): an SM_TLS_SERVER configuration
+     * with its certificate (and a CA for mutual TLS); required when a
+     * listener is tls://, referenced, must outlive the server. Both models
+     * bound the handshake by the configuration's handshake timeout (10 s):
+     * a silent client does not hold a slot longer. A failed handshake is
+     * closed with its SM_ERR_TLS_* reason (kind SM_CLOSE_TLS; a timeout,
+     * SM_CLOSE_TIMEOUT), counted and logged at SM_LOG_WARN with OpenSSL's
+     * reason. on_open runs at the accept, before the handshake. */
+    sm_tls_config *tls;
 } sm_server_opts;
 
 /* Counters, summed over the server's threads at the time of the call. */

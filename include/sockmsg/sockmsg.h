@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "pack.h"
+#include "tls.h"
 #include "conn.h"
 #include "loop.h"
 #include "stream.h"

@@ -148,6 +148,7 @@
 #include "endpoint.h"
 #include "error.h"
 #include "frame.h"
+#include "tls.h"
 #include "loop.h"
 #include "socket.h"
 
@@ -251,6 +252,10 @@ typedef struct sm_stream_opts {
      * which parses it into the copy it makes; the stream functions take the
      * parsed spec only (a frame without a spec there is -EINVAL). */
     const char *frame;
+    /* tls:// dials: the client TLS configuration (tls.h; referenced, not
+     * copied). NULL: one with the system's trust store per connection
+     * (no session resumption). */
+    sm_tls_config *tls;
 } sm_stream_opts;
 
 /* sm_stream_opts_new - a library-owned copy of *opts that points at nothing
@@ -291,6 +296,25 @@ SM_API void sm_stream_opts_free(sm_stream_opts *opts);
  * runs inside it. */
 SM_API int sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
                               void *data);
+
+/* sm_stream_new_tls - sm_stream_new_take with TLS on the socket: as a
+ * server when cfg is SM_TLS_SERVER (an accepted socket), else as a client
+ * verifying `host` (NULL: the config's server name). The handshake runs
+ * from the loop, within the config's handshake timeout (10 s by default;
+ * the stream closes with -ETIMEDOUT past it); messages sent meanwhile are
+ * queued and written once it is done. A failed handshake closes the
+ * stream with an SM_ERR_TLS_* reason, sm_stream_error_detail saying
+ * OpenSSL's. Over TLS, sm_stream_shutdown sends close_notify before the
+ * FIN and reading goes on; sm_stream_close sends close_notify if the
+ * kernel takes it at once; the peer's EOF without close_notify closes the
+ * stream with SM_ERR_TRUNCATED in the middle of a message (or with eof
+ * framing) and with SM_ERR_TLS_EOF at a message boundary, instead of
+ * on_eof. Dialed tls:// endpoints (sm_stream_dial) get the same, with
+ * opts->tls. Returns 0, or an error as sm_stream_new_take and
+ * sm_tls_config's (why: TLS setup); takes fd, also on failure. */
+SM_API int sm_stream_new_tls(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
+                             void *data, sm_tls_config *cfg, const char *host, char *why,
+                             size_t why_len);
 
 /* sm_stream_dial - connect to an endpoint string asynchronously.
  *

@@ -453,8 +453,8 @@ static struct {
     char nginx[4096]; /* the binary, "" if none */
     char dir[4096];
     pid_t pid;
-    int port;
-    char url[128];
+    int port, sport;          /* http, https */
+    char url[128], surl[128]; /* http://127.0.0.1:PORT, https://127.0.0.1:SPORT */
     char *big;
     size_t big_len;
 } ngx;
@@ -474,10 +474,24 @@ find_nginx(char *out, size_t cap)
 }
 
 static void
-ngx_config(int port)
+ngx_config(int port, int sport)
 {
     const char *d = ngx.dir;
-    char conf[8192];
+    char conf[8192 + 16384], https[16384] = "";
+#ifdef SM_TLS_CERTS
+    /* HTTPS with the test's certificates (localhost, 127.0.0.1). */
+    snprintf(https, sizeof https,
+             "  server {\n"
+             "    listen 127.0.0.1:%d ssl;\n"
+             "    ssl_certificate %s/certs/leaf.pem;\n"
+             "    ssl_certificate_key %s/certs/leaf.key;\n"
+             "    root %s/www;\n"
+             "    location = /to-http { return 302 http://127.0.0.1:%d/target.txt; }\n"
+             "    location /sub/ { sub_filter 'foo' 'bar'; sub_filter_once off; "
+             "sub_filter_types *; }\n"
+             "  }\n",
+             sport, d, d, d, port);
+#endif
     int n = snprintf(
         conf, sizeof conf,
         "master_process off;\n"
@@ -508,9 +522,11 @@ ngx_config(int port)
         "    location /sub/ { sub_filter 'foo' 'bar'; sub_filter_once off; sub_filter_types *; }\n"
         /* SSI streams the page and the include as separate chunks. */
         "    location ~ \\.shtml$ { ssi on; }\n"
+        "    location = /to-https { return 302 https://127.0.0.1:%d/static.txt; }\n"
         "  }\n"
+        "%s"
         "}\n",
-        d, d, d, d, d, d, d, port, d);
+        d, d, d, d, d, d, d, port, d, sport, https);
     assert_true(n > 0 && (size_t)n < sizeof conf);
     write_file(d, "nginx.conf", conf, (size_t)n);
 }
@@ -524,15 +540,21 @@ ngx_start(void)
     snprintf(errlog, sizeof errlog, "%s/error.log", ngx.dir);
     for (int attempt = 0; attempt < 5; attempt++) {
         ngx.port = free_port("127.0.0.1");
-        ngx_config(ngx.port);
+        ngx.sport = free_port("127.0.0.1");
+        ngx_config(ngx.port, ngx.sport);
         /* -e: the compiled-in error log may not be writable by us. */
         char *argv[] = {ngx.nginx, "-c",   conf, "-p",          prefix,
                         "-e",      errlog, "-g", "daemon off;", NULL};
         char out[4200];
         snprintf(out, sizeof out, "%s/nginx.out", ngx.dir);
         ngx.pid = spawn(argv, out, out);
-        if (wait_accepting(ngx.pid, "127.0.0.1", ngx.port, 20000)) {
+        bool https = true;
+#ifdef SM_TLS_CERTS
+        https = wait_accepting(ngx.pid, "127.0.0.1", ngx.sport, 20000);
+#endif
+        if (wait_accepting(ngx.pid, "127.0.0.1", ngx.port, 20000) && https) {
             snprintf(ngx.url, sizeof ngx.url, "http://127.0.0.1:%d", ngx.port);
+            snprintf(ngx.surl, sizeof ngx.surl, "https://127.0.0.1:%d", ngx.sport);
             return true;
         }
         stop_server(&ngx.pid);
@@ -559,6 +581,19 @@ ngx_setup(void **state)
     make_dir(ngx.dir, "tmp");
     make_dir(ngx.dir, "www");
     make_dir(ngx.dir, "www/sub");
+#ifdef SM_TLS_CERTS
+    /* Certificates for the HTTPS server (tests/support/tls_certs.sh). */
+    make_dir(ngx.dir, "certs");
+    char certs[4200];
+    snprintf(certs, sizeof certs, "%s/certs", ngx.dir);
+    char *mk[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
+    pid_t mkpid = spawn(mk, NULL, NULL);
+    int st;
+    if (waitpid(mkpid, &st, 0) != mkpid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        print_error("tls_certs.sh failed\n");
+        return -1;
+    }
+#endif
     char www[4200];
     snprintf(www, sizeof www, "%s/www", ngx.dir);
     write_text(www, "static.txt", "static file from nginx\n");
@@ -609,6 +644,49 @@ test_ngx_static(void **state)
     expect(&r, 0, NULL, NULL);
     assert_true(!strncmp(r.out, "HTTP/1.1 200 OK\r\n", 17));
     assert_non_null(strstr(r.out, "\r\nContent-Length: 23\r\n"));
+    run_free(&r);
+}
+
+/* HTTPS: verified against the test's CA, refused without it, redirects
+ * between http and https both ways, a large chunked body. */
+static void
+test_ngx_https(void **state)
+{
+    (void)state;
+    NEED_NGINX();
+#ifndef SM_TLS_CERTS
+    skip(); /* built without TLS */
+#endif
+    char url[256], ca[4200];
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", ngx.dir);
+    run r;
+    snprintf(url, sizeof url, "%s/static.txt", ngx.surl);
+    RUN(&r, "get", "--ca", ca, url);
+    expect(&r, 0, "static file from nginx\n", NULL);
+    run_free(&r);
+    RUN(&r, "get", url);
+    expect(&r, 1, NULL, "unknown CA");
+    run_free(&r);
+    RUN(&r, "get", "--insecure", url);
+    expect(&r, 0, "static file from nginx\n", NULL);
+    run_free(&r);
+    snprintf(url, sizeof url, "https://localhost:%d/static.txt", ngx.sport);
+    RUN(&r, "get", "--ca", ca, url);
+    expect(&r, 0, "static file from nginx\n", NULL);
+    run_free(&r);
+    snprintf(url, sizeof url, "%s/to-https", ngx.url);
+    RUN(&r, "get", "--ca", ca, "-L", url);
+    expect(&r, 0, "static file from nginx\n", NULL);
+    run_free(&r);
+    snprintf(url, sizeof url, "%s/to-http", ngx.surl);
+    RUN(&r, "get", "--ca", ca, "-L", url);
+    expect(&r, 0, "you have arrived\n", NULL);
+    run_free(&r);
+    snprintf(url, sizeof url, "%s/sub/big.txt", ngx.surl);
+    RUN(&r, "get", "--ca", ca, url);
+    expect(&r, 0, NULL, NULL);
+    assert_int_equal(r.out_len, ngx.big_len);
+    assert_memory_equal(r.out, ngx.big, ngx.big_len);
     run_free(&r);
 }
 
@@ -954,8 +1032,9 @@ test_scr_redirect_limits(void **state)
     expect(&r, 1, NULL, "too many redirects (more than 10)");
     assert_int_equal(atomic_load(&scr.requests), 11);
     run_free(&r);
+    /* To https on port 443, where nothing listens. */
     RUN(&r, "get", "-L", scr_url("/to-https"));
-    expect(&r, 1, NULL, "https is not supported");
+    expect(&r, 1, NULL, "127.0.0.1:443");
     run_free(&r);
 }
 
@@ -1185,8 +1264,9 @@ test_usage_errors(void **state)
     RUN(&r, "get");
     expect_usage(&r, "sockmsg get: missing URL\n", "try 'sockmsg get --help'\n");
     run_free(&r);
-    RUN(&r, "get", "https://127.0.0.1/");
-    expect_usage(&r, "sockmsg get: https is not supported\n", "try 'sockmsg get --help'\n");
+    RUN(&r, "get", "ftp://127.0.0.1/");
+    expect_usage(&r, "sockmsg get: unsupported URL scheme 'ftp' (only http:// and https://)\n",
+                 "try 'sockmsg get --help'\n");
     run_free(&r);
     RUN(&r, "get", "http://[::1/");
     expect_usage(&r, "unterminated '['", "try 'sockmsg get --help'\n");
@@ -1295,6 +1375,7 @@ main(void)
         cmocka_unit_test(test_ngx_static),    cmocka_unit_test(test_ngx_raw_chunked),
         cmocka_unit_test(test_ngx_chunked),   cmocka_unit_test(test_ngx_big_chunked),
         cmocka_unit_test(test_ngx_redirects), cmocka_unit_test(test_ngx_404),
+        cmocka_unit_test(test_ngx_https),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("usage", usage, use_setup, use_teardown);

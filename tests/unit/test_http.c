@@ -610,8 +610,8 @@ static const url_case urls[] = {
     {"http://h/p?a=1&b=two words", 0, "h", false, 80, "/p?a=1&b=two%20words"},
     {"http://h/%41?%42", 0, "h", false, 80, "/%41?%42"},
     {"http://my_host.local~:65535/", 0, "my_host.local~", false, 65535, "/"},
-    {"https://h/", -EPROTONOSUPPORT, "https is not supported", false, 0, NULL},
-    {"HTTPS://h/", -EPROTONOSUPPORT, "https is not supported", false, 0, NULL},
+    {"https://h/", 0, "h", false, 443, "/"},
+    {"HTTPS://h:8443/x", 0, "h", false, 8443, "/x"},
     {"ftp://h/", -EPROTONOSUPPORT, "unsupported URL scheme 'ftp'", false, 0, NULL},
     {"h/x", -EINVAL, "missing 'http://'", false, 0, NULL},
     {"localhost:8080", -EINVAL, "missing 'http://'", false, 0, NULL},
@@ -782,9 +782,18 @@ test_url_resolve(void **state)
     http_url_format(&base, text, sizeof text);
     assert_string_equal(text, "http://127.0.0.1:8000/dir/");
     /* Errors. */
-    SM_ASSERT_ERR(http_url_resolve(&out, &base, "https://x/", 10, why, sizeof why),
-                  -EPROTONOSUPPORT);
-    assert_string_equal(why, "https is not supported");
+    /* Between http and https: absolute, and scheme-relative from https. */
+    SM_ASSERT_OK(http_url_resolve(&out, &base, "https://x/", 10, why, sizeof why));
+    assert_true(out.https);
+    assert_int_equal(out.port, 443);
+    http_url sbase;
+    SM_ASSERT_OK(http_url_parse(&sbase, "https://s.example/a", NULL, 0));
+    SM_ASSERT_OK(http_url_resolve(&out, &sbase, "//t.example/b", 13, why, sizeof why));
+    http_url_format(&out, text, sizeof text);
+    assert_string_equal(text, "https://t.example/b");
+    SM_ASSERT_OK(http_url_resolve(&out, &sbase, "c", 1, why, sizeof why));
+    http_url_format(&out, text, sizeof text);
+    assert_string_equal(text, "https://s.example/c");
     SM_ASSERT_ERR(http_url_resolve(&out, &base, "mailto:x@y", 10, why, sizeof why), -EINVAL);
     SM_ASSERT_ERR(http_url_resolve(&out, &base, "/a\tb", 4, why, sizeof why), -EINVAL);
     SM_ASSERT_ERR(http_url_resolve(&out, &base, "//", 2, why, sizeof why), -EINVAL);

@@ -27,8 +27,10 @@ typedef struct frame_out {
 typedef struct cat {
     cli cli;
     bool listen, hex, framed;
-    bool raw_out; /* stdin goes out as it is: no --frame, or the eof codec */
+    bool raw_out;  /* stdin goes out as it is: no --frame, or the eof codec */
+    bool insecure; /* tls://: --insecure */
     const char *spec_text;
+    const char *ca; /* tls://: --ca FILE */
     sm_frame_spec spec;
     int timeout_ms; /* -1: not given */
     int fd;
@@ -64,6 +66,18 @@ typedef struct cat {
 
     unsigned long long sent_bytes, sent_msgs, recv_bytes, recv_msgs;
 } cat;
+
+/* In cat_tls.c: tls:// endpoints. */
+
+/* cat_tls_start - handshake on the connected fd (taken) as a client of cfg
+ * verifying host, then set c->fd to a socketpair end relayed to the TLS
+ * connection by two threads. 0, or an error with `why`. */
+struct sm_tls_config;
+int cat_tls_start(cat *c, int fd, const char *host, struct sm_tls_config *cfg, int timeout_ms,
+                  char *why, size_t why_len);
+/* cat_tls_finish - after the loop: stop and join the relay. 0, or the
+ * relay's error (reported on stderr), e.g. an EOF without close_notify. */
+int cat_tls_finish(void);
 
 /* In cmd_cat.c. */
 

@@ -34,6 +34,7 @@
 #include <sockmsg/error.h>
 #include <sockmsg/frame.h>
 #include <sockmsg/socket.h>
+#include <sockmsg/tls.h>
 
 #include "cat.h"
 
@@ -41,7 +42,7 @@ cli_command_fn cmd_cat;
 
 #define DEFAULT_TIMEOUT 10000
 
-enum { OPT_TIMEOUT = 256 };
+enum { OPT_TIMEOUT = 256, OPT_CA, OPT_INSECURE };
 
 static void
 help(void)
@@ -65,6 +66,8 @@ help(void)
            "      --timeout MS   bound connecting (default %d ms) or, with --listen,\n"
            "                     waiting for the connection (default: no limit);\n"
            "                     500, 500ms, 2s, 1m; 0 for no limit\n"
+           "      --ca FILE      tls://: trust the CAs in FILE instead of the system's\n"
+           "      --insecure     tls://: accept any certificate (no verification)\n"
            "  -v, --verbose      say who connected and how much went each way\n"
            "  -h, --help         show this help\n"
            "\n"
@@ -215,6 +218,22 @@ dial(cat *c, const sm_endpoint *ep, const char *text)
         if (fd == SM_ERR_RESOLVE && why[0]) return cli_fail(&c->cli, "%s: %s", where, why);
         return cli_fail(&c->cli, "%s: %s", where, sm_strerror(fd));
     }
+    if (ep->tls) {
+        sm_tls_config *cfg;
+        int rc = sm_tls_config_new(&cfg, SM_TLS_CLIENT, why, sizeof why);
+        if (rc == 0 && c->ca) rc = sm_tls_config_set_ca(cfg, c->ca, NULL, why, sizeof why);
+        if (rc == 0 && c->insecure) rc = sm_tls_config_insecure_skip_verify(cfg, true);
+        if (rc == 0)
+            rc = cat_tls_start(c, fd, ep->host, cfg, timeout ? timeout : SM_FOREVER, why,
+                               sizeof why);
+        else
+            close(fd);
+        sm_tls_config_free(cfg); /* the connection holds it */
+        if (rc < 0) return cli_fail(&c->cli, "%s: %s", where, why[0] ? why : sm_strerror(rc));
+        cli_log(&c->cli, 1, "connected to %s, TLS %s", where,
+                c->insecure ? "not verified (--insecure)" : "verified");
+        return CLI_EXIT_OK;
+    }
     c->fd = fd;
     cli_log(&c->cli, 1, "connected to %s", where);
     return CLI_EXIT_OK;
@@ -314,6 +333,9 @@ start(cat *c, const char *endpoint)
     signal(SIGPIPE, SIG_IGN);
     c->stdin_tty = isatty(STDIN_FILENO);
 
+    if (c->listen && ep.tls)
+        return cli_usage_error(&c->cli,
+                               "--listen with tls:// is not supported (use sockmsg serve)");
     int rc = c->listen ? accept_one(c, &ep, endpoint) : dial(c, &ep, endpoint);
     if (rc != CLI_EXIT_OK) return rc;
     if ((rc = sm_sock_set_nonblock(c->fd, true)) < 0)
@@ -330,6 +352,8 @@ cmd_cat(int argc, char **argv)
         {"frame", required_argument, NULL, 'f'},
         {"hex", no_argument, NULL, 'x'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
         {NULL, 0, NULL, 0},
     };
     cat *c = calloc(1, sizeof *c);
@@ -361,6 +385,12 @@ cmd_cat(int argc, char **argv)
         case OPT_TIMEOUT:
             if (cli_parse_ms(&c->cli, "--timeout", optarg, &c->timeout_ms)) goto done;
             break;
+        case OPT_CA:
+            c->ca = optarg;
+            break;
+        case OPT_INSECURE:
+            c->insecure = true;
+            break;
         default:
             goto done;
         }
@@ -374,6 +404,7 @@ cmd_cat(int argc, char **argv)
         goto done;
     }
     code = start(c, argv[optind]);
+    if (cat_tls_finish() < 0 && code == CLI_EXIT_OK) code = CLI_EXIT_FAIL;
 done:
     if (c->fd >= 0) close(c->fd);
     if (c->out_fd > STDOUT_FILENO) close(c->out_fd);

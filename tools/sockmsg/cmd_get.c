@@ -30,7 +30,7 @@ cli_command_fn cmd_get;
  * more is a server that never answers. */
 #define INTERIM_MAX 32
 
-enum { OPT_TIMEOUT = 256 };
+enum { OPT_TIMEOUT = 256, OPT_CA, OPT_INSECURE };
 
 typedef struct output {
     const char *path; /* NULL: stdout */
@@ -49,6 +49,11 @@ typedef struct get {
     char url_text[URL_TEXT_MAX]; /* the URL being fetched, for messages */
     int status;
     char reason[128];
+    /* https: one client configuration for every request (redirects resume
+     * the session), made at the first https URL. */
+    const char *ca;
+    bool insecure;
+    sm_tls_config *tls;
 } get;
 
 typedef enum fetch_result { FETCH_DONE, FETCH_REDIRECT, FETCH_FAILED } fetch_result;
@@ -58,7 +63,7 @@ help(void)
 {
     printf("usage: sockmsg get [options] URL\n"
            "\n"
-           "Fetch URL (http:// only) with an HTTP/1.1 GET and write the body to stdout\n"
+           "Fetch URL (http:// or https://) with an HTTP/1.1 GET and write the body to stdout\n"
            "as it arrives.\n"
            "\n"
            "options:\n"
@@ -68,6 +73,9 @@ help(void)
            "  -L, --location     follow redirects (301, 302, 303, 307, 308), at most %d\n"
            "      --timeout MS   bound the whole request, redirects included: 500, 500ms,\n"
            "                     2s, 1m; 0 for no limit (default %d ms)\n"
+           "      --ca FILE      https: trust the CAs in FILE instead of the system's\n"
+           "      --insecure     https: accept any certificate (no verification: for\n"
+           "                     tests only)\n"
            "  -v, --verbose      show the connection and both heads on stderr\n"
            "  -h, --help         show this help\n"
            "\n"
@@ -144,7 +152,8 @@ time_left(get *g)
     return left;
 }
 
-static int
+/* The connection for u: plain, or TLS verified against u's host. */
+static sm_conn *
 dial(get *g, const http_url *u)
 {
     sm_endpoint ep = {.kind = SM_ENDPOINT_TCP, .port = u->port};
@@ -155,7 +164,7 @@ dial(get *g, const http_url *u)
     cli_log(&g->cli, 1, "connecting to %s", where);
 
     int left = time_left(g);
-    if (left < 0) return -1;
+    if (left < 0) return NULL;
     int fd = sm_dial_endpoint(&ep, NULL, left, why, sizeof why);
     if (fd < 0) {
         cli_log(&g->cli, 1, "%s", why);
@@ -165,7 +174,7 @@ dial(get *g, const http_url *u)
             cli_fail(&g->cli, "%s: %s", where, why);
         else
             cli_fail(&g->cli, "%s: %s", where, sm_strerror(fd));
-        return -1;
+        return NULL;
     }
     if (g->cli.verbose) {
         sm_endpoint peer;
@@ -173,7 +182,36 @@ dial(get *g, const http_url *u)
         if (sm_sock_peer(fd, &peer) == 0 && sm_endpoint_format(&peer, text, sizeof text) > 0)
             cli_log(&g->cli, 1, "connected to %s", text);
     }
-    return fd;
+    static const sm_frame_spec raw = {.kind = SM_FRAME_EOF};
+    sm_conn *c = NULL;
+    int rc;
+    if (!u->https) {
+        rc = sm_conn_new_take(&c, fd, &raw);
+        if (rc < 0) cli_fail(&g->cli, "%s: %s", where, sm_strerror(rc));
+        return rc < 0 ? NULL : c;
+    }
+    if (!g->tls) {
+        rc = sm_tls_config_new(&g->tls, SM_TLS_CLIENT, why, sizeof why);
+        if (rc == 0 && g->ca) rc = sm_tls_config_set_ca(g->tls, g->ca, NULL, why, sizeof why);
+        if (rc == 0 && g->insecure) rc = sm_tls_config_insecure_skip_verify(g->tls, true);
+        if (rc == 0) rc = sm_tls_config_set_alpn(g->tls, "http/1.1");
+        if (rc < 0) {
+            close(fd);
+            cli_fail(&g->cli, "TLS: %s", why[0] ? why : sm_strerror(rc));
+            return NULL;
+        }
+    }
+    if ((left = time_left(g)) < 0) {
+        close(fd);
+        return NULL;
+    }
+    rc = sm_conn_new_tls(&c, fd, &raw, g->tls, u->host, left ? left : SM_FOREVER, why, sizeof why);
+    if (rc < 0) {
+        cli_fail(&g->cli, "%s: %s", where, why[0] ? why : sm_strerror(rc));
+        return NULL;
+    }
+    cli_log(&g->cli, 1, "TLS with %s verified%s", u->host, g->insecure ? " (not: --insecure)" : "");
+    return c;
 }
 
 /* Log each line of a head with a prefix ("> " or "< "). */
@@ -195,7 +233,7 @@ log_head(const get *g, const char *prefix, const char *head, size_t len)
 }
 
 static bool
-send_request(get *g, int fd, const http_url *u)
+send_request(get *g, sm_conn *c, const http_url *u)
 {
     char host[HTTP_HOST_MAX + 16], req[REQUEST_MAX];
     if (http_url_authority(u, host, sizeof host) < 0) {
@@ -217,7 +255,7 @@ send_request(get *g, int fd, const http_url *u)
     log_head(g, "> ", req, (size_t)n);
     int left = time_left(g);
     if (left < 0) return false;
-    ssize_t rc = sm_send_all(fd, req, (size_t)n, left, NULL);
+    ssize_t rc = sm_conn_send_raw(c, req, (size_t)n, left ? left : SM_FOREVER);
     if (rc < 0) {
         fail_io(g, "sending the request", rc);
         return false;
@@ -230,7 +268,7 @@ send_request(get *g, int fd, const http_url *u)
  * INTERIM_MAX interim heads are skipped, and the deadline is checked on every
  * round: heads already buffered need no read to be parsed. */
 static ssize_t
-read_head(get *g, int fd, http_response *res, size_t *len)
+read_head(get *g, sm_conn *c, http_response *res, size_t *len)
 {
     size_t have = 0, prev = 0;
     for (int interim = 0;;) {
@@ -266,7 +304,7 @@ read_head(get *g, int fd, http_response *res, size_t *len)
         prev = have;
         int left = time_left(g);
         if (left < 0) return -1;
-        ssize_t n = sm_recv_some(fd, g->buf + have, BUF_SIZE - have, left);
+        ssize_t n = sm_conn_recv_raw(c, g->buf + have, BUF_SIZE - have, left ? left : SM_FOREVER);
         if (n == 0) {
             cli_fail(&g->cli, "%s: %s", g->url_text,
                      have ? "connection closed in the middle of the response head"
@@ -331,14 +369,14 @@ body_feed(get *g, body *b, const char *p, size_t n)
 
 /* The body: first the bytes that came in with the head, then the rest. */
 static bool
-read_body(get *g, int fd, body *b, const char *early, size_t early_len)
+read_body(get *g, sm_conn *c, body *b, const char *early, size_t early_len)
 {
     if (!body_feed(g, b, early, early_len)) return false;
     while (!b->done) {
         /* Every round: a body that never ends keeps every read succeeding. */
         int left = time_left(g);
         if (left < 0) return false;
-        ssize_t n = sm_recv_some(fd, g->buf, BUF_SIZE, left);
+        ssize_t n = sm_conn_recv_raw(c, g->buf, BUF_SIZE, left ? left : SM_FOREVER);
         if (n < 0) {
             fail_io(g, "receiving the body", n);
             return false;
@@ -369,13 +407,13 @@ is_redirect(int status)
 static fetch_result
 fetch(get *g, const http_url *u, http_url *next)
 {
-    int fd = dial(g, u);
-    if (fd < 0) return FETCH_FAILED;
+    sm_conn *c = dial(g, u);
+    if (!c) return FETCH_FAILED;
     fetch_result result = FETCH_FAILED;
     http_response res = {.headers = g->headers, .headers_cap = HEADERS_MAX};
     size_t have = 0;
-    if (!send_request(g, fd, u)) goto out;
-    ssize_t head_len = read_head(g, fd, &res, &have);
+    if (!send_request(g, c, u)) goto out;
+    ssize_t head_len = read_head(g, c, &res, &have);
     if (head_len < 0) goto out;
     log_head(g, "< ", g->buf, (size_t)head_len);
     if (g->include && !out_write(g, g->buf, (size_t)head_len)) goto out;
@@ -415,11 +453,11 @@ fetch(get *g, const http_url *u, http_url *next)
         cli_fail(&g->cli, "%s: %s", out_name(g), sm_strerror(rc));
         goto out;
     }
-    if (!read_body(g, fd, &b, g->buf + head_len, have - (size_t)head_len)) goto out;
+    if (!read_body(g, c, &b, g->buf + head_len, have - (size_t)head_len)) goto out;
     cli_log(&g->cli, 2, "received %llu body bytes", (unsigned long long)b.got);
     result = FETCH_DONE;
 out:
-    close(fd);
+    sm_conn_free(c);
     return result;
 }
 
@@ -473,6 +511,8 @@ cmd_get(int argc, char **argv)
         {"location", no_argument, NULL, 'L'},
         {"follow", no_argument, NULL, 'L'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
         {NULL, 0, NULL, 0},
     };
     get *g = calloc(1, sizeof *g);
@@ -501,6 +541,12 @@ cmd_get(int argc, char **argv)
             break;
         case OPT_TIMEOUT:
             if (cli_parse_ms(&g->cli, "--timeout", optarg, &g->timeout_ms)) goto done;
+            break;
+        case OPT_CA:
+            g->ca = optarg;
+            break;
+        case OPT_INSECURE:
+            g->insecure = true;
             break;
         default:
             goto done;
@@ -537,6 +583,7 @@ cmd_get(int argc, char **argv)
     int rc = out_close(g);
     if (rc < 0) code = cli_fail(&g->cli, "%s: %s", out_name(g), sm_strerror(rc));
 done:
+    sm_tls_config_free(g->tls);
     free(g->buf);
     free(g);
     return code;

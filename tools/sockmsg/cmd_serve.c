@@ -45,7 +45,10 @@ enum {
     OPT_MAX_CONNS,
     OPT_IDLE,
     OPT_HEARTBEAT,
-    OPT_PROXY
+    OPT_PROXY,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA
 };
 
 typedef struct serve {
@@ -57,6 +60,8 @@ typedef struct serve {
     sm_frame_spec spec;
     sm_server_opts opts;
     sm_server *srv;
+    const char *tls_cert, *tls_key, *tls_ca;
+    sm_tls_config *tls;
     /* The server logs its "listening on" lines while sm_server_new binds;
      * they are on stdout already, so without -v they are not repeated. */
     atomic_bool started;
@@ -69,7 +74,8 @@ help(void)
     printf("usage: sockmsg serve --listen ENDPOINT... [options]\n"
            "\n"
            "Serve connections on every ENDPOINT (tcp://HOST:PORT, tcp://[V6]:PORT,\n"
-           "tcp://*:PORT, unix:/PATH, unix:@NAME) until SIGINT or SIGTERM, which stop\n"
+           "tcp://*:PORT, tls://HOST:PORT, unix:/PATH, unix:@NAME) until SIGINT or SIGTERM, which "
+           "stop\n"
            "gracefully (a second one forces it). The first lines on stdout are\n"
            "'listening on ADDRESS', one per endpoint, with port 0 resolved.\n"
            "SIGUSR1 prints statistics on stderr; they are printed at the end too.\n"
@@ -93,6 +99,9 @@ help(void)
            "                          close a client silent for TIMEOUT (default 3 x MS);\n"
            "                          clients' empty messages are taken as their pings\n"
            "      --proxy-protocol    every connection starts with a PROXY v1 or v2 header\n"
+           "      --tls-cert FILE     the certificate chain (PEM) of tls:// listeners\n"
+           "      --tls-key FILE      its private key (PEM)\n"
+           "      --tls-ca FILE       require client certificates signed by these CAs\n"
            "  -v, --verbose           log every connection and why it closed\n"
            "  -h, --help              show this help\n"
            "\n"
@@ -233,6 +242,9 @@ parse_options(serve *s, int argc, char **argv)
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"proxy-protocol", no_argument, NULL, OPT_PROXY},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {NULL, 0, NULL, 0},
     };
     sm_server_opts *o = &s->opts;
@@ -287,6 +299,15 @@ parse_options(serve *s, int argc, char **argv)
         case OPT_PROXY:
             o->proxy_protocol = true;
             break;
+        case OPT_TLS_CERT:
+            s->tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            s->tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            s->tls_ca = optarg;
+            break;
         default:
             return CLI_EXIT_USAGE;
         }
@@ -309,11 +330,19 @@ static int
 check_arguments(serve *s)
 {
     char why[512];
+    bool tls = false;
     for (int i = 0; i < s->nlisten; i++) {
         sm_endpoint ep;
         if (sm_endpoint_parse(&ep, s->listen[i], why, sizeof why) < 0)
             return cli_usage_error(&s->cli, "--listen: %s", why);
+        tls |= ep.tls;
     }
+    if (!tls && (s->tls_cert || s->tls_key || s->tls_ca))
+        return cli_usage_error(&s->cli,
+                               "--tls-cert, --tls-key and --tls-ca need a tls:// listener");
+    if (tls && (!s->tls_cert || !s->tls_key))
+        return cli_usage_error(&s->cli,
+                               "a tls:// listener needs --tls-cert FILE and --tls-key FILE");
     return cli_parse_frame(&s->cli, "--frame", s->frame, &s->spec);
 }
 
@@ -396,7 +425,15 @@ cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char why[512] = "";
-    int rc = sm_server_new(&s->srv, o, why, sizeof why);
+    int rc = 0;
+    if (s->tls_cert) {
+        rc = sm_tls_config_new(&s->tls, SM_TLS_SERVER, why, sizeof why);
+        if (rc == 0) rc = sm_tls_config_set_cert(s->tls, s->tls_cert, s->tls_key, why, sizeof why);
+        if (rc == 0 && s->tls_ca)
+            rc = sm_tls_config_set_ca(s->tls, s->tls_ca, NULL, why, sizeof why);
+        o->tls = s->tls;
+    }
+    if (rc == 0) rc = sm_server_new(&s->srv, o, why, sizeof why);
     if (rc < 0) {
         code = cli_fail(&s->cli, "%s", why[0] ? why : sm_strerror(rc));
     } else {
@@ -407,6 +444,7 @@ cmd_serve(int argc, char **argv)
     }
     /* SIGUSR1 stays blocked: one arriving now must not kill us on the way
      * out. */
+    sm_tls_config_free(s->tls);
     free(s);
     return code;
 }

@@ -153,13 +153,15 @@ bool http_chunked_done(const http_chunked *c);
 typedef struct http_url {
     char host[HTTP_HOST_MAX]; /* without brackets; an IPv6 zone as "%lo" */
     bool host_v6;             /* an IPv6 literal: bracketed in URLs and Host */
-    uint16_t port;            /* 80 unless given */
+    uint16_t port;            /* 80 (https: 443) unless given */
+    bool https;               /* https:// (TLS) */
     /* origin-form request target: "/" path ["?" query], never empty; dot
      * segments removed; SP and bytes >= 0x7f percent-encoded; no fragment */
     char target[HTTP_TARGET_MAX];
 } http_url;
 
-/* http_url_parse - parse an absolute URL "http://host[:port][/path][?query][#frag]".
+/* http_url_parse - parse an absolute URL "http://host[:port][/path][?query][#frag]"
+ * or the same with https:// (default port 443).
  * The scheme is matched without regard to case; host may be a name, an IPv4
  * literal or a bracketed IPv6 literal ("[::1]", "[fe80::1%25lo]"); an empty
  * port means 80.

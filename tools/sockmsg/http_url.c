@@ -142,10 +142,10 @@ build_target(char *target, const char *path, size_t plen, const char *query, siz
 }
 
 static int
-parse_port(const char *s, size_t n, uint16_t *port, char *why, size_t why_len)
+parse_port(const char *s, size_t n, uint16_t *port, uint16_t dflt, char *why, size_t why_len)
 {
     if (n == 0) {
-        *port = 80;
+        *port = dflt;
         return 0;
     }
     unsigned v = 0;
@@ -213,8 +213,9 @@ parse_authority(http_url *u, const char *s, size_t n, char *why, size_t why_len)
         u->host_v6 = false;
         if (o == 0) return url_fail(why, why_len, -EINVAL, "missing host");
     }
-    if (i < n) return parse_port(s + i + 1, n - i - 1, &u->port, why, why_len);
-    u->port = 80;
+    uint16_t dflt = u->https ? 443 : 80;
+    if (i < n) return parse_port(s + i + 1, n - i - 1, &u->port, dflt, why, why_len);
+    u->port = dflt;
     return 0;
 }
 
@@ -254,19 +255,21 @@ http_url_parse(http_url *u, const char *str, char *why, size_t why_len)
     size_t sl = scheme_len(str, n);
     const char *p = str + sl + 1;
     bool slashes = sl > 0 && !strncmp(p, "//", 2);
-    if (sl > 0 && http__span_ieq(str, sl, "https"))
-        return url_fail(why, why_len, -EPROTONOSUPPORT, "https is not supported");
-    if (sl > 0 && http__span_ieq(str, sl, "http")) {
-        if (!slashes) return url_fail(why, why_len, -EINVAL, "expected '//' after 'http:' in URL");
+    bool https = sl > 0 && http__span_ieq(str, sl, "https");
+    if (sl > 0 && (https || http__span_ieq(str, sl, "http"))) {
+        if (!slashes)
+            return url_fail(why, why_len, -EINVAL, "expected '//' after '%.*s:' in URL", (int)sl,
+                            str);
     } else if (slashes) {
         return url_fail(why, why_len, -EPROTONOSUPPORT,
-                        "unsupported URL scheme '%.*s' (only http://)", (int)sl, str);
+                        "unsupported URL scheme '%.*s' (only http:// and https://)", (int)sl, str);
     } else {
         return url_fail(why, why_len, -EINVAL, "missing 'http://' in URL '%.200s'", str);
     }
     p += 2;
     size_t alen = strcspn(p, "/?#");
     http_url t;
+    t.https = https;
     rc = parse_authority(&t, p, alen, why, why_len);
     if (rc < 0) return rc;
     const char *rest = p + alen, *query;
@@ -290,7 +293,7 @@ http_url_resolve(http_url *out, const http_url *base, const char *ref, size_t re
     int rc = check_chars(ref, ref_len, why, why_len);
     if (rc < 0) return rc;
     if (scheme_len(ref, ref_len) > 0 || (ref_len >= 2 && !memcmp(ref, "//", 2))) {
-        const char *prefix = ref[0] == '/' ? "http:" : "";
+        const char *prefix = ref[0] != '/' ? "" : base->https ? "https:" : "http:";
         if (ref_len + strlen(prefix) >= sizeof abs)
             return url_fail(why, why_len, -ENAMETOOLONG, "redirect URL too long");
         snprintf(abs, sizeof abs, "%s%.*s", prefix, (int)ref_len, ref);
@@ -308,6 +311,7 @@ http_url_resolve(http_url *out, const http_url *base, const char *ref, size_t re
     memcpy(t.host, base->host, sizeof t.host);
     t.host_v6 = base->host_v6;
     t.port = base->port;
+    t.https = base->https;
     if (plen == 0) {
         if (!has_q && bq) {
             has_q = true;
@@ -347,8 +351,9 @@ http_url_authority(const http_url *u, char *out, size_t out_len)
     } else {
         snprintf(host, sizeof host, "%s", u->host);
     }
-    int n = u->port == 80 ? snprintf(out, out_len, "%s", host)
-                          : snprintf(out, out_len, "%s:%u", host, (unsigned)u->port);
+    int n = u->port == (u->https ? 443 : 80)
+                ? snprintf(out, out_len, "%s", host)
+                : snprintf(out, out_len, "%s:%u", host, (unsigned)u->port);
     return n < 0 || (size_t)n >= out_len ? -ENOSPC : n;
 }
 
@@ -358,6 +363,6 @@ http_url_format(const http_url *u, char *out, size_t out_len)
     char auth[HTTP_HOST_MAX + 16];
     int rc = http_url_authority(u, auth, sizeof auth);
     if (rc < 0) return rc;
-    int n = snprintf(out, out_len, "http://%s%s", auth, u->target);
+    int n = snprintf(out, out_len, "%s://%s%s", u->https ? "https" : "http", auth, u->target);
     return n < 0 || (size_t)n >= out_len ? -ENOSPC : n;
 }

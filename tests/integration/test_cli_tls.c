@@ -1,0 +1,96 @@
+/* The sockmsg tool over TLS: `serve --listen tls://` with --tls-cert and
+ * --tls-key, `cat tls://` verified with --ca, refused without it, and
+ * --insecure; the usage errors of TLS options. */
+#include "smtest.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char certs[256];
+
+static const char *
+cert(const char *name)
+{
+    static char path[4][320];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
+    return path[k];
+}
+
+/* Run sockmsg with argv, stdin = in; returns the exit status, output in out. */
+static int
+tool(char *const argv[], const char *in, char *out, size_t cap)
+{
+    int ifd, ofd;
+    int pid = sm_test_spawn2(argv, &ifd, &ofd, NULL);
+    if (in) assert_true(write(ifd, in, strlen(in)) == (ssize_t)strlen(in));
+    close(ifd);
+    sm_test_read_all(ofd, out, cap, 20000);
+    close(ofd);
+    return sm_test_wait(pid, 20000);
+}
+
+static void
+test_serve_and_cat(void **state)
+{
+    (void)state;
+    sm_test_mkdtemp(certs, sizeof certs);
+    char *mk[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
+    assert_int_equal(sm_test_wait(sm_test_spawn2(mk, NULL, NULL, NULL), 30000), 0);
+
+    char *srv[] = {SOCKMSG_BIN,  "serve",
+                   "--listen",   "tls://127.0.0.1:0",
+                   "--tls-cert", (char *)cert("leaf.pem"),
+                   "--tls-key",  (char *)cert("leaf.key"),
+                   NULL};
+    int sout;
+    int spid = sm_test_spawn2(srv, NULL, &sout, NULL);
+    char line[256];
+    assert_true(sm_test_read_line(sout, line, sizeof line, 20000) > 0);
+    const char *pre = "listening on tls://127.0.0.1:";
+    assert_memory_equal(line, pre, strlen(pre));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tls://localhost:%s", line + strlen(pre));
+
+    char out[4096];
+    char *ok[] = {SOCKMSG_BIN, "cat", "--ca", (char *)cert("ca.pem"), "-f", "len32be", ep, NULL};
+    assert_int_equal(tool(ok, "hello\nover tls\n", out, sizeof out), 0);
+    assert_string_equal(out, "hello\nover tls\n");
+    char *merged[] = {
+        "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN, "cat", "-f", "len32be", ep, NULL};
+    assert_int_equal(tool(merged, "x\n", out, sizeof out), 1);
+    assert_non_null(strstr(out, "unknown CA"));
+    char *insecure[] = {SOCKMSG_BIN, "cat", "--insecure", "-f", "len32be", ep, NULL};
+    assert_int_equal(tool(insecure, "y\n", out, sizeof out), 0);
+    assert_string_equal(out, "y\n");
+
+    kill(spid, SIGTERM);
+    assert_int_equal(sm_test_wait(spid, 20000), 0);
+    close(sout);
+
+    /* Usage errors. */
+    char *noc[] = {"/bin/sh", "-c",       "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
+                   "serve",   "--listen", "tls://127.0.0.1:0",       NULL};
+    assert_int_equal(tool(noc, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, "needs --tls-cert FILE and --tls-key FILE"));
+    char *nol[] = {"/bin/sh", "-c",       "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
+                   "serve",   "--listen", "tcp://127.0.0.1:0",       "--tls-cert",
+                   "x",       NULL};
+    assert_int_equal(tool(nol, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, "need a tls:// listener"));
+    sm_test_rmdir(certs);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_serve_and_cat),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

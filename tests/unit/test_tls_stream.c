@@ -1,0 +1,510 @@
+/* sm_stream over TLS (transport_tls.c), on every loop backend: sockmsg to
+ * sockmsg with dialed tls:// streams, Python's ssl module as client
+ * (1-byte records, 100 kB messages) and as server (close_notify against
+ * truncation), openssl s_server for verification errors, handshake
+ * deadlines both ways, and a reader that stops (backpressure through the
+ * cipher). Certificates come from tests/support/tls_certs.sh. */
+#include "smtest.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char certs[256];
+
+static const char *
+cert(const char *name)
+{
+    static char path[4][320];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
+    return path[k];
+}
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    sm_test_mkdtemp(certs, sizeof certs);
+    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
+    return sm_test_wait(sm_test_spawn2(argv, NULL, NULL, NULL), 30000) == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    sm_test_rmdir(certs);
+    return 0;
+}
+
+static const sm_frame_spec len32 = {.kind = SM_FRAME_LENGTH, .len_width = 4};
+
+/* ---- a world: one loop, a TLS listener, counters ------------------------ */
+
+typedef struct world {
+    sm_loop *loop;
+    sm_io lio;
+    int lfd;
+    uint16_t port;
+    sm_tls_config *scfg, *ccfg;
+    sm_stream_opts sopts, copts;
+    sm_stream *client;
+    int accepted, srv_closed, cli_closed;
+    int srv_reason, cli_reason;
+    char srv_detail[256], cli_detail[256];
+    size_t srv_msgs, cli_msgs, cli_bytes;
+    bool cli_eof;
+    sm_stream *srv[8]; /* the server streams still open */
+} world;
+
+static world *W;
+
+static void
+srv_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    W->srv_msgs++;
+    SM_ASSERT_OK(sm_stream_send_frame(s, m)); /* echo, zero-copy when it can */
+}
+
+static void
+srv_close(sm_stream *s, int reason)
+{
+    W->srv_closed++;
+    W->srv_reason = reason;
+    for (int i = 0; i < 8; i++)
+        if (W->srv[i] == s) W->srv[i] = NULL;
+    snprintf(W->srv_detail, sizeof W->srv_detail, "%s", sm_stream_error_detail(s));
+}
+
+static void
+cli_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    (void)s;
+    W->cli_msgs++;
+    W->cli_bytes += m->len;
+}
+
+static void
+cli_eof(sm_stream *s)
+{
+    (void)s;
+    W->cli_eof = true;
+}
+
+static void
+cli_close(sm_stream *s, int reason)
+{
+    W->cli_closed++;
+    W->cli_reason = reason;
+    snprintf(W->cli_detail, sizeof W->cli_detail, "%s", sm_stream_error_detail(s));
+    if (s == W->client) W->client = NULL;
+}
+
+static void
+accept_cb(sm_io *w, unsigned events)
+{
+    (void)events;
+    int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    sm_stream *s;
+    char why[256];
+    SM_ASSERT_OK(
+        sm_stream_new_tls(&s, W->loop, fd, &W->sopts, NULL, W->scfg, NULL, why, sizeof why));
+    W->accepted++;
+    for (int i = 0; i < 8; i++)
+        if (!W->srv[i]) {
+            W->srv[i] = s;
+            break;
+        }
+}
+
+static void
+world_init(world *w)
+{
+    memset(w, 0, sizeof *w);
+    W = w;
+    SM_ASSERT_OK(sm_loop_new(&w->loop, NULL));
+    char why[256];
+    SM_ASSERT_OK(sm_tls_config_new(&w->scfg, SM_TLS_SERVER, why, sizeof why));
+    SM_ASSERT_OK(
+        sm_tls_config_set_cert(w->scfg, cert("leaf.pem"), cert("leaf.key"), why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_new(&w->ccfg, SM_TLS_CLIENT, why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_set_ca(w->ccfg, cert("ca.pem"), NULL, why, sizeof why));
+    w->sopts = (sm_stream_opts){.spec = &len32, .on_message = srv_msg, .on_close = srv_close};
+    w->copts = (sm_stream_opts){.spec = &len32,
+                                .on_message = cli_msg,
+                                .on_eof = cli_eof,
+                                .on_close = cli_close,
+                                .tls = w->ccfg};
+    sm_endpoint ep, bound;
+    SM_ASSERT_OK(sm_endpoint_parse(&ep, "tcp://127.0.0.1:0", NULL, 0));
+    w->lfd = SM_ASSERT_OK(sm_listen_endpoint(&ep, NULL, 16, &bound, NULL, 0));
+    w->port = bound.port;
+    sm_io_init(w->loop, &w->lio, w->lfd, accept_cb);
+}
+
+static void
+world_listen(world *w)
+{
+    SM_ASSERT_OK(sm_io_start(&w->lio, SM_READ));
+}
+
+static void
+guard_cb(sm_timer *t)
+{
+    (void)t;
+}
+
+typedef bool (*pred)(world *w);
+
+static bool
+run_until(world *w, pred p, int ms)
+{
+    int64_t end = sm_test_now_ms() + ms;
+    sm_timer guard;
+    sm_timer_init(w->loop, &guard, guard_cb);
+    SM_ASSERT_OK(sm_timer_start(&guard, 50, 50));
+    while (!p(w) && sm_test_now_ms() < end)
+        SM_ASSERT_OK(sm_loop_run(w->loop, SM_RUN_ONCE));
+    sm_timer_stop(&guard);
+    return p(w);
+}
+
+static void
+world_free(world *w)
+{
+    if (w->client) sm_stream_close(w->client);
+    for (int i = 0; i < 8; i++)
+        if (w->srv[i]) sm_stream_close(w->srv[i]);
+    for (int i = 0; i < 100 && sm_loop_run(w->loop, SM_RUN_NOWAIT) > 0; i++) {
+    }
+    sm_io_close(&w->lio, NULL);
+    for (int i = 0; i < 10; i++)
+        sm_loop_run(w->loop, SM_RUN_NOWAIT);
+    close(w->lfd);
+    SM_ASSERT_OK(sm_loop_free(w->loop));
+    sm_tls_config_free(w->scfg);
+    sm_tls_config_free(w->ccfg);
+}
+
+static void
+dial(world *w, const char *host, uint16_t port)
+{
+    char ep[64], why[256];
+    snprintf(ep, sizeof ep, "tls://%s:%u", host, (unsigned)port);
+    SM_ASSERT_OK(sm_stream_dial(&w->client, w->loop, ep, &w->copts, NULL, why, sizeof why));
+}
+
+/* ---- sockmsg to sockmsg ------------------------------------------------ */
+
+static bool
+all_back(world *w)
+{
+    return w->cli_msgs >= 3000 || w->cli_closed;
+}
+
+static bool
+both_closed(world *w)
+{
+    return w->cli_closed && w->srv_closed;
+}
+
+static void
+test_echo_batches(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    world_listen(&w);
+    dial(&w, "localhost", w.port);
+    /* Queued before the handshake: written once it is done. */
+    static uint8_t big[70000];
+    memset(big, 'x', sizeof big);
+    size_t want = 0;
+    for (int i = 0; i < 3000; i++) {
+        size_t n = i % 100 == 0 ? sizeof big : (size_t)(i % 40);
+        want += n;
+        assert_true(sm_stream_send(w.client, big, n) >= 0);
+    }
+    assert_true(run_until(&w, all_back, 30000));
+    assert_int_equal(w.cli_closed, 0);
+    assert_int_equal(w.cli_msgs, 3000);
+    assert_int_equal(w.cli_bytes, want);
+    /* close_notify both ways: the server sees a clean EOF and closes with 0
+     * after its queue; so does the client. */
+    SM_ASSERT_OK(sm_stream_shutdown(w.client));
+    assert_true(run_until(&w, both_closed, 10000));
+    if (w.srv_reason != 0) fail_msg("server: %s %s", sm_err_name(w.srv_reason), w.srv_detail);
+    if (w.cli_reason != 0) fail_msg("client: %s %s", sm_err_name(w.cli_reason), w.cli_detail);
+    assert_true(w.cli_eof);
+    world_free(&w);
+}
+
+static bool
+cli_closed(world *w)
+{
+    return w->cli_closed > 0;
+}
+
+static bool
+srv_closed(world *w)
+{
+    return w->srv_closed > 0;
+}
+
+static bool
+srv_all_closed(world *w)
+{
+    return w->accepted == w->srv_closed;
+}
+
+static void
+test_verify_errors_and_deadlines(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    world_listen(&w);
+    /* The name checked is not the certificate's. */
+    sm_tls_config *other;
+    char why[256];
+    SM_ASSERT_OK(sm_tls_config_new(&other, SM_TLS_CLIENT, why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_set_ca(other, cert("ca.pem"), NULL, why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_set_server_name(other, "db.example"));
+    w.copts.tls = other;
+    dial(&w, "localhost", w.port);
+    (void)sm_stream_send(w.client, "x", 1);
+    assert_true(run_until(&w, cli_closed, 10000));
+    SM_ASSERT_ERR(w.cli_reason, SM_ERR_TLS_HOSTNAME);
+    assert_non_null(strstr(w.cli_detail, "host name mismatch: cert is for localhost"));
+    sm_tls_config_free(other);
+    /* Trusting nothing of ours: unknown CA. */
+    sm_tls_config *sys;
+    SM_ASSERT_OK(sm_tls_config_new(&sys, SM_TLS_CLIENT, why, sizeof why));
+    w.copts.tls = sys;
+    w.cli_closed = 0;
+    dial(&w, "localhost", w.port);
+    assert_true(run_until(&w, cli_closed, 10000));
+    SM_ASSERT_ERR(w.cli_reason, SM_ERR_TLS_UNKNOWN_CA);
+    assert_non_null(strstr(w.cli_detail, "unknown CA"));
+    assert_true(run_until(&w, srv_all_closed, 10000)); /* our alerts end their handshakes */
+    assert_true(w.srv_reason < 0);
+    sm_tls_config_free(sys);
+    w.copts.tls = w.ccfg;
+
+    /* A client that says nothing: the server's handshake deadline. */
+    SM_ASSERT_OK(sm_tls_config_set_handshake_timeout(w.scfg, 150));
+    sm_endpoint ep;
+    SM_ASSERT_OK(sm_endpoint_parse(&ep, "tcp://127.0.0.1:0", NULL, 0));
+    ep.port = w.port;
+    int silent = SM_ASSERT_OK(sm_dial_endpoint(&ep, NULL, 5000, NULL, 0));
+    w.srv_closed = 0;
+    assert_true(run_until(&w, srv_closed, 10000));
+    SM_ASSERT_ERR(w.srv_reason, -ETIMEDOUT);
+    assert_non_null(strstr(w.srv_detail, "handshake timed out"));
+    close(silent);
+    /* A server that says nothing: the client's. */
+    sm_io_stop(&w.lio);
+    SM_ASSERT_OK(sm_tls_config_set_handshake_timeout(w.ccfg, 150));
+    w.cli_closed = 0;
+    dial(&w, "localhost", w.port);
+    assert_true(run_until(&w, cli_closed, 10000));
+    SM_ASSERT_ERR(w.cli_reason, -ETIMEDOUT);
+    world_free(&w);
+}
+
+/* ---- Python's ssl module ------------------------------------------------ */
+
+static void
+test_python_client(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    world_listen(&w);
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)w.port);
+    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)cert("ca.pem"), "30", NULL};
+    int out;
+    int pid = sm_test_spawn(argv, &out, true);
+    assert_true(run_until(&w, srv_closed, 30000));
+    char text[512];
+    sm_test_read_all(out, text, sizeof text, 10000);
+    close(out);
+    assert_int_equal(sm_test_wait(pid, 10000), 0);
+    assert_string_equal(text, "ok\n");
+    if (w.srv_reason != 0) fail_msg("server: %s %s", sm_err_name(w.srv_reason), w.srv_detail);
+    assert_int_equal(w.srv_msgs, 30);
+    world_free(&w);
+}
+
+static void
+python_session(const char *last, int want, const char *text)
+{
+    world w;
+    world_init(&w);
+    char *argv[] = {
+        SM_PYTHON3, SM_TLS_PEER, "server", (char *)cert("leaf.pem"), (char *)cert("leaf.key"),
+        NULL};
+    int out;
+    int pid = sm_test_spawn(argv, &out, false);
+    char line[64];
+    assert_true(sm_test_read_line(out, line, sizeof line, 10000) > 0);
+    dial(&w, "localhost", (uint16_t)atoi(line));
+    assert_true(sm_stream_send(w.client, "echo", 4) >= 0);
+    assert_true(sm_stream_send(w.client, last, strlen(last)) >= 0);
+    assert_true(run_until(&w, cli_closed, 15000));
+    if (w.cli_reason != want)
+        fail_msg("%s: %s (%s), want %s", last, sm_err_name(w.cli_reason), w.cli_detail,
+                 sm_err_name(want));
+    if (text) assert_non_null(strstr(w.cli_detail, text));
+    assert_int_equal(w.cli_msgs, 1); /* the echo */
+    assert_int_equal(sm_test_wait(pid, 10000), 0);
+    close(out);
+    world_free(&w);
+}
+
+static void
+test_python_close_notify_vs_truncation(void **state)
+{
+    (void)state;
+    python_session("bye", 0, NULL);
+    python_session("trunc", SM_ERR_TRUNCATED, "in the middle of a message");
+    python_session("eof", SM_ERR_TLS_EOF, "at a message boundary");
+}
+
+/* ---- reconnecting ------------------------------------------------------------ */
+
+static int connects;
+
+static void
+count_connect(sm_stream *s)
+{
+    (void)s;
+    connects++;
+}
+
+/* The first message ends its connection; later ones are echoed. */
+static void
+close_first(sm_stream *s, const sm_frame_msg *m)
+{
+    if (++W->srv_msgs == 1) {
+        sm_stream_close(s);
+        return;
+    }
+    SM_ASSERT_OK(sm_stream_send_frame(s, m));
+}
+
+static bool
+reconnected(world *w)
+{
+    (void)w;
+    return connects >= 2;
+}
+
+static bool
+one_back(world *w)
+{
+    return w->cli_msgs >= 1 || w->cli_closed;
+}
+
+static void
+test_reconnect(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    w.sopts.on_message = close_first;
+    w.copts.reconnect = true;
+    w.copts.reconnect_min_ms = 10;
+    w.copts.on_connect = count_connect;
+    connects = 0;
+    world_listen(&w);
+    dial(&w, "localhost", w.port);
+    assert_true(sm_stream_send(w.client, "first", 5) >= 0);
+    /* The server closes the first connection; a new TLS session follows
+     * (resumed: the client configuration keeps the ticket). */
+    assert_true(run_until(&w, reconnected, 10000));
+    assert_true(sm_stream_send(w.client, "second", 6) >= 0);
+    assert_true(run_until(&w, one_back, 10000));
+    assert_int_equal(w.cli_closed, 0);
+    assert_int_equal(w.cli_msgs, 1);
+    world_free(&w);
+}
+
+/* ---- a reader that stops -------------------------------------------------- */
+
+static sm_stream *srv_stream;
+
+static void
+flood_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    (void)m;
+    srv_stream = s;
+    static uint8_t chunk[60000];
+    for (int i = 0; i < 200; i++) /* 12 MB of replies to one request */
+        if (sm_stream_send(s, chunk, sizeof chunk) < 0) break;
+}
+
+static bool
+got_all(world *w)
+{
+    return w->cli_msgs >= 200 || w->cli_closed;
+}
+
+static bool
+queue_stuck(world *w)
+{
+    (void)w;
+    return srv_stream && sm_stream_queued(srv_stream) > 0;
+}
+
+static void
+test_backpressure_through_cipher(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w);
+    w.sopts.on_message = flood_msg;
+    w.sopts.max_queued = (size_t)64 << 20;
+    w.sopts.high_water = (size_t)64 << 20;
+    srv_stream = NULL;
+    world_listen(&w);
+    dial(&w, "localhost", w.port);
+    assert_true(sm_stream_send(w.client, "go", 2) >= 0);
+    /* Read a little, then stop reading: the server's queue backs up
+     * behind the ciphertext the kernel does not take. */
+    assert_true(run_until(&w, queue_stuck, 10000));
+    SM_ASSERT_OK(sm_stream_read_stop(w.client));
+    for (int i = 0; i < 20; i++)
+        sm_loop_run(w.loop, SM_RUN_NOWAIT);
+    assert_true(sm_stream_queued(srv_stream) > 0);
+    size_t before = w.cli_msgs;
+    assert_true(before < 200);
+    SM_ASSERT_OK(sm_stream_read_start(w.client));
+    assert_true(run_until(&w, got_all, 30000));
+    assert_int_equal(w.cli_msgs, 200);
+    assert_int_equal(w.cli_bytes, (size_t)200 * 60000);
+    world_free(&w);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_batches),
+        cmocka_unit_test(test_verify_errors_and_deadlines),
+        cmocka_unit_test(test_python_client),
+        cmocka_unit_test(test_python_close_notify_vs_truncation),
+        cmocka_unit_test(test_backpressure_through_cipher),
+        cmocka_unit_test(test_reconnect),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
