@@ -114,8 +114,6 @@ free_workers(sm_server *srv)
         free(w->in_msgs.items);
         free(w->work_fds.items);
         free(w->work_msgs.items);
-        free(w->in_done.items);
-        free(w->work_done.items);
         free(w->fresh.items);
         free(w->lst);
         pthread_mutex_destroy(&w->lock);

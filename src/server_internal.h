@@ -14,6 +14,8 @@
  *                      broadcasts, stopping
  *   server_lpeer.c     the loop model's peers (stream + tag, stream_owner.h)
  *   server_thread.c    the thread model (sm__tmodel): the acceptor, stopping
+ *   server_front.c     the thread model's front: new connections read on the
+ *                      acceptor's loop until worth a thread
  *   server_tconn.c     the thread model's peers and connection threads
  *   server_handlers.c  the built-in handlers
  * What differs by model sits behind two tables: sm__model (chosen once per
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "sockmsg/buf.h"
 #include "sockmsg/conn.h"
 #include "sockmsg/proxy.h"
 #include "sockmsg/server.h"
@@ -287,6 +290,7 @@ struct sm__worker {
     sm_timer pend_timer;
     sm_timer drain_tick;
     sm_timer deadline;
+    sm_timer front_timer; /* thread model: the front's deadlines */
     sm_signal sig[2];
     int signals_seen;
 
@@ -306,11 +310,15 @@ struct sm__worker {
 
     /* The inbox: fds handed over by worker 0 and broadcast messages. */
     pthread_mutex_t lock;
-    pthread_cond_t done_cond;    /* thread model: a connection thread is in in_done */
+    pthread_cond_t done_cond;    /* thread model: a connection thread is on done */
     sm__vec in_fds, in_msgs;     /* under lock */
     sm__vec work_fds, work_msgs; /* the loop thread's, swapped with the above */
-    sm__vec in_done, work_done;  /* thread model: finished threads to join */
-    bool exited;                 /* under lock: post nothing more */
+    sm__node joinable;           /* thread model, under lock: finished threads' peers to join */
+    /* Thread model: the front's connections (server_front.c), reading the
+     * PROXY header, then the first message; each oldest first. */
+    sm__node front_hdr, front_msg;
+    size_t nfront;
+    bool exited; /* under lock: post nothing more */
 
     bool stopping, forced;
 
@@ -500,11 +508,37 @@ typedef struct sm__tpeer {
     _Atomic int64_t last_out;
     pthread_t self; /* under srv->reg_lock: set by the connection thread itself */
     bool has_self;
+    bool got_first; /* the front handed it over with a whole first message */
+    sm_buf pre;     /* the bytes the front read, until the conn takes them */
     char detail[192];
 } sm__tpeer;
 
-/* The body of t's connection thread (t registered, one reference its). */
+/* The body of t's connection thread (t registered, one reference its,
+ * dropped by the acceptor once it has joined the thread). */
 void *sm__tconn_main(void *t);
+/* A connection leaves the front: start its thread with what was read of it
+ * (*in, taken; got_first: a whole message is in it), or refuse it at the
+ * thread limit. Takes fd, px and the connection's slot. Acceptor only. */
+void sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_first);
+/* The acceptor may be done (stopping, no thread, no front connection):
+ * stop its loop. */
+void sm__tmodel_maybe_exit(sm__worker *w);
+
+/* ---- server_front.c ----------------------------------------------------------------- */
+
+void sm__front_init(sm__worker *w);
+/* Read a new connection (options set, slot reserved) on the acceptor's
+ * loop until it is worth a thread (see server_front.c), then hand it to
+ * sm__tconn_spawn; a connection that fails or misses its deadline here is
+ * closed, counted and logged, and never reaches the handlers. Takes fd. */
+void sm__front_start(sm__worker *w, int fd);
+void sm__front_timer_cb(sm_timer *t); /* w->front_timer */
+/* The server stops (w->stopping set): close the connections that have
+ * nothing buffered and stay quiet for drain_quiet_ms; the others go on
+ * until they are handed over or closed. */
+void sm__front_stop(sm__worker *w);
+/* Close every front connection now (-ECANCELED). */
+void sm__front_close_all(sm__worker *w);
 /* Drop a reference; the last frees t. */
 void sm__tpeer_unref(sm__tpeer *t);
 /* Take t out of the server's registry. */

@@ -2,6 +2,8 @@
  * execution model's own through its configure), keeping copies of what the
  * caller owns. */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +41,21 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
     srv->model = o->model == SM_SERVER_LOOP ? &sm__lmodel : &sm__tmodel;
     if (o->accept < SM_ACCEPT_DEFAULT || o->accept > SM_ACCEPT_DISPATCH)
         return sm__why(why, why_len, -EINVAL, "unknown accept mode %d", (int)o->accept);
+    if (o->commit < SM_COMMIT_DEFAULT || o->commit > SM_COMMIT_ACCEPT)
+        return sm__why(why, why_len, -EINVAL, "unknown commit mode %d", (int)o->commit);
+    if (o->thread_stack_size && o->thread_stack_size < (size_t)PTHREAD_STACK_MIN)
+        return sm__why(why, why_len, -EINVAL, "thread_stack_size %zu is below %zu",
+                       o->thread_stack_size, (size_t)PTHREAD_STACK_MIN);
     if (o->threads < 0 || o->max_conns < 0 || o->backlog < 0)
         return sm__why(why, why_len, -EINVAL, "threads, max_conns and backlog must be >= 0");
     if (bad_ms(o->first_message_timeout_ms, false) || bad_ms(o->idle_timeout_ms, false) ||
-        bad_ms(o->write_timeout_ms, true) || bad_ms(o->drain_timeout_ms, true) ||
-        bad_ms(o->drain_quiet_ms, false))
+        bad_ms(o->message_timeout_ms, false) || bad_ms(o->write_timeout_ms, true) ||
+        bad_ms(o->drain_timeout_ms, true) || bad_ms(o->drain_quiet_ms, false))
         return sm__why(why, why_len, -EINVAL, "a timeout is negative");
     if (bad_ms(o->heartbeat_ms, false) || bad_ms(o->heartbeat_timeout_ms, false))
         return sm__why(why, why_len, -EINVAL, "a heartbeat interval is negative");
     if (o->idle_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
+        o->message_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
         o->write_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS ||
         o->heartbeat_ms > SM_STREAM_TIMEOUT_MAX_MS ||
         o->heartbeat_timeout_ms > SM_STREAM_TIMEOUT_MAX_MS)
@@ -69,6 +77,8 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
     }
 
     if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
+    if (o->commit == SM_COMMIT_DEFAULT) o->commit = SM_COMMIT_FIRST_MESSAGE;
+    if (o->thread_stack_size == 0) o->thread_stack_size = SM_SERVER_STACK_DEFAULT;
     if (o->write_timeout_ms == 0) o->write_timeout_ms = DEFAULT_WRITE_MS;
     if (o->drain_timeout_ms == 0) o->drain_timeout_ms = DEFAULT_DRAIN_MS;
     if (o->drain_quiet_ms == 0) o->drain_quiet_ms = DEFAULT_QUIET_MS;

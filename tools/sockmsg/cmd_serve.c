@@ -11,6 +11,7 @@
  * sigwait(2), so no handler ever runs in signal context and the counters are
  * read with sm_server_get_stats, which is thread-safe. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -378,6 +379,15 @@ cmd_serve(int argc, char **argv)
     o->listen_count = s->nlisten;
     o->spec = &s->spec;
     o->on_message = sm_server_handler_by_name(s->handler ? s->handler : "echo");
+    /* Chat clients may only listen: in the thread model they get their
+     * threads at once, not at their first message. */
+    if (s->handler && !strcmp(s->handler, "chat")) o->commit = SM_COMMIT_ACCEPT;
+    /* glibc gives threads malloc arenas of their own, up to 8 per core,
+     * each reserving 64 MiB of address space: a thread per connection
+     * would make the virtual size grow with the connections. Two arenas
+     * serve this process's allocations well (the loop model's threads
+     * allocate little; a connection thread, one buffer). */
+    if (o->model == SM_SERVER_THREAD) mallopt(M_ARENA_MAX, 2);
     o->handle_signals = true;
     o->log = log_line;
     o->log_data = s;
