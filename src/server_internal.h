@@ -159,6 +159,7 @@ enum {
     SM__P_CLOSING = 0x10,  /* loop: sm_peer_close or a server close: no more handlers */
     SM__P_TIMEDOUT = 0x20, /* loop: closed by the first-message timeout */
     SM__P_FORCED = 0x40,   /* loop: closed by the stop's deadline or a forced stop */
+    SM__P_MID = 0x80,      /* loop: mid-message at the last message-deadline sweep */
 };
 #define SM__P_ID_SHIFT 8 /* ids have 56 bits: no server lives to wrap them */
 
@@ -291,6 +292,7 @@ struct sm__worker {
     sm_timer drain_tick;
     sm_timer deadline;
     sm_timer front_timer; /* thread model: the front's deadlines */
+    sm_timer msg_sweep;   /* loop model: message deadlines (message_timeout_ms) */
     sm_signal sig[2];
     int signals_seen;
 
@@ -386,6 +388,7 @@ struct sm_server {
     sm__ctrs tctrs;    /* the connection threads' counters */
 
     char fresh_detail[96];
+    char msg_detail[96];
 };
 
 /* ---- server.c --------------------------------------------------------------- */
@@ -482,6 +485,9 @@ void sm__lpeer_init(sm__worker *w);
  * released if this fails. */
 void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px);
 void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
+/* w->msg_sweep, every message_timeout_ms: close the peers found in the
+ * same unfinished message at two sweeps in a row (-ETIMEDOUT). */
+void sm__lpeer_sweep_cb(sm_timer *t);
 /* The worker a loop-model peer belongs to. */
 sm__worker *sm__lpeer_worker(const sm_peer *p);
 /* Send to every peer of w but the one with id `from` and those shut down

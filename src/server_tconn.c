@@ -294,7 +294,7 @@ serve(sm__tpeer *t, int64_t start)
             int64_t due = partial_since + o->message_timeout_ms;
             if (due <= now)
                 return end_with(t, -ETIMEDOUT,
-                                "message timeout: a message begun %d ms ago is still incomplete",
+                                "message timeout: a message begun was not complete within %d ms",
                                 o->message_timeout_ms);
             until = SM__MIN(until, due);
         }

@@ -232,6 +232,51 @@ test_stack_size(void **state)
     sm_server_free(srv);
 }
 
+/* ---- message_timeout_ms, both models ------------------------------------------------ */
+
+static atomic_int msg_timeouts;
+
+static void
+note_close(sm_peer *p, int reason)
+{
+    if (reason == -ETIMEDOUT && strstr(sm_peer_error_detail(p), "message timeout"))
+        atomic_fetch_add(&msg_timeouts, 1);
+}
+
+/* A client that answered its first message and then leaves the next one
+ * unfinished is closed by the message deadline, told why, in both models;
+ * one that is merely quiet at a message boundary is not. */
+static void
+test_message_timeout(void **state)
+{
+    (void)state;
+    for (int model = 0; model < 2; model++) {
+        atomic_store(&msg_timeouts, 0);
+        const char *one[] = {"tcp://127.0.0.1:0", NULL};
+        sm_server_opts o = {.listen = one,
+                            .model = model ? SM_SERVER_THREAD : SM_SERVER_LOOP,
+                            .threads = 2,
+                            .on_message = sm_server_handler_echo,
+                            .on_close = note_close,
+                            .message_timeout_ms = 300};
+        char ep[128];
+        sm_server *srv = srv_start(&o, ep, sizeof ep);
+        sm_conn *quiet = cli_dial(ep);
+        cli_echo(quiet, "then a boundary");
+        sm_conn *c = cli_dial(ep);
+        cli_echo(c, "first");
+        uint8_t part[4 + 2] = {0, 0, 0, 9, 'a', 'b'};
+        send_bytes(sm_conn_fd(c), part, sizeof part);
+        cli_expect_end(c, 10000);
+        sm_conn_free(c);
+        SM_WAIT_FOR(atomic_load(&msg_timeouts) == 1, 5000);
+        assert_int_equal(srv_stats(srv).closes[SM_CLOSE_TIMEOUT], 1);
+        cli_echo(quiet, "still here");
+        sm_conn_free(quiet);
+        sm_server_free(srv);
+    }
+}
+
 /* /proc/self/status fields, in KiB. */
 static long
 status_kib(const char *field)
@@ -297,7 +342,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_hold_no_thread), cmocka_unit_test(test_proxy_on_front),
         cmocka_unit_test(test_bytes_handed_over),      cmocka_unit_test(test_stack_size),
-        cmocka_unit_test(test_idle_thread_cost),
+        cmocka_unit_test(test_message_timeout),        cmocka_unit_test(test_idle_thread_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
