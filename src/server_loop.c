@@ -334,9 +334,6 @@ lmodel_init(sm_server *srv, char *why, size_t why_len) // NOLINT(readability-non
         static const sm_timer_cb cbs[] = {sm__pause_cb,  sm__lpeer_fresh_cb, sm__lproxy_timer_cb,
                                           drain_tick_cb, deadline_cb,        sm__lpeer_sweep_cb};
         sm__worker_init(w, timers, cbs, sizeof cbs / sizeof cbs[0]);
-        /* Before the loop runs: no other thread touches it yet. */
-        uint64_t every = srv->o.message_timeout_ms > 0 ? (uint64_t)srv->o.message_timeout_ms : 0;
-        if (every) sm_timer_start(&w->msg_sweep, every, every);
     }
     return 0;
 }

@@ -239,6 +239,10 @@ sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px)
         set(p, SM__P_PX);
     }
     atomic_fetch_add_explicit(&w->npeers, 1, memory_order_relaxed);
+    /* The message-deadline sweep runs once the worker has peers (a loop
+     * with an active timer could not be freed unstarted). */
+    uint64_t every = (uint64_t)srv->o.message_timeout_ms;
+    if (every && !sm_timer_is_active(&w->msg_sweep)) sm_timer_start(&w->msg_sweep, every, every);
     if (fresh) {
         sm__fresh_q *q = &w->fresh;
         q->items[(q->head + q->n) & (q->cap - 1)] = (sm__fresh){
