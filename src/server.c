@@ -204,6 +204,7 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     atomic_init(&srv->failure, 0);
     srv->run = sm_loop_run;
     atomic_init(&srv->nconns, 0);
+    atomic_init(&srv->tbusy, 0);
     atomic_init(&srv->next_id, 0);
     atomic_init(&srv->stop_ms, 0);
 

@@ -28,6 +28,7 @@
  * large first message does not hold the acceptor loop for long. */
 #define FRONT_READ_BUDGET ((size_t)256 << 10)
 #define FRONT_READ_CHUNK  ((size_t)64 << 10)
+#define FRONT_READ_MIN    ((size_t)4 << 10)
 /* Past the frame, what a conn's buffer may hold too (as conn.c). */
 #define FRONT_SLACK ((size_t)64 + ((size_t)64 << 10))
 
@@ -223,7 +224,10 @@ read_message(sm__front *f)
             fail(f, -EMSGSIZE, "the first message does not fit the buffer");
             return;
         }
-        int rc = sm_buf_reserve(&f->in, SM__MIN(room, FRONT_READ_CHUNK));
+        /* Room for as much again as has come (4 KiB at first): a client
+         * that trickles bytes holds a buffer the size of what it sent. */
+        size_t ask = SM__MIN(FRONT_READ_CHUNK, SM__MAX(FRONT_READ_MIN, sm_buf_len(&f->in)));
+        int rc = sm_buf_reserve(&f->in, SM__MIN(room, ask));
         if (rc < 0) {
             fail(f, rc, "no memory for the first message");
             return;

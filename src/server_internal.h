@@ -385,7 +385,11 @@ struct sm_server {
     pthread_mutex_t reg_lock;
     sm__node registry; /* every live connection thread's peer */
     int stop_fd;       /* an eventfd, readable once stopping */
-    sm__ctrs tctrs;    /* the connection threads' counters */
+    /* Connection threads serving (their connection not yet counted as
+     * closed): the thread limit's count, freed before the join that
+     * w->npeers waits for. */
+    atomic_int tbusy;
+    sm__ctrs tctrs; /* the connection threads' counters */
 
     char fresh_detail[96];
     char msg_detail[96];

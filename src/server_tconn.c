@@ -389,6 +389,10 @@ sm__tconn_main(void *arg)
 
     sm_close_kind kind = sm_server_close_kind(reason);
     if (opened) sm__log_close(srv, p, kind, reason);
+    /* The thread's slot is free with the connection's: a client that saw
+     * this one gone (stats.current) finds a thread. What is left (on_close,
+     * the cleanup) is short unless on_close blocks. */
+    atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_release);
     sm__count_close(srv, &srv->tctrs, kind);
     if (opened && srv->o.on_close) srv->o.on_close(p, reason);
     sm__tpeer_unregister(t);

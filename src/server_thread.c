@@ -75,7 +75,8 @@ sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_fir
     /* Past the thread limit a connection is refused as at max_conns: it
      * came this far with a whole message, so the server is busy with
      * clients that talk, not with clients that stall. */
-    if (atomic_load_explicit(&w->npeers, memory_order_relaxed) >= (size_t)srv->o.threads) {
+    if (atomic_fetch_add_explicit(&srv->tbusy, 1, memory_order_relaxed) >= srv->o.threads) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         sm__ctr_add(&w->ctrs.closes[SM_CLOSE_REFUSED], 1);
         sm__release(srv);
         sm__log(srv, SM_LOG_WARN, "connection refused: %d connection threads busy (the limit)",
@@ -88,6 +89,7 @@ sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_fir
     /* The connection thread blocks in poll, not in the socket. */
     sm__tpeer *t = calloc(1, sizeof *t);
     if (!t) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         close(fd);
         free(px);
         sm_buf_free(in);
@@ -119,6 +121,7 @@ sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_fir
         pthread_attr_destroy(&attr);
     }
     if (rc != 0) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         sm__tpeer_unregister(t);
         close(fd);
         sm__tpeer_unref(t);

@@ -79,6 +79,8 @@ test_stalled_hold_no_thread(void **state)
         for (int i = 0; i < 20; i++)
             cli_echo(c, "healthy");
         sm_conn_free(c);
+        /* Its thread is free once the server has seen it go. */
+        SM_WAIT_FOR(srv_stats(srv).current == STALLED, 10000);
     }
     sm_server_stats st = srv_stats(srv);
     assert_int_equal(st.opened, 3 * THREADS);
@@ -153,6 +155,7 @@ test_proxy_on_front(void **state)
         recv_bytes(fd, got, sizeof got);
         assert_memory_equal(got + 4, want, sizeof want - 1);
         close(fd);
+        SM_WAIT_FOR(srv_stats(srv).current <= 2 * N, 10000);
     }
     /* Every stalled one is closed by a deadline, as a timeout. */
     SM_WAIT_FOR(srv_stats(srv).closes[SM_CLOSE_TIMEOUT] == 2 * N, 4 * FIRST_MS);
