@@ -454,6 +454,9 @@ bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_f
  * logged, at most once a second per worker: returns false. */
 bool sm__accepted_setup(sm__worker *w, int ep, int fd);
 int sm__spare_open(void);
+/* Log a warning at most once a second (*last), counting those left out
+ * (*unlogged) and naming their number in the next. */
+void sm__warn_limited(sm__worker *w, int64_t *last, uint64_t *unlogged, const char *what);
 void sm__pause_cb(sm_timer *t);
 
 /* ---- server_proxy.c ------------------------------------------------------------ */

@@ -79,8 +79,10 @@ sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_fir
         atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         sm__ctr_add(&w->ctrs.closes[SM_CLOSE_REFUSED], 1);
         sm__release(srv);
-        sm__log(srv, SM_LOG_WARN, "connection refused: %d connection threads busy (the limit)",
-                srv->o.threads);
+        char what[120];
+        snprintf(what, sizeof what, "connection refused: %d connection threads busy (the limit)",
+                 srv->o.threads);
+        sm__warn_limited(w, &w->refuse_logged_ms, &w->refuse_unlogged, what);
         close(fd);
         free(px);
         sm_buf_free(in);
@@ -142,7 +144,7 @@ spawn(sm__worker *w, sm__listener *l, int fd)
 }
 
 /* Join the connection threads that finished (each queued itself on
- * w->done with its registry link, its last touch of the server) and drop
+ * w->joinable with its registry link, its last touch of the server) and drop
  * their records. */
 static void
 join_done(sm__worker *w)
