@@ -1,6 +1,6 @@
 # The commands that matter:
-#   make demo   install what is missing, build a release, run the main job
-#   make test   install what is missing, build, run every test through CTest
+#   make demo   install what the build needs (compiler, CMake), build a release, run the main job
+#   make test   install what the tests need too (cmocka, python3, peers), build, run every test
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
@@ -17,12 +17,16 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps demo release install test test-asan test-tsan lint format tidy clean
+.PHONY: all deps deps-test demo release install test test-asan test-tsan lint format tidy clean
 
 all: release
 
+# What the release build and the demo need; the test suite needs more.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
 
 release: deps
 	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSM_WERROR=OFF -DSM_BUILD_TESTS=OFF >/dev/null
@@ -34,7 +38,7 @@ install: release
 demo: release
 	scripts/demo.sh build/release
 
-test: deps
+test: deps-test
 	cmake -S . -B $(TESTDIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSM_SANITIZE=$(SANITIZE) >/dev/null
 	cmake --build $(TESTDIR) -j $(JOBS)
 	scripts/run-tests.sh $(TESTDIR) $(JOBS)

@@ -1,6 +1,6 @@
 # What `cmake --install` puts under the prefix (GNUInstallDirs names):
 #   lib/libsockmsg.a, lib/libsockmsg.so.X.Y.Z (+ the SONAME and dev links)
-#   include/sockmsg/*.h
+#   include/sockmsg/*.h (version.h generated: cmake/version.cmake)
 #   lib/pkgconfig/sockmsg.pc
 #   lib/cmake/sockmsg/  sockmsgConfig.cmake, sockmsgConfigVersion.cmake and
 #                       the exported targets sockmsg::sockmsg, sockmsg::static
@@ -20,6 +20,8 @@ install(TARGETS sockmsg sockmsg_static EXPORT sockmsgTargets
 )
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/sockmsg DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.h")
+install(FILES ${SM_GENERATED_INCLUDE}/sockmsg/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sockmsg)
 
 install(EXPORT sockmsgTargets NAMESPACE sockmsg:: FILE sockmsgTargets.cmake
   DESTINATION ${SM_CMAKEDIR})
@@ -48,5 +50,10 @@ foreach(dir LIBDIR INCLUDEDIR)
     set(SM_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
   endif()
 endforeach()
+if(SM_HAVE_URING)
+  set(SM_PC_URING "-luring")
+else()
+  set(SM_PC_URING "")
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/sockmsg.pc.in ${PROJECT_BINARY_DIR}/sockmsg.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/sockmsg.pc DESTINATION ${SM_PCDIR})

@@ -5,8 +5,9 @@
  *
  * Packs a record with a Python-struct format, prints the bytes (the same ones
  * Python's struct.pack("!HId", 7, 1234, 2.5) gives), unpacks them again; then
- * builds the same kind of message with the cursor API (sm_packer), where a
- * varint carries a small number in one byte. */
+ * shows what sm_pack_check and sm_pack_values_why say about a bad format and
+ * a bad value; then builds the same kind of message with the cursor API
+ * (sm_packer), where a varint carries a small number in one byte. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -27,6 +28,7 @@ main(void)
 {
     uint8_t buf[64];
 
+    /* guide: pack */
     /* ! is network order: a 2-byte type, a 4-byte id, an 8-byte double. */
     ssize_t n = sm_pack(buf, sizeof buf, "!HId", (uint64_t)7, (uint64_t)1234, 2.5);
     if (n < 0) {
@@ -47,7 +49,18 @@ main(void)
     /* Reading past the end is an error, never an overread. */
     ssize_t short_read = sm_unpack(buf, 5, "!HId", &type, &id, &x);
     printf("%-28s%s\n", "unpack of 5 bytes:", sm_strerror((int)short_read));
+    /* guide: end */
 
+    /* guide: why */
+    /* A format from outside the program: say what is wrong with it. */
+    char why[160];
+    if (sm_pack_check("!Hz", why, sizeof why) < 0) printf("%s\n", why);
+    sm_pack_value vals[2] = {{.u = 7}, {.i = 300}};
+    if (sm_pack_values_why(buf, sizeof buf, "!Hb", vals, 2, why, sizeof why) < 0)
+        printf("%s\n", why);
+    /* guide: end */
+
+    /* guide: packer */
     /* The cursor API: typed puts, one error check at the end. */
     sm_packer p;
     sm_packer_init(&p, buf, sizeof buf);
@@ -68,5 +81,6 @@ main(void)
     if (sm_unpacker_finish(&u) != n || !bytes) return 1;
     printf("%-28stype=%u a=%" PRIu64 " b=%" PRIu64 " bytes=%.*s\n", "read back:", t, a, b,
            (int)blen, (const char *)bytes);
+    /* guide: end */
     return 0;
 }

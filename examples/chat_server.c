@@ -32,6 +32,7 @@ chat_of(sm_stream *s)
     return sm_loop_get_data(sm_stream_loop(s));
 }
 
+/* guide: chat */
 static void
 on_message(sm_stream *s, const sm_frame_msg *m)
 {
@@ -43,6 +44,7 @@ on_message(sm_stream *s, const sm_frame_msg *m)
         if (c->clients[i] != s)
             sm_stream_send(c->clients[i], line, (size_t)n); /* queued, never blocks */
 }
+/* guide: end */
 
 static void
 on_close(sm_stream *s, int reason)
@@ -59,6 +61,7 @@ on_close(sm_stream *s, int reason)
     if (c->clients_left == 0 && c->count == 0) sm_loop_stop(sm_stream_loop(s));
 }
 
+/* guide: chat_opts */
 static const sm_frame_spec spec = {
     .kind = SM_FRAME_DELIM, .delim = "\n", .delim_len = 1, .max = 4096};
 static const sm_stream_opts opts = {
@@ -67,6 +70,7 @@ static const sm_stream_opts opts = {
     .on_close = on_close,
     .max_queued = 1 << 20, /* a client that stops reading is dropped past 1 MiB */
 };
+/* guide: end */
 
 static void
 on_accept(sm_io *w, unsigned events)

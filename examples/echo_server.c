@@ -104,21 +104,17 @@ main(int argc, char **argv)
         fprintf(stderr, "\n");
         return 2;
     }
-    sm_frame_spec spec;
-    char why[256];
-    if (sm_frame_spec_parse(&spec, frame, why, sizeof why) < 0) {
-        fprintf(stderr, "echo_server: --frame %s: %s\n", frame, why);
-        return 2;
-    }
-    o.spec = &spec;
-    o.listen = eps;
+    /* guide: server */
+    o.frame = frame; /* a spec string: "len32be", "line,max=4096" */
+    o.listen = eps;  /* "tcp://127.0.0.1:7000", "unix:/run/echo.sock", ... */
     o.listen_count = neps;
     /* A client that goes away must not kill us with SIGPIPE (the library
      * never raises it, but handlers might write elsewhere). */
     signal(SIGPIPE, SIG_IGN);
 
     sm_server *srv;
-    int rc = sm_server_new(&srv, &o, why, sizeof why);
+    char why[256];
+    int rc = sm_server_new(&srv, &o, why, sizeof why); /* copies o; binds every listener */
     if (rc < 0) {
         fprintf(stderr, "echo_server: %s\n", why[0] ? why : sm_strerror(rc));
         return 1;
@@ -133,6 +129,8 @@ main(int argc, char **argv)
     fflush(stdout);
 
     rc = sm_server_run(srv); /* until SIGINT/SIGTERM, then drained */
+    /* guide: end */
+    /* guide: stats */
     sm_server_stats st;
     sm_server_get_stats(srv, &st);
     printf("stopped: %llu connections, %llu messages in, %llu out; closed:",
@@ -142,6 +140,7 @@ main(int argc, char **argv)
         if (st.closes[k])
             printf(" %s=%llu", sm_server_close_kind_name(k), (unsigned long long)st.closes[k]);
     printf("\n");
+    /* guide: end */
     sm_server_free(srv);
     if (rc < 0) {
         fprintf(stderr, "echo_server: %s\n", sm_strerror(rc));

@@ -19,15 +19,19 @@ main(int argc, char **argv)
     }
     const char *path = argc == 3 ? argv[2] : "/";
 
+    /* guide: dial */
     sm_conn *c;
     char why[256] = "";
+    /* eof framing: the reply is everything until the server closes. */
     int rc = sm_conn_dial(&c, argv[1], "eof,max=1M", 5000, why, sizeof why);
     if (rc < 0) {
         fprintf(stderr, "howto_client: %s: %s\n", argv[1], why[0] ? why : sm_strerror(rc));
         return 1;
     }
     sm_conn_set_timeout(c, 5000);
+    /* guide: end */
 
+    /* guide: request */
     char req[512];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: sockmsg\r\n\r\n", path);
     /* With eof framing a message is just bytes; the shutdown ends it. */
@@ -42,6 +46,7 @@ main(int argc, char **argv)
         return 1;
     }
     fwrite(reply.data, 1, reply.len, stdout);
+    /* guide: end */
     sm_conn_free(c);
     return 0;
 }

@@ -65,6 +65,7 @@ main(int argc, char **argv)
     printf("listening on %s\n", addr);
     fflush(stdout);
 
+    /* guide: accept_loop */
     for (long served = 0; clients < 0 || served < clients; served++) {
         sm_addr peer;
         int fd = sm_accept(lfd, SM_FOREVER, &peer);
@@ -96,6 +97,7 @@ main(int argc, char **argv)
         }
         pthread_detach(th);
     }
+    /* guide: end */
 
     /* Let every client thread finish before exiting. */
     pthread_mutex_lock(&lock);

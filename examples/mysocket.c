@@ -49,6 +49,7 @@ serve(const char *where, const char *spec_str)
 static int
 send_all(const char *where, const char *spec, char **msgs, int count)
 {
+    /* guide: mysocket */
     sm_conn *c;
     char why[256] = "";
     int rc = sm_conn_dial(&c, where, spec, 5000, why, sizeof why);
@@ -68,6 +69,7 @@ send_all(const char *where, const char *spec, char **msgs, int count)
         else
             rc = rc == 0 ? SM_ERR_TRUNCATED : rc;
     }
+    /* guide: end */
     if (rc < 0) fprintf(stderr, "mysocket: %s %s\n", sm_strerror(rc), sm_conn_error_detail(c));
     sm_conn_free(c);
     return rc < 0 ? 1 : 0;

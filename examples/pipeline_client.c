@@ -36,6 +36,7 @@ make(client *c, unsigned long i)
         c->msg[j] = (uint8_t)(i + j);
 }
 
+/* guide: produce */
 /* Send until the stream says "enough for now" (1) or all are sent. */
 static void
 produce(sm_stream *s)
@@ -54,6 +55,7 @@ produce(sm_stream *s)
         if (rc == 1) return; /* above high water: on_drain says when to go on */
     }
 }
+/* guide: end */
 
 static void
 on_echo(sm_stream *s, const sm_frame_msg *m)
@@ -82,6 +84,7 @@ on_close(sm_stream *s, int reason)
     }
 }
 
+/* guide: pipeline_opts */
 static const sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 static const sm_stream_opts opts = {
     .spec = &spec,
@@ -91,6 +94,7 @@ static const sm_stream_opts opts = {
     .on_close = on_close,
     .idle_timeout_ms = 10000, /* a stall is an error, not a hang */
 };
+/* guide: end */
 
 int
 main(int argc, char **argv)

@@ -73,6 +73,7 @@ on_client(sm_io *w, unsigned events)
         sm_io_close(w, client_done);
         return;
     }
+    /* guide: partial */
     size_t sent = s > 0 ? (size_t)s : 0;
     if (sent < (size_t)n) {
         /* The kernel took part of it: keep the rest, wait for writability,
@@ -81,6 +82,7 @@ on_client(sm_io *w, unsigned events)
         c->pending = (size_t)n - sent;
         sm_io_set_events(w, SM_WRITE);
     }
+    /* guide: end */
 }
 
 static void
@@ -95,6 +97,7 @@ on_listener(sm_io *w, unsigned events)
         close(fd);
         return;
     }
+    /* guide: watch */
     sm_io_init(w->loop, &c->io, fd, on_client);
     c->io.data = c;
     if (sm_io_start(&c->io, SM_READ) < 0) {
@@ -102,6 +105,7 @@ on_listener(sm_io *w, unsigned events)
         free(c);
         return;
     }
+    /* guide: end */
     srv->active++;
     if (srv->clients_left > 0 && --srv->clients_left == 0)
         sm_io_stop(w); /* no more clients wanted: stop listening */

@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
-# Install the Debian packages the build and the tests need, only when one is
-# missing. Works as root on a fresh Debian 12 machine (or with sudo).
-# Usage: scripts/deps.sh [extra-package ...]
+# Install the Debian packages a job needs, only when one is missing. Works as
+# root on a fresh Debian 12 machine (or with sudo).
+# Usage: scripts/deps.sh [build|test] [extra-package ...]
+#   build  what the release build and the demo need (make demo, make install)
+#   test   build, plus what the test suite needs (make test); the default, so
+#          `scripts/deps.sh PKG...` (bench/run.sh, scripts/lint.sh) installs
+#          everything a build with tests needs, and PKG
 set -euo pipefail
 
-# g++ and pkgconf: tests/consumer builds C++ and pkg-config programs against
-# an installed sockmsg.
-pkgs=(cmake ninja-build gcc make libc6-dev libcmocka-dev python3 iproute2 socat netcat-openbsd
-      nginx haproxy g++ pkgconf "$@")
+# The library, the tool, the examples and the demo: a C11 compiler and CMake;
+# liburing-dev (found with pkgconf) gives the library its io_uring backend.
+build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev)
+# The tests: cmocka; python3 (pack cross-checks, peers); iproute2 (netns);
+# socat, netcat, nginx and haproxy as foreign peers; g++ and pkgconf for the
+# out-of-tree consumers of an installed sockmsg (tests/consumer).
+test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf)
+
+mode=test
+case "${1:-}" in
+build | test)
+    mode=$1
+    shift
+    ;;
+esac
+pkgs=("${build_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+pkgs+=("$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,7 +13,7 @@ dir=${1:-build/dev}
 jobs=${LINT_JOBS:-2}
 
 # What clang-tidy covers. tests/ is not in it yet: it still has findings (see
-# the lint section of docs/contributing.md); add it here once it is clean.
+# the lint section of CONTRIBUTING.md); add it here once it is clean.
 tidy_globs=('src/*.c' 'tools/sockmsg/*.c' 'examples/*.c' 'bench/*.c' 'fuzz/*.c')
 
 scripts/deps.sh clang-format clang-tidy
@@ -91,7 +91,7 @@ fi
 logs=("$out"/*.log)
 if [ -e "${logs[0]}" ]; then
     cat "${logs[@]}"
-    echo "lint: clang-tidy: findings in ${#logs[@]} file(s) (see docs/contributing.md, Lint)" >&2
+    echo "lint: clang-tidy: findings in ${#logs[@]} file(s) (see CONTRIBUTING.md, Lint)" >&2
     fail=1
 fi
 echo "lint: clang-tidy took $((SECONDS - start)) s"

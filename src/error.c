@@ -44,10 +44,18 @@ sm_err_name(int err)
     return s ? s : "E?";
 }
 
+/* Compiled into the library: what the library's build said, whatever the
+ * headers of the program calling it say. */
 const char *
 sm_version(void)
 {
     return SM_VERSION_STRING;
+}
+
+int
+sm_version_number(void)
+{
+    return SM_VERSION_NUMBER;
 }
 
 int

@@ -2,6 +2,7 @@
  * stop. Timers live in timer_heap.c, signals in loop_signal.c, the kernel
  * interfaces behind loop_poller.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -9,6 +10,9 @@
 
 #include "internal.h"
 #include "loop_internal.h"
+#ifdef SM_HAVE_URING
+#include "loop_uring.h"
+#endif
 #include "sockmsg/error.h"
 
 #define IO_EVENTS (SM_READ | SM_WRITE)
@@ -48,8 +52,9 @@ ctl_del(sm_loop *loop, int fd, unsigned old_events)
     (void)loop->ops->del(loop->poller, fd, old_events);
 }
 
+/* The backend asked for: opts, else $SOCKMSG_BACKEND, else epoll. */
 static int
-pick_backend(sm_loop_backend b, const sm__poller_ops **ops)
+pick_backend(sm_loop_backend b, sm_loop_backend *out)
 {
     if (b == SM_BACKEND_DEFAULT) {
         const char *env = getenv("SOCKMSG_BACKEND");
@@ -59,20 +64,40 @@ pick_backend(sm_loop_backend b, const sm__poller_ops **ops)
                 b = SM_BACKEND_EPOLL;
             else if (!strcmp(env, "poll"))
                 b = SM_BACKEND_POLL;
+            else if (!strcmp(env, "io_uring"))
+                b = SM_BACKEND_IO_URING;
             else
-                return -EINVAL; /* a typo should not silently pick another backend */
+                return SM_ERR_BACKEND; /* a typo must not silently pick another backend */
         }
     }
-    switch (b) {
-    case SM_BACKEND_EPOLL:
-        *ops = &sm__poller_epoll;
-        return 0;
-    case SM_BACKEND_POLL:
-        *ops = &sm__poller_poll;
-        return 0;
-    default:
-        return -EINVAL;
+    if (b != SM_BACKEND_EPOLL && b != SM_BACKEND_POLL && b != SM_BACKEND_IO_URING) return -EINVAL;
+    *out = b;
+    return 0;
+}
+
+/* A backend instance for the loop. io_uring may be missing (not built,
+ * disabled by sysctl or seccomp, an old kernel): the loop runs on epoll
+ * then, and keeps the reason for sm_loop_backend_why. */
+static int
+create_backend(sm_loop *loop, sm_loop_backend b)
+{
+    if (b == SM_BACKEND_IO_URING) {
+#ifdef SM_HAVE_URING
+        char why[sizeof loop->backend_why - 32];
+        if (sm__uring_create(&loop->poller, why, sizeof why) == 0) {
+            loop->ops = &sm__poller_uring;
+            loop->ops->attach(loop->poller, loop);
+            return 0;
+        }
+        snprintf(loop->backend_why, sizeof loop->backend_why, "io_uring unavailable: %s", why);
+#else
+        snprintf(loop->backend_why, sizeof loop->backend_why,
+                 "io_uring unavailable: built without liburing");
+#endif
+        b = SM_BACKEND_EPOLL;
     }
+    loop->ops = b == SM_BACKEND_POLL ? &sm__poller_poll : &sm__poller_epoll;
+    return loop->ops->create(&loop->poller);
 }
 
 /* ---- growth: the only allocations io watchers cause ----------------------- */
@@ -222,13 +247,12 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
 {
     static const sm_loop_opts defaults = {0};
     if (!opts) opts = &defaults;
-    const sm__poller_ops *ops;
-    int rc = pick_backend(opts->backend, &ops);
+    sm_loop_backend backend;
+    int rc = pick_backend(opts->backend, &backend);
     if (rc < 0) return rc;
 
     sm_loop *loop = calloc(1, sizeof *loop);
     if (!loop) return -ENOMEM;
-    loop->ops = ops;
     loop->on_wakeup = opts->on_wakeup;
     loop->data = opts->data;
     loop->now = sm__now_ms();
@@ -238,7 +262,7 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
     atomic_init(&loop->wake_user, 0);
     atomic_init(&loop->stop_req, 0);
     atomic_init(&loop->polling, 0);
-    if ((rc = ops->create(&loop->poller)) < 0) {
+    if ((rc = create_backend(loop, backend)) < 0) {
         free(loop);
         return rc;
     }
@@ -255,7 +279,7 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
 
 fail:
     if (loop->wake_fd >= 0) close(loop->wake_fd);
-    ops->destroy(loop->poller);
+    loop->ops->destroy(loop->poller);
     free(loop->fds);
     free(loop->changes);
     free(loop);
@@ -315,6 +339,7 @@ poll_io(sm_loop *loop, int timeout)
         if (got) w->u.cb(w, got);
     }
     loop->nevents = loop->ev_next = 0;
+    if (loop->ops->complete) loop->ops->complete(loop->poller);
 
     if (atomic_exchange(&loop->wake_user, 0) && loop->on_wakeup) loop->on_wakeup(loop);
     return 0;
@@ -337,6 +362,7 @@ sm_loop_run(sm_loop *loop, sm_run_mode mode)
         run_closes(loop);
         if (mode != SM_RUN_DEFAULT) break;
     }
+    if (loop->ops->submit) loop->ops->submit(loop->poller);
     /* A stop that arrived during this run is spent by its return. */
     atomic_store(&loop->stop_req, 0);
     loop->running = false;
@@ -367,6 +393,18 @@ const char *
 sm_loop_backend_name(const sm_loop *loop)
 {
     return loop->ops->name;
+}
+
+const char *
+sm_loop_backend_why(const sm_loop *loop)
+{
+    return loop->backend_why[0] ? loop->backend_why : NULL;
+}
+
+void
+sm__loop_hold(sm_loop *loop, int delta)
+{
+    loop->pending = delta > 0 ? loop->pending + 1 : loop->pending - 1;
 }
 
 void *

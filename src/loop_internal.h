@@ -66,6 +66,8 @@ struct sm_loop {
     void (*streams_free)(void *streams);
 
     uint64_t ctl_calls; /* backend add/modify/del calls, for tests */
+    /* Why the backend asked for is not the one running ("" when it is). */
+    char backend_why[160];
 };
 
 /* Timers (timer_heap.c). */
@@ -93,5 +95,10 @@ void sm__io_set_edge(sm_io *w);
  * spent, a batch ended early): have the next wait report it again. 0 or
  * -errno; no syscall for a level-triggered watcher. */
 int sm__io_rearm(sm_io *w);
+
+/* Keep the loop alive while requests of a closing object are in flight
+ * (+1), or not any more (-1): sm_loop_run does not return and
+ * sm_loop_free refuses while any are held. */
+void sm__loop_hold(sm_loop *loop, int delta);
 
 #endif

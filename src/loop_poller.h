@@ -49,9 +49,21 @@ typedef struct sm__poller_ops {
      * max (<= SM__LOOP_MAX_EVENTS) ready fds in out. Returns how many, or
      * -errno (-EINTR when a signal interrupted the wait). */
     int (*wait)(void *state, sm__poll_event *out, int max, int timeout_ms);
+    /* A completion backend (io_uring): run the completions the last wait
+     * reaped, after the loop dispatched its events. NULL elsewhere. */
+    void (*complete)(void *state);
+    /* A completion backend: hand the kernel what the iteration prepared
+     * without waiting (sm_loop_run returns: work must not sit unsent until
+     * a next run). NULL elsewhere. */
+    void (*submit)(void *state);
+    /* Learn the loop it serves, once, after create. NULL: not needed. */
+    void (*attach)(void *state, struct sm_loop *loop);
 } sm__poller_ops;
 
 extern const sm__poller_ops sm__poller_epoll;
 extern const sm__poller_ops sm__poller_poll;
+#ifdef SM_HAVE_URING
+extern const sm__poller_ops sm__poller_uring; /* loop_uring.c */
+#endif
 
 #endif

@@ -1,220 +1,24 @@
-/* Python struct-compatible format packing: the format language, the scalar
- * conversions (integers, binary16/32/64 floats) and sm_pack / sm_unpack over
- * varargs or sm_pack_value arrays. Layout rules follow CPython's
+/* Python struct-compatible format packing: the scalar conversions (integers, binary16/32/64 floats)
+ * and sm_pack / sm_unpack over varargs or sm_pack_value arrays. Layout rules follow CPython's
  * Modules/_struct.c so that the same format and values give the same bytes;
  * tests/unit/test_pack_python.c checks that against the real struct module. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sockmsg/error.h>
 #include <sockmsg/pack.h>
 
+#include "internal.h"
 #include "pack_internal.h"
 
 _Static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE 754 binary32/binary64 assumed");
 
 const uint8_t sm__pack_empty[1];
-
-/* ------------------------------------------------------------------------- */
-/* Format parsing                                                            */
-
-typedef struct fmt_state {
-    const char *s;
-    bool little;
-    bool native; /* '@': native sizes and alignment */
-} fmt_state;
-
-typedef struct fmt_item {
-    char code;
-    size_t count;
-    size_t size;  /* bytes per element (s, p, x: 1) */
-    size_t align; /* 1: none */
-} fmt_item;
-
-static bool
-host_little(void)
-{
-    const uint16_t one = 1;
-    uint8_t first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
-
-static bool
-code_info(char c, bool native, size_t *size, size_t *align)
-{
-    size_t sz, al;
-    switch (c) {
-    case 'x':
-    case 'c':
-    case 'b':
-    case 'B':
-    case 's':
-    case 'p':
-        sz = 1, al = 1;
-        break;
-    case '?':
-        sz = native ? sizeof(_Bool) : 1, al = _Alignof(_Bool);
-        break;
-    case 'h':
-    case 'H':
-    case 'e': /* CPython's native table aligns e like short */
-        sz = native ? sizeof(short) : 2, al = _Alignof(short);
-        break;
-    case 'i':
-    case 'I':
-        sz = native ? sizeof(int) : 4, al = _Alignof(int);
-        break;
-    case 'l':
-    case 'L':
-        sz = native ? sizeof(long) : 4, al = _Alignof(long);
-        break;
-    case 'q':
-    case 'Q':
-        sz = native ? sizeof(long long) : 8, al = _Alignof(long long);
-        break;
-    case 'f':
-        sz = 4, al = _Alignof(float);
-        break;
-    case 'd':
-        sz = 8, al = _Alignof(double);
-        break;
-    default:
-        return false;
-    }
-    *size = sz;
-    *align = native ? al : 1;
-    return true;
-}
-
-static bool
-code_signed(char c)
-{
-    return c == 'b' || c == 'h' || c == 'i' || c == 'l' || c == 'q';
-}
-
-static bool
-code_unsigned(char c)
-{
-    return c == 'B' || c == 'H' || c == 'I' || c == 'L' || c == 'Q';
-}
-
-static int
-fmt_init(fmt_state *st, const char *fmt)
-{
-    if (!fmt) return -EINVAL;
-    st->little = host_little();
-    st->native = false;
-    switch (*fmt) {
-    case '@':
-        st->native = true;
-        fmt++;
-        break;
-    case '=':
-        fmt++;
-        break;
-    case '<':
-        st->little = true;
-        fmt++;
-        break;
-    case '>':
-    case '!':
-        st->little = false;
-        fmt++;
-        break;
-    default:
-        st->native = true;
-        break;
-    }
-    st->s = fmt;
-    return 0;
-}
-
-/* Python's Py_ISSPACE: the ASCII whitespace bytes only. */
-static bool
-fmt_space(char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
-
-/* The next item: 1, 0 at the end, or SM_ERR_FORMAT. */
-static int
-fmt_next(fmt_state *st, fmt_item *it)
-{
-    const char *s = st->s;
-    while (fmt_space(*s))
-        s++;
-    if (!*s) {
-        st->s = s;
-        return 0;
-    }
-    size_t count = 1;
-    if (*s >= '0' && *s <= '9') {
-        count = 0;
-        while (*s >= '0' && *s <= '9') {
-            size_t d = (size_t)(*s - '0');
-            if (count > ((size_t)SSIZE_MAX - d) / 10) return SM_ERR_FORMAT;
-            count = count * 10 + d;
-            s++;
-        }
-    }
-    /* A count followed by the end, a space or another byte-order mark is an
-     * unknown code here, as in Python. */
-    if (!code_info(*s, st->native, &it->size, &it->align)) return SM_ERR_FORMAT;
-    it->code = *s;
-    it->count = count;
-    st->s = s + 1;
-    return 1;
-}
-
-static bool
-item_is_string(const fmt_item *it)
-{
-    return it->code == 's' || it->code == 'p';
-}
-
-/* Bytes the item occupies after its alignment padding. */
-static size_t
-item_bytes(const fmt_item *it)
-{
-    return item_is_string(it) ? it->count : it->count * it->size;
-}
-
-static size_t
-align_up(size_t off, size_t align)
-{
-    return (off + align - 1) / align * align;
-}
-
-/* Validate fmt and measure it: the packed size, and in *nvals the values it
- * takes. Both passes of pack and unpack walk the same items, so after this
- * succeeds the second walk cannot meet a format error. */
-static ssize_t
-fmt_scan(const char *fmt, size_t *nvals)
-{
-    fmt_state st;
-    fmt_item it;
-    int rc = fmt_init(&st, fmt);
-    if (rc < 0) return rc;
-    size_t size = 0, n = 0;
-    while ((rc = fmt_next(&st, &it)) > 0) {
-        /* size <= SSIZE_MAX and align <= 8, so aligning cannot wrap. */
-        size = align_up(size, it.align);
-        if (size > (size_t)SSIZE_MAX || it.count > ((size_t)SSIZE_MAX - size) / it.size)
-            return SM_ERR_FORMAT;
-        size += item_bytes(&it);
-        if (item_is_string(&it))
-            n++;
-        else if (it.code != 'x')
-            n += it.count;
-    }
-    if (rc < 0) return rc;
-    if (nvals) *nvals = n;
-    return (ssize_t)size;
-}
 
 /* ------------------------------------------------------------------------- */
 /* Scalars                                                                   */
@@ -326,37 +130,79 @@ typedef struct args {
     sm_pack_value *out;      /* unpack into an array */
     const sm_pack_value *in; /* pack from an array */
     size_t i;
+    size_t nth;      /* values taken so far, both forms: for explanations */
+    const char *fmt; /* for explanations */
+    char *why;       /* NULL: no explanation wanted */
+    size_t why_len;
 } args;
 
+/* Explain a bad value: "pack format '!Hb': value 1 (code 'b' at offset 2):
+ * 300 out of range -128..127". Returns err. */
 static int
-pack_elem(uint8_t *dst, const fmt_item *it, bool little, args *a)
+value_why(const args *a, const sm__fmt_item *it, int err, const char *what)
+{
+    if (!a->why || !a->why_len) return err;
+    char q[80];
+    sm__fmt_quote(a->fmt, q, sizeof q);
+    return sm__why(a->why, a->why_len, err,
+                   "pack format '%s': value %zu (code '%c' at offset %zu): %s", q, a->nth, it->code,
+                   it->at, what);
+}
+
+/* Range errors name the value and the range of its code. */
+static int
+int_range_why(const args *a, const sm__fmt_item *it, bool is_signed, int64_t i, uint64_t u,
+              size_t n)
+{
+    char what[128];
+    if (it->code == 'c')
+        snprintf(what, sizeof what, "%" PRId64 " out of range 0..255", i);
+    else if (is_signed)
+        snprintf(what, sizeof what, "%" PRId64 " out of range %" PRId64 "..%" PRId64, i,
+                 -((int64_t)1 << (8 * n - 1)), ((int64_t)1 << (8 * n - 1)) - 1);
+    else
+        snprintf(what, sizeof what, "%" PRIu64 " out of range 0..%" PRIu64, u,
+                 ((uint64_t)1 << (8 * n)) - 1);
+    return value_why(a, it, -ERANGE, what);
+}
+
+static int
+float_range_why(const args *a, const sm__fmt_item *it, double v)
+{
+    char what[128];
+    snprintf(what, sizeof what, "%g does not fit binary%d", v, it->code == 'e' ? 16 : 32);
+    return value_why(a, it, -ERANGE, what);
+}
+
+static int
+pack_elem(uint8_t *dst, const sm__fmt_item *it, bool little, args *a)
 {
     char c = it->code;
     size_t n = it->size;
     assert(n >= 1 && n <= 8); /* code_info: every code is 1 to 8 bytes */
-    if (code_signed(c)) {
+    if (sm__fmt_signed(c)) {
         int64_t v = a->ap ? va_arg(*a->ap, int64_t) : a->in[a->i++].i;
         if (n < 8) {
             int64_t lim = (int64_t)1 << (8 * n - 1);
-            if (v < -lim || v >= lim) return -ERANGE;
+            if (v < -lim || v >= lim) return int_range_why(a, it, true, v, 0, n);
         }
         sm__pack_put_uint(dst, (uint64_t)v, n, little);
-    } else if (code_unsigned(c)) {
+    } else if (sm__fmt_unsigned(c)) {
         uint64_t v = a->ap ? va_arg(*a->ap, uint64_t) : a->in[a->i++].u;
-        if (n < 8 && v >> (8 * n)) return -ERANGE;
+        if (n < 8 && v >> (8 * n)) return int_range_why(a, it, false, 0, v, n);
         sm__pack_put_uint(dst, v, n, little);
     } else if (c == 'c' || c == '?') {
         int64_t v = a->ap ? va_arg(*a->ap, int) : a->in[a->i++].i;
-        if (c == 'c' && (v < 0 || v > 255)) return -ERANGE;
+        if (c == 'c' && (v < 0 || v > 255)) return int_range_why(a, it, true, v, 0, 1);
         dst[0] = c == 'c' ? (uint8_t)v : v != 0;
     } else {
         double v = a->ap ? va_arg(*a->ap, double) : a->in[a->i++].d;
         if (c == 'e') {
             uint16_t h;
-            if (half_from_double(v, &h) < 0) return -ERANGE;
+            if (half_from_double(v, &h) < 0) return float_range_why(a, it, v);
             sm__pack_put_uint(dst, h, 2, little);
         } else if (c == 'f') {
-            if (float_check(v) < 0) return -ERANGE;
+            if (float_check(v) < 0) return float_range_why(a, it, v);
             float f = (float)v;
             uint32_t u;
             memcpy(&u, &f, sizeof u);
@@ -369,7 +215,7 @@ pack_elem(uint8_t *dst, const fmt_item *it, bool little, args *a)
 }
 
 static int
-pack_string(uint8_t *dst, const fmt_item *it, args *a)
+pack_string(uint8_t *dst, const sm__fmt_item *it, args *a)
 {
     const void *src;
     size_t len;
@@ -381,7 +227,11 @@ pack_string(uint8_t *dst, const fmt_item *it, args *a)
         len = a->in[a->i].len;
         a->i++;
     }
-    if (!src && len) return -EINVAL;
+    if (!src && len) {
+        char what[96];
+        snprintf(what, sizeof what, "NULL data with length %zu", len);
+        return value_why(a, it, -EINVAL, what);
+    }
     size_t field = it->count;
     if (it->code == 'p') {
         if (field == 0) return 0;
@@ -397,55 +247,77 @@ pack_string(uint8_t *dst, const fmt_item *it, args *a)
     return 0;
 }
 
+/* The errors every pack and unpack checks before it touches a byte, with
+ * their explanations. Returns the packed size or the error. */
+static ssize_t
+run_check(const char *fmt, args *a, size_t nvals, bool packing, const void *buf, size_t len)
+{
+    size_t want;
+    sm__fmt st;
+    ssize_t size = sm__fmt_scan(&st, fmt, &want);
+    char q[80];
+    if (size == -EINVAL) return sm__why(a->why, a->why_len, -EINVAL, "pack format is NULL");
+    if (size < 0) return sm__fmt_why(&st, a->why, a->why_len);
+    sm__fmt_quote(fmt, q, sizeof q);
+    if (!a->ap && (packing ? want != nvals : want > nvals))
+        return sm__why(a->why, a->why_len, -EINVAL, "pack format '%s' takes %zu values, %s %zu", q,
+                       want, packing ? "got" : "room for", nvals);
+    if (!buf && len)
+        return sm__why(a->why, a->why_len, -EINVAL, "NULL buffer with a size of %zu", len);
+    if ((size_t)size > len)
+        return sm__why(a->why, a->why_len, packing ? -ENOSPC : -EPROTO,
+                       "pack format '%s' needs %zd bytes, %s %zu", q, size,
+                       packing ? "room for" : "input has", len);
+    return size;
+}
+
 static ssize_t
 pack_run(void *out, size_t cap, const char *fmt, args *a, size_t nvals)
 {
-    size_t want;
-    ssize_t size = fmt_scan(fmt, &want);
+    a->fmt = fmt;
+    ssize_t size = run_check(fmt, a, nvals, true, out, cap);
     if (size < 0) return size;
-    if (!a->ap && want != nvals) return -EINVAL;
-    if (!out && cap) return -EINVAL;
-    if ((size_t)size > cap) return -ENOSPC;
 
     uint8_t *base = out ? out : (uint8_t *)sm__pack_empty; /* never written: size is 0 */
-    fmt_state st;
-    fmt_item it;
-    fmt_init(&st, fmt);
+    sm__fmt st;
+    sm__fmt_item it;
+    sm__fmt_init(&st, fmt);
     size_t off = 0;
-    while (fmt_next(&st, &it) > 0) {
-        size_t start = align_up(off, it.align);
+    while (sm__fmt_next(&st, &it) > 0) {
+        size_t start = sm__fmt_align_up(off, it.align);
         if (start > off) memset(base + off, 0, start - off);
         off = start;
         if (it.code == 'x') {
             if (it.count) memset(base + off, 0, it.count);
-        } else if (item_is_string(&it)) {
+        } else if (sm__fmt_is_string(&it)) {
             int rc = pack_string(base + off, &it, a);
             if (rc < 0) return rc;
+            a->nth++;
         } else {
-            for (size_t k = 0; k < it.count; k++) {
+            for (size_t k = 0; k < it.count; k++, a->nth++) {
                 int rc = pack_elem(base + off + k * it.size, &it, st.little, a);
                 if (rc < 0) return rc;
             }
         }
-        off += item_bytes(&it);
+        off += sm__fmt_item_bytes(&it);
     }
     return size;
 }
 
 static void
-unpack_elem(const uint8_t *src, const fmt_item *it, bool little, args *a)
+unpack_elem(const uint8_t *src, const sm__fmt_item *it, bool little, args *a)
 {
     char c = it->code;
     size_t n = it->size;
     assert(n >= 1 && n <= 8); /* code_info: every code is 1 to 8 bytes */
     sm_pack_value v = {.u = 0};
-    if (code_signed(c)) {
+    if (sm__fmt_signed(c)) {
         v.i = to_signed(sm__pack_get_uint(src, n, little), n);
         if (a->ap) {
             int64_t *p = va_arg(*a->ap, int64_t *);
             if (p) *p = v.i;
         }
-    } else if (code_unsigned(c)) {
+    } else if (sm__fmt_unsigned(c)) {
         v.u = sm__pack_get_uint(src, n, little);
         if (a->ap) {
             uint64_t *p = va_arg(*a->ap, uint64_t *);
@@ -477,7 +349,7 @@ unpack_elem(const uint8_t *src, const fmt_item *it, bool little, args *a)
 }
 
 static void
-unpack_string(const uint8_t *src, const fmt_item *it, args *a)
+unpack_string(const uint8_t *src, const sm__fmt_item *it, args *a)
 {
     size_t n = it->count;
     if (it->code == 'p' && n > 0) {
@@ -500,27 +372,24 @@ unpack_string(const uint8_t *src, const fmt_item *it, args *a)
 static ssize_t
 unpack_run(const void *in, size_t len, const char *fmt, args *a, size_t nvals)
 {
-    size_t want;
-    ssize_t size = fmt_scan(fmt, &want);
+    a->fmt = fmt;
+    ssize_t size = run_check(fmt, a, nvals, false, in, len);
     if (size < 0) return size;
-    if (!a->ap && want > nvals) return -EINVAL;
-    if (!in && len) return -EINVAL;
-    if ((size_t)size > len) return -EPROTO;
 
     const uint8_t *base = in ? in : sm__pack_empty; /* size is 0: only empty views */
-    fmt_state st;
-    fmt_item it;
-    fmt_init(&st, fmt);
+    sm__fmt st;
+    sm__fmt_item it;
+    sm__fmt_init(&st, fmt);
     size_t off = 0;
-    while (fmt_next(&st, &it) > 0) {
-        off = align_up(off, it.align);
-        if (item_is_string(&it)) {
+    while (sm__fmt_next(&st, &it) > 0) {
+        off = sm__fmt_align_up(off, it.align);
+        if (sm__fmt_is_string(&it)) {
             unpack_string(base + off, &it, a);
         } else if (it.code != 'x') {
             for (size_t k = 0; k < it.count; k++)
                 unpack_elem(base + off + k * it.size, &it, st.little, a);
         }
-        off += item_bytes(&it);
+        off += sm__fmt_item_bytes(&it);
     }
     return size;
 }
@@ -531,14 +400,16 @@ unpack_run(const void *in, size_t len, const char *fmt, args *a, size_t nvals)
 ssize_t
 sm_pack_calcsize(const char *fmt)
 {
-    return fmt_scan(fmt, NULL);
+    sm__fmt st;
+    return sm__fmt_scan(&st, fmt, NULL);
 }
 
 ssize_t
 sm_pack_count(const char *fmt)
 {
     size_t n;
-    ssize_t rc = fmt_scan(fmt, &n);
+    sm__fmt st;
+    ssize_t rc = sm__fmt_scan(&st, fmt, &n);
     return rc < 0 ? rc : (ssize_t)n;
 }
 
@@ -589,15 +460,33 @@ sm_unpack(const void *in, size_t len, const char *fmt, ...)
 ssize_t
 sm_pack_values(void *out, size_t cap, const char *fmt, const sm_pack_value *vals, size_t nvals)
 {
-    if (!vals && nvals) return -EINVAL;
-    args a = {.in = vals};
-    return pack_run(out, cap, fmt, &a, nvals);
+    return sm_pack_values_why(out, cap, fmt, vals, nvals, NULL, 0);
 }
 
 ssize_t
 sm_unpack_values(const void *in, size_t len, const char *fmt, sm_pack_value *vals, size_t nvals)
 {
-    if (!vals && nvals) return -EINVAL;
-    args a = {.out = vals};
+    return sm_unpack_values_why(in, len, fmt, vals, nvals, NULL, 0);
+}
+
+ssize_t
+sm_pack_values_why(void *out, size_t cap, const char *fmt, const sm_pack_value *vals, size_t nvals,
+                   char *why, size_t why_len)
+{
+    if (why && why_len) why[0] = '\0';
+    if (!vals && nvals)
+        return sm__why(why, why_len, -EINVAL, "NULL values with a count of %zu", nvals);
+    args a = {.in = vals, .why = why, .why_len = why_len};
+    return pack_run(out, cap, fmt, &a, nvals);
+}
+
+ssize_t
+sm_unpack_values_why(const void *in, size_t len, const char *fmt, sm_pack_value *vals, size_t nvals,
+                     char *why, size_t why_len)
+{
+    if (why && why_len) why[0] = '\0';
+    if (!vals && nvals)
+        return sm__why(why, why_len, -EINVAL, "NULL values with a count of %zu", nvals);
+    args a = {.out = vals, .why = why, .why_len = why_len};
     return unpack_run(in, len, fmt, &a, nvals);
 }

@@ -135,6 +135,7 @@ destroy(sm_server *srv)
     for (int i = 0; srv->listen_copy && srv->listen_copy[i]; i++)
         free(srv->listen_copy[i]);
     free(srv->listen_copy);
+    free(srv->ping_copy);
     free(srv->eps);
     free(srv->fds);
     free(srv);
@@ -164,6 +165,10 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         };
         int rc = sm_loop_new(&w->loop, &lo);
         if (rc < 0) return sm__why(why, why_len, rc, "creating a loop: %s", sm_strerror(rc));
+        /* Every loop falls back alike: said once. */
+        const char *fallback = sm_loop_backend_why(w->loop);
+        if (i == 0 && fallback)
+            sm__log(srv, SM_LOG_WARN, "%s: running on %s", fallback, sm_loop_backend_name(w->loop));
         /* Worker i watches listening set i; set 0 (the only one without
          * REUSEPORT) also holds the Unix endpoints. */
         w->lst = calloc((size_t)srv->neps, sizeof *w->lst);

@@ -345,7 +345,11 @@ typedef struct sm__ep {
 
 struct sm_server {
     sm_server_opts o; /* effective values */
-    sm_frame_spec spec_default;
+    /* Copies of what opts pointed at: nothing the caller passed must outlive
+     * sm_server_new. */
+    sm_frame_spec spec;
+    sm_sock_opts sock;
+    void *ping_copy;
     char **listen_copy;
 
     sm__ep *eps;

@@ -63,8 +63,14 @@ static int
 tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_len)
 {
     sm_addr addrs[8];
-    int na = sm_endpoint_resolve(&e->ep, true, addrs, 8, why, why_len);
-    if (na < 0) return na;
+    char where[300], cause[300] = "";
+    sm_endpoint_format(&e->ep, where, sizeof where);
+    /* Say which endpoint could not be resolved: a server may listen on
+     * several, and a resolver message alone reads like a dial failure. */
+    int na = sm_endpoint_resolve(&e->ep, true, addrs, 8, cause, sizeof cause);
+    if (na < 0)
+        return sm__why(why, why_len, na, "listen on %s: %s", where,
+                       cause[0] ? cause : sm_strerror(na));
     bool any = !strcmp(e->ep.host, "*");
     int fd = -1, ai = 0;
     for (; ai < na; ai++) {
@@ -72,8 +78,6 @@ tcp_listen_group(sm__ep *e, int n, int backlog, int *fds, char *why, size_t why_
         /* Try the next address only when this family is missing here. */
         if (fd >= 0 || (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL)) break;
     }
-    char where[300];
-    sm_endpoint_format(&e->ep, where, sizeof where);
     if (fd < 0) return sm__why(why, why_len, fd, "listen on %s: %s", where, sm_strerror(fd));
     fds[0] = fd;
     int rc = n > 1 ? set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) : 0;

@@ -95,12 +95,25 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
     if (o->log_level < SM_LOG_DEFAULT || o->log_level > SM_LOG_DEBUG)
         return sm__why(why, why_len, -EINVAL, "unknown log level %d", (int)o->log_level);
 
-    if (!o->spec) {
-        srv->spec_default = (sm_frame_spec){.kind = SM_FRAME_LENGTH, .len_width = 4};
-        o->spec = &srv->spec_default;
+    int rc;
+    if (o->spec && o->frame)
+        return sm__why(why, why_len, -EINVAL, "both spec and frame are set: give one");
+    if (o->frame) {
+        char cause[256];
+        rc = sm_frame_spec_parse(&srv->spec, o->frame, cause, sizeof cause);
+        if (rc < 0) return sm__why(why, why_len, rc, "frame '%s': %s", o->frame, cause);
+    } else if (o->spec) {
+        srv->spec = *o->spec;
+        if ((rc = sm_frame_spec_check(&srv->spec, why, why_len)) < 0) return rc;
+    } else {
+        srv->spec = (sm_frame_spec){.kind = SM_FRAME_LENGTH, .len_width = 4};
     }
-    int rc = sm_frame_spec_check(o->spec, why, why_len);
-    if (rc < 0) return rc;
+    o->spec = &srv->spec;
+    o->frame = NULL; /* the caller's string: not kept */
+    if (o->sock) {
+        srv->sock = *o->sock;
+        o->sock = &srv->sock;
+    }
     if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
     if (o->heartbeat_ms || o->swallow_pings) {
         const char *bad =
@@ -129,7 +142,14 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
              "message timeout: a message begun was not complete within %d ms",
              o->message_timeout_ms);
 
-    /* The endpoint strings are the caller's: keep copies. */
+    /* The ping and the endpoint strings are the caller's: keep copies. */
+    if (o->ping_len) {
+        if (!(srv->ping_copy = malloc(o->ping_len))) return -ENOMEM;
+        memcpy(srv->ping_copy, o->ping, o->ping_len);
+        o->ping = srv->ping_copy;
+    } else {
+        o->ping = NULL;
+    }
     srv->listen_copy = calloc((size_t)o->listen_count + 1, sizeof *srv->listen_copy);
     if (!srv->listen_copy) return -ENOMEM;
     for (int i = 0; i < o->listen_count; i++)

@@ -27,6 +27,14 @@ loop_state_free(void *p)
     sm__stream_loop *sl = p;
     free(sl->rbuf);
     free(sl->spare_wq);
+    while (sl->spare_chunks) {
+        sm__wnode *n = sl->spare_chunks;
+        sl->spare_chunks = n->next;
+        free(n);
+    }
+#ifdef SM_HAVE_URING
+    sm__tpu_free(sl->tpu);
+#endif
     free(sl);
 }
 
@@ -87,13 +95,14 @@ sm__stream_opts_check(const sm_stream_opts *o)
 /* ---- the flag word: every write goes through here ------------------------------ */
 
 /* Any change of a stream's state also ends the zero-copy fast path of
- * sm_stream_send_frame (sl->zc_next): it is valid only while nothing but
- * that path has touched the stream since it was set up. */
+ * sm_stream_send_frame (sl->zc_next) and its copying one (sl->cp_s): they
+ * are valid only while nothing but them has touched the stream since they
+ * were set up. */
 static void
 flags_change(sm_stream *s, unsigned set, unsigned clear)
 {
     s->flags = (uint16_t)((s->flags & ~clear) | set);
-    sm__sl(s)->zc_next = 0;
+    sm__fast_end(sm__sl(s));
 }
 
 /* Above high_water (on) or back at low_water (off): on_drain is owed while
@@ -233,9 +242,28 @@ sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
 }
 
 /* Install a connected socket. 0, or the transport's error (fd left open). */
+/* The transport for a new connection: completions on an io_uring loop,
+ * except for a stream that may reconnect (see transport_uring.c). */
+static uint8_t
+pick_tp(const sm_stream *s, int fd)
+{
+#ifdef SM_HAVE_URING
+    if (!(s->flags & SM__S_DIALED) && sm__tpu_usable(s->io.loop, fd)) return SM__TP_URING;
+#else
+    (void)fd;
+#endif
+    (void)s;
+    return SM__TP_SOCK;
+}
+
 int
 sm__stream_connected(sm_stream *s, int fd)
 {
+    uint8_t kind = pick_tp(s, fd);
+    if (kind != s->tp) {
+        s->tp = kind;
+        tp(s)->init(s);
+    }
     int rc = tp(s)->open(s, fd);
     if (rc < 0) return rc;
     set_connected(s);

@@ -49,7 +49,7 @@ struct sm_stream {
     int32_t reason;        /* why it closed or was lost */
     uint16_t flags;        /* written only by the transitions in stream.c */
     uint8_t tp;            /* the transport under it: an index into sm__transports */
-    uint8_t reserved;
+    uint8_t tp_state;      /* the transport's own bits, written only by it */
 };
 
 typedef struct sm__dial sm__dial; /* stream_dial.c */
@@ -147,8 +147,18 @@ typedef struct sm__stream_loop {
      * (0: none), and how many bytes may join so (buffer end, high_water). */
     uintptr_t zc_next;
     size_t zc_room;
-    sm__wq *spare_wq;   /* an emptied queue, kept for the next one */
-    sm__wref *ref_free; /* the free nodes of refs (linked through n.next) */
+    /* The copying fast path (frames not queued by reference: outside a
+     * batch's buffer, or on a completion transport): cp_s's tail chunk
+     * takes up to cp_room more bytes of frames of at most cp_max payload
+     * bytes at once (NULL: none). Ends with the zero-copy one. */
+    sm_stream *cp_s;
+    size_t cp_room;
+    uint64_t cp_max;
+    sm__wq *spare_wq;               /* an emptied queue, kept for the next one */
+    struct sm__wnode *spare_chunks; /* written chunks kept for reuse (stream_write.c) */
+    unsigned nspare;
+    struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
+    sm__wref *ref_free;  /* the free nodes of refs (linked through n.next) */
     unsigned refs_used;
     sm__wref refs[SM__REFS];
     /* The timing wheel: slot i holds the streams whose next check falls in a
@@ -161,6 +171,15 @@ typedef struct sm__stream_loop {
     uint64_t used[SM__WHEEL_WORDS];
     sm_stream *slots[SM__WHEEL_SLOTS];
 } sm__stream_loop;
+
+/* End both fast paths of sm_stream_send_frame: the queue's tail or a
+ * stream's state changed. */
+static inline void
+sm__fast_end(sm__stream_loop *sl)
+{
+    sl->zc_next = 0;
+    sl->cp_s = NULL;
+}
 
 /* The loop's stream state, created on first use (NULL: out of memory). */
 sm__stream_loop *sm__stream_loop_get(sm_loop *loop);

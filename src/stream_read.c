@@ -75,12 +75,14 @@ static int
 deliver_in(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t *off)
 {
     sm__stream_loop *sl = sm__sl(s);
-    sl->zc_s = s;
+    /* A completion transport gives the buffer back before a write of it
+     * would be done: no frames by reference then. */
+    sl->zc_s = sm__tp_of(s)->async_send ? NULL : s;
     sl->zc_lo = (uintptr_t)buf;
     sl->zc_hi = (uintptr_t)(buf + len);
     int rc = deliver_all(s, d, buf, len, off);
     sl->zc_s = NULL;
-    sl->zc_next = 0;
+    sm__fast_end(sl);
     return rc;
 }
 

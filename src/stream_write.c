@@ -19,6 +19,9 @@
 /* Frames above this get a node of their own: a chunk then wastes less than a
  * quarter of itself on a frame that did not fit. */
 #define BIG (CHUNK_MAX / 4)
+/* The loop keeps up to SPARES written chunks of at most SPARE_CAP bytes. */
+#define SPARES    64
+#define SPARE_CAP ((size_t)4096)
 /* The preprocessor picks, not ?:, whose two arms are the same where IOV_MAX
  * is 1024 (Linux). */
 #if IOV_MAX < 1024
@@ -68,7 +71,7 @@ static void
 set_tail(sm__wq *q, sm__wnode *n)
 {
     q->tail = n;
-    sm__sl(q->s)->zc_next = 0;
+    sm__fast_end(sm__sl(q->s));
 }
 
 static void
@@ -87,6 +90,8 @@ append(sm__wq *q, sm__wnode *n)
 static uint8_t *
 reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
 {
+    /* The tail chunk fills here too: the copying fast path's room is gone. */
+    sm__fast_end(sm__sl(q->s));
     sm__wchunk *c = (sm__wchunk *)q->tail;
     if (frame_len <= BIG && c && c->n.kind == SM__WN_CHUNK && c->cap - c->n.len >= frame_len) {
         *into = c;
@@ -97,14 +102,43 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
         cap = SM__MAX(q->chunk_next, frame_len);
         q->chunk_next = SM__MIN(cap * 2, (size_t)CHUNK_MAX);
     }
-    c = malloc(sizeof *c + cap);
-    if (!c) return NULL;
+    /* A chunk comes and goes with every batch of copied replies (and on a
+     * completion transport stays until its write completes, so every busy
+     * stream holds one): reuse the loop's spares. */
+    sm__stream_loop *sl = sm__sl(q->s);
+    c = NULL;
+    if (cap <= SPARE_CAP) {
+        for (sm__wnode **pp = &sl->spare_chunks; *pp; pp = &(*pp)->next) {
+            if (((sm__wchunk *)*pp)->cap < cap) continue;
+            c = (sm__wchunk *)*pp;
+            *pp = c->n.next;
+            sl->nspare--;
+            cap = c->cap;
+            break;
+        }
+    }
+    if (!c && !(c = malloc(sizeof *c + cap))) return NULL;
     c->n.len = 0;
     c->n.kind = SM__WN_CHUNK;
     c->cap = cap;
     append(q, &c->n);
     *into = c;
     return c->data;
+}
+
+/* A written chunk: kept among the loop's spares if small and there are
+ * few, else freed (a spare is memory no stream uses: at most
+ * SPARES x SPARE_CAP per loop). */
+static void
+chunk_put(sm__stream_loop *sl, sm__wchunk *c)
+{
+    if (c->cap > SPARE_CAP || sl->nspare >= SPARES) {
+        free(c);
+        return;
+    }
+    c->n.next = sl->spare_chunks;
+    sl->spare_chunks = &c->n;
+    sl->nspare++;
 }
 
 static void
@@ -120,7 +154,7 @@ sm__wq_unref(sm_stream *s)
 {
     sm__stream_loop *sl = sm__sl(s);
     sm__wq *q = s->wq;
-    sl->zc_next = 0; /* a new batch buffer, or none: no fast path */
+    sm__fast_end(sl); /* a new batch buffer, or none: no fast path */
     if (!sl->refs_used || !q) return 0;
     int rc = 0;
     sm__wnode *prev = NULL;
@@ -414,7 +448,21 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     memcpy(p, msg->frame, len);
     c->n.len += len;
     q->bytes += len;
-    return queued(s, q, was_empty, true);
+    rc = queued(s, q, was_empty, true);
+    /* The next frames join this chunk at once, while it has room below
+     * high_water and the stream is in a state that writes them anyway (a
+     * batch, a pending flush, a write in flight). */
+    if (rc == 0 && s->wq == q && q->tail == &c->n && (s->flags & (SM__S_IN_READ | SM__S_BLOCKED)) &&
+        sm__stream_live(s)) {
+        size_t high = sm__high(s->opts), cap = sm__cap(s->opts);
+        size_t lim = SM__MIN(high, cap);
+        if (q->bytes < lim) {
+            sl->cp_s = s;
+            sl->cp_room = SM__MIN(c->cap - c->n.len, lim - q->bytes);
+            sl->cp_max = sm_frame_max(s->opts->spec);
+        }
+    }
+    return rc;
 }
 
 int
@@ -434,6 +482,15 @@ sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg)
             sl->zc_room -= len;
             s->wq->tail->len += len;
             s->wq->bytes += len;
+            return 0;
+        }
+        if (sl->cp_s == s && len <= sl->cp_room && len && msg->frame && msg->len <= sl->cp_max) {
+            sm__wchunk *c = (sm__wchunk *)s->wq->tail;
+            assert(c->n.kind == SM__WN_CHUNK && c->cap - c->n.len >= len);
+            memcpy(c->data + c->n.len, msg->frame, len);
+            c->n.len += len;
+            s->wq->bytes += len;
+            sl->cp_room -= len;
             return 0;
         }
     }
@@ -563,7 +620,7 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
         } else if (h->kind == SM__WN_REF) {
             ref_put(sm__sl(q->s), (sm__wref *)h);
         } else {
-            free(h);
+            chunk_put(sm__sl(q->s), (sm__wchunk *)h);
         }
     }
 }
@@ -590,7 +647,7 @@ sm__stream_flush(sm_stream *s)
                 continue;
             }
             ssize_t n = sm__tp_of(s)->send(s, iov, cnt);
-            if (n == -EAGAIN) {
+            if (n == -EAGAIN || n == -EINPROGRESS) {
                 blocked = true;
                 break;
             }
@@ -648,4 +705,27 @@ void
 sm__tx_ready(sm_stream *s)
 {
     sm__stream_flush(s);
+}
+
+void
+sm__tx_done(sm_stream *s, ssize_t n)
+{
+    sm__wq *q = s->wq;
+    sm__wnode *done = NULL, **done_tail = &done;
+    if (n > 0 && q) {
+        s->tx_ts = q->progress = sm__now32(s);
+        advance(q, (size_t)n, &done_tail);
+    }
+    if (sm__stream_live(s)) {
+        if (n < 0)
+            sm__stream_fail(s, (int)n, "write: %s", sm_strerror((int)n));
+        else
+            sm__stream_flush(s); /* the rest, and what the write's end brings */
+    }
+    while (done) {
+        sm__wtake *t = (sm__wtake *)done;
+        done = done->next;
+        t->free_cb(t->ctx, 0);
+        free(t);
+    }
 }

@@ -29,11 +29,13 @@
  * decode, deliver, flush.
  *
  * Sending: the stream calls `send` with the head of its queue (one gather
- * write per batch); a transport returns how many bytes it took. (The
- * io_uring transport will add a pending result and a completion call:
- * until then the stream must neither free nor reuse the bytes, and
- * frames queued by reference into a read buffer get copied first, which
- * sm__wq_unref already does.) See docs/design.md, "The I/O seam". */
+ * write per batch); a readiness transport returns how many bytes it took.
+ * A completion transport (`async_send`) returns -EINPROGRESS instead: it
+ * took the iovecs for a write whose result sm__tx_done reports later.
+ * Until then the stream counts as blocked, neither frees nor moves the
+ * queued bytes, and queues no frame by reference into a read buffer (the
+ * buffer goes back to the kernel before the write is done). See
+ * docs/design.md, "The I/O seam". */
 #ifndef SM_TRANSPORT_H
 #define SM_TRANSPORT_H
 
@@ -49,6 +51,8 @@
 
 typedef struct sm__transport_ops {
     const char *name;
+    /* send completes later (sm__tx_done), see above */
+    bool async_send;
     /* No socket (a new stream; after a drop). Cannot fail. */
     void (*init)(sm_stream *s);
     /* Take the connected socket fd (non-blocking), reading on. 0, or
@@ -62,20 +66,32 @@ typedef struct sm__transport_ops {
     int (*resume)(sm_stream *s);
     /* Write from iov: the bytes taken (>= 0; fewer than offered means the
      * kernel is full for now), -EAGAIN (nothing taken: SM_WRITE will
-     * come), or -errno (the connection is broken). Never SIGPIPE. */
+     * come), -EINPROGRESS (async_send: taken, or a write is still in
+     * flight; sm__tx_done follows), or -errno (the connection is broken).
+     * Never SIGPIPE. */
     ssize_t (*send)(sm_stream *s, const struct iovec *iov, int iovcnt);
     /* FIN after everything sent: 0 or -errno. */
     int (*shutdown)(sm_stream *s);
-    /* Close the socket now; the stream lives on (reconnecting). */
+    /* Close the socket now; the stream lives on (reconnecting). NULL for a
+     * transport that carries only streams that never reconnect. */
     void (*drop)(sm_stream *s);
     /* Stop I/O now and close; `closed` runs from the loop later, once
      * nothing of the transport's can touch the stream any more. */
     void (*close)(sm_stream *s, sm_io_close_cb closed);
 } sm__transport_ops;
 
-enum { SM__TP_SOCK = 0, SM__TP_KINDS };
+enum { SM__TP_SOCK = 0, SM__TP_URING = 1, SM__TP_KINDS };
 
 extern const sm__transport_ops sm__tp_sock; /* transport_sock.c */
+#ifdef SM_HAVE_URING
+extern const sm__transport_ops sm__tp_uring; /* transport_uring.c */
+/* fd can go on the completion transport of loop (an io_uring loop with
+ * provided buffers, a stream socket). */
+bool sm__tpu_usable(sm_loop *loop, int fd);
+bool sm__tpu_is_stream_io(const sm_io *w);
+/* The transport's per-loop state (sm__stream_loop.tpu), at loop free. */
+void sm__tpu_free(struct sm__tpu *t);
+#endif
 extern const sm__transport_ops *const sm__transports[SM__TP_KINDS];
 
 static inline const sm__transport_ops *
@@ -129,5 +145,9 @@ bool sm__rx_end(sm_stream *s, sm__rx *rx);
 
 /* The transport can take bytes again (SM_WRITE came): write the queue. */
 void sm__tx_ready(sm_stream *s);
+/* An async_send write finished: n bytes went (>= 0), or -errno (the
+ * connection is broken). Advances the queue and writes on; on a closing
+ * stream it only drops what went, so the close reports the rest. */
+void sm__tx_done(sm_stream *s, ssize_t n);
 
 #endif

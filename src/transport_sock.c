@@ -132,6 +132,9 @@ sock_close(sm_stream *s, sm_io_close_cb closed)
 bool
 sm__tp_is_stream_io(const sm_io *w)
 {
+#ifdef SM_HAVE_URING
+    if (sm__tpu_is_stream_io(w)) return true;
+#endif
     return w->u.cb == sock_io_cb;
 }
 
@@ -149,4 +152,9 @@ const sm__transport_ops sm__tp_sock = {
 
 const sm__transport_ops *const sm__transports[SM__TP_KINDS] = {
     [SM__TP_SOCK] = &sm__tp_sock,
+#ifdef SM_HAVE_URING
+    [SM__TP_URING] = &sm__tp_uring,
+#else
+    [SM__TP_URING] = &sm__tp_sock, /* never picked: see sm__stream_connected */
+#endif
 };

@@ -21,9 +21,12 @@ extern "C" {
 #define SM_API
 #endif
 
-/* Timeouts are milliseconds: SM_FOREVER waits without a deadline, 0 tries once
- * without waiting. A timeout covers the whole call, not each syscall in it. */
+/* Timeouts are milliseconds: SM_FOREVER waits without a deadline, SM_NOWAIT
+ * (0) tries once without waiting. A timeout covers the whole call, not each
+ * syscall in it. (In an options struct a zero field means "the default"
+ * instead: docs/conventions.md has the table.) */
 #define SM_FOREVER (-1)
+#define SM_NOWAIT  0
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ extern "C" {
 /* X(name, value, message): one table gives the enum, sm_strerror and
  * sm_err_name. Append only; values are part of the ABI. SM_ERR_BASE - 10 is
  * retired (it was SM_ERR_HTTP, now the sockmsg tool's own code): the next
- * code is SM_ERR_BASE - 11. */
+ * code is SM_ERR_BASE - 12. */
 #define SM_ERR_TABLE(X)                                                                            \
     X(SM_ERR_TRUNCATED, SM_ERR_BASE - 1, "peer closed in the middle of a message")                 \
     X(SM_ERR_RESOLVE, SM_ERR_BASE - 2, "host name could not be resolved")                          \
@@ -32,7 +32,9 @@ extern "C" {
     X(SM_ERR_CLOSED, SM_ERR_BASE - 6, "object is closed")                                          \
     X(SM_ERR_SLOW_CONSUMER, SM_ERR_BASE - 7, "peer does not read: output queue limit reached")     \
     X(SM_ERR_HEARTBEAT, SM_ERR_BASE - 8, "heartbeat lost: peer silent too long")                   \
-    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")
+    X(SM_ERR_LIMIT, SM_ERR_BASE - 9, "configured limit reached")                                   \
+    X(SM_ERR_BACKEND, SM_ERR_BASE - 11,                                                            \
+      "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")
 
 enum sm_err {
 #define SM__ERR_ENUM(name, value, msg) name = (value),

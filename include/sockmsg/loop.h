@@ -73,9 +73,16 @@ typedef struct sm_defer sm_defer;
 
 /* Which kernel interface waits for I/O. */
 typedef enum sm_loop_backend {
-    SM_BACKEND_DEFAULT = 0, /* $SOCKMSG_BACKEND ("epoll" or "poll"), else epoll */
+    SM_BACKEND_DEFAULT = 0, /* $SOCKMSG_BACKEND ("epoll", "poll", "io_uring"), else epoll */
     SM_BACKEND_EPOLL = 1,   /* epoll(7): O(ready fds) per wait */
     SM_BACKEND_POLL = 2,    /* poll(2): portable, O(watched fds) per wait */
+    /* io_uring(7): streams receive and send by completions (multishot
+     * receive into buffers shared per loop, every reply of an iteration
+     * submitted with its wait, one syscall); plain watchers get poll
+     * requests. Needs Linux >= 6.0 and a build with liburing; where it is
+     * missing, disabled or refused, the loop runs on epoll and
+     * sm_loop_backend_why says why. */
+    SM_BACKEND_IO_URING = 3,
 } sm_loop_backend;
 
 typedef enum sm_run_mode {
@@ -156,7 +163,9 @@ struct sm_defer {
  * opts may be NULL (defaults). Allocates the loop, a backend instance (an
  * epoll fd for epoll) and an eventfd for sm_loop_wakeup; all fds are
  * close-on-exec. Returns 0 and sets *out, or -EINVAL (unknown backend in
- * opts or in $SOCKMSG_BACKEND), -ENOMEM, -EMFILE, ... Free with sm_loop_free.
+ * opts), SM_ERR_BACKEND (unknown backend in $SOCKMSG_BACKEND), -ENOMEM,
+ * -EMFILE, ... io_uring asked for but unavailable is not an error: the
+ * loop runs on epoll (see sm_loop_backend_why). Free with sm_loop_free.
  * Thread-safe (distinct loops are independent). */
 SM_API int sm_loop_new(sm_loop **out, const sm_loop_opts *opts);
 
@@ -207,8 +216,16 @@ SM_API void sm_loop_wakeup(sm_loop *loop);
  * sm_timer_start also refreshes it. Same clock as CLOCK_MONOTONIC. */
 SM_API int64_t sm_loop_now(const sm_loop *loop);
 
-/* sm_loop_backend_name - "epoll" or "poll". Static string. */
+/* sm_loop_backend_name - the backend running: "epoll", "poll" or
+ * "io_uring". Static string. */
 SM_API const char *sm_loop_backend_name(const sm_loop *loop);
+
+/* sm_loop_backend_why - why the backend asked for is not the one running
+ * (io_uring asked for, epoll running: "io_uring unavailable: io_uring_setup:
+ * Operation not permitted ..."), or NULL when it is. Owned by the loop,
+ * valid until sm_loop_free. A program says it once, as `sockmsg serve`
+ * does. */
+SM_API const char *sm_loop_backend_why(const sm_loop *loop);
 
 /* sm_loop_get_data / sm_loop_set_data - a pointer for the caller, initially
  * opts.data. The loop never touches it. */

@@ -64,7 +64,9 @@
  * Errors (every function returns a negative code, never a partial success):
  *   SM_ERR_FORMAT  malformed format: unknown code, byte-order character not in
  *                  first position, a count without a code, or a total size
- *                  over SSIZE_MAX.
+ *                  over SSIZE_MAX. sm_pack_check names the byte and its offset;
+ *                  sm_pack_values_why / sm_unpack_values_why also name the
+ *                  value behind any other error.
  *   -ENOSPC        the output does not fit in `cap` bytes. Checked before
  *                  anything is written, for the whole format.
  *   -EPROTO        the input is too short for what is read (checked before
@@ -103,6 +105,15 @@ extern "C" {
 
 /* ------------------------------------------------------------------------- */
 /* Format packing                                                            */
+
+/* sm_pack_check - validate fmt and, when it is malformed, say where: `why`
+ * (if not NULL) receives "pack format '!Hz': unknown code 'z' at offset 2",
+ * "... byte-order mark '<' at offset 3 (only the first character may give the
+ * byte order)", "... the count at offset 1 has no code after it". Offsets
+ * count bytes from the start of fmt. Returns 0, SM_ERR_FORMAT or -EINVAL
+ * (fmt NULL). Every function below that takes a format fails on exactly the
+ * formats this refuses; call it to explain an SM_ERR_FORMAT from any of them. */
+SM_API int sm_pack_check(const char *fmt, char *why, size_t why_len);
 
 /* sm_pack_calcsize - the number of bytes fmt packs to, like struct.calcsize.
  * Returns the size (>= 0), SM_ERR_FORMAT or -EINVAL (fmt NULL). */
@@ -164,6 +175,21 @@ SM_API ssize_t sm_pack_values(void *out, size_t cap, const char *fmt, const sm_p
  * Returns as sm_unpack. */
 SM_API ssize_t sm_unpack_values(const void *in, size_t len, const char *fmt, sm_pack_value *vals,
                                 size_t nvals);
+
+/* sm_pack_values_why, sm_unpack_values_why - sm_pack_values and
+ * sm_unpack_values that explain a failure in `why` (if not NULL; set to ""
+ * on success), naming the value, its code and the code's offset in fmt:
+ *   "pack format '!Hb': value 1 (code 'b' at offset 2): 300 out of range -128..127"
+ *   "pack format '!Hf': value 1 (code 'f' at offset 2): 1e+39 does not fit binary32"
+ *   "pack format '!HH' takes 2 values, got 1"
+ *   "pack format '!HI' needs 6 bytes, input has 3"
+ * and for a malformed format what sm_pack_check says. Values count from 0 in
+ * the order they are taken. For formats that come from outside the program
+ * (a command line, a config file). Return values as the plain forms. */
+SM_API ssize_t sm_pack_values_why(void *out, size_t cap, const char *fmt, const sm_pack_value *vals,
+                                  size_t nvals, char *why, size_t why_len);
+SM_API ssize_t sm_unpack_values_why(const void *in, size_t len, const char *fmt,
+                                    sm_pack_value *vals, size_t nvals, char *why, size_t why_len);
 
 /* ------------------------------------------------------------------------- */
 /* Varints, zigzag, length-prefixed bytes                                    */

@@ -274,9 +274,9 @@ typedef void (*sm_server_close_cb)(sm_peer *p, int reason);
 /* A log line (no newline). May run on any server thread, concurrently. */
 typedef void (*sm_server_log_cb)(void *log_data, sm_log_level level, const char *line);
 
-/* Server configuration; all-zero fields mean the defaults. Copied by
- * sm_server_new, except the pointers (spec, sock) whose targets must outlive
- * the server. */
+/* Server configuration; all-zero fields mean the defaults. sm_server_new
+ * copies it and everything it points at (endpoints, spec, sock, ping): none
+ * of it needs to outlive the call. */
 typedef struct sm_server_opts {
     /* Endpoints to listen on (endpoint.h): "tcp://127.0.0.1:0",
      * "tcp://[::1]:7000", "tcp://HOST:7000" with HOST "*" (all interfaces,
@@ -286,7 +286,11 @@ typedef struct sm_server_opts {
     int listen_count;
     int backlog; /* listen(2) backlog; 0: SOMAXCONN */
 
-    const sm_frame_spec *spec; /* NULL: len32be; checked; not copied */
+    /* The framing: a spec string ("line,max=4096", frame.h), parsed by
+     * sm_server_new, or a parsed spec (checked). At most one of the two
+     * (-EINVAL when both are set); neither: len32be. Both copied. */
+    const char *frame;
+    const sm_frame_spec *spec;
 
     sm_server_model model;
     /* Loop model: event loops (0: one per online CPU, at most 64).
@@ -389,7 +393,8 @@ typedef struct sm_server_stats {
  * sm_server_start. Allocates the server, its listening sockets and (loop
  * model) its loops; no thread is started. Returns 0 and sets *out, or
  * -EINVAL (a NULL or bad option: no endpoint, no on_message, negative
- * values), SM_ERR_SPEC (opts.spec fails sm_frame_spec_check),
+ * values, both frame and spec), SM_ERR_SPEC (opts.frame does not parse, or
+ * opts.spec fails sm_frame_spec_check),
  * SM_ERR_ENDPOINT, SM_ERR_RESOLVE, -EADDRINUSE (something already listens
  * on an endpoint: see SM_ACCEPT_REUSEPORT), -EACCES, -EMFILE, -ENOMEM;
  * `why` (when not NULL) then receives a one-line explanation naming the

@@ -6,12 +6,8 @@
 #ifndef SOCKMSG_H
 #define SOCKMSG_H
 
-#define SM_VERSION_MAJOR  0
-#define SM_VERSION_MINOR  1
-#define SM_VERSION_PATCH  0
-#define SM_VERSION_STRING "0.1.0"
-
 #include "api.h"
+#include <sockmsg/version.h> /* generated: SM_VERSION_*, sm_version() */
 #include "error.h"
 #include "endpoint.h"
 #include "socket.h"
@@ -23,17 +19,5 @@
 #include "stream.h"
 #include "proxy.h"
 #include "server.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* sm_version - the library's version string ("0.1.0"); compare with
- * SM_VERSION_STRING to detect a header/library mismatch. Thread-safe. */
-SM_API const char *sm_version(void);
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif

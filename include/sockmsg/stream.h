@@ -21,7 +21,10 @@
  * Options are shared. All configuration and callbacks live in one
  * sm_stream_opts that the caller keeps alive (and unchanged) while any
  * stream uses it; each stream keeps a pointer to it, as it does to the spec.
- * Make one per kind of connection, not one per connection.
+ * Make one per kind of connection, not one per connection. To build one from
+ * a spec string, or to keep nothing of your own alive, let the library own
+ * it: sm_stream_opts_new copies it (parsing opts.frame), sm_stream_opts_free
+ * frees it.
  *
  * Reading. The stream reads into a buffer shared by all streams of its loop
  * (256 KiB), decodes every whole message in it in place and calls on_message
@@ -192,7 +195,8 @@ typedef void (*sm_stream_free_cb)(void *ctx, int status);
 /* Stream configuration, shared by pointer (see above); all-zero fields mean
  * the defaults. Callbacks may be NULL except on_message. */
 typedef struct sm_stream_opts {
-    const sm_frame_spec *spec; /* required; checked, shared, must outlive the streams */
+    const sm_frame_spec *spec; /* required; checked, shared, must outlive the streams (or
+                                  see frame and sm_stream_opts_new) */
 
     sm_stream_message_cb on_message; /* required */
     sm_stream_close_cb on_close;
@@ -243,7 +247,30 @@ typedef struct sm_stream_opts {
     /* Socket options for dialed streams (NULL: sm_sock_opts defaults,
      * TCP_NODELAY on). Wrapped fds are left as they are. */
     const sm_sock_opts *sock;
+    /* A spec string ("line,max=4096"), read only by sm_stream_opts_new,
+     * which parses it into the copy it makes; the stream functions take the
+     * parsed spec only (a frame without a spec there is -EINVAL). */
+    const char *frame;
 } sm_stream_opts;
+
+/* sm_stream_opts_new - a library-owned copy of *opts that points at nothing
+ * of the caller's: the spec is parsed from opts->frame (a spec string) or
+ * copied from *opts->spec (set exactly one of the two), and the ping payload
+ * and *opts->sock are copied too. Nothing of *opts needs to outlive the call;
+ * the copy is what the streams share, so it must outlive them (as any opts):
+ * free it with sm_stream_opts_free after the last stream using it is freed.
+ * Streams keep a pointer to their opts instead of a copy each so that an
+ * idle stream stays 128 bytes; this is the one allocation for all of them.
+ * Returns 0 and sets *out, or -EINVAL (NULL argument, both or neither of
+ * frame and spec, ping_len without ping), SM_ERR_SPEC (frame does not parse,
+ * or spec fails sm_frame_spec_check), -ENOMEM; `why` (if not NULL) explains
+ * an error. The other options are checked when a stream is made with it. */
+SM_API int sm_stream_opts_new(sm_stream_opts **out, const sm_stream_opts *opts, char *why,
+                              size_t why_len);
+
+/* sm_stream_opts_free - free a copy made by sm_stream_opts_new (only that:
+ * never an sm_stream_opts of the caller's). NULL is a no-op. */
+SM_API void sm_stream_opts_free(sm_stream_opts *opts);
 
 /* ---- creating ------------------------------------------------------------- */
 

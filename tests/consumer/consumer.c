@@ -97,6 +97,7 @@ main(void)
 {
     /* The library and the headers it was compiled with must agree. */
     CHECK(strcmp(sm_version(), SM_VERSION_STRING) == 0);
+    CHECK(sm_version_number() == SM_VERSION_NUMBER);
     check_frames();
     check_endpoints();
     check_loopback();

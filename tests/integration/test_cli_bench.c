@@ -668,7 +668,7 @@ test_usage_errors(void **state)
     RUN(&r, "bench", ep, "--timeout", "0");
     expect(&r, 2, NULL, "--timeout");
     RUN(&r, "bench", ep, "--frame", "len24be");
-    expect(&r, 2, NULL, "unknown codec");
+    expect(&r, 2, NULL, "sockmsg bench: bad value 'len24be' for --frame: unknown codec 'len24be'");
     expect(&r, 2, NULL, hint);
     RUN(&r, "bench", ep, "--frame", "eof");
     expect(&r, 2, NULL, "eof framing");

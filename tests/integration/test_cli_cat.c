@@ -427,7 +427,9 @@ test_usage_errors(void **state)
     expect_text(&p, 2, "", "port 70000 out of range");
     proc_free(&p);
     RUN(&p, "", "cat", "--frame", "len24be", "tcp://127.0.0.1:1");
-    expect_text(&p, 2, "", "sockmsg cat: unknown codec 'len24be'\ntry 'sockmsg cat --help'\n");
+    expect_text(&p, 2, "",
+                "sockmsg cat: bad value 'len24be' for --frame: unknown codec 'len24be'\ntry "
+                "'sockmsg cat --help'\n");
     proc_free(&p);
     RUN(&p, "", "cat", "--listen", "--frame", "len32be,max=0", "tcp://127.0.0.1:0");
     expect_text(&p, 2, "", "max");

@@ -235,8 +235,14 @@ test_usage_errors(void **state)
     (void)state;
     result r;
     TOOL(&r, NULL, "serve", "--listen", "tcp://127.0.0.1:0", "--frame", "len24be");
-    expect_result(&r, 2, "sockmsg serve: --frame: unknown codec 'len24be'");
+    expect_result(&r, 2, "sockmsg serve: bad value 'len24be' for --frame: unknown codec 'len24be'");
     expect_result(&r, 2, "try 'sockmsg serve --help'");
+    /* A name that cannot resolve is a runtime failure naming the listen
+     * endpoint (.invalid never resolves: RFC 6761). */
+    TOOL(&r, NULL, "serve", "--listen", "tcp://nosuchhost.invalid:80");
+    expect_result(&r, 1,
+                  "sockmsg: listen on tcp://nosuchhost.invalid:80: cannot resolve "
+                  "'nosuchhost.invalid'");
     TOOL(&r, NULL, "serve", "--listen", "tcp://127.0.0.1:0", "--bogus");
     expect_result(&r, 2, "unknown option '--bogus'");
     expect_result(&r, 2, "try 'sockmsg serve --help'");

@@ -2,9 +2,12 @@
  * HOWTO's thread-per-client server, and the demo. */
 #include "smtest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <sockmsg/conn.h>
@@ -110,8 +113,116 @@ test_binary_data(void **state)
     close(out);
     assert_int_equal(sm_test_wait(pid, 10000), 0);
     if (!strstr(text, "0007000004d24004000000000000  (14 bytes)") ||
-        !strstr(text, "type=7 id=1234 x=2.5") || !strstr(text, "a=100 b=300 bytes=hi"))
+        !strstr(text, "type=7 id=1234 x=2.5") || !strstr(text, "a=100 b=300 bytes=hi") ||
+        !strstr(text, "pack format '!Hz': unknown code 'z' at offset 2\n") ||
+        !strstr(text, "pack format '!Hb': value 1 (code 'b' at offset 2): 300 out of range "
+                      "-128..127\n"))
         fail_msg("output was:\n%s", text);
+}
+
+/* The guide's first chapters on plain fds: every step says what the guide
+ * says it does (a deadline, a truncated message, a clean end). */
+static void
+test_sockets(void **state)
+{
+    (void)state;
+    static const char *const where[] = {"tcp://127.0.0.1:0", "tcp://[::1]:0", NULL};
+    for (int i = 0; where[i]; i++) {
+        int out;
+        char *argv[] = {SOCKETS, (char *)where[i], NULL};
+        int pid = sm_test_spawn(argv, &out, true);
+        char text[2048];
+        sm_test_read_all(out, text, sizeof text, 10000);
+        close(out);
+        int st = sm_test_wait(pid, 10000);
+        if (i == 1 && st != 0 && strstr(text, "listen")) continue; /* no IPv6 here */
+        if (st != 0 || !strstr(text, "received 'hello, world'\n") ||
+            !strstr(text, "nothing to read: ETIMEDOUT") ||
+            !strstr(text, "peer stopped mid-message: SM_ERR_TRUNCATED after 2 bytes\n") ||
+            !strstr(text, "peer done: 0\n"))
+            fail_msg("sockets %s exited %d, output was:\n%s", where[i], st, text);
+    }
+}
+
+/* The README's first program against `sockmsg serve --echo`, as the README
+ * says to run it; and what it says when nothing listens. */
+static void
+test_hello(void **state)
+{
+    (void)state;
+    int out, err;
+    char *srv_argv[] = {SOCKMSG_BIN, "serve", "--echo", "--listen", "tcp://127.0.0.1:0", NULL};
+    int srv = sm_test_spawn2(srv_argv, NULL, &out, &err);
+    char line[256];
+    assert_true(sm_test_read_line(out, line, sizeof line, 10000) > 0);
+    const char *addr = strstr(line, "tcp://");
+    if (!addr) fail_msg("sockmsg serve said '%s'", line);
+    char *argv[] = {HELLO, (char *)addr, NULL};
+    int cli_out;
+    int cli = sm_test_spawn(argv, &cli_out, true);
+    char text[1024];
+    sm_test_read_all(cli_out, text, sizeof text, 10000);
+    close(cli_out);
+    int st = sm_test_wait(cli, 10000);
+    if (st != 0 || strcmp(text, "got 5 bytes: hello\n") != 0)
+        fail_msg("hello exited %d:\n%s", st, text);
+    SM_ASSERT_OK(kill(srv, SIGTERM));
+    assert_int_equal(sm_test_wait(srv, 10000), 0);
+    char log[4096];
+    sm_test_read_all(err, log, sizeof log, 1000);
+    close(out);
+    close(err);
+
+    /* A port held bound but not listening: refused, in words. */
+    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(hold >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    SM_ASSERT_OK(bind(hold, (struct sockaddr *)&sin, sizeof sin));
+    socklen_t slen = sizeof sin;
+    SM_ASSERT_OK(getsockname(hold, (struct sockaddr *)&sin, &slen));
+    char refused[64];
+    snprintf(refused, sizeof refused, "tcp://127.0.0.1:%u", ntohs(sin.sin_port));
+    argv[1] = refused;
+    cli = sm_test_spawn(argv, &cli_out, true);
+    sm_test_read_all(cli_out, text, sizeof text, 10000);
+    close(cli_out);
+    assert_int_equal(sm_test_wait(cli, 10000), 1);
+    close(hold);
+    if (!strstr(text, "hello: ") || !strstr(text, "refused"))
+        fail_msg("hello without a server said:\n%s", text);
+}
+
+/* The guide's measuring client against `sockmsg serve --echo`: it reports
+ * percentiles, and every echo was checked. Only the shape of the report is
+ * asserted, never a number. */
+static void
+test_rtt(void **state)
+{
+    (void)state;
+    int out, err;
+    char *srv_argv[] = {SOCKMSG_BIN,         "serve", "--echo", "--frame", "line", "--listen",
+                        "tcp://127.0.0.1:0", NULL};
+    int srv = sm_test_spawn2(srv_argv, NULL, &out, &err);
+    char line[256];
+    assert_true(sm_test_read_line(out, line, sizeof line, 10000) > 0);
+    const char *addr = strstr(line, "tcp://");
+    if (!addr) fail_msg("sockmsg serve said '%s'", line);
+    int cli_out;
+    char *cli_argv[] = {RTT, (char *)addr, "500", "100", "line", NULL};
+    int cli = sm_test_spawn(cli_argv, &cli_out, true);
+    char text[1024];
+    sm_test_read_all(cli_out, text, sizeof text, 60000);
+    close(cli_out);
+    int st = sm_test_wait(cli, 60000);
+    if (st != 0 || !strstr(text, "500 round trips of 100 bytes: p50 ") ||
+        !strstr(text, " us, p99 ") || !strstr(text, "/s\n"))
+        fail_msg("rtt exited %d:\n%s", st, text);
+    SM_ASSERT_OK(kill(srv, SIGTERM));
+    assert_int_equal(sm_test_wait(srv, 10000), 0);
+    char log[4096];
+    sm_test_read_all(err, log, sizeof log, 1000);
+    close(out);
+    close(err);
 }
 
 /* Start an example server that prints "listening on ADDR" first; returns its
@@ -246,6 +357,9 @@ main(void)
         cmocka_unit_test(test_select_loop),
         cmocka_unit_test(test_chat_server),
         cmocka_unit_test(test_pipeline_client),
+        cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_rtt),
+        cmocka_unit_test(test_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -392,6 +392,9 @@ test_slowloris_closed(void **state)
     /* The healthy one was never idle long enough to be closed. */
     cli_echo(good, "still here");
     int peers = v->model == SM_SERVER_THREAD ? 1 : SLOW + 1; /* those on_close saw */
+    if (atomic_load(&s.closes) != peers)
+        for (int k = 0; k < 8; k++)
+            print_message("close kind %d: %d\n", k, atomic_load(&s.reasons[k]));
     assert_int_equal(atomic_load(&s.closes), peers);
     assert_int_equal(srv_stats(srv).closes[SM_CLOSE_TIMEOUT], SLOW + 1);
     sm_conn_free(good);

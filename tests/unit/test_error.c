@@ -1,6 +1,7 @@
 #include "smtest.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static void
@@ -39,6 +40,15 @@ test_version(void **state)
 {
     (void)state;
     assert_string_equal(sm_version(), SM_VERSION_STRING);
+    assert_int_equal(sm_version_number(), SM_VERSION_NUMBER);
+    /* The macros agree with each other... */
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", SM_VERSION_MAJOR, SM_VERSION_MINOR, SM_VERSION_PATCH);
+    assert_string_equal(SM_VERSION_STRING, want);
+    assert_int_equal(SM_VERSION_NUMBER,
+                     SM_VERSION_MAJOR * 10000 + SM_VERSION_MINOR * 100 + SM_VERSION_PATCH);
+    /* ...and with project(VERSION), which CMake passes here. */
+    assert_string_equal(SM_VERSION_STRING, SM_TEST_PROJECT_VERSION);
 }
 
 int

@@ -12,7 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -143,13 +149,30 @@ test_backend_choice(void **state)
 
     SM_ASSERT_ERR(sm_loop_new(&l, &(sm_loop_opts){.backend = (sm_loop_backend)7}), -EINVAL);
     setenv("SOCKMSG_BACKEND", "kqueue", 1);
-    SM_ASSERT_ERR(sm_loop_new(&l, NULL), -EINVAL);
+    SM_ASSERT_ERR(sm_loop_new(&l, NULL), SM_ERR_BACKEND);
+    assert_non_null(strstr(sm_strerror(SM_ERR_BACKEND), "SOCKMSG_BACKEND"));
     l = loop_new_opts(&(sm_loop_opts){.backend = SM_BACKEND_POLL});
     loop_free(l);
     setenv("SOCKMSG_BACKEND", "poll", 1);
     l = loop_new();
     assert_string_equal(sm_loop_backend_name(l), "poll");
+    assert_null(sm_loop_backend_why(l));
     loop_free(l);
+
+    /* io_uring, by name or by option: on this kernel it runs (the build
+     * has liburing), or the loop is on epoll and says why. */
+    setenv("SOCKMSG_BACKEND", "io_uring", 1);
+    for (int i = 0; i < 2; i++) {
+        l = i ? loop_new_opts(&(sm_loop_opts){.backend = SM_BACKEND_IO_URING}) : loop_new();
+#ifdef SM_HAVE_URING
+        assert_string_equal(sm_loop_backend_name(l), "io_uring");
+        assert_null(sm_loop_backend_why(l));
+#else
+        assert_string_equal(sm_loop_backend_name(l), "epoll");
+        assert_non_null(strstr(sm_loop_backend_why(l), "built without liburing"));
+#endif
+        loop_free(l);
+    }
     if (env)
         setenv("SOCKMSG_BACKEND", saved, 1);
     else
@@ -163,6 +186,64 @@ test_backend_choice(void **state)
     assert_null(sm_loop_get_data(l));
     loop_free(l);
     SM_ASSERT_ERR(sm_loop_free(NULL), 0);
+}
+
+/* io_uring made unavailable the way a container does it (a seccomp filter
+ * refusing io_uring_setup with EPERM), in a child process: a loop asked
+ * for io_uring runs on epoll, says why, and works. */
+static int
+uring_refused_child(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return 10;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) return 11;
+    sm_loop *l = NULL;
+    if (sm_loop_new(&l, &(sm_loop_opts){.backend = SM_BACKEND_IO_URING}) < 0) return 12;
+    int rc = 0;
+    const char *why = sm_loop_backend_why(l);
+    fprintf(stderr, "child: backend %s, why: %s\n", sm_loop_backend_name(l), why ? why : "-");
+    if (strcmp(sm_loop_backend_name(l), "epoll") != 0) rc = 13;
+#ifdef SM_HAVE_URING
+    else if (!why || !strstr(why, "Operation not permitted"))
+        rc = 14;
+#else
+    else if (!why || !strstr(why, "built without liburing"))
+        rc = 14;
+#endif
+    /* and it runs: a readable pipe is reported */
+    int p[2];
+    if (rc == 0 && pipe2(p, O_NONBLOCK) == 0) {
+        rec r = {0};
+        rec_init(l, &r, p[0], true);
+        if (write(p[1], "x", 1) != 1 || sm_io_start(&r.w, SM_READ) < 0 ||
+            sm_loop_run(l, SM_RUN_ONCE) < 0 || r.calls != 1)
+            rc = 15;
+        sm_io_stop(&r.w);
+        close(p[0]);
+        close(p[1]);
+    }
+    sm_loop_free(l);
+    return rc;
+}
+
+static void
+test_uring_fallback(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(uring_refused_child());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void
@@ -1342,6 +1423,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backend_choice),
+        cmocka_unit_test(test_uring_fallback),
         cmocka_unit_test(test_watcher_sizes),
         cmocka_unit_test(test_run_empty),
         cmocka_unit_test(test_run_modes),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <sockmsg/error.h>
+#include <sockmsg/frame.h>
 
 #define MAX_OPTS 64
 
@@ -139,6 +140,14 @@ static int
 bad_value(const cli *c, const char *opt, const char *arg, const char *what)
 {
     return cli_usage_error(c, "bad value '%s' for %s: %s", arg, opt, what);
+}
+
+int
+cli_parse_frame(const cli *c, const char *opt, const char *arg, sm_frame_spec *spec)
+{
+    char why[256];
+    if (sm_frame_spec_parse(spec, arg, why, sizeof why) < 0) return bad_value(c, opt, arg, why);
+    return 0;
 }
 
 /* Parse leading decimal digits; *end past them. False on overflow or none. */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <sockmsg/error.h>
+#include <sockmsg/frame.h>
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
@@ -73,6 +74,12 @@ int cli_parse_int(const cli *c, const char *opt, const char *arg, long long min,
 /* cli_parse_ms - a duration in milliseconds (>= 0, fits an int): "500", or
  * with a unit "500ms", "2s", "1m". Errors as cli_parse_int. */
 int cli_parse_ms(const cli *c, const char *opt, const char *arg, int *out);
+
+/* cli_parse_frame - parse the frame spec `arg` of option `opt` into *spec.
+ * Every subcommand reports a bad spec this one way: "bad value 'len24be' for
+ * --frame: unknown codec 'len24be'" (a usage error). Returns 0 or
+ * CLI_EXIT_USAGE. */
+int cli_parse_frame(const cli *c, const char *opt, const char *arg, sm_frame_spec *spec);
 
 /* cli_parse_size - a byte count: "4096", "64k", "16M", "1G" (powers of 1024,
  * either case, optional trailing "B" or "iB"). Errors as cli_parse_int. */

@@ -92,9 +92,8 @@ parse_seconds(const cli *c, const char *opt, const char *arg, bool zero_ok, int6
 static int
 setup_frame(bench_cfg *cfg, sm_frame_spec *spec, const char *text, bool size_given)
 {
-    char why[256];
-    if (sm_frame_spec_parse(spec, text, why, sizeof why) < 0)
-        return cli_usage_error(cfg->cli, "bad frame spec '%s': %s", text, why);
+    int code = cli_parse_frame(cfg->cli, "--frame", text, spec);
+    if (code != 0) return code;
     if (spec->kind == SM_FRAME_EOF)
         return cli_usage_error(cfg->cli,
                                "frame spec '%s': eof framing carries one message per "

@@ -286,8 +286,8 @@ start(cat *c, const char *endpoint)
     if (sm_endpoint_parse(&ep, endpoint, why, sizeof why) < 0)
         return cli_usage_error(&c->cli, "%s", why);
     if (c->spec_text) {
-        if (sm_frame_spec_parse(&c->spec, c->spec_text, why, sizeof why) < 0)
-            return cli_usage_error(&c->cli, "%s", why);
+        int code = cli_parse_frame(&c->cli, "--frame", c->spec_text, &c->spec);
+        if (code != 0) return code;
         c->framed = true;
         c->raw_out = c->spec.kind == SM_FRAME_EOF;
         uint64_t max = sm_frame_max(&c->spec);

@@ -395,9 +395,7 @@ check_arguments(serve *s)
         if (sm_endpoint_parse(&ep, s->listen[i], why, sizeof why) < 0)
             return cli_usage_error(&s->cli, "--listen: %s", why);
     }
-    if (sm_frame_spec_parse(&s->spec, s->frame, why, sizeof why) < 0)
-        return cli_usage_error(&s->cli, "--frame: %s", why);
-    return 0;
+    return cli_parse_frame(&s->cli, "--frame", s->frame, &s->spec);
 }
 
 static void

@@ -1,0 +1,515 @@
+/* io_uring(7) backend: the only file that talks to the ring directly
+ * (through liburing). See loop_uring.h for what it offers transports.
+ *
+ * Watchers: a one-shot poll request per watched fd. After it fires, the
+ * next wait arms a new one while the watcher still wants events, so a
+ * consumer that stops early is told again (level triggered, like the
+ * epoll and poll backends); interest changes are carried out at the next
+ * wait too, by removing the request and arming one with the new mask.
+ * Each request's user_data carries the fd and a per-fd sequence number:
+ * a completion of a request replaced since is recognised and dropped.
+ *
+ * The ring runs completion work cooperatively (COOP_TASKRUN: no
+ * interrupt of the loop's thread to run it; it runs when the loop enters).
+ * Not SINGLE_ISSUER / DEFER_TASKRUN: they pin the ring to one thread for
+ * its life, and a loop may be run, and is freed, by another thread than
+ * the one that ran it first (sm_server frees its loops from the thread
+ * that calls sm_server_free). A pinned ring cannot cancel its requests
+ * from there, and a poll request keeps its socket open: a stopped server
+ * kept its port (docs/design.md). */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "loop_uring.h"
+
+#define RING_ENTRIES 1024u
+#define COMP_MAX     512
+#define SEQ_BITS     28
+
+typedef struct ufd {
+    uint32_t seq;  /* of the request armed last */
+    uint8_t want;  /* SM_READ / SM_WRITE the loop asked for */
+    uint8_t armed; /* the mask of the request in flight, 0: none */
+    uint8_t dirty; /* on the dirty list */
+} ufd;
+
+typedef struct ucomp {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+} ucomp;
+
+struct sm__uring {
+    struct io_uring ring;
+    ufd *fds;
+    size_t fds_cap;
+    int *dirty; /* fds whose requests the next wait changes */
+    size_t ndirty, dirty_cap;
+    sm_loop *loop;
+    sm__uring_cb handlers[SM__UT_KINDS];
+    ucomp comp[COMP_MAX]; /* completions reaped by the wait, run by complete */
+    unsigned writes;      /* writes prepared since the last wait (sm__uring_wrote) */
+    int ncomp;
+    /* provided receive buffers */
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    int bgid; /* 0 once set up, -errno if that failed, 1: not tried */
+};
+
+static uint64_t
+poll_ud(int fd, uint32_t seq)
+{
+    return SM__UT_POLL | (uint64_t)(uint32_t)fd << 4 | (uint64_t)seq << 36;
+}
+
+static unsigned
+to_poll(unsigned events)
+{
+    return (events & SM_READ ? POLLIN | POLLRDHUP : 0) | (events & SM_WRITE ? POLLOUT : 0);
+}
+
+static unsigned
+from_poll(int32_t res)
+{
+    if (res < 0) return SM_READ | SM_WRITE; /* the next read or write says what */
+    unsigned r = (unsigned)res, events = 0;
+    if (r & (POLLIN | POLLPRI | POLLRDHUP)) events |= SM_READ;
+    if (r & POLLOUT) events |= SM_WRITE;
+    if (r & (POLLERR | POLLHUP | POLLNVAL)) events |= SM_READ | SM_WRITE;
+    return events;
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+static int
+setup(struct io_uring *ring, char *why, size_t why_len)
+{
+    /* The most the kernel offers first; each later one drops a flag an
+     * older kernel refuses with EINVAL. */
+    static const unsigned tries[] = {
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+        p.cq_entries = RING_ENTRIES * 4;
+        rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+        if (rc == 0) {
+            if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
+                io_uring_queue_exit(ring);
+                snprintf(why, why_len, "kernel too old: io_uring lacks EXT_ARG/NODROP");
+                return -ENOSYS;
+            }
+            return 0;
+        }
+        if (rc != -EINVAL) break;
+    }
+    snprintf(why, why_len, "io_uring_setup: %s%s", strerror(-rc),
+             rc == -EPERM ? " (kernel.io_uring_disabled, or a seccomp filter)" : "");
+    return rc;
+}
+
+/* Every request the backend and the transports use, and SEND_ZC as the
+ * mark of Linux 6.0, which brought multishot receive with provided
+ * buffer rings. */
+static int
+probe(struct io_uring *ring, char *why, size_t why_len)
+{
+    static const struct {
+        int op;
+        const char *name;
+    } need[] = {
+        {IORING_OP_POLL_ADD, "POLL_ADD"},
+        {IORING_OP_POLL_REMOVE, "POLL_REMOVE"},
+        {IORING_OP_RECV, "RECV"},
+        {IORING_OP_SENDMSG, "SENDMSG"},
+        {IORING_OP_ACCEPT, "ACCEPT"},
+        {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+        {IORING_OP_SEND_ZC, "SEND_ZC (Linux 6.0)"},
+    };
+    struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+    if (!p) {
+        snprintf(why, why_len, "io_uring probe failed");
+        return -ENOSYS;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0] && rc == 0; i++) {
+        if (!io_uring_opcode_supported(p, need[i].op)) {
+            snprintf(why, why_len, "kernel too old: io_uring has no %s", need[i].name);
+            rc = -ENOSYS;
+        }
+    }
+    io_uring_free_probe(p);
+    return rc;
+}
+
+int
+sm__uring_create(void **state, char *why, size_t why_len)
+{
+    sm__uring *u = calloc(1, sizeof *u);
+    if (!u) {
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = setup(&u->ring, why, why_len);
+    if (rc == 0 && (rc = probe(&u->ring, why, why_len)) < 0) io_uring_queue_exit(&u->ring);
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    u->bgid = 1;
+    *state = u;
+    return 0;
+}
+
+static int
+ur_create(void **state)
+{
+    char why[128];
+    return sm__uring_create(state, why, sizeof why);
+}
+
+/* Cancel requests now, waiting until the kernel let go of them: a poll
+ * request holds a reference to its file, so without this a socket closed
+ * right after its watcher stopped would linger (a listener would still
+ * hold its port) until the next wait. 0 or -errno (-ENOENT: none left). */
+static int
+sync_cancel(sm__uring *u, uint64_t ud, unsigned flags)
+{
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.addr = ud;
+    reg.fd = -1;
+    reg.flags = flags;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    return io_uring_register_sync_cancel(&u->ring, &reg);
+}
+
+static void
+ur_destroy(void *state)
+{
+    sm__uring *u = state;
+    /* Exiting the ring cancels what is left too, but lets go of the files
+     * later, from a kernel worker: cancelled here, every socket the loop
+     * watched is closed by the time sm_loop_free returns. */
+    (void)sync_cancel(u, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_queue_exit(&u->ring);
+    if (u->br) munmap(u->br, SM__UBUF_COUNT * sizeof(struct io_uring_buf));
+    if (u->bufs) munmap(u->bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
+    free(u->fds);
+    free(u->dirty);
+    free(u);
+}
+
+/* ---- watchers ----------------------------------------------------------- */
+
+static int
+fd_reserve(sm__uring *u, int fd)
+{
+    size_t need = (size_t)fd + 1;
+    if (need > u->fds_cap) {
+        size_t cap = u->fds_cap ? u->fds_cap * 2 : 64;
+        while (cap < need)
+            cap *= 2;
+        ufd *p = realloc(u->fds, cap * sizeof *p);
+        if (!p) return -ENOMEM;
+        memset(p + u->fds_cap, 0, (cap - u->fds_cap) * sizeof *p);
+        u->fds = p;
+        u->fds_cap = cap;
+    }
+    /* A slot on the dirty list for every fd: marking never allocates. */
+    if (u->dirty_cap < u->fds_cap) {
+        int *d = realloc(u->dirty, u->fds_cap * sizeof *d);
+        if (!d) return -ENOMEM;
+        u->dirty = d;
+        u->dirty_cap = u->fds_cap;
+    }
+    return 0;
+}
+
+static void
+mark(sm__uring *u, int fd)
+{
+    ufd *f = &u->fds[fd];
+    if (f->dirty) return;
+    f->dirty = 1;
+    u->dirty[u->ndirty++] = fd;
+}
+
+static int
+ur_add(void *state, int fd, unsigned events)
+{
+    sm__uring *u = state;
+    int rc = fd_reserve(u, fd);
+    if (rc < 0) return rc;
+    u->fds[fd].want = (uint8_t)(events & (SM_READ | SM_WRITE));
+    mark(u, fd);
+    return 0;
+}
+
+static int
+ur_modify(void *state, int fd, unsigned old_events, unsigned events)
+{
+    (void)old_events;
+    return ur_add(state, fd, events);
+}
+
+static int
+ur_del(void *state, int fd, unsigned old_events)
+{
+    sm__uring *u = state;
+    (void)old_events;
+    if ((size_t)fd >= u->fds_cap) return -ENOENT;
+    ufd *f = &u->fds[fd];
+    f->want = 0;
+    /* Its completion, if one comes, finds the fd unarmed and is dropped.
+     * Where the cancel cannot be made here (another thread), the next wait
+     * removes the request. */
+    int rc = f->armed ? sync_cancel(u, poll_ud(fd, f->seq), 0) : -ENOENT;
+    if (rc == 0 || rc == -ENOENT || rc == -EALREADY)
+        f->armed = 0;
+    else
+        mark(u, fd);
+    return 0;
+}
+
+struct io_uring_sqe *
+sm__uring_sqe(sm__uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (!sqe && io_uring_submit(&u->ring) >= 0) sqe = io_uring_get_sqe(&u->ring);
+    return sqe;
+}
+
+/* Carry out the interest changes: remove a request whose mask is wrong,
+ * arm one where an event is wanted and none is in flight. A change that
+ * finds the queue full stays on the list for the next wait. */
+static void
+apply_changes(sm__uring *u)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < u->ndirty; i++) {
+        int fd = u->dirty[i];
+        ufd *f = &u->fds[fd];
+        if (f->armed && f->armed != f->want) {
+            struct io_uring_sqe *sqe = sm__uring_sqe(u);
+            if (!sqe) {
+                u->dirty[keep++] = fd;
+                continue;
+            }
+            io_uring_prep_poll_remove(sqe, poll_ud(fd, f->seq));
+            io_uring_sqe_set_data64(sqe, SM__UT_IGNORE);
+            f->armed = 0;
+        }
+        if (f->want && !f->armed) {
+            struct io_uring_sqe *sqe = sm__uring_sqe(u);
+            if (!sqe) {
+                u->dirty[keep++] = fd;
+                continue;
+            }
+            f->seq = (f->seq + 1) & ((1u << SEQ_BITS) - 1);
+            io_uring_prep_poll_add(sqe, fd, to_poll(f->want));
+            io_uring_sqe_set_data64(sqe, poll_ud(fd, f->seq));
+            f->armed = f->want;
+        }
+        f->dirty = 0;
+    }
+    u->ndirty = keep;
+    for (size_t i = 0; i < keep; i++)
+        u->fds[u->dirty[i]].dirty = 1;
+}
+
+/* A poll request's completion: its event, or nothing when the request was
+ * replaced since. */
+static bool
+poll_done(sm__uring *u, uint64_t ud, int32_t res, sm__poll_event *ev)
+{
+    int fd = (int)(uint32_t)(ud >> 4);
+    uint32_t seq = (uint32_t)(ud >> 36);
+    if ((size_t)fd >= u->fds_cap) return false;
+    ufd *f = &u->fds[fd];
+    if (!f->armed || f->seq != seq) return false;
+    f->armed = 0;
+    if (f->want) mark(u, fd); /* level triggered: asked again at the next wait */
+    if (res == -ECANCELED) return false;
+    ev->fd = fd;
+    ev->events = from_poll(res);
+    return true;
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static int
+ur_wait(void *state, sm__poll_event *out, int max, int timeout_ms)
+{
+    sm__uring *u = state;
+    apply_changes(u);
+    if (max > SM__LOOP_MAX_EVENTS) max = SM__LOOP_MAX_EVENTS;
+    /* Completions left from the last wait: do not block. */
+    if (io_uring_cq_ready(&u->ring)) timeout_ms = 0;
+    int rc;
+    if (timeout_ms == 0) {
+        rc = io_uring_submit_and_get_events(&u->ring);
+    } else {
+        /* The iteration's writes usually complete as they are submitted,
+         * and their completions alone would end the wait: one more loop
+         * iteration and syscall before the receives it waits for. So the
+         * wait asks for one completion beyond them, for at most 1 ms
+         * (a write the socket cannot take yet completes later: the wait
+         * must not hang on it). */
+        unsigned nr = 1;
+        if (u->writes) {
+            nr += u->writes;
+            if (timeout_ms < 0 || timeout_ms > 1) timeout_ms = 1;
+        }
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        rc =
+            io_uring_submit_and_wait_timeout(&u->ring, &cqe, nr, timeout_ms < 0 ? NULL : &ts, NULL);
+    }
+    u->writes = 0;
+    if (rc < 0 && rc != -ETIME && rc != -EBUSY) {
+        if (rc == -EINTR) return -EINTR;
+        return rc;
+    }
+    int n = 0;
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        if (n == max || u->ncomp == COMP_MAX) break;
+        seen++;
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        unsigned tag = (unsigned)(ud & SM__UT_MASK);
+        if (tag == SM__UT_POLL) {
+            if (poll_done(u, ud, cqe->res, &out[n])) n++;
+        } else if (tag != SM__UT_IGNORE) {
+            u->comp[u->ncomp++] = (ucomp){.ud = ud, .res = cqe->res, .flags = cqe->flags};
+        }
+    }
+    io_uring_cq_advance(&u->ring, seen);
+    return n;
+}
+
+/* The completions the wait reaped, after the io callbacks. A handler may
+ * prepare requests (submitted by the next wait) and close streams. */
+static void
+ur_complete(void *state)
+{
+    sm__uring *u = state;
+    for (int i = 0; i < u->ncomp; i++) {
+        ucomp c = u->comp[i];
+        sm__uring_cb cb = u->handlers[c.ud & SM__UT_MASK];
+        if (cb) cb(u->loop, c.ud, c.res, c.flags);
+    }
+    u->ncomp = 0;
+}
+
+static void
+ur_submit(void *state)
+{
+    sm__uring *u = state;
+    apply_changes(u);
+    if (io_uring_sq_ready(&u->ring)) (void)io_uring_submit(&u->ring);
+}
+
+static void
+ur_attach(void *state, sm_loop *loop)
+{
+    ((sm__uring *)state)->loop = loop;
+}
+
+const sm__poller_ops sm__poller_uring = {
+    .name = "io_uring",
+    .edge = false,
+    .create = ur_create,
+    .destroy = ur_destroy,
+    .add = ur_add,
+    .modify = ur_modify,
+    .del = ur_del,
+    .wait = ur_wait,
+    .complete = ur_complete,
+    .submit = ur_submit,
+    .attach = ur_attach,
+};
+
+/* ---- what transports use -------------------------------------------------- */
+
+sm__uring *
+sm__loop_uring(const sm_loop *loop)
+{
+    return loop->ops == &sm__poller_uring ? loop->poller : NULL;
+}
+
+void
+sm__uring_wrote(sm__uring *u)
+{
+    u->writes++;
+}
+
+void
+sm__uring_on(sm__uring *u, unsigned tag, sm__uring_cb cb)
+{
+    u->handlers[tag & SM__UT_MASK] = cb;
+}
+
+int
+sm__uring_bufs(sm__uring *u)
+{
+    if (u->bgid <= 0) return u->bgid;
+    size_t ring_bytes = SM__UBUF_COUNT * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *bufs = mmap(NULL, SM__UBUF_COUNT * SM__UBUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int rc = 0;
+    if (br == MAP_FAILED || bufs == MAP_FAILED) {
+        rc = -ENOMEM;
+    } else {
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof reg);
+        reg.ring_addr = (uint64_t)(uintptr_t)br;
+        reg.ring_entries = SM__UBUF_COUNT;
+        reg.bgid = 0;
+        rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    }
+    if (rc < 0) {
+        if (br != MAP_FAILED) munmap(br, ring_bytes);
+        if (bufs != MAP_FAILED) munmap(bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
+        u->bgid = rc;
+        return rc;
+    }
+    u->br = br;
+    u->bufs = bufs;
+    io_uring_buf_ring_init(u->br);
+    int mask = io_uring_buf_ring_mask(SM__UBUF_COUNT);
+    for (unsigned i = 0; i < SM__UBUF_COUNT; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + i * SM__UBUF_SIZE, SM__UBUF_SIZE, (unsigned short)i,
+                              mask, (int)i);
+    io_uring_buf_ring_advance(u->br, (int)SM__UBUF_COUNT);
+    u->bgid = 0;
+    return 0;
+}
+
+uint8_t *
+sm__uring_buf(sm__uring *u, unsigned bid)
+{
+    return u->bufs + (size_t)bid * SM__UBUF_SIZE;
+}
+
+void
+sm__uring_buf_put(sm__uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, sm__uring_buf(u, bid), SM__UBUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(SM__UBUF_COUNT), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
