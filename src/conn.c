@@ -161,6 +161,29 @@ sm_conn_tls_resumed(const sm_conn *c)
     return c && c->tls && sm__tls_resumed(c->tls);
 }
 
+int
+sm__conn_new_take_buf(sm_conn **out, int fd, const sm_frame_spec *spec, sm_buf *in)
+{
+    int rc = sm_conn_new_take(out, fd, spec);
+    if (rc < 0) {
+        sm_buf_free(in);
+        return rc;
+    }
+    /* The bytes read already come first; the conn's limit stays its own,
+     * which a buffer read under the same spec never exceeds. */
+    size_t limit = (*out)->in.limit;
+    (*out)->in = *in;
+    (*out)->in.limit = limit;
+    sm_buf_init(in, 0);
+    return 0;
+}
+
+bool
+sm__conn_mid_message(const sm_conn *c)
+{
+    return sm_buf_len(&c->in) > c->pending;
+}
+
 void
 sm_conn_free(sm_conn *c)
 {

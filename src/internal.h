@@ -65,6 +65,16 @@ int sm__sock_is_inet(int fd);
 struct sm_conn;
 ssize_t sm__conn_send_raw(struct sm_conn *c, const void *p, size_t n, int timeout_ms);
 bool sm__conn_tls_pending(const struct sm_conn *c);
+/* sm_conn internals for the thread-model server (conn.c). */
+struct sm_buf;
+struct sm_frame_spec;
+/* sm_conn_new_take, with the bytes already read from fd in *in (taken:
+ * *in is left empty, also on failure) decoded before anything new. */
+int sm__conn_new_take_buf(struct sm_conn **out, int fd, const struct sm_frame_spec *spec,
+                          struct sm_buf *in);
+/* Bytes of an unfinished message are buffered (after the message last
+ * returned). */
+bool sm__conn_mid_message(const struct sm_conn *c);
 
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))

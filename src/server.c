@@ -114,8 +114,6 @@ free_workers(sm_server *srv)
         free(w->in_msgs.items);
         free(w->work_fds.items);
         free(w->work_msgs.items);
-        free(w->in_done.items);
-        free(w->work_done.items);
         free(w->fresh.items);
         free(w->lst);
         pthread_mutex_destroy(&w->lock);
@@ -211,6 +209,7 @@ sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why
     atomic_init(&srv->failure, 0);
     srv->run = sm_loop_run;
     atomic_init(&srv->nconns, 0);
+    atomic_init(&srv->tbusy, 0);
     atomic_init(&srv->next_id, 0);
     atomic_init(&srv->stop_ms, 0);
 

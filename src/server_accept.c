@@ -22,8 +22,8 @@ sm__spare_open(void)
 
 /* A flood of refusals must not become a flood of log lines: one a second,
  * with the count of those left out. */
-static void
-warn_limited(sm__worker *w, int64_t *last, uint64_t *unlogged, const char *what)
+void
+sm__warn_limited(sm__worker *w, int64_t *last, uint64_t *unlogged, const char *what)
 {
     int64_t now = sm__now_ms();
     if (*last && now - *last < 1000) {
@@ -97,7 +97,7 @@ sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn tak
             char what[160];
             snprintf(what, sizeof what, "accept: %s: refusing connections%s", sm_strerror(-err),
                      err == EMFILE || err == ENFILE ? " until descriptors are free" : "");
-            warn_limited(w, &w->emfile_logged_ms, &w->emfile_unlogged, what);
+            sm__warn_limited(w, &w->emfile_logged_ms, &w->emfile_unlogged, what);
             if ((err == EMFILE || err == ENFILE) && shed_one(w, l->io.fd)) continue;
             if (!drain_all) pause_accepting(w);
             return false;
@@ -109,7 +109,7 @@ sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_fn tak
             char what[120];
             snprintf(what, sizeof what, "connection refused: %d connections open (the limit)",
                      srv->limit);
-            warn_limited(w, &w->refuse_logged_ms, &w->refuse_unlogged, what);
+            sm__warn_limited(w, &w->refuse_logged_ms, &w->refuse_unlogged, what);
             close(fd);
             continue;
         }
@@ -138,7 +138,7 @@ sm__accepted_setup(sm__worker *w, int ep, int fd)
     /* Counted and logged before the client can see the close. */
     sm__ctr_add(&w->ctrs.accept_errors, 1);
     sm__count_close(srv, &w->ctrs, sm_server_close_kind(rc));
-    warn_limited(w, &w->sockopt_logged_ms, &w->sockopt_unlogged, what);
+    sm__warn_limited(w, &w->sockopt_logged_ms, &w->sockopt_unlogged, what);
     close(fd);
     return false;
 }

@@ -14,6 +14,8 @@
  *                      broadcasts, stopping
  *   server_lpeer.c     the loop model's peers (stream + tag, stream_owner.h)
  *   server_thread.c    the thread model (sm__tmodel): the acceptor, stopping
+ *   server_front.c     the thread model's front: new connections read on the
+ *                      acceptor's loop until worth a thread
  *   server_tconn.c     the thread model's peers and connection threads
  *   server_handlers.c  the built-in handlers
  * What differs by model sits behind two tables: sm__model (chosen once per
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "sockmsg/buf.h"
 #include "sockmsg/conn.h"
 #include "sockmsg/proxy.h"
 #include "sockmsg/server.h"
@@ -156,6 +159,7 @@ enum {
     SM__P_CLOSING = 0x10,  /* loop: sm_peer_close or a server close: no more handlers */
     SM__P_TIMEDOUT = 0x20, /* loop: closed by the first-message timeout */
     SM__P_FORCED = 0x40,   /* loop: closed by the stop's deadline or a forced stop */
+    SM__P_MID = 0x80,      /* loop: mid-message at the last message-deadline sweep */
 };
 #define SM__P_ID_SHIFT 8 /* ids have 56 bits: no server lives to wrap them */
 
@@ -288,6 +292,8 @@ struct sm__worker {
     sm_timer pend_timer;
     sm_timer drain_tick;
     sm_timer deadline;
+    sm_timer front_timer; /* thread model: the front's deadlines */
+    sm_timer msg_sweep;   /* loop model: message deadlines (message_timeout_ms) */
     sm_signal sig[2];
     int signals_seen;
 
@@ -307,11 +313,15 @@ struct sm__worker {
 
     /* The inbox: fds handed over by worker 0 and broadcast messages. */
     pthread_mutex_t lock;
-    pthread_cond_t done_cond;    /* thread model: a connection thread is in in_done */
+    pthread_cond_t done_cond;    /* thread model: a connection thread is on done */
     sm__vec in_fds, in_msgs;     /* under lock */
     sm__vec work_fds, work_msgs; /* the loop thread's, swapped with the above */
-    sm__vec in_done, work_done;  /* thread model: finished threads to join */
-    bool exited;                 /* under lock: post nothing more */
+    sm__node joinable;           /* thread model, under lock: finished threads' peers to join */
+    /* Thread model: the front's connections (server_front.c), reading the
+     * PROXY header, then the first message; each oldest first. */
+    sm__node front_hdr, front_msg;
+    size_t nfront;
+    bool exited; /* under lock: post nothing more */
 
     bool stopping, forced;
 
@@ -380,9 +390,14 @@ struct sm_server {
     pthread_mutex_t reg_lock;
     sm__node registry; /* every live connection thread's peer */
     int stop_fd;       /* an eventfd, readable once stopping */
-    sm__ctrs tctrs;    /* the connection threads' counters */
+    /* Connection threads serving (their connection not yet counted as
+     * closed): the thread limit's count, freed before the join that
+     * w->npeers waits for. */
+    atomic_int tbusy;
+    sm__ctrs tctrs; /* the connection threads' counters */
 
     char fresh_detail[96];
+    char msg_detail[96];
 };
 
 /* ---- server.c --------------------------------------------------------------- */
@@ -444,6 +459,9 @@ bool sm__accept_batch(sm__worker *w, sm__listener *l, bool drain_all, sm__take_f
  * logged, at most once a second per worker: returns false. */
 bool sm__accepted_setup(sm__worker *w, int ep, int fd);
 int sm__spare_open(void);
+/* Log a warning at most once a second (*last), counting those left out
+ * (*unlogged) and naming their number in the next. */
+void sm__warn_limited(sm__worker *w, int64_t *last, uint64_t *unlogged, const char *what);
 void sm__pause_cb(sm_timer *t);
 
 /* ---- server_proxy.c ------------------------------------------------------------ */
@@ -482,6 +500,9 @@ void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px, bool tls);
  * while fd is open (else -1) and OpenSSL's reason. */
 void sm__log_tls_fail(const sm_server *srv, uint64_t id, int fd, int reason, const char *detail);
 void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
+/* w->msg_sweep, every message_timeout_ms: close the peers found in the
+ * same unfinished message at two sweeps in a row (-ETIMEDOUT). */
+void sm__lpeer_sweep_cb(sm_timer *t);
 /* The worker a loop-model peer belongs to. */
 sm__worker *sm__lpeer_worker(const sm_peer *p);
 /* Send to every peer of w but the one with id `from` and those shut down
@@ -508,12 +529,41 @@ typedef struct sm__tpeer {
     _Atomic int64_t last_out;
     pthread_t self; /* under srv->reg_lock: set by the connection thread itself */
     bool has_self;
-    bool tls; /* accepted on a tls:// listener */
+    bool tls;       /* accepted on a tls:// listener */
+    bool got_first; /* the front handed it over with a whole first message */
+    sm_buf pre;     /* the bytes the front read, until the conn takes them */
     char detail[192];
 } sm__tpeer;
 
-/* The body of t's connection thread (t registered, one reference its). */
+/* The body of t's connection thread (t registered, one reference its,
+ * dropped by the acceptor once it has joined the thread). */
 void *sm__tconn_main(void *t);
+/* A connection leaves the front: start its thread with what was read of it
+ * (*in, taken; got_first: a whole message is in it), or refuse it at the
+ * thread limit. Takes fd, px and the connection's slot. Acceptor only. */
+void sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_first, bool tls);
+/* The acceptor may be done (stopping, no thread, no front connection):
+ * stop its loop. */
+void sm__tmodel_maybe_exit(sm__worker *w);
+
+/* ---- server_front.c ----------------------------------------------------------------- */
+
+void sm__front_init(sm__worker *w);
+/* Read a new connection (options set, slot reserved) on the acceptor's
+ * loop until it is worth a thread (see server_front.c), then hand it to
+ * sm__tconn_spawn; a connection that fails or misses its deadline here is
+ * closed, counted and logged, and never reaches the handlers. Takes fd. */
+/* tls: a tls:// listener's connection. The front cannot read its first
+ * message (it is encrypted): it reads only a PROXY header, and the thread
+ * makes the handshake under its own deadline. */
+void sm__front_start(sm__worker *w, int fd, bool tls);
+void sm__front_timer_cb(sm_timer *t); /* w->front_timer */
+/* The server stops (w->stopping set): close the connections that have
+ * nothing buffered and stay quiet for drain_quiet_ms; the others go on
+ * until they are handed over or closed. */
+void sm__front_stop(sm__worker *w);
+/* Close every front connection now (-ECANCELED). */
+void sm__front_close_all(sm__worker *w);
 /* Drop a reference; the last frees t. */
 void sm__tpeer_unref(sm__tpeer *t);
 /* Take t out of the server's registry. */

@@ -202,6 +202,7 @@ stop_timers(sm__worker *w)
     sm_timer_stop(&w->drain_tick);
     sm_timer_stop(&w->deadline);
     sm_timer_stop(&w->pause);
+    sm_timer_stop(&w->msg_sweep);
 }
 
 /* Nothing more is posted to w: broadcasts waiting are dropped, connections
@@ -329,10 +330,10 @@ lmodel_init(sm_server *srv, char *why, size_t why_len) // NOLINT(readability-non
     for (int i = 0; i < srv->nw; i++) {
         sm__worker *w = &srv->ws[i];
         sm__lpeer_init(w);
-        sm_timer *const timers[] = {&w->pause, &w->fresh_timer, &w->pend_timer, &w->drain_tick,
-                                    &w->deadline};
-        static const sm_timer_cb cbs[] = {sm__pause_cb, sm__lpeer_fresh_cb, sm__lproxy_timer_cb,
-                                          drain_tick_cb, deadline_cb};
+        sm_timer *const timers[] = {&w->pause,      &w->fresh_timer, &w->pend_timer,
+                                    &w->drain_tick, &w->deadline,    &w->msg_sweep};
+        static const sm_timer_cb cbs[] = {sm__pause_cb,  sm__lpeer_fresh_cb, sm__lproxy_timer_cb,
+                                          drain_tick_cb, deadline_cb,        sm__lpeer_sweep_cb};
         sm__worker_init(w, timers, cbs, sizeof cbs / sizeof cbs[0]);
     }
     return 0;

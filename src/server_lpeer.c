@@ -141,7 +141,7 @@ sm__lpeer_fresh_cb(sm_timer *t)
         q->n--;
         sm_peer *p = peer_at(w, e.fd);
         if (!p || sm__peer_id(p) != e.id || !has(p, SM__P_FRESH) || has(p, SM__P_CLOSING)) continue;
-        clear(p, SM__P_FRESH);
+        clear(p, SM__P_FRESH | SM__P_MID);
         set(p, SM__P_TIMEDOUT | SM__P_CLOSING);
         sm_stream_close(stream_of(p));
     }
@@ -155,12 +155,36 @@ sm__lpeer_fresh_cb(sm_timer *t)
 
 /* ---- opening, and the stream callbacks --------------------------------------------- */
 
+/* No per-peer timestamp: a peer mid-message at a sweep is marked (MID),
+ * each whole message clears the mark (with FRESH, in the same store), and
+ * a peer still marked and mid-message at the next sweep has spent at least
+ * one period, and at most two, on one message. */
+void
+sm__lpeer_sweep_cb(sm_timer *t)
+{
+    sm__worker *w = t->data;
+    sm_peer *p;
+    for (int fd = 0; (p = peer_next(w, &fd)) != NULL; fd++) {
+        /* The first message has its own deadline. */
+        if (has(p, SM__P_FRESH | SM__P_CLOSING)) continue;
+        sm_stream *s = stream_of(p);
+        if (!sm__stream_mid_message(s)) {
+            clear(p, SM__P_MID);
+        } else if (!has(p, SM__P_MID)) {
+            set(p, SM__P_MID);
+        } else {
+            set(p, SM__P_TIMEDOUT | SM__P_CLOSING);
+            sm_stream_close(s);
+        }
+    }
+}
+
 static void
 on_stream_message(sm_stream *s, const sm_frame_msg *m)
 {
     sm_peer *p = peer_of(s);
     sm__worker *w = worker_of(s);
-    clear(p, SM__P_FRESH);
+    clear(p, SM__P_FRESH | SM__P_MID);
     sm__ctr_add_own(&w->ctrs.msgs_in, 1);
     sm__ctr_add_own(&w->ctrs.bytes_in, m->len);
     w->srv->o.on_message(p, m);
@@ -222,6 +246,10 @@ sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px, bool tls)
         set(p, SM__P_PX);
     }
     atomic_fetch_add_explicit(&w->npeers, 1, memory_order_relaxed);
+    /* The message-deadline sweep runs once the worker has peers (a loop
+     * with an active timer could not be freed unstarted). */
+    uint64_t every = (uint64_t)srv->o.message_timeout_ms;
+    if (every && !sm_timer_is_active(&w->msg_sweep)) sm_timer_start(&w->msg_sweep, every, every);
     if (fresh) {
         sm__fresh_q *q = &w->fresh;
         q->items[(q->head + q->n) & (q->cap - 1)] = (sm__fresh){
@@ -388,7 +416,8 @@ lpeer_server(const sm_peer *p)
 static const char *
 lpeer_detail(const sm_peer *p)
 {
-    if (has(p, SM__P_TIMEDOUT)) return lpeer_server(p)->fresh_detail;
+    if (has(p, SM__P_TIMEDOUT))
+        return has(p, SM__P_MID) ? lpeer_server(p)->msg_detail : lpeer_server(p)->fresh_detail;
     if (has(p, SM__P_FORCED))
         return worker_of(stream_of(p))->failed ? failed_detail : forced_detail;
     return sm_stream_error_detail(stream_of(p));

@@ -21,6 +21,7 @@ sm__tpeer_unref(sm__tpeer *t)
 {
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
     pthread_mutex_destroy(&t->lock);
+    sm_buf_free(&t->pre);
     free(t->p.px);
     free(t);
 }
@@ -186,36 +187,6 @@ wait_input(sm_server *srv, int fd, bool stopping, int64_t until)
     return n > 0 && pf[0].revents;
 }
 
-static int
-read_proxy(sm__tpeer *t, int64_t start)
-{
-    sm_server *srv = t->p.srv;
-    int ms =
-        srv->o.first_message_timeout_ms ? srv->o.first_message_timeout_ms : SM__PROXY_DEFAULT_MS;
-    int64_t until = start + ms;
-    sm__proxy_rd rd;
-    sm__proxy_rd_init(&rd);
-    sm_proxy_info info;
-    ssize_t h;
-    while ((h = sm__proxy_read(t->p.fd, &rd, &info, t->detail, sizeof t->detail)) == -EAGAIN) {
-        if (atomic_load(&srv->forced)) {
-            h = -ECANCELED;
-            break;
-        }
-        if (sm__now_ms() >= until) {
-            snprintf(t->detail, sizeof t->detail, "no complete header in time");
-            h = -ETIMEDOUT;
-            break;
-        }
-        wait_input(srv, t->p.fd, true, SM__MIN(until, sm__now_ms() + 100));
-    }
-    sm__proxy_rd_free(&rd);
-    int err = (int)h;
-    if (h > 0) t->p.px = sm__proxied_new(&info, &err);
-    if (err < 0) sm__log_proxy_fail(srv, t->p.fd, err, t->detail);
-    return err;
-}
-
 /* The heartbeat ping, sent like a reply (under the send lock) but not
  * counted as one. Never waits: a send under way on another thread, or a
  * full socket, is traffic already, and the connection thread must get back
@@ -285,7 +256,9 @@ serve(sm__tpeer *t, int64_t start)
     sm_server *srv = p->srv;
     const sm_server_opts *o = &srv->o;
     int64_t last_in = start;
-    bool got_first = false;
+    /* Handed over by the front with its first message buffered. */
+    bool got_first = t->got_first;
+    int64_t partial_since = 0; /* a later message began (first seen then) */
     for (;;) {
         if (atomic_load(&t->closing)) return SM_ERR_CLOSED;
         if (atomic_load(&srv->forced)) return -ECANCELED;
@@ -295,6 +268,7 @@ serve(sm__tpeer *t, int64_t start)
         if (atomic_load(&srv->forced)) return -ECANCELED;
         if (rc == 1) {
             last_in = sm__now_ms();
+            partial_since = 0;
             if (is_ping(o, &m)) continue;
             got_first = true;
             sm__ctr_add(&srv->tctrs.msgs_in, 1);
@@ -316,6 +290,15 @@ serve(sm__tpeer *t, int64_t start)
                 p->override_detail = srv->fresh_detail;
                 return -ETIMEDOUT;
             }
+            until = SM__MIN(until, due);
+        }
+        if (got_first && o->message_timeout_ms && sm__conn_mid_message(t->c)) {
+            if (!partial_since) partial_since = now;
+            int64_t due = partial_since + o->message_timeout_ms;
+            if (due <= now)
+                return end_with(t, -ETIMEDOUT,
+                                "message timeout: a message begun was not complete within %d ms",
+                                o->message_timeout_ms);
             until = SM__MIN(until, due);
         }
         if (o->idle_timeout_ms) {
@@ -355,17 +338,18 @@ serve(sm__tpeer *t, int64_t start)
     }
 }
 
+/* The thread's last touch of the server: queue t for the acceptor to join
+ * (through its registry link, free since sm__tpeer_unregister: no
+ * allocation, so no failure that would leave the thread unjoined and the
+ * stop waiting for it), and wake it. */
 static void
 finish(sm__tpeer *t)
 {
     sm__worker *w = &t->p.srv->ws[0];
-    pthread_t self = pthread_self();
     pthread_mutex_lock(&w->lock);
-    int rc = sm__vec_push(&w->in_done, &self, sizeof self);
-    if (rc == 0) pthread_cond_signal(&w->done_cond); /* for tmodel_abandon */
+    sm__list_append(&w->joinable, &t->p.link);
+    pthread_cond_signal(&w->done_cond); /* for tmodel_abandon */
     pthread_mutex_unlock(&w->lock);
-    /* Out of memory for the join list: detach, so nobody needs to join. */
-    if (rc < 0) pthread_detach(self);
     sm_loop_wakeup(w->loop);
 }
 
@@ -380,23 +364,22 @@ sm__tconn_main(void *arg)
     t->has_self = true;
     pthread_mutex_unlock(&srv->reg_lock);
     int64_t start = sm__now_ms();
-    int reason = srv->o.proxy_protocol ? read_proxy(t, start) : 0;
     bool opened = false;
-    bool fd_gone = false;
-    if (reason == 0) {
-        /* The conn owns the fd from here; p->fd stays valid until
-         * sm_conn_free, after the peer has left the registry. */
-        if (!t->tls) {
-            reason = sm_conn_new_take(&t->c, p->fd, srv->o.spec);
-        } else {
-            /* The handshake's own deadline: a silent client does not keep
-             * this thread. */
-            reason = sm_conn_new_tls(&t->c, p->fd, srv->o.spec, srv->o.tls, NULL,
-                                     sm__tls_config_handshake_timeout(srv->o.tls), t->detail,
-                                     sizeof t->detail);
-            if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail);
-        }
-        fd_gone = reason < 0;
+    /* The conn owns the fd from here (it is closed if that fails), with
+     * the bytes the front read; p->fd stays valid until sm_conn_free,
+     * after the peer has left the registry. */
+    int reason;
+    if (!t->tls) {
+        reason = sm__conn_new_take_buf(&t->c, p->fd, srv->o.spec, &t->pre);
+    } else {
+        /* The front read at most a PROXY header: the handshake is next,
+         * under its own deadline, so a silent client does not keep this
+         * thread. */
+        sm_buf_free(&t->pre);
+        reason = sm_conn_new_tls(&t->c, p->fd, srv->o.spec, srv->o.tls, NULL,
+                                 sm__tls_config_handshake_timeout(srv->o.tls), t->detail,
+                                 sizeof t->detail);
+        if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail);
     }
     if (reason == 0) {
         pthread_mutex_lock(&t->lock);
@@ -423,14 +406,15 @@ sm__tconn_main(void *arg)
 
     sm_close_kind kind = sm_server_close_kind(reason);
     if (opened) sm__log_close(srv, p, kind, reason);
+    /* The thread's slot is free with the connection's: a client that saw
+     * this one gone (stats.current) finds a thread. What is left (on_close,
+     * the cleanup) is short unless on_close blocks. */
+    atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_release);
     sm__count_close(srv, &srv->tctrs, kind);
     if (opened && srv->o.on_close) srv->o.on_close(p, reason);
     sm__tpeer_unregister(t);
-    if (t->c)
-        sm_conn_free(t->c);
-    else if (!fd_gone)
-        close(p->fd);
+    sm_conn_free(t->c);
+    /* The acceptor joins this thread, then drops its reference. */
     finish(t);
-    sm__tpeer_unref(t);
     return NULL;
 }

@@ -68,22 +68,44 @@ force_conns(sm_server *srv)
 
 /* ---- the acceptor -------------------------------------------------------------- */
 
-static void
-spawn(sm__worker *w, sm__listener *l, int fd)
+void
+sm__tconn_spawn(sm__worker *w, int fd, sm__proxied *px, sm_buf *in, bool got_first, bool tls)
 {
     sm_server *srv = w->srv;
-    if (!sm__accepted_setup(w, l->ep, fd)) return;
+    /* Past the thread limit a connection is refused as at max_conns: it
+     * came this far with a whole message, so the server is busy with
+     * clients that talk, not with clients that stall. */
+    if (atomic_fetch_add_explicit(&srv->tbusy, 1, memory_order_relaxed) >= srv->o.threads) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
+        sm__ctr_add(&w->ctrs.closes[SM_CLOSE_REFUSED], 1);
+        sm__release(srv);
+        char what[120];
+        snprintf(what, sizeof what, "connection refused: %d connection threads busy (the limit)",
+                 srv->o.threads);
+        sm__warn_limited(w, &w->refuse_logged_ms, &w->refuse_unlogged, what);
+        close(fd);
+        free(px);
+        sm_buf_free(in);
+        return;
+    }
     /* The connection thread blocks in poll, not in the socket. */
     sm__tpeer *t = calloc(1, sizeof *t);
     if (!t) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         close(fd);
+        free(px);
+        sm_buf_free(in);
         sm__count_close(srv, &w->ctrs, SM_CLOSE_OTHER);
         return;
     }
     t->p.srv = srv;
     t->p.fd = fd;
-    t->tls = srv->eps[l->ep].ep.tls;
+    t->tls = tls;
+    t->p.px = px;
     t->p.tag = sm__next_id(srv) << SM__P_ID_SHIFT;
+    t->pre = *in;
+    sm_buf_init(in, 0);
+    t->got_first = got_first;
     pthread_mutex_init(&t->lock, NULL);
     atomic_init(&t->refs, 1);
     atomic_init(&t->closing, false);
@@ -92,9 +114,17 @@ spawn(sm__worker *w, sm__listener *l, int fd)
     sm__list_append(&srv->registry, &t->p.link);
     pthread_mutex_unlock(&srv->reg_lock);
 
-    pthread_t th;
-    int rc = pthread_create(&th, NULL, sm__tconn_main, t);
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_attr_setstacksize(&attr, srv->o.thread_stack_size);
+        /* The thread sets t->self itself (under reg_lock), for the join too. */
+        pthread_t th;
+        if (rc == 0) rc = pthread_create(&th, &attr, sm__tconn_main, t);
+        pthread_attr_destroy(&attr);
+    }
     if (rc != 0) {
+        atomic_fetch_sub_explicit(&srv->tbusy, 1, memory_order_relaxed);
         sm__tpeer_unregister(t);
         close(fd);
         sm__tpeer_unref(t);
@@ -108,18 +138,37 @@ spawn(sm__worker *w, sm__listener *l, int fd)
 }
 
 static void
+spawn(sm__worker *w, sm__listener *l, int fd)
+{
+    if (!sm__accepted_setup(w, l->ep, fd)) return;
+    sm__front_start(w, fd, w->srv->eps[l->ep].ep.tls);
+}
+
+/* Join the connection threads that finished (each queued itself on
+ * w->joinable with its registry link, its last touch of the server) and drop
+ * their records. */
+static void
 join_done(sm__worker *w)
 {
+    sm__node done;
+    sm__list_init(&done);
     pthread_mutex_lock(&w->lock);
-    sm__vec t = w->in_done;
-    w->in_done = w->work_done;
-    w->work_done = t;
+    if (!sm__list_empty(&w->joinable)) {
+        done.next = w->joinable.next;
+        done.prev = w->joinable.prev;
+        done.next->prev = done.prev->next = &done;
+        sm__list_init(&w->joinable);
+    }
     pthread_mutex_unlock(&w->lock);
-    pthread_t *ths = w->work_done.items;
-    for (size_t i = 0; i < w->work_done.n; i++)
-        pthread_join(ths[i], NULL);
-    atomic_fetch_sub_explicit(&w->npeers, w->work_done.n, memory_order_relaxed);
-    w->work_done.n = 0;
+    size_t n = 0;
+    while (!sm__list_empty(&done)) {
+        sm__tpeer *t = (sm__tpeer *)SM__CONTAINER(done.next, sm_peer, link);
+        sm__list_remove(&t->p.link);
+        pthread_join(t->self, NULL);
+        sm__tpeer_unref(t);
+        n++;
+    }
+    atomic_fetch_sub_explicit(&w->npeers, n, memory_order_relaxed);
 }
 
 static void
@@ -136,12 +185,15 @@ stop_timers(sm__worker *w)
     sm_timer_stop(&w->keepalive);
     sm_timer_stop(&w->deadline);
     sm_timer_stop(&w->pause);
+    sm_timer_stop(&w->front_timer);
 }
 
-static void
-maybe_exit(sm__worker *w)
+void
+sm__tmodel_maybe_exit(sm__worker *w)
 {
-    if (!w->stopping || w->done || atomic_load_explicit(&w->npeers, memory_order_relaxed)) return;
+    if (!w->stopping || w->done || w->nfront ||
+        atomic_load_explicit(&w->npeers, memory_order_relaxed))
+        return;
     w->done = true;
     stop_timers(w);
     sm_loop_stop(w->loop);
@@ -171,7 +223,9 @@ deadline_cb(sm_timer *t)
     size_t n = atomic_load_explicit(&w->npeers, memory_order_relaxed);
     sm__log(w->srv, SM_LOG_WARN, "drain deadline: closing %zu connections", n);
     atomic_store(&w->srv->forced, true);
+    sm__front_close_all(w);
     force_conns(w->srv);
+    sm__tmodel_maybe_exit(w);
 }
 
 static void
@@ -188,8 +242,10 @@ tmodel_wakeup(sm_loop *loop)
             int64_t left = dl - sm_loop_now(w->loop);
             sm_timer_start(&w->deadline, left > 0 ? (uint64_t)left : 0, 0);
         }
+        sm__front_stop(w);
     }
-    maybe_exit(w);
+    if (atomic_load(&srv->forced)) sm__front_close_all(w);
+    sm__tmodel_maybe_exit(w);
 }
 
 #define DEFAULT_THREADS_MAX 256
@@ -203,8 +259,8 @@ tmodel_configure(sm_server *srv, char *why, size_t why_len)
     (void)why_len;
     sm_server_opts *o = &srv->o;
     if (o->threads == 0) o->threads = DEFAULT_THREADS_MAX;
-    /* Past the thread limit a connection is refused as at max_conns. */
-    if (!srv->limit || srv->limit > o->threads) srv->limit = o->threads;
+    /* The thread limit is checked when a connection leaves the front
+     * (sm__tconn_spawn); max_conns counts the front's connections too. */
     srv->nw = 1; /* the acceptor */
     srv->nfd_sets = 1;
     return 0;
@@ -224,12 +280,13 @@ tmodel_abandon(sm__worker *w)
     sm_server *srv = w->srv;
     if (!w->stopping) stop_accepting(w, false);
     atomic_store(&srv->forced, true);
+    sm__front_close_all(w);
     force_conns(srv);
     for (;;) {
         join_done(w);
         if (!atomic_load_explicit(&w->npeers, memory_order_relaxed)) break;
         pthread_mutex_lock(&w->lock);
-        while (!w->in_done.n)
+        while (sm__list_empty(&w->joinable))
             pthread_cond_wait(&w->done_cond, &w->lock);
         pthread_mutex_unlock(&w->lock);
     }
@@ -247,8 +304,10 @@ tmodel_init(sm_server *srv, char *why, size_t why_len)
         return err;
     }
     sm__worker *w = &srv->ws[0];
-    sm_timer *const timers[] = {&w->pause, &w->deadline};
-    static const sm_timer_cb cbs[] = {sm__pause_cb, deadline_cb};
+    sm__list_init(&w->joinable);
+    sm__front_init(w);
+    sm_timer *const timers[] = {&w->pause, &w->deadline, &w->front_timer};
+    static const sm_timer_cb cbs[] = {sm__pause_cb, deadline_cb, sm__front_timer_cb};
     sm__worker_init(w, timers, cbs, sizeof cbs / sizeof cbs[0]);
     return 0;
 }

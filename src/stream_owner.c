@@ -37,3 +37,9 @@ sm__stream_quiet(const sm_stream *s, uint32_t quiet_ms)
      * the loop time of the last read that got bytes (or of the connect). */
     return !s->rd && sm_stream_queued(s) == 0 && (uint32_t)(sm__now32(s) - s->rx_ts) >= quiet_ms;
 }
+
+bool
+sm__stream_mid_message(const sm_stream *s)
+{
+    return s->rd != NULL;
+}

@@ -81,4 +81,8 @@ sm_stream *sm__stream_owned_next(const sm_loop *loop, const sm_stream_opts *owne
  * waits for before it half-closes). */
 bool sm__stream_quiet(const sm_stream *s, uint32_t quiet_ms);
 
+/* Part of a message is buffered: its first bytes came, its last not yet
+ * (what a server's message deadline looks for). */
+bool sm__stream_mid_message(const sm_stream *s);
+
 #endif

@@ -58,10 +58,39 @@
  *   SM_SERVER_THREAD: one acceptor thread (an sm_loop watching the
  *     listeners) and a thread per connection running a blocking loop over an
  *     sm_conn (conn.h): receive a message, call on_message, which replies
- *     with blocking sends, repeat. At most opts.threads connection threads
- *     (default 256); a client past that is accepted and closed at once
- *     (counted and logged), never left to rot in the backlog. Simple to
- *     reason about, and handlers may block; each connection costs a thread.
+ *     with blocking sends, repeat. Simple to reason about, and handlers may
+ *     block; each connection costs a thread, so a thread is committed only
+ *     when it is safe (opts.commit):
+ *       SM_COMMIT_FIRST_MESSAGE (default): the acceptor's loop reads each
+ *         new connection, non-blocking (the front): its PROXY header, then
+ *         its first message; once that message is whole the connection
+ *         gets its thread, which decodes the bytes read so far first. Until
+ *         then it is no peer: on_open runs on its thread just before that
+ *         first on_message, and a connection that ends or misses a
+ *         deadline before it (EOF, reset, a bad or oversized frame,
+ *         first_message_timeout_ms) is counted and logged (at debug) but
+ *         never seen by the handlers. Hundreds of clients that connect and
+ *         trickle bytes hold a file descriptor and what they sent, never a
+ *         thread.
+ *       SM_COMMIT_ACCEPT: the thread starts at once (after the PROXY
+ *         header, still read on the front), and on_open with it: for
+ *         protocols where the server speaks first or clients may only
+ *         listen (a chat, a greeting, heartbeats to silent clients). Such a
+ *         server relies on first_message_timeout_ms, idle_timeout_ms and
+ *         the thread limit against clients that hold a thread and say
+ *         nothing.
+ *     At most opts.threads connection threads (default 256); a connection
+ *     due for a thread past that is closed at once (SM_CLOSE_REFUSED,
+ *     logged), never left to wait. Each thread's stack is
+ *     opts.thread_stack_size (default 128 KiB). glibc gives threads malloc
+ *     arenas of their own (up to 8 per core, each reserving 64 MiB of
+ *     address space): a program with many connection threads should bound
+ *     them with mallopt(M_ARENA_MAX, n), as `sockmsg serve --model thread`
+ *     does (n = 2); the library never changes process-wide settings. An
+ *     idle connection that has its thread measured 197 KiB of virtual size
+ *     and 24 KiB of RSS (200 connections, debug build, 2 arenas:
+ *     tests/integration/test_server_front.c): the stack, its guard page and
+ *     the connection's 64 KiB read buffer.
  *
  * Memory (loop model). A connection is its sm_stream, and the peer (an
  * 8-byte id and flags) lives in the stream's own allocation: an idle
@@ -74,25 +103,50 @@
  * one whose PROXY header named addresses, a 144-byte chunk and an
  * allocation for them.
  *
- * Limits, all enforced in both models and counted in sm_server_get_stats:
- *   max_conns            past it a new connection is accepted and closed at
- *                        once (SM_CLOSE_REFUSED), with a warning logged at
- *                        most once a second per thread.
- *   file descriptors     EMFILE/ENFILE on accept never spins: each thread
- *                        that accepts keeps one spare fd; on EMFILE it closes
- *                        the spare, accepts the connection, closes it
- *                        (SM_CLOSE_REFUSED) and reopens the spare; when that
- *                        is not possible it stops accepting for 100 ms.
- *   frame size           the spec's max (-EMSGSIZE closes the connection).
- *   output queue         max_queued bytes per connection: a peer that does not
- *                        read its replies is closed (SM_ERR_SLOW_CONSUMER).
- *                        (The thread model queues nothing: a send blocks,
- *                        at most write_timeout_ms, then the same close.)
- *   slow clients         first_message_timeout_ms (the first whole message
- *                        must arrive this soon after the accept) and
- *                        idle_timeout_ms (nothing sent or received) close
- *                        connections that hold a slot without using it
- *                        (slowloris); write_timeout_ms bounds a blocked send.
+ * Limits. The zero value of every option is a default a careful operator
+ * would pick for a server open to untrusted clients; each can be changed,
+ * and the timeouts turned off with SM_FOREVER. All enforced in both models
+ * unless said, counted in sm_server_get_stats (SECURITY.md has the same
+ * table, with what a hostile client can and cannot do within it):
+ *
+ *   option                    default (zero value)       past it
+ *   max_conns                 RLIMIT_NOFILE's soft limit  a new connection is accepted
+ *                             at sm_server_new, minus     and closed at once
+ *                             64 + 4 per loop + the       (SM_CLOSE_REFUSED), warned
+ *                             listeners; -1: none         at most once a second
+ *   threads (thread model)    256 connection threads      a connection due for a
+ *                                                         thread is refused (same)
+ *   thread_stack_size         128 KiB per thread          (the stack's size)
+ *   first_message_timeout_ms  10 s after the accept (or   -ETIMEDOUT (first-message
+ *                             the PROXY header)           timeout)
+ *   PROXY header              first_message_timeout_ms,   -ETIMEDOUT, never a peer
+ *                             10 s when that is off
+ *   message_timeout_ms        60 s from a later           -ETIMEDOUT (message timeout;
+ *                             message's first byte        loop model: checked each
+ *                                                         period: up to 2x)
+ *   idle_timeout_ms           5 min with nothing sent     -ETIMEDOUT
+ *                             or received
+ *   write_timeout_ms          30 s without progress       -ETIMEDOUT (loop), or
+ *                                                         SM_ERR_SLOW_CONSUMER (thread)
+ *   max_queued (loop model)   16 MiB + 64 KiB queued      SM_ERR_SLOW_CONSUMER
+ *   high_water (loop model)   1 MiB queued                reading pauses (TCP slows the
+ *                                                         client), resumes at 1/4
+ *   frame size                the spec's max (16 MiB)     -EMSGSIZE; nothing of that
+ *                                                         size is allocated first
+ *   drain_timeout_ms          5 s after a stop            -ECANCELED
+ *   backlog                   SOMAXCONN                   the kernel's
+ *   heartbeats                off                         SM_ERR_HEARTBEAT
+ *
+ *   file descriptors: EMFILE/ENFILE on accept never spins: each thread that
+ *     accepts keeps one spare fd; on EMFILE it closes the spare, accepts the
+ *     connection, closes it (SM_CLOSE_REFUSED) and reopens the spare; when
+ *     that is not possible it stops accepting for 100 ms.
+ *   output: the thread model queues nothing: a send blocks, at most
+ *     write_timeout_ms, then the connection is closed as a slow consumer.
+ *   memory: a connection holds at most one frame being read (the spec's
+ *     max plus 64 KiB) and, in the loop model, max_queued bytes of output:
+ *     max_conns x (max + max_queued) bounds what clients can make a server
+ *     hold; lower max (max= in the spec) or max_conns to lower it.
  *
  * Stopping. sm_server_stop (from any thread, a handler included), or SIGINT
  * or SIGTERM with opts.handle_signals, starts a graceful stop:
@@ -168,6 +222,8 @@ extern "C" {
 typedef struct sm_server sm_server;
 typedef struct sm_peer sm_peer;
 
+#define SM_SERVER_STACK_DEFAULT ((size_t)128 << 10)
+
 typedef enum sm_server_model {
     SM_SERVER_LOOP = 0,   /* N event loops, non-blocking streams */
     SM_SERVER_THREAD = 1, /* a blocking thread per connection */
@@ -178,6 +234,13 @@ typedef enum sm_server_accept {
     SM_ACCEPT_REUSEPORT = 1, /* a listener per loop (TCP); Unix endpoints dispatch */
     SM_ACCEPT_DISPATCH = 2,  /* loop 0 accepts and hands fds out round-robin */
 } sm_server_accept;
+
+/* Thread model: when a connection gets its thread (see "Execution models"). */
+typedef enum sm_server_commit {
+    SM_COMMIT_DEFAULT = 0,       /* SM_COMMIT_FIRST_MESSAGE */
+    SM_COMMIT_FIRST_MESSAGE = 1, /* once a whole first message has arrived */
+    SM_COMMIT_ACCEPT = 2,        /* at once (after the PROXY header): the server speaks first */
+} sm_server_commit;
 
 typedef enum sm_log_level {
     SM_LOG_DEFAULT = 0, /* as an option: SM_LOG_INFO */
@@ -238,7 +301,13 @@ typedef struct sm_server_opts {
     /* Loop model: event loops (0: one per online CPU, at most 64).
      * Thread model: the most connection threads at once (0: 256). */
     int threads;
-    sm_server_accept accept;  /* loop model only */
+    sm_server_accept accept; /* loop model only */
+    sm_server_commit commit; /* thread model only */
+    /* Thread model: each connection thread's stack, in bytes; 0: 128 KiB
+     * (SM_SERVER_STACK_DEFAULT); at least PTHREAD_STACK_MIN. Handlers run
+     * on it: one that needs more (deep recursion, big local arrays) says so
+     * here. */
+    size_t thread_stack_size;
     sm_loop_backend backend;  /* for every loop the server creates */
     const sm_sock_opts *sock; /* applied to accepted sockets; NULL: TCP_NODELAY */
 
@@ -247,15 +316,24 @@ typedef struct sm_server_opts {
     sm_server_close_cb on_close;     /* may be NULL */
     void *data;                      /* sm_server_get_data */
 
-    int max_conns;     /* connections at once, all threads together; 0: no limit */
+    /* Connections at once, all threads together, those on the thread
+     * model's front and reading PROXY headers included; 0: derived from
+     * RLIMIT_NOFILE (see Limits); -1: no limit. */
+    int max_conns;
     size_t max_queued; /* output bytes queued per connection (loop model); 0: the
                           stream default (16 MiB + 64 KiB) */
     size_t high_water; /* loop model: queued bytes that pause reading; 0: 1 MiB */
     /* The first whole message must arrive this soon after the accept (after
-     * the PROXY header, with proxy_protocol); 0: off. It also bounds the
-     * wait for a PROXY header (10 s when 0). */
+     * the PROXY header, with proxy_protocol); 0: 10 s; SM_FOREVER: off. It
+     * also bounds the wait for a PROXY header (10 s when off). */
     int first_message_timeout_ms;
-    int idle_timeout_ms;  /* nothing sent or received; 0: off */
+    int idle_timeout_ms; /* nothing sent or received; 0: 5 min; SM_FOREVER: off */
+    /* A message after the first, once its first byte has arrived, must be
+     * complete this soon (a client that trickles a message, slowloris);
+     * 0: 60 s; SM_FOREVER: off. The loop model checks every
+     * message_timeout_ms, so a message is closed between one and two
+     * periods after it began. */
+    int message_timeout_ms;
     int write_timeout_ms; /* a send makes no progress; 0: 30 s; SM_FOREVER: none */
     int drain_timeout_ms; /* after a stop; 0: 5 s; SM_FOREVER: none */
     int drain_quiet_ms;   /* quiet time that ends a drain; 0: 50 ms */

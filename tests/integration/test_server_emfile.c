@@ -40,6 +40,10 @@ child_main(const char *model)
                         .on_message = sm_server_handler_echo,
                         .handle_signals = true,
                         .threads = 2,
+                        /* No connection cap: the default (derived from
+                         * RLIMIT_NOFILE) refuses before EMFILE; this is
+                         * about what happens at EMFILE. */
+                        .max_conns = -1,
                         .log = log_stderr,
                         .log_level = SM_LOG_WARN};
     if (!strcmp(model, "thread")) {

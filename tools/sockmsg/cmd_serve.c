@@ -11,6 +11,7 @@
  * sigwait(2), so no handler ever runs in signal context and the counters are
  * read with sm_server_get_stats, which is thread-safe. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,7 +49,13 @@ enum {
     OPT_PROXY,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
-    OPT_TLS_CA
+    OPT_TLS_CA,
+    OPT_FIRST,
+    OPT_MSG_TIMEOUT,
+    OPT_WRITE_TIMEOUT,
+    OPT_COMMIT,
+    OPT_STACK,
+    OPT_MAX_QUEUED
 };
 
 typedef struct serve {
@@ -65,6 +72,7 @@ typedef struct serve {
     /* The server logs its "listening on" lines while sm_server_new binds;
      * they are on stdout already, so without -v they are not repeated. */
     atomic_bool started;
+    bool first_set;   /* --first-message-timeout given */
     atomic_bool done; /* tells the stats thread to end */
 } serve;
 
@@ -90,10 +98,29 @@ help(void)
            "                          them (default); thread: a thread per connection\n"
            "      --threads N         loop: event loops (default: one per core);\n"
            "                          thread: the most connection threads (default 256)\n"
-           "      --max-conns N       refuse connections past N at once (default: no\n"
-           "                          limit)\n"
+           "      --commit WHEN       thread model: first-message (default) gives a\n"
+           "                          connection its thread once its first message\n"
+           "                          is whole; accept gives it at once (--chat's)\n"
+           "      --stack-size SIZE   thread model: each connection thread's stack\n"
+           "                          (default 128k)\n"
+           "      --max-conns N       refuse connections past N at once (default: the\n"
+           "                          descriptor limit less 64 and a few per thread;\n"
+           "                          0: no limit)\n"
+           "      --max-queued SIZE   loop model: close a client whose unsent replies\n"
+           "                          pass SIZE (default 16M + 64k)\n"
+           "\n"
+           "  Timeouts take MS: 500, 500ms, 2s, 1m; 0 turns one off.\n"
+           "      --first-message-timeout MS\n"
+           "                          the first whole message (and a PROXY header)\n"
+           "                          must arrive within MS of the accept (default\n"
+           "                          10s; --chat: off, its clients may only listen)\n"
+           "      --message-timeout MS\n"
+           "                          a later message must be whole within MS of its\n"
+           "                          first byte (default 60s)\n"
            "      --idle-timeout MS   close connections with nothing sent or received\n"
-           "                          for MS: 500, 500ms, 2s, 1m (default: never)\n"
+           "                          for MS (default 5m)\n"
+           "      --write-timeout MS  close a client that takes no reply bytes for MS\n"
+           "                          (default 30s)\n"
            "      --heartbeat MS[,TIMEOUT]\n"
            "                          send an empty message after MS with nothing sent;\n"
            "                          close a client silent for TIMEOUT (default 3 x MS);\n"
@@ -199,6 +226,19 @@ set_handler(serve *s, const char *name)
     return 0;
 }
 
+/* A timeout option: 0 turns it off (the library's zero value is its
+ * default, SM_FOREVER is off). */
+static int
+parse_timeout(serve *s, const char *opt, const char *arg, int *out)
+{
+    if (cli_parse_ms(&s->cli, opt, arg, out)) return -1;
+    if (*out > SM_STREAM_TIMEOUT_MAX_MS)
+        return cli_usage_error(&s->cli, "bad value '%s' for %s: at most %d ms", arg, opt,
+                               SM_STREAM_TIMEOUT_MAX_MS);
+    if (*out == 0) *out = SM_FOREVER;
+    return 0;
+}
+
 /* --heartbeat MS[,TIMEOUT]: an empty ping after MS of sending nothing; a
  * client silent for TIMEOUT (3 x MS by default) is dead. Empty messages from
  * clients are their pings (swallowed). */
@@ -245,6 +285,12 @@ parse_options(serve *s, int argc, char **argv)
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"first-message-timeout", required_argument, NULL, OPT_FIRST},
+        {"message-timeout", required_argument, NULL, OPT_MSG_TIMEOUT},
+        {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
+        {"commit", required_argument, NULL, OPT_COMMIT},
+        {"stack-size", required_argument, NULL, OPT_STACK},
+        {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
         {NULL, 0, NULL, 0},
     };
     sm_server_opts *o = &s->opts;
@@ -287,12 +333,47 @@ parse_options(serve *s, int argc, char **argv)
         case OPT_MAX_CONNS:
             if (cli_parse_int(&s->cli, "--max-conns", optarg, 0, MAX_CONNS, &v))
                 return CLI_EXIT_USAGE;
-            o->max_conns = (int)v;
+            o->max_conns = v == 0 ? -1 : (int)v;
             break;
         case OPT_IDLE:
-            if (cli_parse_ms(&s->cli, "--idle-timeout", optarg, &o->idle_timeout_ms))
+            if (parse_timeout(s, "--idle-timeout", optarg, &o->idle_timeout_ms))
                 return CLI_EXIT_USAGE;
             break;
+        case OPT_FIRST:
+            if (parse_timeout(s, "--first-message-timeout", optarg, &o->first_message_timeout_ms))
+                return CLI_EXIT_USAGE;
+            s->first_set = true;
+            break;
+        case OPT_MSG_TIMEOUT:
+            if (parse_timeout(s, "--message-timeout", optarg, &o->message_timeout_ms))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_WRITE_TIMEOUT:
+            if (parse_timeout(s, "--write-timeout", optarg, &o->write_timeout_ms))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_COMMIT:
+            if (!strcmp(optarg, "first-message"))
+                o->commit = SM_COMMIT_FIRST_MESSAGE;
+            else if (!strcmp(optarg, "accept"))
+                o->commit = SM_COMMIT_ACCEPT;
+            else
+                return cli_usage_error(
+                    &s->cli, "bad value '%s' for --commit: first-message or accept", optarg);
+            break;
+        case OPT_STACK:
+        case OPT_MAX_QUEUED: {
+            const char *name = ch == OPT_STACK ? "--stack-size" : "--max-queued";
+            uint64_t size;
+            if (cli_parse_size(&s->cli, name, optarg, &size)) return CLI_EXIT_USAGE;
+            if (size == 0 || size > SIZE_MAX)
+                return cli_usage_error(&s->cli, "bad value '%s' for %s", optarg, name);
+            if (ch == OPT_STACK)
+                o->thread_stack_size = (size_t)size;
+            else
+                o->max_queued = (size_t)size;
+            break;
+        }
         case OPT_HEARTBEAT:
             if (parse_heartbeat(s, optarg)) return CLI_EXIT_USAGE;
             break;
@@ -405,6 +486,18 @@ cmd_serve(int argc, char **argv)
     o->listen_count = s->nlisten;
     o->spec = &s->spec;
     o->on_message = sm_server_handler_by_name(s->handler ? s->handler : "echo");
+    /* Chat clients may only listen: in the thread model they get their
+     * threads at once, not at their first message. */
+    if (s->handler && !strcmp(s->handler, "chat")) {
+        if (o->commit == SM_COMMIT_DEFAULT) o->commit = SM_COMMIT_ACCEPT;
+        if (!s->first_set) o->first_message_timeout_ms = SM_FOREVER;
+    }
+    /* glibc gives threads malloc arenas of their own, up to 8 per core,
+     * each reserving 64 MiB of address space: a thread per connection
+     * would make the virtual size grow with the connections. Two arenas
+     * serve this process's allocations well (the loop model's threads
+     * allocate little; a connection thread, one buffer). */
+    if (o->model == SM_SERVER_THREAD) mallopt(M_ARENA_MAX, 2);
     o->handle_signals = true;
     o->log = log_line;
     o->log_data = s;
