@@ -3,14 +3,14 @@
  * @brief Endpoints: parse, format and resolve addresses.
  *
  * Endpoint strings:
- * @verbatim
-   tcp://host:port        host name, IPv4 literal, or "localhost"
-   tcp://[v6addr]:port    IPv6 literal in brackets (zone allowed: [fe80::1%lo])
-   tcp://HOST:port, HOST "*"  all interfaces, dual-stack (an IPv6 socket that
-                          also accepts IPv4) where IPv6 exists
-   unix:/path/to/sock     a Unix socket file (path up to sizeof sun_path - 1)
-   unix:@name             a Linux abstract Unix socket (no file)
-   @endverbatim
+ * @code{.unparsed}
+ *   tcp://host:port        host name, IPv4 literal, or "localhost"
+ *   tcp://[v6addr]:port    IPv6 literal in brackets (zone allowed: [fe80::1%lo])
+ *   tcp://HOST:port, HOST "*"  all interfaces, dual-stack (an IPv6 socket that
+ *                          also accepts IPv4) where IPv6 exists
+ *   unix:/path/to/sock     a Unix socket file (path up to sizeof sun_path - 1)
+ *   unix:@name             a Linux abstract Unix socket (no file)
+ * @endcode
  * Port 0 asks the kernel for a free port; read it back from the bound socket.
  *
  * Everything here is pure data and reentrant: no allocation, no globals.

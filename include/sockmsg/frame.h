@@ -7,33 +7,33 @@
  * never allocate, so a peer can never make them allocate anything.
  *
  * Spec strings (sm_frame_spec_parse()):
- * @verbatim
-   fixed:N                     every message is N bytes
-     line | crlf | nul           ends at "\n" | "\r\n" | "\0" (stripped)
-     delim:STR                   ends at STR (C escapes: \n \r \t \0 \\ \xHH), 1-16 bytes;
-                                 a ',' ends STR (write \x2c), and inside a type: entry
-                                 write parentheses as \x28 \x29
-     len8 | len16be | len16le | len32be | len32le | len64be | len64le
-                                 binary length prefix; options:
-                                 adjust=N  the length field counts N bytes more
-                                           than the payload (N may be negative)
-                                 offset=N  N header bytes (0-16) precede the length
-                                           field; they are part of the frame, not
-                                           of the payload (see sm_frame_msg.frame)
-     ascii:N                     N decimal digits (1-20), zero-padded, then the payload
-     netstring                   "12:hello world!,"
-     varint                      unsigned LEB128 length (<= 10 bytes), then the payload
-     type:K=V;K=V;...            the first byte is the type K (a printable character
-                                 or 0xNN); V is the payload length after it (decimal)
-                                 or a nested spec in parentheses, e.g.
-                                 type:A=4;B=(len16be);0x03=(line); V may be 0 (the
-                                 type byte alone is the frame). Equal nested specs
-                                 share one types[] entry.
-     eof                         the whole stream until the peer's shutdown
-   Every spec also takes, comma-separated:
-     max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
-     oversize=close|skip         what an oversized message does (see below)
-   @endverbatim
+ * @code{.unparsed}
+ *   fixed:N                     every message is N bytes
+ *   line | crlf | nul           ends at "\n" | "\r\n" | "\0" (stripped)
+ *   delim:STR                   ends at STR (C escapes: \n \r \t \0 \\ \xHH), 1-16 bytes;
+ *                               a ',' ends STR (write \x2c), and inside a type: entry
+ *                               write parentheses as \x28 \x29
+ *   len8 | len16be | len16le | len32be | len32le | len64be | len64le
+ *                               binary length prefix; options:
+ *                               adjust=N  the length field counts N bytes more
+ *                                         than the payload (N may be negative)
+ *                               offset=N  N header bytes (0-16) precede the length
+ *                                         field; they are part of the frame, not
+ *                                         of the payload (see sm_frame_msg.frame)
+ *   ascii:N                     N decimal digits (1-20), zero-padded, then the payload
+ *   netstring                   "12:hello world!,"
+ *   varint                      unsigned LEB128 length (<= 10 bytes), then the payload
+ *   type:K=V;K=V;...            the first byte is the type K (a printable character
+ *                               or 0xNN); V is the payload length after it (decimal)
+ *                               or a nested spec in parentheses, e.g.
+ *                               type:A=4;B=(len16be);0x03=(line); V may be 0 (the
+ *                               type byte alone is the frame). Equal nested specs
+ *                               share one types[] entry.
+ *   eof                         the whole stream until the peer's shutdown
+ * Every spec also takes, comma-separated:
+ *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
+ *   oversize=close|skip         what an oversized message does (see below)
+ * @endcode
  * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1".
  *
  * Errors. A length over max is -EMSGSIZE, found from the header alone before any
