@@ -2,6 +2,7 @@
 #   make demo   install what the build needs (compiler, CMake), build a release, run the main job
 #   make test   install what the tests need too (cmocka, python3, peers), build, run every test
 #   make lint   clang-format and clang-tidy, every finding an error (scripts/lint.sh)
+#   make docs   the API reference (Doxygen) in build/docs/html, every warning an error
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -17,7 +18,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps deps-test demo release install test test-asan test-tsan lint format tidy clean
+.PHONY: all deps deps-test demo release install test test-asan test-tsan lint docs format tidy clean
 
 all: release
 
@@ -51,6 +52,17 @@ test-tsan:
 
 lint:
 	LINT_JOBS=$(JOBS) scripts/lint.sh build/dev
+
+# Doxygen is installed here only: the build and the demo do not need it.
+# docs/Doxyfile fails on any warning (an undocumented function, parameter,
+# type, field or macro), and scripts/docs-check.py on an undocumented enum
+# value.
+docs:
+	scripts/deps.sh docs
+	rm -rf build/docs && mkdir -p build/docs
+	doxygen docs/Doxyfile
+	scripts/docs-check.py build/docs/xml
+	@echo "docs: build/docs/html/index.html"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
