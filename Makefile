@@ -5,6 +5,7 @@
 #   make fuzz   every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh)
 #   make netns  the network-namespace tests alone (root), full message count
 #   make soak   SOAK_SECONDS (600) of mixed load on sockmsg serve; not in CI
+#   make docs   the API reference (Doxygen) in build/docs/html, every warning an error
 # And: make install PREFIX=/opt/sockmsg   the release build, installed there.
 # A thin layer over CMake + Ninja; the real build is CMakeLists.txt.
 
@@ -22,7 +23,7 @@ else
 TESTDIR := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-.PHONY: all deps deps-test demo release install test test-asan test-tsan lint fuzz netns soak format tidy clean
+.PHONY: all deps deps-test demo release install test test-asan test-tsan lint docs fuzz netns soak format tidy clean
 
 all: release
 
@@ -79,6 +80,17 @@ fuzz:
 	CC=clang cmake -S . -B build/fuzz -G Ninja -DSM_BUILD_FUZZ=ON -DSM_BUILD_TESTS=OFF -DSM_BUILD_TOOLS=OFF >/dev/null
 	cmake --build build/fuzz -j $(JOBS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build/fuzz
+
+# Doxygen is installed here only: the build and the demo do not need it.
+# docs/Doxyfile fails on any warning (an undocumented function, parameter,
+# type, field or macro), and scripts/docs-check.py on an undocumented enum
+# value.
+docs:
+	scripts/deps.sh docs
+	rm -rf build/docs && mkdir -p build/docs
+	doxygen docs/Doxyfile
+	scripts/docs-check.py build/docs/xml
+	@echo "docs: build/docs/html/index.html"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

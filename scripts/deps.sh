@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages a job needs, only when one is missing. Works as
 # root on a fresh Debian 12 machine (or with sudo).
-# Usage: scripts/deps.sh [build|test] [extra-package ...]
+# Usage: scripts/deps.sh [build|test|docs] [extra-package ...]
 #   build  what the release build and the demo need (make demo, make install)
 #   test   build, plus what the test suite needs (make test); the default, so
 #          `scripts/deps.sh PKG...` (bench/run.sh, scripts/lint.sh) installs
 #          everything a build with tests needs, and PKG
+#   docs   only what the API reference needs (make docs): no compiler
 set -euo pipefail
 
 # The library, the tool, the examples and the demo: a C11 compiler and CMake;
@@ -18,16 +19,19 @@ build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev)
 # tests make their certificates and run s_server/s_client).
 test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf
            libssl-dev openssl)
+# The reference: doxygen, and python3 for scripts/docs-check.py.
+docs_pkgs=(doxygen python3)
 
 mode=test
 case "${1:-}" in
-build | test)
+build | test | docs)
     mode=$1
     shift
     ;;
 esac
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+[ "$mode" = docs ] && pkgs=("${docs_pkgs[@]}")
 pkgs+=("$@")
 
 missing=()

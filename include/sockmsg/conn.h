@@ -1,4 +1,6 @@
-/* sockmsg — blocking message connection: the HOWTO's MySocket, done right.
+/**
+ * @file
+ * @brief Blocking message connection: the HOWTO's MySocket, done right.
  *
  * An sm_conn pairs a connected stream socket with a frame spec. sm_conn_send
  * writes one whole message (header, payload and trailer in one gather write,
@@ -9,12 +11,14 @@
  * doubling only up to the spec's max plus a small header allowance, and never
  * sized by what a peer announces.
  *
+ * @code
  *     sm_conn *c;
  *     if (sm_conn_dial(&c, "tcp://127.0.0.1:7000", "len32be", 5000, NULL, 0) < 0) ...
  *     sm_conn_send(c, "ping", 4, SM_CONN_DEFAULT);
  *     sm_frame_msg m;
  *     if (sm_conn_recv(c, &m, SM_CONN_DEFAULT) == 1) use(m.data, m.len);
  *     sm_conn_free(c);
+ * @endcode
  *
  * Timeouts: each call takes timeout_ms (SM_FOREVER, 0 for "don't wait", or
  * ms) or SM_CONN_DEFAULT for the connection's default (SM_FOREVER unless set
@@ -24,9 +28,6 @@
  * what was read stays buffered for the next call). With 0 a receive reads
  * what is queued without waiting, at most one buffer's worth (max plus a
  * read chunk) per call.
- *
- * Thread-safety: one thread may send while another receives; two threads
- * must not send (or receive) on one sm_conn at once.
  *
  * TLS (tls.h): sm_conn_dial on a tls:// endpoint, sm_conn_dial_tls with a
  * configuration, or sm_conn_new_tls on an accepted socket. The handshake
@@ -39,6 +40,13 @@
  * (returned instead of 0, so a caller decides whether to accept it); the
  * socket is made non-blocking. TLS errors are the SM_ERR_TLS_* codes, with
  * sm_conn_error_detail saying what OpenSSL said.
+ *
+ * @threads One thread may send while another receives; two threads must not
+ * send (or receive) on one sm_conn at once, and sm_conn_free() must not race
+ * with any other call on it. Distinct connections are independent.
+ *
+ * @callbacks The calls block (up to their timeout): not for an event loop's
+ * callbacks (use sm_stream, stream.h).
  */
 #ifndef SOCKMSG_CONN_H
 #define SOCKMSG_CONN_H
@@ -54,20 +62,40 @@
 extern "C" {
 #endif
 
+/** A blocking message connection (opaque). */
 typedef struct sm_conn sm_conn;
 
-/* Use the connection's default timeout. */
+/** As a timeout_ms: use the connection's default (sm_conn_set_timeout()). */
 #define SM_CONN_DEFAULT (-2)
 
-/* sm_conn_new_take - wrap a connected stream socket (TCP or Unix) with a spec.
- * Takes ownership of fd: sm_conn_free closes it, and so does a failure here.
- * The spec is copied. The fd may be blocking or not. Returns 0 and sets *out,
- * or -ENOMEM / -EINVAL / SM_ERR_SPEC (an unchecked, bad spec). */
+/**
+ * Wrap a connected stream socket (TCP or Unix) with a frame spec.
+ *
+ * Takes ownership of fd: sm_conn_free() closes it, and so does a failure
+ * here. The fd may be blocking or not.
+ *
+ * @param out   receives the connection
+ * @param fd    the connected socket, now the connection's
+ * @param spec  the framing; copied
+ * @retval 0            *out is set
+ * @retval -EINVAL      NULL out or spec, or fd < 0
+ * @retval SM_ERR_SPEC  the spec fails sm_frame_spec_check()
+ * @retval -ENOMEM      out of memory
+ */
 SM_API int sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec);
 
-/* sm_conn_dial - connect (sm_dial, with its address racing) and wrap.
- * spec is a spec string ("len32be", "line,max=4096"). Returns 0 or the error
- * of sm_frame_spec_parse / sm_dial_endpoint; `why` explains it when not NULL. */
+/**
+ * Connect (sm_dial(), with its address racing) and wrap.
+ *
+ * @param out         receives the connection
+ * @param endpoint    an endpoint string (endpoint.h)
+ * @param spec        a spec string ("len32be", "line,max=4096"; frame.h)
+ * @param timeout_ms  the deadline for connecting (resolution included)
+ * @param why         NULL, or a buffer for a one-line explanation of an error
+ * @param why_len     the size of @p why
+ * @return 0 with *out set, or the error of sm_frame_spec_parse(),
+ *         sm_endpoint_parse(), sm_dial_endpoint() or sm_conn_new_take()
+ */
 SM_API int sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_ms,
                         char *why, size_t why_len);
 
@@ -105,54 +133,126 @@ SM_API const char *sm_conn_tls_alpn(const sm_conn *c, size_t *len);
 /* sm_conn_tls_resumed - true when the TLS handshake resumed a session. */
 SM_API bool sm_conn_tls_resumed(const sm_conn *c);
 
-/* sm_conn_free - close the socket and free everything. NULL is a no-op. */
+/**
+ * Close the socket and free everything. Messages returned by sm_conn_recv()
+ * are invalid afterwards.
+ *
+ * @param c  the connection, or NULL (a no-op)
+ */
 SM_API void sm_conn_free(sm_conn *c);
 
-/* sm_conn_set_timeout - the default for calls given SM_CONN_DEFAULT. */
+/**
+ * Set the default timeout, used by calls given SM_CONN_DEFAULT.
+ *
+ * @param c           the connection
+ * @param timeout_ms  SM_FOREVER (the initial default), 0, or milliseconds
+ */
 SM_API void sm_conn_set_timeout(sm_conn *c, int timeout_ms);
 
-/* sm_conn_fd - the socket, still owned by the connection. */
+/**
+ * The socket, still owned by the connection (do not close it; reading from
+ * it behind the connection's back loses bytes).
+ *
+ * @param c  the connection
+ * @return the fd
+ */
 SM_API int sm_conn_fd(const sm_conn *c);
 
-/* sm_conn_send - send one message. Returns len, or an error: -EMSGSIZE or
- * -EINVAL when the spec cannot frame it or msg is NULL with len > 0 (nothing
- * sent), -ETIMEDOUT (part of
- * the message may have gone out: the stream is then unusable for framing and
- * should be closed), -EPIPE, -ECONNRESET. With eof framing a message is just
- * bytes; call sm_conn_shutdown after the last. */
+/**
+ * Send one message: header, payload and trailer in one gather write.
+ *
+ * With eof framing a message is just bytes; call sm_conn_shutdown() after
+ * the last.
+ *
+ * @param c           the connection
+ * @param msg         the payload (may be NULL when len is 0)
+ * @param len         its length
+ * @param timeout_ms  SM_CONN_DEFAULT, SM_FOREVER, 0, or milliseconds
+ * @return len, or an error:
+ * @retval -EMSGSIZE, -EINVAL  the spec cannot frame it (over max, a
+ *                             delimiter inside a delimited payload), or msg
+ *                             is NULL with len > 0: nothing sent
+ * @retval -EPROTO     a type: spec (use sm_conn_send_type())
+ * @retval -ETIMEDOUT  part of the message may have gone out: the stream is
+ *                     then unusable for framing and should be closed
+ * @retval -EPIPE, -ECONNRESET  the peer is gone
+ */
 SM_API ssize_t sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms);
 
-/* sm_conn_sendv - send one message made of iovcnt pieces (at most
- * IOV_MAX - 2; -EINVAL past that, or for a piece with a NULL base and a
- * nonzero length), without joining them. Returns the payload length or an
- * error as sm_conn_send. */
+/**
+ * Send one message made of iovcnt pieces, without joining them.
+ *
+ * @param c           the connection
+ * @param iov         the pieces of the payload; not modified
+ * @param iovcnt      how many: at most IOV_MAX - 2 (-EINVAL past that, or for
+ *                    a piece with a NULL base and a nonzero length)
+ * @param timeout_ms  as for sm_conn_send()
+ * @return the payload length, or an error as sm_conn_send() (-ENOMEM for
+ *         more than 6 pieces when memory runs out)
+ */
 SM_API ssize_t sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms);
 
-/* sm_conn_send_type - send one message of a type: spec with type byte `type`
- * (which the spec must map; -EPROTO otherwise). sm_conn_send on a type: spec
- * fails with -EPROTO: the type byte is part of every message there. */
+/**
+ * Send one message of a type: spec. sm_conn_send() on a type: spec fails
+ * with -EPROTO: the type byte is part of every message there.
+ *
+ * @param c           the connection
+ * @param type        the type byte, which the spec must map (-EPROTO
+ *                    otherwise)
+ * @param msg         the payload after the type byte (may be NULL when len
+ *                    is 0)
+ * @param len         its length
+ * @param timeout_ms  as for sm_conn_send()
+ * @return len, or an error as sm_conn_send()
+ */
 SM_API ssize_t sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms);
 
-/* sm_conn_recv - receive the next whole message into *msg.
- * Returns 1 with *msg set: its bytes are borrowed from the connection's buffer
- * and valid until the next sm_conn_recv or sm_conn_free. Returns 0 at a clean
- * EOF (the peer shut down at a message boundary; with eof framing the final
- * message comes first with 1, then 0). Errors: -ETIMEDOUT (nothing lost: call
- * again), SM_ERR_TRUNCATED (peer closed mid-message), -EMSGSIZE / -EPROTO (bad
- * frame; see sm_conn_error_detail; the connection should be closed),
- * -ECONNRESET, ... */
+/**
+ * Receive the next whole message into *msg.
+ *
+ * @param c           the connection
+ * @param msg         receives the message: its bytes are borrowed from the
+ *                    connection's buffer and valid until the next
+ *                    sm_conn_recv() or sm_conn_free()
+ * @param timeout_ms  as for sm_conn_send()
+ * @retval 1  *msg is set
+ * @retval 0  a clean EOF: the peer shut down at a message boundary (with eof
+ *            framing the final message comes first with 1, then 0); later
+ *            calls return 0 again
+ * @retval -ETIMEDOUT        nothing lost: call again
+ * @retval SM_ERR_TRUNCATED  the peer closed mid-message
+ * @retval -EMSGSIZE, -EPROTO  a bad frame (see sm_conn_error_detail()); the
+ *                           connection should be closed
+ * @retval -EINVAL           a NULL argument
+ * @retval -errno            -ECONNRESET, -ENOMEM, ...
+ */
 SM_API int sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms);
 
-/* sm_conn_shutdown - half-close after the last message: the peer sees EOF;
- * sm_conn_recv still works. Returns 0 or -errno. */
+/**
+ * Half-close after the last message: the peer sees EOF; sm_conn_recv() still
+ * works.
+ *
+ * @param c  the connection
+ * @retval 0       done
+ * @retval -errno  shutdown(2) failed; -EINVAL for NULL
+ */
 SM_API int sm_conn_shutdown(sm_conn *c);
 
-/* sm_conn_error_detail - a human-readable explanation of the last framing
- * error ("length 9999999 exceeds max 1048576 ..."), or "" if none. Valid until
- * the next call on c. */
+/**
+ * A human-readable explanation of the last framing error ("length 9999999
+ * exceeds max 1048576 ..."), or "" if none.
+ *
+ * @param c  the connection
+ * @return a string owned by c, valid until the next call on c
+ */
 SM_API const char *sm_conn_error_detail(sm_conn *c);
 
-/* sm_conn_skipped - messages discarded under oversize=skip so far. */
+/**
+ * The number of messages discarded under oversize=skip so far.
+ *
+ * @param c  the connection
+ * @return the count
+ */
 SM_API uint64_t sm_conn_skipped(const sm_conn *c);
 
 #ifdef __cplusplus

@@ -1,12 +1,16 @@
-/* sockmsg — error codes.
+/**
+ * @file
+ * @brief Error codes and their messages.
  *
  * Every function that can fail returns a negative value on error: either a
  * negated errno (-ETIMEDOUT, -ECONNRESET, -EMSGSIZE for an oversized frame,
- * -EPROTO for a malformed one, -EPIPE, ...) or one of the library codes below.
- * Library codes sit below -4095, outside the kernel's errno range, so the two
- * never collide, and above SM_ERR_BASE - 4096 (-8192): values from -8192 down
- * are never returned by the library and are free for an application's own
- * codes (sm_strerror calls them "unknown error").
+ * -EPROTO for a malformed one, -EPIPE, ...) or one of the library codes of
+ * ::sm_err. Library codes sit below -4095, outside the kernel's errno range,
+ * so the two never collide, and above SM_ERR_BASE - 4096 (-8192): values from
+ * -8192 down are never returned by the library and are free for an
+ * application's own codes (sm_strerror() calls them "unknown error").
+ *
+ * @threads Every function here is thread-safe and callable from any callback.
  */
 #ifndef SOCKMSG_ERROR_H
 #define SOCKMSG_ERROR_H
@@ -17,16 +21,22 @@
 extern "C" {
 #endif
 
+/** The library's codes are SM_ERR_BASE - 1, SM_ERR_BASE - 2, ... */
 #define SM_ERR_BASE (-4096)
 
-/* X(name, value, message): one table gives the enum, sm_strerror and
- * sm_err_name. Append only; values are part of the ABI. SM_ERR_BASE - 10 is
- * retired (it was SM_ERR_HTTP, now the sockmsg tool's own code): the next
- * code is SM_ERR_BASE - 21.
+/**
+ * The library's error codes as an X-macro: X(name, value, message).
+ *
+ * One table gives ::sm_err, sm_strerror() and sm_err_name(); expand it with
+ * your own X to map the codes elsewhere (a language binding, a test). Append
+ * only; values are part of the ABI. SM_ERR_BASE - 10 is retired (it was
+ * SM_ERR_HTTP, now the sockmsg tool's own code): the next code is
+ * SM_ERR_BASE - 21.
  *
  * The TLS codes (SM_ERR_BASE - 11 to - 19) name what a user can act on; the
  * detail string (sm_conn_error_detail, sm_stream_detail, `why`) adds
- * OpenSSL's own reason and the names involved. */
+ * OpenSSL's own reason and the names involved.
+ */
 #define SM_ERR_TABLE(X)                                                                            \
     X(SM_ERR_TRUNCATED, SM_ERR_BASE - 1, "peer closed in the middle of a message")                 \
     X(SM_ERR_RESOLVE, SM_ERR_BASE - 2, "host name could not be resolved")                          \
@@ -49,27 +59,84 @@ extern "C" {
       "unknown CA: certificate not signed by a trusted CA")                                        \
     X(SM_ERR_TLS_ALPN, SM_ERR_BASE - 18, "no ALPN protocol in common with the peer")               \
     X(SM_ERR_TLS_EOF, SM_ERR_BASE - 19,                                                            \
-      "peer closed without TLS close_notify (possible truncation)")                   \
+      "peer closed without TLS close_notify (possible truncation)")                                \
     X(SM_ERR_BACKEND, SM_ERR_BASE - 20,                                                            \
       "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")
 
+/**
+ * The library's own error codes, returned negated like errno values (they
+ * are negative already: compare with `rc == SM_ERR_TRUNCATED`).
+ */
 enum sm_err {
 #define SM__ERR_ENUM(name, value, msg) name = (value),
     SM_ERR_TABLE(SM__ERR_ENUM)
 #undef SM__ERR_ENUM
 };
 
-/* sm_strerror - a human-readable message for any code this library returns.
+/**
+ * @var SM_ERR_TRUNCATED
+ * The peer closed in the middle of a message: its EOF came after some but
+ * not all bytes of a frame (sm_recv_exact(), sm_frame_decode_eof(),
+ * sm_conn_recv(), a stream's or a server connection's close reason, or an
+ * EOF before a whole PROXY header).
  *
- * err: a negative error (library code or negated errno); a non-negative value
- * gives "success". Returns a static string, never NULL. Thread-safe (unlike
- * strerror(3), it never writes a shared buffer; unknown codes give "unknown
- * error"). */
+ * @var SM_ERR_RESOLVE
+ * A host name could not be resolved (getaddrinfo failed); the functions that
+ * take a `why` buffer put the resolver's message there.
+ *
+ * @var SM_ERR_ENDPOINT
+ * A malformed endpoint string (sm_endpoint_parse() explains what is wrong).
+ *
+ * @var SM_ERR_SPEC
+ * A malformed frame spec string, or a hand-filled ::sm_frame_spec that fails
+ * sm_frame_spec_check(); also options that a spec cannot serve (a ping that
+ * the spec cannot frame, heartbeats with eof framing).
+ *
+ * @var SM_ERR_FORMAT
+ * A malformed sm_pack() / sm_unpack() format string.
+ *
+ * @var SM_ERR_CLOSED
+ * The object is closed or closing: a send, shutdown or close on a stream or
+ * peer that is already closing, sm_io_start() after sm_io_close(),
+ * sm_server_start() after sm_server_stop(); and the close reason after a
+ * local sm_stream_close() or sm_peer_close().
+ *
+ * @var SM_ERR_SLOW_CONSUMER
+ * The peer does not read: a send would take the output queue past its
+ * limit (max_queued), or a blocking send to a server peer timed out; the
+ * connection is closed with this reason.
+ *
+ * @var SM_ERR_HEARTBEAT
+ * Nothing arrived from the peer within heartbeat_timeout_ms: the close
+ * reason of a stream or server connection.
+ *
+ * @var SM_ERR_LIMIT
+ * A configured limit was reached. Reserved: no library function returns it
+ * at present (the sockmsg tool's HTTP client uses it).
+ *
+ * @var SM_ERR_BACKEND
+ * $SOCKMSG_BACKEND names no loop backend: from sm_loop_new() with
+ * SM_BACKEND_DEFAULT, and so from sm_server_new().
+ */
+
+/**
+ * A human-readable message for any code this library returns.
+ *
+ * Unlike strerror(3), it never writes a shared buffer, so it is thread-safe.
+ *
+ * @param err  a negative error (library code or negated errno)
+ * @return a static string, never NULL: "success" for a non-negative value,
+ *         "unknown error" for an unknown code
+ */
 SM_API const char *sm_strerror(int err);
 
-/* sm_err_name - the symbolic name of a code: "ETIMEDOUT", "SM_ERR_TRUNCATED",
- * "OK" for >= 0, "E?" for unknown codes. Static string; thread-safe. Meant for
- * logs and test failure messages. */
+/**
+ * The symbolic name of a code, for logs and test failure messages.
+ *
+ * @param err  a negative error (library code or negated errno)
+ * @return a static string, never NULL: "ETIMEDOUT", "SM_ERR_TRUNCATED", ...;
+ *         "OK" for a value >= 0, "E?" for an unknown code
+ */
 SM_API const char *sm_err_name(int err);
 
 #ifdef __cplusplus

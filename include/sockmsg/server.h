@@ -1,9 +1,12 @@
-/* sockmsg — servers: listeners, an execution model, limits, graceful stop.
+/**
+ * @file
+ * @brief Servers: listeners, an execution model, limits, graceful stop.
  *
  * An sm_server listens on one or more endpoints, accepts connections, frames
  * them with one frame spec and hands whole messages to three callbacks. The
  * handlers see each client as an sm_peer, whichever execution model runs it:
  *
+ * @code
  *     static void on_msg(sm_peer *p, const sm_frame_msg *m) {
  *         sm_peer_send(p, m->data, m->len);                 // echo
  *     }
@@ -18,6 +21,7 @@
  *     if (sm_server_new(&srv, &o, why, sizeof why) < 0) ...   // binds every listener
  *     sm_server_run(srv);                                      // until stopped and drained
  *     sm_server_free(srv);
+ * @endcode
  *
  * Execution models (opts.model):
  *
@@ -109,6 +113,7 @@
  * unless said, counted in sm_server_get_stats (SECURITY.md has the same
  * table, with what a hostile client can and cannot do within it):
  *
+ * @code{.unparsed}
  *   option                    default (zero value)       past it
  *   max_conns                 RLIMIT_NOFILE's soft limit  a new connection is accepted
  *                             at sm_server_new, minus     and closed at once
@@ -147,6 +152,7 @@
  *     max plus 64 KiB) and, in the loop model, max_queued bytes of output:
  *     max_conns x (max + max_queued) bounds what clients can make a server
  *     hold; lower max (max= in the spec) or max_conns to lower it.
+ * @endcode
  *
  * Stopping. sm_server_stop (from any thread, a handler included), or SIGINT
  * or SIGTERM with opts.handle_signals, starts a graceful stop:
@@ -165,10 +171,12 @@
  * sm_server_wait returns when every connection is gone.
  *
  * Closing reasons (on_close's `reason`, and sm_server_close_kind):
+ * @code{.unparsed}
  *   0                      clean: the client shut down at a message boundary
  *                          and every reply was written
  *   -ECONNRESET, -EPIPE    the client reset the connection
  *   -ETIMEDOUT             first-message, idle or write timeout
+ *   SM_ERR_HEARTBEAT       nothing received within heartbeat_timeout_ms
  *   -EMSGSIZE, -EPROTO     an oversized or malformed frame
  *   SM_ERR_TRUNCATED       the client's EOF came in the middle of a message
  *   SM_ERR_SLOW_CONSUMER   the output queue exceeded max_queued
@@ -178,6 +186,7 @@
  *                          client certificate refused, no ALPN in common),
  *                          or the client ended without close_notify
  *   other -errno           what the kernel or the allocator reported
+ * @endcode
  * Connections that never become peers (refused at a limit, a bad or
  * missing PROXY header, or an accepted socket whose options, opts.sock or
  * TCP_NODELAY, cannot be set) are counted in the stats and logged, but
@@ -191,7 +200,7 @@
  * SM_CLOSE_MALFORMED, logged with the decoder's reason). A LOCAL (health
  * check) or UNKNOWN header keeps the socket's own addresses.
  *
- * Handlers and threads. In the loop model every callback of a peer runs on
+ * @threads Handlers and threads. In the loop model every callback of a peer runs on
  * its loop's thread, and the sm_peer_* calls may only be made there (from
  * any callback of that loop). In the thread model a peer's callbacks run on
  * its connection thread; sm_peer_send and friends take a per-peer lock, so
@@ -219,126 +228,139 @@
 extern "C" {
 #endif
 
+/** A server (opaque). */
 typedef struct sm_server sm_server;
+/** One client connection of a server, as its handlers see it (opaque). */
 typedef struct sm_peer sm_peer;
 
+/** The thread model's default connection thread stack: 128 KiB. */
 #define SM_SERVER_STACK_DEFAULT ((size_t)128 << 10)
 
+/** How connections are run (see "Execution models" above). */
 typedef enum sm_server_model {
-    SM_SERVER_LOOP = 0,   /* N event loops, non-blocking streams */
-    SM_SERVER_THREAD = 1, /* a blocking thread per connection */
+    SM_SERVER_LOOP = 0,   /**< N event loops, non-blocking streams */
+    SM_SERVER_THREAD = 1, /**< a blocking thread per connection */
 } sm_server_model;
 
+/** How connections reach the loops (loop model; see above). */
 typedef enum sm_server_accept {
-    SM_ACCEPT_DEFAULT = 0,   /* REUSEPORT (see above) */
-    SM_ACCEPT_REUSEPORT = 1, /* a listener per loop (TCP); Unix endpoints dispatch */
-    SM_ACCEPT_DISPATCH = 2,  /* loop 0 accepts and hands fds out round-robin */
+    SM_ACCEPT_DEFAULT = 0,   /**< REUSEPORT (see above) */
+    SM_ACCEPT_REUSEPORT = 1, /**< a listener per loop (TCP); Unix endpoints dispatch */
+    SM_ACCEPT_DISPATCH = 2,  /**< loop 0 accepts and hands fds out round-robin */
 } sm_server_accept;
 
-/* Thread model: when a connection gets its thread (see "Execution models"). */
+/** Thread model: when a connection gets its thread (see "Execution models"). */
 typedef enum sm_server_commit {
-    SM_COMMIT_DEFAULT = 0,       /* SM_COMMIT_FIRST_MESSAGE */
-    SM_COMMIT_FIRST_MESSAGE = 1, /* once a whole first message has arrived */
-    SM_COMMIT_ACCEPT = 2,        /* at once (after the PROXY header): the server speaks first */
+    SM_COMMIT_DEFAULT = 0,       /**< SM_COMMIT_FIRST_MESSAGE */
+    SM_COMMIT_FIRST_MESSAGE = 1, /**< once a whole first message has arrived */
+    SM_COMMIT_ACCEPT = 2,        /**< at once (after the PROXY header): the server speaks first */
 } sm_server_commit;
 
+/** The severity of a log line. */
 typedef enum sm_log_level {
-    SM_LOG_DEFAULT = 0, /* as an option: SM_LOG_INFO */
-    SM_LOG_ERROR = 1,
-    SM_LOG_WARN = 2,
-    SM_LOG_INFO = 3,
-    SM_LOG_DEBUG = 4,
+    SM_LOG_DEFAULT = 0, /**< as an option: SM_LOG_INFO */
+    SM_LOG_ERROR = 1,   /**< a failure: a loop, a thread, setting up a connection */
+    SM_LOG_WARN = 2,    /**< refusals, fd exhaustion, bad PROXY headers */
+    SM_LOG_INFO = 3,    /**< listening, stopping */
+    SM_LOG_DEBUG = 4,   /**< per-connection opens and closes */
 } sm_log_level;
 
-/* Why a connection ended, in classes (sm_server_close_kind). */
+/** Why a connection ended, in classes (sm_server_close_kind()). */
 typedef enum sm_close_kind {
-    SM_CLOSE_CLEAN = 0,     /* reason 0 */
-    SM_CLOSE_RESET,         /* -ECONNRESET, -EPIPE */
-    SM_CLOSE_TIMEOUT,       /* -ETIMEDOUT */
-    SM_CLOSE_HEARTBEAT,     /* SM_ERR_HEARTBEAT */
-    SM_CLOSE_OVERSIZE,      /* -EMSGSIZE */
-    SM_CLOSE_MALFORMED,     /* -EPROTO (a bad frame or PROXY header) */
-    SM_CLOSE_TRUNCATED,     /* SM_ERR_TRUNCATED */
-    SM_CLOSE_SLOW_CONSUMER, /* SM_ERR_SLOW_CONSUMER */
-    SM_CLOSE_LOCAL,         /* SM_ERR_CLOSED: sm_peer_close */
-    SM_CLOSE_DRAIN,         /* -ECANCELED: the stop's deadline or a forced stop */
-    SM_CLOSE_REFUSED,       /* at max_conns, the thread limit, or out of fds */
-    SM_CLOSE_OTHER,         /* anything else */
-    SM_CLOSE_TLS,           /* SM_ERR_TLS_*: a failed handshake, no close_notify, ... */
-    SM_CLOSE_KINDS
+    SM_CLOSE_CLEAN = 0,     /**< reason 0 */
+    SM_CLOSE_RESET,         /**< -ECONNRESET, -EPIPE */
+    SM_CLOSE_TIMEOUT,       /**< -ETIMEDOUT */
+    SM_CLOSE_HEARTBEAT,     /**< SM_ERR_HEARTBEAT */
+    SM_CLOSE_OVERSIZE,      /**< -EMSGSIZE */
+    SM_CLOSE_MALFORMED,     /**< -EPROTO (a bad frame or PROXY header) */
+    SM_CLOSE_TRUNCATED,     /**< SM_ERR_TRUNCATED */
+    SM_CLOSE_SLOW_CONSUMER, /**< SM_ERR_SLOW_CONSUMER */
+    SM_CLOSE_LOCAL,         /**< SM_ERR_CLOSED: sm_peer_close */
+    SM_CLOSE_DRAIN,         /**< -ECANCELED: the stop's deadline or a forced stop */
+    SM_CLOSE_REFUSED,       /**< at max_conns, the thread limit, or out of fds */
+    SM_CLOSE_OTHER,         /**< anything else */
+    SM_CLOSE_TLS,           /**< SM_ERR_TLS_*: a failed handshake, no close_notify, ... */
+    SM_CLOSE_KINDS          /**< the number of kinds (the size of sm_server_stats::closes) */
 } sm_close_kind;
 
-/* The peer's connection is set up (and its PROXY header read): the first
- * callback of a peer. */
+/** The peer's connection is set up (and its PROXY header read): the first
+ * callback of a peer. @param p the peer */
 typedef void (*sm_server_open_cb)(sm_peer *p);
-/* One whole message; msg and its bytes are borrowed until the return. */
+/** One whole message.
+ * @param p    the peer
+ * @param msg  the message; it and its bytes are borrowed until the return */
 typedef void (*sm_server_message_cb)(sm_peer *p, const sm_frame_msg *msg);
-/* The peer is gone (reason above); the last callback: the peer's memory is
- * freed after it returns. Free what you hung on sm_peer_get_data here. */
+/** The peer is gone: the last callback; the peer's memory is freed after it
+ * returns. Free what you hung on sm_peer_get_data() here.
+ * @param p       the peer
+ * @param reason  why (see "Closing reasons" above) */
 typedef void (*sm_server_close_cb)(sm_peer *p, int reason);
-/* A log line (no newline). May run on any server thread, concurrently. */
+/** A log line. May run on any server thread, concurrently.
+ * @param log_data  opts.log_data
+ * @param level     the line's severity
+ * @param line      the line, without a newline; valid until the return */
 typedef void (*sm_server_log_cb)(void *log_data, sm_log_level level, const char *line);
 
-/* Server configuration; all-zero fields mean the defaults. sm_server_new
+/** Server configuration; all-zero fields mean the defaults. sm_server_new()
  * copies it and everything it points at (endpoints, spec, sock, ping): none
  * of it needs to outlive the call. */
 typedef struct sm_server_opts {
-    /* Endpoints to listen on (endpoint.h): "tcp://127.0.0.1:0",
+    /** Endpoints to listen on (endpoint.h): "tcp://127.0.0.1:0",
      * "tcp://[::1]:7000", "tcp://HOST:7000" with HOST "*" (all interfaces,
-     * dual-stack), "unix:/path", "unix:@name". listen_count of them, or, when listen_count is 0, up
-     * to a NULL entry. At least one. Copied. */
+     * dual-stack), "unix:/path", "unix:@name". listen_count of them, or, when
+     * listen_count is 0, up to a NULL entry. At least one. Copied. */
     const char *const *listen;
-    int listen_count;
-    int backlog; /* listen(2) backlog; 0: SOMAXCONN */
+    int listen_count; /**< the number of listen entries; 0: up to a NULL entry */
+    int backlog;      /**< listen(2) backlog; 0: SOMAXCONN */
 
-    /* The framing: a spec string ("line,max=4096", frame.h), parsed by
-     * sm_server_new, or a parsed spec (checked). At most one of the two
+    /** The framing: a spec string ("line,max=4096", frame.h), parsed by
+     * sm_server_new(), or a parsed spec (see spec). At most one of the two
      * (-EINVAL when both are set); neither: len32be. Both copied. */
     const char *frame;
-    const sm_frame_spec *spec;
+    const sm_frame_spec *spec; /**< a parsed spec (checked), instead of frame */
 
-    sm_server_model model;
-    /* Loop model: event loops (0: one per online CPU, at most 64).
+    sm_server_model model; /**< the execution model */
+    /** Loop model: event loops (0: one per online CPU, at most 64).
      * Thread model: the most connection threads at once (0: 256). */
     int threads;
-    sm_server_accept accept; /* loop model only */
-    sm_server_commit commit; /* thread model only */
-    /* Thread model: each connection thread's stack, in bytes; 0: 128 KiB
+    sm_server_accept accept; /**< loop model only */
+    sm_server_commit commit; /**< thread model only */
+    /** Thread model: each connection thread's stack, in bytes; 0: 128 KiB
      * (SM_SERVER_STACK_DEFAULT); at least PTHREAD_STACK_MIN. Handlers run
      * on it: one that needs more (deep recursion, big local arrays) says so
      * here. */
     size_t thread_stack_size;
     sm_loop_backend backend;  /* for every loop the server creates */
-    const sm_sock_opts *sock; /* applied to accepted sockets; NULL: TCP_NODELAY */
+    const sm_sock_opts *sock; /**< applied to accepted sockets; NULL: TCP_NODELAY */
 
-    sm_server_open_cb on_open;       /* may be NULL */
-    sm_server_message_cb on_message; /* required */
-    sm_server_close_cb on_close;     /* may be NULL */
-    void *data;                      /* sm_server_get_data */
+    sm_server_open_cb on_open;       /**< may be NULL */
+    sm_server_message_cb on_message; /**< required */
+    sm_server_close_cb on_close;     /**< may be NULL */
+    void *data;                      /**< sm_server_get_data() */
 
-    /* Connections at once, all threads together, those on the thread
+    /** Connections at once, all threads together, those on the thread
      * model's front and reading PROXY headers included; 0: derived from
      * RLIMIT_NOFILE (see Limits); -1: no limit. */
     int max_conns;
-    size_t max_queued; /* output bytes queued per connection (loop model); 0: the
+    size_t max_queued; /**< output bytes queued per connection (loop model); 0: the
                           stream default (16 MiB + 64 KiB) */
-    size_t high_water; /* loop model: queued bytes that pause reading; 0: 1 MiB */
-    /* The first whole message must arrive this soon after the accept (after
+    size_t high_water; /**< loop model: queued bytes that pause reading; 0: 1 MiB */
+    /** The first whole message must arrive this soon after the accept (after
      * the PROXY header, with proxy_protocol); 0: 10 s; SM_FOREVER: off. It
      * also bounds the wait for a PROXY header (10 s when off). */
     int first_message_timeout_ms;
-    int idle_timeout_ms; /* nothing sent or received; 0: 5 min; SM_FOREVER: off */
-    /* A message after the first, once its first byte has arrived, must be
+    int idle_timeout_ms; /**< nothing sent or received; 0: 5 min; SM_FOREVER: off */
+    /** A message after the first, once its first byte has arrived, must be
      * complete this soon (a client that trickles a message, slowloris);
      * 0: 60 s; SM_FOREVER: off. The loop model checks every
      * message_timeout_ms, so a message is closed between one and two
      * periods after it began. */
     int message_timeout_ms;
-    int write_timeout_ms; /* a send makes no progress; 0: 30 s; SM_FOREVER: none */
-    int drain_timeout_ms; /* after a stop; 0: 5 s; SM_FOREVER: none */
+    int write_timeout_ms; /**< a send makes no progress; 0: 30 s; SM_FOREVER: none */
+    int drain_timeout_ms; /**< after a stop; 0: 5 s; SM_FOREVER: none */
     int drain_quiet_ms;   /* quiet time that ends a drain; 0: 50 ms */
 
-    /* Heartbeats, both models (0: off). After heartbeat_ms with nothing sent
+    /** Heartbeats, both models (0: off). After heartbeat_ms with nothing sent
      * to a peer, the server sends it the ping message; a peer from which
      * nothing arrived for heartbeat_timeout_ms is closed with
      * SM_ERR_HEARTBEAT (close kind "heartbeat"): a dead peer is found even
@@ -354,26 +376,26 @@ typedef struct sm_server_opts {
      * SM_STREAM_TIMEOUT_MAX_MS; timers fire up to SM_STREAM_TIMER_RES_MS late
      * in the loop model. */
     int heartbeat_ms;
-    int heartbeat_timeout_ms;
-    const void *ping;
-    size_t ping_len;
-    int ping_type;
-    bool swallow_pings;
+    int heartbeat_timeout_ms; /**< close a peer silent this long (see heartbeat_ms) */
+    const void *ping;         /**< the ping's payload (see heartbeat_ms) */
+    size_t ping_len;          /**< its length */
+    int ping_type;            /**< the ping's type byte, for type: specs */
+    bool swallow_pings;       /**< do not pass pings to on_message (see heartbeat_ms) */
 
-    /* SIGINT and SIGTERM start a graceful stop; a second one forces it.
+    /** SIGINT and SIGTERM start a graceful stop; a second one forces it.
      * sm_server_start then blocks both signals in the calling thread (and so
      * in every thread created after it, the server's included) and one
      * server thread receives them with a signalfd; sm_server_free restores
      * the mask when called from the thread that started the server. Threads
      * created before sm_server_start must block them themselves. */
     bool handle_signals;
-    /* Every connection starts with a PROXY v1/v2 header (see above). */
+    /** Every connection starts with a PROXY v1/v2 header (see above). */
     bool proxy_protocol;
 
-    sm_server_log_cb log; /* NULL: silent */
-    void *log_data;
-    sm_log_level log_level; /* the most verbose level passed to log; default INFO */
-    /* TLS for the tls:// listeners (tls.h): an SM_TLS_SERVER configuration
+    sm_server_log_cb log;   /**< NULL: silent */
+    void *log_data;         /**< passed to log */
+    sm_log_level log_level; /**< the most verbose level passed to log; default INFO */
+    /** TLS for the tls:// listeners (tls.h): an SM_TLS_SERVER configuration
      * with its certificate (and a CA for mutual TLS); required when a
      * listener is tls://, referenced, must outlive the server. Both models
      * bound the handshake by the configuration's handshake timeout (10 s):
@@ -384,211 +406,413 @@ typedef struct sm_server_opts {
     sm_tls_config *tls;
 } sm_server_opts;
 
-/* Counters, summed over the server's threads at the time of the call. */
+/** Counters, summed over the server's threads at the time of the call. */
 typedef struct sm_server_stats {
-    uint64_t accepted;      /* connections accepted (refused ones included) */
-    uint64_t opened;        /* connections that became peers (on_open) */
-    uint64_t current;       /* open connections, those still reading a PROXY header included */
-    uint64_t msgs_in;       /* whole messages received */
-    uint64_t msgs_out;      /* messages sent (queued, in the loop model) */
-    uint64_t bytes_in;      /* payload bytes of those messages */
-    uint64_t bytes_out;     /* payload bytes of those messages */
-    uint64_t accept_errors; /* accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...), and
+    uint64_t accepted;      /**< connections accepted (refused ones included) */
+    uint64_t opened;        /**< connections that became peers (on_open) */
+    uint64_t current;       /**< open connections, those still reading a PROXY header included */
+    uint64_t msgs_in;       /**< whole messages received */
+    uint64_t msgs_out;      /**< messages sent (queued, in the loop model) */
+    uint64_t bytes_in;      /**< payload bytes of the messages received */
+    uint64_t bytes_out;     /**< payload bytes of the messages sent */
+    uint64_t accept_errors; /**< accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...), and
                                accepted sockets whose options could not be set */
-    uint64_t closes[SM_CLOSE_KINDS]; /* closed connections by kind, refused included */
+    uint64_t closes[SM_CLOSE_KINDS]; /**< closed connections by kind, refused included */
 } sm_server_stats;
 
 /* ---- the server ----------------------------------------------------------- */
 
-/* sm_server_new - check opts, create the server and bind every listener.
+/**
+ * Check opts, create the server and bind every listener.
  *
  * Listeners are bound and listening when this returns (port 0 can be read
- * back at once with sm_server_endpoint), but nothing is accepted before
- * sm_server_start. Allocates the server, its listening sockets and (loop
- * model) its loops; no thread is started. Returns 0 and sets *out, or
- * -EINVAL (a NULL or bad option: no endpoint, no on_message, negative
- * values, both frame and spec), SM_ERR_SPEC (opts.frame does not parse, or
- * opts.spec fails sm_frame_spec_check),
- * SM_ERR_ENDPOINT, SM_ERR_RESOLVE, -EADDRINUSE (something already listens
- * on an endpoint: see SM_ACCEPT_REUSEPORT), -EACCES, -EMFILE, -ENOMEM;
- * `why` (when not NULL) then receives a one-line explanation naming the
- * option or endpoint. Free with sm_server_free. */
+ * back at once with sm_server_endpoint()), but nothing is accepted before
+ * sm_server_start(). Allocates the server, its listening sockets and (loop
+ * model) its loops; no thread is started. Free with sm_server_free().
+ *
+ * @param out      receives the server
+ * @param opts     the configuration; copied with everything it points at
+ * @param why      NULL, or a buffer that receives a one-line explanation of
+ *                 an error naming the option or endpoint
+ * @param why_len  the size of @p why
+ * @retval 0                *out is set
+ * @retval -EINVAL          a NULL or bad option: no endpoint, no on_message,
+ *                          negative values, both frame and spec
+ * @retval SM_ERR_SPEC      opts.frame does not parse, or opts.spec fails
+ *                          sm_frame_spec_check()
+ * @retval SM_ERR_ENDPOINT, SM_ERR_RESOLVE  a bad endpoint
+ * @retval -EADDRINUSE      something already listens on an endpoint (see
+ *                          SM_ACCEPT_REUSEPORT)
+ * @retval SM_ERR_BACKEND   $SOCKMSG_BACKEND names no backend and
+ *                          opts.backend is SM_BACKEND_DEFAULT
+ * @retval -errno           -EACCES, -EMFILE, -ENOMEM, ...
+ * @threads Thread-safe (distinct servers are independent).
+ */
 SM_API int sm_server_new(sm_server **out, const sm_server_opts *opts, char *why, size_t why_len);
 
-/* sm_server_start - start the server's threads and return.
+/**
+ * Start the server's threads and return.
  *
- * Returns 0, or -EALREADY (started before), SM_ERR_CLOSED (stopped before it
- * started), or the error of creating a thread or installing the signal mask
- * (nothing is left running then). Not from a handler. */
+ * @param srv  the server
+ * @retval 0              running
+ * @retval -EALREADY      started before
+ * @retval SM_ERR_CLOSED  stopped before it started
+ * @retval -EINVAL        NULL
+ * @retval -errno         the error of creating a thread or installing the
+ *                        signal mask (nothing is left running then)
+ * @callbacks Not from a handler.
+ */
 SM_API int sm_server_start(sm_server *srv);
 
-/* sm_server_wait - wait until the server has stopped and every connection is
- * gone, and join its threads. Returns 0, -EINVAL if it was never started, or
- * -EDEADLK when called from one of the server's own threads (a handler); or
- * the error of a server thread's event loop (sm_loop_run) that failed 8
- * times in a row: the server then stopped itself (logged at SM_LOG_ERROR),
- * closing that loop's connections at once (-ECANCELED; in the thread model,
- * where the failing loop is the acceptor's, every connection) and draining
- * the others. Callable once per start from one thread; later calls return the
- * same at once. */
+/**
+ * Wait until the server has stopped and every connection is gone, and join
+ * its threads.
+ *
+ * Callable once per start from one thread; later calls return the same at
+ * once.
+ *
+ * @param srv  the server
+ * @retval 0         stopped cleanly
+ * @retval -EINVAL   it was never started (or NULL)
+ * @retval -EDEADLK  called from one of the server's own threads (a handler)
+ * @retval -errno    the error of a server thread's event loop (sm_loop_run())
+ *                   that failed 8 times in a row: the server then stopped
+ *                   itself (logged at SM_LOG_ERROR), closing that loop's
+ *                   connections at once (-ECANCELED; in the thread model,
+ *                   where the failing loop is the acceptor's, every
+ *                   connection) and draining the others
+ * @callbacks Not from a handler (-EDEADLK).
+ */
 SM_API int sm_server_wait(sm_server *srv);
 
-/* sm_server_run - sm_server_start, then sm_server_wait. Returns the first
- * error or 0. */
+/**
+ * sm_server_start(), then sm_server_wait().
+ *
+ * @param srv  the server
+ * @return 0, or the first error of the two
+ * @callbacks Not from a handler.
+ */
 SM_API int sm_server_run(sm_server *srv);
 
-/* sm_server_stop - start a graceful stop (see "Stopping" above) and return
- * at once. Thread-safe, callable from handlers and before sm_server_start
- * (the server then never starts). Idempotent. */
+/**
+ * Start a graceful stop (see "Stopping" above) and return at once.
+ * Idempotent. Before sm_server_start() it makes the server never start.
+ *
+ * @param srv  the server
+ * @threads Thread-safe.
+ * @callbacks Callable from handlers.
+ */
 SM_API void sm_server_stop(sm_server *srv);
 
-/* sm_server_stop_now - stop and close every connection at once (reason
- * -ECANCELED): what a second signal does. Thread-safe, callable from
- * handlers. Returns at once; sm_server_wait waits for the closes. */
+/**
+ * Stop and close every connection at once (reason -ECANCELED): what a second
+ * signal does. Returns at once; sm_server_wait() waits for the closes.
+ *
+ * @param srv  the server
+ * @threads Thread-safe.
+ * @callbacks Callable from handlers.
+ */
 SM_API void sm_server_stop_now(sm_server *srv);
 
-/* sm_server_free - free the server: stops it first (graceful, then waits) if
- * it is running. Closes the listeners (a Unix socket file is removed).
- * NULL is a no-op. Not from a handler. */
+/**
+ * Free the server: stops it first (graceful, then waits) if it is running.
+ * Closes the listeners (a Unix socket file is removed).
+ *
+ * @param srv  the server, or NULL (a no-op)
+ * @callbacks Not from a handler.
+ */
 SM_API void sm_server_free(sm_server *srv);
 
-/* sm_server_endpoint_count - the number of configured endpoints. */
+/**
+ * The number of configured endpoints.
+ *
+ * @param srv  the server
+ * @return the count (0 for NULL)
+ */
 SM_API int sm_server_endpoint_count(const sm_server *srv);
 
-/* sm_server_endpoint - the bound address of endpoint i (in the order of
- * opts.listen), port 0 resolved. Returns 0, or -EINVAL (i out of range). */
+/**
+ * The bound address of endpoint i, port 0 resolved.
+ *
+ * @param srv  the server
+ * @param i    the endpoint's index in opts.listen
+ * @param out  receives the address
+ * @retval 0        done
+ * @retval -EINVAL  i out of range, or a NULL argument
+ */
 SM_API int sm_server_endpoint(const sm_server *srv, int i, sm_endpoint *out);
 
-/* sm_server_get_stats - the counters now. Thread-safe, any time between new and
- * free; each counter is exact once the server has stopped, and a snapshot
- * taken while it runs may be a few events apart between counters. */
+/**
+ * The counters now. Each counter is exact once the server has stopped, and a
+ * snapshot taken while it runs may be a few events apart between counters.
+ *
+ * @param srv  the server
+ * @param out  receives the counters
+ * @threads Thread-safe, any time between new and free.
+ */
 SM_API void sm_server_get_stats(const sm_server *srv, sm_server_stats *out);
 
-/* sm_server_get_data - opts.data. */
+/**
+ * The caller's pointer.
+ *
+ * @param srv  the server
+ * @return opts.data
+ */
 SM_API void *sm_server_get_data(const sm_server *srv);
 
-/* sm_server_is_stopping - true once a stop was requested. Thread-safe. */
+/**
+ * Whether a stop was requested.
+ *
+ * @param srv  the server
+ * @return true once a stop was requested
+ * @threads Thread-safe.
+ */
 SM_API bool sm_server_is_stopping(const sm_server *srv);
 
-/* sm_server_broadcast - send one message to every peer except `except`
- * (may be NULL), on every thread of the server.
+/**
+ * Send one message to every peer except `except`, on every thread of the
+ * server.
  *
- * type: the type byte for type: specs, else -1. The message is copied
- * before this returns. In the loop model peers of other loops get it a
+ * The message is copied before this returns. In the loop model peers of other loops get it a
  * moment later (handed over through each loop's inbox), and peers of the
  * caller's own loop (the loop of `except`) at once; in the thread model
  * each peer's send blocks as sm_peer_send does (a peer that takes longer
  * than write_timeout_ms is closed as a slow consumer). Peers whose sending
  * side is shut down are skipped; a failed send to one peer (it is closing,
- * or its queue is full) does not stop the others. Returns 0, or -EMSGSIZE /
- * -EINVAL / -EPROTO (the spec cannot frame it; nothing sent), -ENOMEM.
- * Peers that connect while it runs may or may not get it. Thread-safe;
- * callable from handlers. In the loop model `except` must be a peer of the
- * calling handler's own loop, or NULL. */
+ * or its queue is full) does not stop the others. Peers that connect while
+ * it runs may or may not get it.
+ *
+ * @param srv     the server
+ * @param except  a peer that does not get it, or NULL; in the loop model it
+ *                must be a peer of the calling handler's own loop
+ * @param type    the type byte for type: specs, else -1
+ * @param msg     the payload; may be NULL when len is 0
+ * @param len     its length
+ * @retval 0        sent (or queued) to every peer that could take it
+ * @retval -EMSGSIZE, -EINVAL, -EPROTO  the spec cannot frame it (nothing
+ *                  sent); -EINVAL also for NULL srv, or NULL msg with len > 0
+ * @retval -ENOMEM  out of memory
+ * @threads Thread-safe.
+ * @callbacks Callable from handlers.
+ */
 SM_API int sm_server_broadcast(sm_server *srv, const sm_peer *except, int type, const void *msg,
                                size_t len);
 
-/* sm_server_close_kind - the class of a close reason. */
+/**
+ * The class of a close reason.
+ *
+ * @param reason  a reason given to on_close
+ * @return its class (SM_CLOSE_OTHER for any reason not listed)
+ * @threads Thread-safe.
+ */
 SM_API sm_close_kind sm_server_close_kind(int reason);
 
-/* sm_server_close_kind_name - "clean", "reset", "timeout", "heartbeat",
+/**
+ * The name of a close kind: "clean", "reset", "timeout", "heartbeat",
  * "oversize", "malformed", "truncated", "slow_consumer", "local", "drain",
- * "refused", "other"; "?" for a bad value. Static string. */
+ * "refused", "other".
+ *
+ * @param kind  an sm_close_kind
+ * @return a static string; "?" for a bad value
+ * @threads Thread-safe.
+ */
 SM_API const char *sm_server_close_kind_name(int kind);
 
 /* ---- built-in handlers ---------------------------------------------------- */
 
-/* on_message callbacks for opts.on_message, used by the CLI and benchmarks:
- *   echo     send every message back, unchanged: the frame as it came (the
- *            benchmark protocol; in the loop model without a copy)
- *   discard  drop every message
- *   chat     send every message to every other peer (sm_server_broadcast) */
+/**
+ * @name Built-in handlers
+ * on_message callbacks for opts.on_message, used by the CLI and benchmarks.
+ * @{
+ */
+/** "echo": send every message back, unchanged: the frame as it came (the
+ * benchmark protocol; in the loop model without a copy).
+ * @param p    the peer
+ * @param msg  the message */
 SM_API void sm_server_handler_echo(sm_peer *p, const sm_frame_msg *msg);
+/** "discard": drop every message.
+ * @param p    the peer
+ * @param msg  the message */
 SM_API void sm_server_handler_discard(sm_peer *p, const sm_frame_msg *msg);
+/** "chat": send every message to every other peer (sm_server_broadcast()).
+ * @param p    the peer
+ * @param msg  the message */
 SM_API void sm_server_handler_chat(sm_peer *p, const sm_frame_msg *msg);
+/** @} */
 
-/* sm_server_handler_by_name - the built-in handler called `name` ("echo",
- * "discard", "chat"), or NULL. */
+/**
+ * The built-in handler called `name`.
+ *
+ * @param name  "echo", "discard" or "chat"
+ * @return the handler, or NULL for another name (or NULL)
+ */
 SM_API sm_server_message_cb sm_server_handler_by_name(const char *name);
 
-/* sm_server_handler_name - the name of built-in handler i (0, 1, ...), or
- * NULL past the last: for listing them in a usage message. */
+/**
+ * The name of built-in handler i: for listing them in a usage message.
+ *
+ * @param i  0, 1, ...
+ * @return a static string, or NULL past the last
+ */
 SM_API const char *sm_server_handler_name(int i);
 
 /* ---- peers ---------------------------------------------------------------- */
 
-/* sm_peer_send - send one message (a copy of msg[0..len); msg may be NULL
- * when len is 0).
+/**
+ * Send one message (a copy of msg[0..len)).
  *
- * Loop model: queues it (sm_stream_send): returns 0, or 1 when the queue is
- * now above high_water (reading from this peer pauses until it drains), or
- * an error with nothing queued (-EMSGSIZE / -EINVAL: the spec cannot frame
- * it; -EPROTO: a type: spec, use sm_peer_send_type; -EPIPE after
- * sm_peer_shutdown; SM_ERR_CLOSED; SM_ERR_SLOW_CONSUMER: over max_queued,
+ * Loop model: queues it (sm_stream_send()): returns 0, or 1 when the queue
+ * is now above high_water (reading from this peer pauses until it drains),
+ * or an error with nothing queued (-EMSGSIZE / -EINVAL: the spec cannot
+ * frame it; -EPROTO: a type: spec, use sm_peer_send_type(); -EPIPE after
+ * sm_peer_shutdown(); SM_ERR_CLOSED; SM_ERR_SLOW_CONSUMER: over max_queued,
  * the peer is closing). Never blocks.
+ *
  * Thread model: writes it out before returning (blocking at most
  * write_timeout_ms): returns 0, or an error: the framing errors above,
  * -EPIPE (shut down, or the peer is gone), SM_ERR_CLOSED, -ETIMEDOUT (the
  * peer does not read; it is then closed as a slow consumer).
- * Threads: see "Handlers and threads" above. */
+ *
+ * @param p    the peer
+ * @param msg  the payload; may be NULL when len is 0 (-EINVAL otherwise)
+ * @param len  its length
+ * @return 0, 1 (loop model), or an error, as above
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_send(sm_peer *p, const void *msg, size_t len);
 
-/* sm_peer_send_type - sm_peer_send with a type byte, for type: specs. */
+/**
+ * sm_peer_send() with a type byte, for type: specs.
+ *
+ * @param p     the peer
+ * @param type  the type byte (it must be mapped: -EPROTO otherwise)
+ * @param msg   the payload after the type byte; may be NULL when len is 0
+ * @param len   its length
+ * @return as sm_peer_send()
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_send_type(sm_peer *p, int type, const void *msg, size_t len);
 
-/* sm_peer_sendv - one message made of iovcnt pieces (copied or written
- * before returning). Returns as sm_peer_send. */
+/**
+ * Send one message made of iovcnt pieces (copied or written before
+ * returning).
+ *
+ * @param p       the peer
+ * @param iov     the pieces of the payload
+ * @param iovcnt  how many (-EINVAL if negative, or iov NULL with iovcnt > 0)
+ * @return as sm_peer_send()
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt);
 
-/* sm_peer_send_frame - send a received message as it came: msg->frame,
- * header and trailer included, byte for byte (an echo, or forwarding to a
- * peer of a server with the same framing). msg is one handed to on_message.
- * Loop model: as sm_stream_send_frame: from this peer's own on_message the
+/**
+ * Send a received message as it came: msg->frame, header and trailer
+ * included, byte for byte (an echo, or forwarding to a peer of a server with
+ * the same framing). The built-in echo handler is this call.
+ *
+ * Loop model: as sm_stream_send_frame(): from this peer's own on_message the
  * frame is queued by reference into the read buffer, without a copy, and
  * goes out with the read batch's other replies; anywhere else it is copied.
- * Thread model: written before returning, as sm_peer_send. Returns and fails
- * as sm_peer_send (-EINVAL for a NULL msg, or a NULL frame with a length); an empty frame (an
- * empty eof-framed message) sends nothing and returns 0. The built-in echo
- * handler is this call. Threads: see "Handlers and threads" above. */
+ * Thread model: written before returning, as sm_peer_send().
+ *
+ * @param p    the peer
+ * @param msg  a message handed to on_message
+ * @return as sm_peer_send() (-EINVAL for a NULL msg, or a NULL frame with a
+ *         length); an empty frame (an empty eof-framed message) sends
+ *         nothing and returns 0
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg);
 
-/* sm_peer_shutdown - half-close: FIN once every queued reply is written;
- * messages still arrive. Later sends fail with -EPIPE. When the client's
- * EOF arrives, the peer closes with reason 0. Returns 0 or SM_ERR_CLOSED.
- * Idempotent. */
+/**
+ * Half-close: FIN once every queued reply is written; messages still
+ * arrive. Later sends fail with -EPIPE. When the client's EOF arrives, the
+ * peer closes with reason 0. Idempotent.
+ *
+ * @param p  the peer
+ * @retval 0              shutting down
+ * @retval SM_ERR_CLOSED  closing
+ * @retval -EINVAL        NULL
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_shutdown(sm_peer *p);
 
-/* sm_peer_close - close now (abortive): queued replies are dropped, no
- * on_message runs after this call returns (in the thread model: after the
- * current one returns, if called from another thread); on_close(p,
- * SM_ERR_CLOSED) follows. Returns 0 or SM_ERR_CLOSED (already closing). */
+/**
+ * Close now (abortive): queued replies are dropped, no on_message runs after
+ * this call returns (in the thread model: after the current one returns, if
+ * called from another thread); on_close(p, SM_ERR_CLOSED) follows.
+ *
+ * @param p  the peer
+ * @retval 0              closing
+ * @retval SM_ERR_CLOSED  already closing
+ * @retval -EINVAL        NULL
+ * @threads See "Handlers and threads" above.
+ */
 SM_API int sm_peer_close(sm_peer *p);
 
-/* sm_peer_addr - the client's address: from the PROXY header when the
- * listener expects one and it named addresses, else the socket's peer
- * (getpeername). Returns 1 when it came from a PROXY header, 0 when from the
- * socket, or -errno (-EBADF in the loop model's on_close, where the socket
- * is already closed: take the address in on_open if you need it then). */
+/**
+ * The client's address: from the PROXY header when the listener expects one
+ * and it named addresses, else the socket's peer (getpeername).
+ *
+ * @param p    the peer
+ * @param out  receives the address
+ * @retval 1        it came from a PROXY header
+ * @retval 0        it came from the socket
+ * @retval -EBADF   in the loop model's on_close, where the socket is already
+ *                  closed: take the address in on_open if you need it then
+ * @retval -EINVAL  a NULL argument
+ * @retval -errno   getpeername(2) failed
+ */
 SM_API int sm_peer_addr(const sm_peer *p, sm_addr *out);
 
-/* sm_peer_local_addr - the address the client connected to: the PROXY
- * header's destination, or the socket's own (getsockname). Returns as
- * sm_peer_addr. */
+/**
+ * The address the client connected to: the PROXY header's destination, or
+ * the socket's own (getsockname).
+ *
+ * @param p    the peer
+ * @param out  receives the address
+ * @return as sm_peer_addr()
+ */
 SM_API int sm_peer_local_addr(const sm_peer *p, sm_addr *out);
 
-/* sm_peer_get_data / sm_peer_set_data - a pointer for the handlers (NULL
- * at on_open). */
+/**
+ * A pointer for the handlers; the server never touches it.
+ *
+ * @param p  the peer
+ * @return the pointer (NULL at on_open)
+ */
 SM_API void *sm_peer_get_data(const sm_peer *p);
+/**
+ * Set the pointer sm_peer_get_data() returns.
+ *
+ * @param p     the peer
+ * @param data  any pointer
+ */
 SM_API void sm_peer_set_data(sm_peer *p, void *data);
 
-/* sm_peer_server - the server the peer belongs to. */
+/**
+ * The server the peer belongs to.
+ *
+ * @param p  the peer
+ * @return the server
+ */
 SM_API sm_server *sm_peer_server(const sm_peer *p);
 
-/* sm_peer_id - a number unique among the server's peers (1, 2, ...). */
+/**
+ * A number unique among the server's peers.
+ *
+ * @param p  the peer
+ * @return 1, 2, ... (0 for NULL)
+ */
 SM_API uint64_t sm_peer_id(const sm_peer *p);
 
-/* sm_peer_error_detail - why the peer is closing, in words ("idle timeout:
- * nothing sent or received for 5000 ms"), or "". Valid during on_close. */
+/**
+ * Why the peer is closing, in words ("idle timeout: nothing sent or received
+ * for 5000 ms").
+ *
+ * @param p  the peer
+ * @return a string owned by the peer, or ""; valid during on_close
+ */
 SM_API const char *sm_peer_error_detail(const sm_peer *p);
 
 #ifdef __cplusplus

@@ -1,7 +1,9 @@
-/* sockmsg — message-oriented socket programming for C.
+/**
+ * @file
+ * @brief The umbrella header: includes every public module.
  *
- * The umbrella header: includes every public module. Each module's header
- * documents its functions; docs/guide.md shows them at work.
+ * Message-oriented socket programming for C. Each module's header documents
+ * its functions; docs/guide.md shows them at work.
  */
 #ifndef SOCKMSG_H
 #define SOCKMSG_H
