@@ -99,38 +99,99 @@ SM_API int sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec);
 SM_API int sm_conn_dial(sm_conn **out, const char *endpoint, const char *spec, int timeout_ms,
                         char *why, size_t why_len);
 
-/* sm_conn_dial_tls - sm_conn_dial with TLS: connect to endpoint (tcp:// or
- * tls://: TLS either way), handshake as a client of cfg (verifying the
- * host of the endpoint unless cfg names another), wrap. timeout_ms covers
- * the connect and the handshake. cfg is referenced, not copied: reuse it
- * for session resumption. Returns 0 or the errors of sm_conn_dial and the
- * SM_ERR_TLS_* codes (`why`: "host name mismatch: cert is for ..."). */
+/**
+ * sm_conn_dial() with TLS: connect, handshake as a client of cfg, wrap.
+ *
+ * The endpoint may be tcp:// or tls://: TLS either way. The handshake
+ * verifies the host of the endpoint unless cfg names another
+ * (sm_tls_config_set_server_name()).
+ *
+ * @param out         receives the connection
+ * @param endpoint    a tcp:// or tls:// endpoint string (endpoint.h)
+ * @param spec        a spec string (frame.h)
+ * @param cfg         an SM_TLS_CLIENT configuration (tls.h); referenced, not
+ *                    copied: reuse it for session resumption
+ * @param timeout_ms  the deadline for the connect and the handshake together
+ * @param why         NULL, or a buffer for a one-line explanation of an error
+ *                    ("host name mismatch: cert is for ...")
+ * @param why_len     the size of @p why
+ * @return 0 with *out set, or the errors of sm_conn_dial() (-EINVAL also for
+ *         a NULL cfg, SM_ERR_ENDPOINT for an endpoint that is not TCP) and
+ *         the SM_ERR_TLS_* codes
+ */
 SM_API int sm_conn_dial_tls(sm_conn **out, const char *endpoint, const char *spec,
                             sm_tls_config *cfg, int timeout_ms, char *why, size_t why_len);
 
-/* sm_conn_new_tls - sm_conn_new_take, then a TLS handshake on fd within
- * timeout_ms: as a server when cfg is SM_TLS_SERVER (an accepted socket),
- * else as a client verifying `host` (NULL: the config's server name).
- * Takes fd, also on failure. Returns 0 or an error as sm_conn_dial_tls. */
+/**
+ * sm_conn_new_take(), then a TLS handshake on fd within timeout_ms.
+ *
+ * Takes ownership of fd, also on failure.
+ *
+ * @param out         receives the connection
+ * @param fd          the connected socket, now the connection's
+ * @param spec        the framing; copied
+ * @param cfg         the configuration (tls.h): SM_TLS_SERVER handshakes as a
+ *                    server (an accepted socket), else as a client
+ * @param host        a client's host to verify; NULL: the config's server
+ *                    name. Not used by a server
+ * @param timeout_ms  the deadline for the handshake
+ * @param why         NULL, or a buffer for a one-line explanation of an error
+ * @param why_len     the size of @p why
+ * @return 0 with *out set, or an error as sm_conn_dial_tls() (-EINVAL for a
+ *         NULL cfg; the errors of sm_conn_new_take())
+ */
 SM_API int sm_conn_new_tls(sm_conn **out, int fd, const sm_frame_spec *spec, sm_tls_config *cfg,
                            const char *host, int timeout_ms, char *why, size_t why_len);
 
-/* sm_conn_send_raw / sm_conn_recv_raw - bytes as they are, without the
- * spec's framing (a relay, a protocol of its own, an HTTP client), over
- * the connection's transport: encrypted over TLS. send_raw writes all of
- * buf[0..len) within timeout_ms and returns len or an error as
- * sm_conn_send; recv_raw returns what arrived (> 0, at most len), 0 at
- * EOF (TLS: the peer's close_notify), SM_ERR_TLS_EOF (TLS: EOF without
- * close_notify), -ETIMEDOUT, or an error. Do not mix recv_raw with
- * sm_conn_recv on one connection (the latter buffers ahead). */
+/**
+ * Send bytes as they are, without the spec's framing (a relay, a protocol
+ * of its own, an HTTP client), over the connection's transport: encrypted
+ * over TLS.
+ *
+ * @param c           the connection
+ * @param buf         the bytes (may be NULL when len is 0)
+ * @param len         how many: all of buf[0..len) is written
+ * @param timeout_ms  as for sm_conn_send()
+ * @return len, or an error as sm_conn_send() (-EINVAL for a NULL c, or a
+ *         NULL buf with len > 0)
+ */
 SM_API ssize_t sm_conn_send_raw(sm_conn *c, const void *buf, size_t len, int timeout_ms);
+
+/**
+ * Receive bytes as they arrive, without the spec's framing, over the
+ * connection's transport (decrypted over TLS). Do not mix with
+ * sm_conn_recv() on one connection (the latter buffers ahead).
+ *
+ * @param c           the connection
+ * @param buf         where the bytes go
+ * @param len         its size: at most this many are returned
+ * @param timeout_ms  as for sm_conn_recv()
+ * @return what arrived (> 0, at most len), or:
+ * @retval 0               EOF (TLS: the peer's close_notify)
+ * @retval SM_ERR_TLS_EOF  TLS: EOF without close_notify
+ * @retval -ETIMEDOUT      nothing arrived in time
+ * @retval -EINVAL         a NULL c or buf, or len 0
+ * @retval <0              another error (a negated errno, an SM_ERR_TLS_* code)
+ */
 SM_API ssize_t sm_conn_recv_raw(sm_conn *c, void *buf, size_t len, int timeout_ms);
 
-/* sm_conn_tls_alpn - the ALPN protocol agreed (not NUL-terminated: *len
- * bytes), or NULL (none, or not TLS). */
+/**
+ * The ALPN protocol agreed in the TLS handshake.
+ *
+ * @param c    the connection
+ * @param len  NULL, or receives the protocol's length (0 when there is none)
+ * @return the protocol, not NUL-terminated (*len bytes), or NULL (none, or
+ *         not TLS)
+ */
 SM_API const char *sm_conn_tls_alpn(const sm_conn *c, size_t *len);
 
-/* sm_conn_tls_resumed - true when the TLS handshake resumed a session. */
+/**
+ * Whether the TLS handshake resumed a session.
+ *
+ * @param c  the connection
+ * @return true when it did; false otherwise, also for a connection that is
+ *         not TLS
+ */
 SM_API bool sm_conn_tls_resumed(const sm_conn *c);
 
 /**

@@ -114,6 +114,46 @@ enum sm_err {
  * A configured limit was reached. Reserved: no library function returns it
  * at present (the sockmsg tool's HTTP client uses it).
  *
+ * @var SM_ERR_TLS_UNAVAILABLE
+ * The library was built without TLS (OpenSSL 3 not found at build time):
+ * every function of tls.h returns it, and tls:// endpoints fail with it.
+ *
+ * @var SM_ERR_TLS
+ * A TLS failure that none of the more specific codes below names: OpenSSL
+ * could not set up or load a file (sm_tls_config_new(),
+ * sm_tls_config_set_ca(), sm_tls_config_set_cert()), the peer closed during
+ * the handshake, sent an alert, or shares no TLS version with us; the
+ * detail string gives OpenSSL's reason.
+ *
+ * @var SM_ERR_TLS_NOT_TLS
+ * The peer does not speak TLS (plain HTTP on a TLS port, say): what arrived
+ * is not a TLS record.
+ *
+ * @var SM_ERR_TLS_VERIFY
+ * A certificate was rejected for a reason other than the three below: ours
+ * by the peer (its alert), the peer's by our verification, or a peer that
+ * sent none where one is required (mutual TLS).
+ *
+ * @var SM_ERR_TLS_EXPIRED
+ * The peer's certificate has expired.
+ *
+ * @var SM_ERR_TLS_HOSTNAME
+ * Host name mismatch: the peer's certificate is for another name (or IP
+ * address) than the one dialed; the detail names both.
+ *
+ * @var SM_ERR_TLS_UNKNOWN_CA
+ * Unknown CA: the peer's certificate (or self-signed chain) is not signed by
+ * a CA in the trust store.
+ *
+ * @var SM_ERR_TLS_ALPN
+ * No ALPN protocol in common with the peer (sm_tls_config_set_alpn()): the
+ * server picked none of ours, or the client offered none of the server's.
+ *
+ * @var SM_ERR_TLS_EOF
+ * The peer closed after the handshake without a TLS close_notify (possible
+ * truncation): returned at a message boundary instead of an EOF, so the
+ * caller decides whether to accept it.
+ *
  * @var SM_ERR_BACKEND
  * $SOCKMSG_BACKEND names no loop backend: from sm_loop_new() with
  * SM_BACKEND_DEFAULT, and so from sm_server_new().

@@ -330,7 +330,7 @@ typedef struct sm_server_opts {
      * on it: one that needs more (deep recursion, big local arrays) says so
      * here. */
     size_t thread_stack_size;
-    sm_loop_backend backend;  /* for every loop the server creates */
+    sm_loop_backend backend;  /**< for every loop the server creates */
     const sm_sock_opts *sock; /**< applied to accepted sockets; NULL: TCP_NODELAY */
 
     sm_server_open_cb on_open;       /**< may be NULL */
@@ -358,7 +358,7 @@ typedef struct sm_server_opts {
     int message_timeout_ms;
     int write_timeout_ms; /**< a send makes no progress; 0: 30 s; SM_FOREVER: none */
     int drain_timeout_ms; /**< after a stop; 0: 5 s; SM_FOREVER: none */
-    int drain_quiet_ms;   /* quiet time that ends a drain; 0: 50 ms */
+    int drain_quiet_ms;   /**< quiet time that ends a drain; 0: 50 ms */
 
     /** Heartbeats, both models (0: off). After heartbeat_ms with nothing sent
      * to a peer, the server sends it the ping message; a peer from which

@@ -342,9 +342,10 @@ SM_API int sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_s
                               void *data);
 
 /**
- * sm_stream_new_take with TLS on the socket: as a
- * server when cfg is SM_TLS_SERVER (an accepted socket), else as a client
- * verifying `host` (NULL: the config's server name). The handshake runs
+ * sm_stream_new_take() with TLS on the socket.
+ *
+ * As a server when cfg is SM_TLS_SERVER (an accepted socket), else as a
+ * client verifying `host` (NULL: the config's server name). The handshake runs
  * from the loop, within the config's handshake timeout (10 s by default;
  * the stream closes with -ETIMEDOUT past it); messages sent meanwhile are
  * queued and written once it is done. A failed handshake closes the
@@ -355,8 +356,7 @@ SM_API int sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_s
  * stream with SM_ERR_TRUNCATED in the middle of a message (or with eof
  * framing) and with SM_ERR_TLS_EOF at a message boundary, instead of
  * on_eof. Dialed tls:// endpoints (sm_stream_dial) get the same, with
- * opts->tls. Returns 0, or an error as sm_stream_new_take and
- * sm_tls_config's (why: TLS setup); takes fd, also on failure.
+ * opts->tls. Takes fd, also on failure.
  *
  * @param out      receives the stream
  * @param loop     its loop
@@ -367,7 +367,8 @@ SM_API int sm_stream_new_take(sm_stream **out, sm_loop *loop, int fd, const sm_s
  * @param host     the name to verify (client side), or NULL
  * @param why      NULL, or a buffer for a one-line reason on failure
  * @param why_len  the size of @p why
- * @return 0, or a negative error code
+ * @return 0, or an error as sm_stream_new_take() and sm_tls_config's (why:
+ *         TLS setup)
  */
 SM_API int sm_stream_new_tls(sm_stream **out, sm_loop *loop, int fd, const sm_stream_opts *opts,
                              void *data, sm_tls_config *cfg, const char *host, char *why,
