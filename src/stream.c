@@ -242,12 +242,13 @@ sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
     s->detail = strdup(buf); /* NULL on ENOMEM: sm_strerror stands in */
 }
 
-/* Install a connected socket. 0, or the transport's error (fd left open). */
-/* The transport for a new connection: completions on an io_uring loop,
- * except for a stream that may reconnect (see transport_uring.c). */
+/* The transport for a new connection: a stream made for TLS keeps it;
+ * a plain one gets completions on an io_uring loop, except when it may
+ * reconnect (see transport_uring.c). */
 static uint8_t
 pick_tp(const sm_stream *s, int fd)
 {
+    if (s->tp != SM__TP_SOCK && s->tp != SM__TP_URING) return s->tp;
 #ifdef SM_HAVE_URING
     if (!(s->flags & SM__S_DIALED) && sm__tpu_usable(s->io.loop, fd)) return SM__TP_URING;
 #else
@@ -257,6 +258,7 @@ pick_tp(const sm_stream *s, int fd)
     return SM__TP_SOCK;
 }
 
+/* Install a connected socket. 0, or the transport's error (fd left open). */
 int
 sm__stream_connected(sm_stream *s, int fd)
 {
