@@ -96,7 +96,9 @@ ud_of(const void *p, unsigned tag)
 static void *
 ptr_of(uint64_t ud)
 {
-    return (void *)(uintptr_t)(ud & ~SM__UT_MASK);
+    /* user_data is the only thing a completion carries: the address comes
+     * back through it. */
+    return (void *)(uintptr_t)(ud & ~SM__UT_MASK); // NOLINT(performance-no-int-to-ptr)
 }
 
 static void uring_io_cb(sm_io *w, unsigned events);
@@ -288,6 +290,10 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
     }
     int end = res == 0 ? 1 : res < 0 && res != -ENOBUFS && res != -ECANCELED ? res : 0;
     size_t n = res > 0 ? (size_t)res : 0;
+    if (n && !p) { /* bytes without a buffer: not what a buffer-select receive gives */
+        n = 0;
+        end = -EIO;
+    }
     if (n || end) {
         if ((s->tp_state & U_HELD) || !reading(s)) {
             int rc = hold(s, p, n, end);

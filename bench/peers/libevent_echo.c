@@ -37,10 +37,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_FRAME  (16u * 1024 * 1024)
-#define MAX_SINGLE (256 * 1024)
-#define BIG_FRAME  (64 * 1024)
-#define WRITE_HIGH (4u * 1024 * 1024)
+#define MAX_FRAME  ((size_t)16 << 20)
+#define MAX_SINGLE (256 << 10)
+#define BIG_FRAME  ((size_t)64 << 10)
+#define WRITE_HIGH ((size_t)4 << 20)
 
 static void on_read(struct bufferevent *bev, void *arg);
 
@@ -151,7 +151,7 @@ listen_on(struct event_base *base, const char *where)
         const char *colon = strrchr(host, ':');
         char ip[64];
         snprintf(ip, sizeof ip, "%.*s", colon ? (int)(colon - host) : 0, host);
-        uint16_t port = htons((uint16_t)atoi(colon ? colon + 1 : "0"));
+        uint16_t port = htons((uint16_t)strtol(colon ? colon + 1 : "0", NULL, 10));
         if (ip[0] == '[') {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             ip[strlen(ip) - 1] = '\0';

@@ -22,9 +22,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define RBUF       (64 * 1024)
-#define MAX_FRAME  (16u * 1024 * 1024)
-#define WRITE_HIGH (4u * 1024 * 1024)
+#define RBUF       ((size_t)64 << 10)
+#define MAX_FRAME  ((size_t)16 << 20)
+#define WRITE_HIGH ((size_t)4 << 20)
 
 struct conn {
     union {
@@ -240,7 +240,7 @@ listen_on(const char *where, uv_tcp_t *tcp, uv_pipe_t *pipe, uv_stream_t **serve
         const char *colon = strrchr(host, ':');
         char ip[64];
         snprintf(ip, sizeof ip, "%.*s", colon ? (int)(colon - host) : 0, host);
-        int port = colon ? atoi(colon + 1) : 0;
+        int port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
         struct sockaddr_storage ss;
         int len = sizeof ss;
         if (ip[0] == '[') {
