@@ -169,6 +169,8 @@ make_workers(sm_server *srv, char *why, size_t why_len)
         const char *fallback = sm_loop_backend_why(w->loop);
         if (i == 0 && fallback)
             sm__log(srv, SM_LOG_WARN, "%s: running on %s", fallback, sm_loop_backend_name(w->loop));
+        else if (i == 0)
+            sm__log(srv, SM_LOG_DEBUG, "event loops on %s", sm_loop_backend_name(w->loop));
         /* Worker i watches listening set i; set 0 (the only one without
          * REUSEPORT) also holds the Unix endpoints. */
         w->lst = calloc((size_t)srv->neps, sizeof *w->lst);
