@@ -431,19 +431,56 @@ accept_done(sm__uring *u, uint64_t ud, int32_t res, uint32_t flags, sm__poll_eve
     return true;
 }
 
-static int
-ur_accepted(void *state, int fd)
+/* Take the accept completions of fd's request that sit in the completion
+ * queue, unreaped, into its queue now (the wait then skips them). 1 when
+ * any was taken. */
+static bool
+claim_accepts(sm__uring *u, int fd)
 {
-    sm__uring *u = state;
-    ufd *f = (size_t)fd < u->fds_cap ? &u->fds[fd] : NULL;
-    if (!f || !f->accept) return -ENOENT;
-    uacc *a = f->acc;
+    bool any = false;
+    unsigned head;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        uint64_t ud = cqe->user_data;
+        if ((ud & SM__UT_MASK) != SM__UT_ACCEPT || (int)(uint32_t)(ud >> 4) != fd) continue;
+        sm__poll_event ev;
+        any |= accept_done(u, ud, cqe->res, cqe->flags, &ev);
+        cqe->user_data = SM__UT_IGNORE; /* entries before the head we move are ours */
+    }
+    return any;
+}
+
+static int
+acc_pop(uacc *a)
+{
     if (a && a->head < a->n) return a->fds[a->head++];
     if (a && a->err) {
         int err = a->err;
         a->err = 0;
         return err;
     }
+    return -EAGAIN;
+}
+
+static int
+ur_accepted(void *state, int fd)
+{
+    sm__uring *u = state;
+    ufd *f = (size_t)fd < u->fds_cap ? &u->fds[fd] : NULL;
+    if (!f || !f->accept) return -ENOENT;
+    int got = acc_pop(f->acc);
+    if (got != -EAGAIN) return got;
+    /* Nothing taken yet: what the kernel accepted may wait in the
+     * completion queue, or in task work not yet run. A listener about to
+     * close (a server's stop serves its backlog) must see those too: a
+     * connection closed as stale would be reset. */
+    if (f->armed && !claim_accepts(u, fd)) {
+        (void)io_uring_get_events(&u->ring);
+        (void)claim_accepts(u, fd);
+    }
+    got = acc_pop(f->acc);
+    if (got != -EAGAIN) return got;
     /* Not accepting right now (paused, or between requests): the caller's
      * accept4 drains what the kernel holds. */
     return f->armed && !f->dirty ? -EAGAIN : -ENOENT;
