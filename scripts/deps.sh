@@ -19,6 +19,11 @@ build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev)
 # tests make their certificates and run s_server/s_client).
 test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++ pkgconf
            libssl-dev openssl)
+# The real servers the protocol examples run against (issue 13): each test
+# starts its own instance in a temp dir, so none of them may run as a system
+# service (see no_services below). dnsmasq-base is the dnsmasq binary without
+# the dnsmasq package's service and resolv.conf hooks.
+test_pkgs+=(postgresql mosquitto redis-server dnsmasq-base)
 # The reference: doxygen, and python3 for scripts/docs-check.py.
 docs_pkgs=(doxygen python3)
 
@@ -49,5 +54,17 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Debian's postgresql, mosquitto and redis-server start their service on
+# install (invoke-rc.d/deb-systemd-invoke), and would hold 5432, 1883 and
+# 6379, or fail the install in a container without an init. Both ask
+# policy-rc.d first: while we install, one that denies every start (101),
+# unless the machine already has its own (a container image's), which is kept.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs\nexit 101\n' |
+        $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
