@@ -547,7 +547,9 @@ test_close_sticky(void **state)
     assert_int_equal(d.skipped, 0);
 }
 
-/* A 1 MiB oversized line skipped byte by byte: constant buffering, linear time. */
+/* A 1 MiB oversized line skipped byte by byte: constant buffering. Linear
+ * time is not asserted by a clock: quadratic rescanning of 1 MiB byte by
+ * byte would run into the test's timeout. */
 static void
 test_skip_long_line(void **state)
 {
@@ -560,7 +562,6 @@ test_skip_long_line(void **state)
     for (size_t i = 0; i < n; i++)
         s[i] = i % 3 ? 'y' : '\r'; /* a partial delimiter every third byte */
     memcpy(s + n, "\r\nok\r\n", 6);
-    int64_t t0 = sm_test_now_ms();
     tf_run r;
     tf_feed f = {.mode = TF_BYTES, .eof = true};
     tf_decode(&spec, s, n + 6, &f, &r);
@@ -571,7 +572,6 @@ test_skip_long_line(void **state)
     assert_int_equal(r.ev.v[0].len, 2);
     assert_int_equal(r.ev.v[0].off, n + 2);
     assert_true(r.max_buffered <= 1024 + SM_FRAME_HEAD_MAX + SM_FRAME_DELIM_MAX);
-    assert_true(sm_test_now_ms() - t0 < 60000);
     tf_run_free(&r);
     free(s);
 }

@@ -732,8 +732,8 @@ test_decode_eof_while_skipping(void **state)
 /* ---- incremental scanning -------------------------------------------------------------- */
 
 /* Feed a long delimited frame one byte at a time and check through the
- * decoder's scan field that every call resumes where the last one stopped.
- * The time bound is generous: it only catches O(n^2) rescanning. */
+ * decoder's scan field that every call resumes where the last one stopped:
+ * that, not a time bound, is what rules out O(n^2) rescanning. */
 static void
 scan_resumes(const char *spec_str, size_t n)
 {
@@ -745,7 +745,6 @@ scan_resumes(const char *spec_str, size_t n)
     for (size_t i = 0; i < n; i++)
         buf[i] = (uint8_t)('a' + i % 7); /* never the delimiter */
     memcpy(buf + n, spec.delim, dl);
-    int64_t t0 = sm_test_now_ms();
     sm_frame_decoder d;
     sm_frame_decoder_init(&d, &spec);
     sm_frame_msg m;
@@ -756,8 +755,6 @@ scan_resumes(const char *spec_str, size_t n)
         if (d.scan > k || d.scan + (dl - 1) < k)
             fail_msg("%s: scan %llu after %zu bytes (delimiter %zu bytes)", spec_str,
                      (unsigned long long)d.scan, k, dl);
-        if ((k & 0xffff) == 0 && sm_test_now_ms() - t0 > 60000)
-            fail_msg("%s: %zu bytes byte-by-byte took over 60 s", spec_str, k);
     }
     for (size_t k = n + 1; k < n + dl; k++)
         SM_ASSERT_ERR(sm_frame_decode(&d, buf, k, &m), -EAGAIN);
@@ -766,7 +763,6 @@ scan_resumes(const char *spec_str, size_t n)
     /* A new frame starts a new scan. */
     SM_ASSERT_ERR(sm_frame_decode(&d, buf, 3, &m), -EAGAIN);
     assert_true(d.scan <= 3);
-    assert_true(sm_test_now_ms() - t0 < 60000);
     free(buf);
 }
 

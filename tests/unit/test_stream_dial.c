@@ -166,7 +166,7 @@ test_dial_timeout(void **state)
     int64_t ms = d.closed_at - t0;
     print_message("timed out after %lld ms: %s\n", (long long)ms, d.detail);
     SM_ASSERT_ERR(d.reason, -ETIMEDOUT);
-    assert_true(ms >= 145 && ms < 3000);
+    assert_true(ms >= 145); /* never early; how late is load's */
     ts_loop_free(l);
     close(filler);
     close(hole);
@@ -226,7 +226,7 @@ test_dial_race(void **state)
         assert_true(ts_run_until(l, echoed, &d2, 5000));
         int64_t ms = d2.connected_at - t0;
         print_message("second address won after %lld ms\n", (long long)ms);
-        assert_true(ms >= SM__DIAL_STAGGER_MS - 10 && ms < 3000);
+        assert_true(ms >= SM__DIAL_STAGGER_MS - 10); /* never early; how late is load's */
         sm_stream_close(s);
         close(filler);
         close(hole);
