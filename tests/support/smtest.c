@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,4 +227,25 @@ sm_test_black_hole(int *filler, uint16_t *port)
         return -1;
     }
     return l;
+}
+
+int
+sm_test_wait_queued(int fd, int want, int timeout_ms)
+{
+    int queued = 0;
+    int64_t end = sm_test_now_ms() + timeout_ms;
+    /* SO_RCVLOWAT makes a TCP socket poll readable only once `want` bytes
+     * are queued: the wait ends on the arrival itself. Elsewhere (AF_UNIX
+     * queues a write at the receiver before write returns) the first look
+     * already sees everything. Bounded in rounds and in time. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want);
+    for (int round = 0; round < 1000; round++) {
+        if (ioctl(fd, FIONREAD, &queued) != 0 || queued >= want) break;
+        int left = (int)(end - sm_test_now_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, left) <= 0) break;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    return queued;
 }

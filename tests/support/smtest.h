@@ -68,4 +68,9 @@ size_t sm_test_read_all(int fd, char *out, size_t cap, int timeout_ms);
  * Returns its length, or -1 on EOF/timeout before a newline. */
 int sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms);
 
+/* Wait until fd's receive queue holds at least want bytes (the wait ends
+ * when they arrive, not on a sleep), at most timeout_ms. Returns how many
+ * are queued. */
+int sm_test_wait_queued(int fd, int want, int timeout_ms);
+
 #endif

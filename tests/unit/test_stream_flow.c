@@ -403,12 +403,8 @@ test_resume_same_iteration_tcp(void **state)
     assert_int_equal(write(b[1], fr, n), (ssize_t)n);
     for (int i = 0; i < 3; i++)
         assert_int_equal(write(a[1], fr, n), (ssize_t)n);
-    int qa = 0, qb = 0;
-    for (int i = 0; i < 200 && (qa < (int)(3 * n) || qb < (int)n); i++) {
-        SM_ASSERT_OK(ioctl(a[0], FIONREAD, &qa));
-        SM_ASSERT_OK(ioctl(b[0], FIONREAD, &qb));
-        if (qa < (int)(3 * n) || qb < (int)n) usleep(5000);
-    }
+    assert_true(sm_test_wait_queued(a[0], (int)(3 * n), 5000) >= (int)(3 * n));
+    assert_true(sm_test_wait_queued(b[0], (int)n, 5000) >= (int)n);
     /* B first: epoll reports ready sockets in the order they were added. */
     cross c = {0};
     sm_stream *sb = wrap(l, b[0], &ob, &c);
@@ -438,11 +434,7 @@ queue_at_receiver(int sv[2], const uint8_t *buf, size_t len)
         if (k <= 0) break;
         off += (size_t)k;
     }
-    int queued = 0;
-    for (int i = 0; i < 200 && (size_t)queued < len; i++) {
-        SM_ASSERT_OK(ioctl(sv[0], FIONREAD, &queued));
-        if ((size_t)queued < len) usleep(5000);
-    }
+    int queued = sm_test_wait_queued(sv[0], (int)len, 1000);
     if ((size_t)queued == len) return true;
     print_message("only %d of %zu bytes queued at once: skipped\n", queued, len);
     return false;
