@@ -17,23 +17,22 @@
 #include "smtest.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sockmsg/sockmsg.h>
+
+#include "netns_util.h"
 
 typedef struct net {
     bool up;
@@ -44,21 +43,8 @@ typedef struct net {
 static net N;
 static const sm_frame_spec len32be = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 
-/* Run an ip(8) command quietly; 0 when it succeeded. */
-static int ip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-ip(const char *fmt, ...)
-{
-    char args[256], cmd[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "ip %s >/dev/null 2>&1", args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+/* An ip(8) command, quietly; 0 when it succeeded. */
+#define ip(...) sm_test_sh("ip " __VA_ARGS__)
 
 static void
 net_down(void)
@@ -69,29 +55,14 @@ net_down(void)
     ip("netns del %s", N.ns);
 }
 
-/* Namespaces of earlier runs that were killed (a ctest timeout, a crash):
- * deleting one takes its end of the veth pair, and so the pair, with it. */
-static void
-sweep_stale(void)
-{
-    DIR *d = opendir("/run/netns");
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        unsigned pid;
-        if (sscanf(e->d_name, "smtest%u", &pid) != 1) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        ip("netns del %s", e->d_name);
-    }
-    closedir(d);
-}
-
 static int
 net_setup(void **state)
 {
     (void)state;
     if (geteuid() != 0) return 0;
-    sweep_stale();
+    /* Those of killed runs (a ctest timeout, a crash): deleting one takes its
+     * end of the veth pair, and so the pair, with it. */
+    sm_test_netns_sweep("smtest");
     unsigned p = (unsigned)getpid();
     snprintf(N.ns, sizeof N.ns, "smtest%u", p);
     snprintf(N.host_if, sizeof N.host_if, "smh%u", p % 100000000u);
@@ -122,19 +93,6 @@ net_teardown(void **state)
 }
 
 static void
-need_net(void)
-{
-    if (geteuid() != 0) {
-        print_message("not root: no network namespace (skipped)\n");
-        skip();
-    }
-    if (!N.up) {
-        print_message("could not build the namespace and veth pair (skipped)\n");
-        skip();
-    }
-}
-
-static void
 link_set(bool up)
 {
     assert_int_equal(ip("link set %s %s", N.host_if, up ? "up" : "down"), 0);
@@ -145,17 +103,10 @@ link_set(bool up)
 static int
 dial_from_ns(const char *host, uint16_t port, const sm_sock_opts *opts)
 {
-    char path[96];
-    snprintf(path, sizeof path, "/run/netns/%s", N.ns);
-    int target = open(path, O_RDONLY | O_CLOEXEC);
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    assert_true(target >= 0 && self >= 0);
-    SM_ASSERT_OK(setns(target, CLONE_NEWNET));
+    SM_ASSERT_OK(sm_test_netns_enter(N.ns));
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int err = errno;
-    SM_ASSERT_OK(setns(self, CLONE_NEWNET));
-    close(target);
-    close(self);
+    SM_ASSERT_OK(sm_test_netns_enter(NULL));
     if (fd < 0) fail_msg("socket in %s: %s", N.ns, strerror(err));
     SM_ASSERT_OK(sm_sock_set_opts(fd, opts));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -209,7 +160,7 @@ static void
 test_link_flap_loses_nothing(void **state)
 {
     (void)state;
-    need_net();
+    sm_test_netns_need(N.up, "the namespace and veth pair");
     sm_server_opts o = {.on_message = sm_server_handler_echo};
     uint16_t port;
     sm_server *srv = server_on_veth(&o, &port);
@@ -247,7 +198,7 @@ static void
 test_server_finds_dead_client(void **state)
 {
     (void)state;
-    need_net();
+    sm_test_netns_need(N.up, "the namespace and veth pair");
     closes cl = {0};
     sm_server_opts o = {.on_message = sm_server_handler_echo,
                         .on_close = on_server_close,
@@ -318,7 +269,7 @@ static void
 test_stream_finds_dead_server(void **state)
 {
     (void)state;
-    need_net();
+    sm_test_netns_need(N.up, "the namespace and veth pair");
     sm_server_opts o = {.on_message = sm_server_handler_echo};
     uint16_t port;
     sm_server *srv = server_on_veth(&o, &port);
@@ -358,7 +309,7 @@ static void
 test_user_timeout(void **state)
 {
     (void)state;
-    need_net();
+    sm_test_netns_need(N.up, "the namespace and veth pair");
     sm_server_opts o = {.on_message = sm_server_handler_echo};
     uint16_t port;
     sm_server *srv = server_on_veth(&o, &port);

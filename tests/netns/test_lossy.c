@@ -41,6 +41,7 @@
 #include <sockmsg/sockmsg.h>
 
 #include "netns_link.h"
+#include "netns_util.h"
 
 #ifndef SM_NETNS_MESSAGES
 #define SM_NETNS_MESSAGES 20000
@@ -89,19 +90,6 @@ net_teardown(void **state)
     (void)state;
     net_down();
     return 0;
-}
-
-static void
-need_net(void)
-{
-    if (geteuid() != 0) {
-        print_message("not root: no network namespaces (skipped)\n");
-        skip();
-    }
-    if (!N.up) {
-        print_message("could not build the namespaces and an impaired link (skipped)\n");
-        skip();
-    }
 }
 
 static void
@@ -455,7 +443,7 @@ check_exactly_once(const client *c, const srv_ctx *sc)
 static void
 run_model(sm_server_model model, const char *name)
 {
-    need_net();
+    sm_test_netns_need(N.up, "the namespaces and an impaired link");
     srv_ctx sc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     sm_server_opts o = {.model = model};
     uint16_t port;
@@ -490,7 +478,7 @@ static void
 test_stream_reconnect_through_cut(void **state)
 {
     (void)state;
-    need_net();
+    sm_test_netns_need(N.up, "the namespaces and an impaired link");
     srv_ctx sc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     sm_server_opts o = {.model = SM_SERVER_LOOP, .heartbeat_ms = 500, .heartbeat_timeout_ms = 3000};
     uint16_t port;

@@ -1,6 +1,8 @@
 /* The namespace helpers of netns_util.h. */
 #include "netns_util.h"
 
+#include "smtest.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -117,4 +119,17 @@ sm_test_netns_enter(const char *name)
     int rc = setns(fd, CLONE_NEWNET);
     close(fd);
     return rc;
+}
+
+void
+sm_test_netns_need(bool up, const char *what)
+{
+    if (geteuid() != 0) {
+        print_message("not root: no network namespaces (skipped)\n");
+        skip();
+    }
+    if (!up) {
+        print_message("could not build %s (skipped)\n", what);
+        skip();
+    }
 }

@@ -5,6 +5,7 @@
 #ifndef SM_TEST_NETNS_UTIL_H
 #define SM_TEST_NETNS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* sm_test_private_net - move the calling process into a network namespace
@@ -27,5 +28,10 @@ void sm_test_netns_sweep(const char *prefix);
 /* sm_test_netns_enter - move the calling thread into the named namespace,
  * or back (NULL) to the one it was in at the first call. Returns 0 or -1. */
 int sm_test_netns_enter(const char *name);
+
+/* sm_test_netns_need - skip the calling test, saying why, when not root or
+ * when the setup could not build its namespaces (up false): `what` names
+ * them ("the namespace and veth pair"). */
+void sm_test_netns_need(bool up, const char *what);
 
 #endif
