@@ -197,15 +197,10 @@ static int
 scripted(char **names, int n, const int *order, reply_fn make_reply, char *out, size_t out_len,
          char *err, size_t err_len)
 {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(l >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(l, 1), 0);
-    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    uint16_t port;
+    int l = sm_test_listen_loopback(1, &port);
     char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", port);
     char *argv[12] = {DNS_TCP, "-t", "5000", ep};
     for (int i = 0; i < n; i++)
         argv[4 + i] = names[i];

@@ -515,32 +515,6 @@ addr_reply(sm_peer *p, const sm_frame_msg *m)
     sm_peer_send(p, out, (size_t)n);
 }
 
-static sm_addr
-inet4(const char *ip, uint16_t port)
-{
-    sm_addr a;
-    memset(&a, 0, sizeof a);
-    struct sockaddr_in *s = (struct sockaddr_in *)&a.ss;
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &s->sin_addr);
-    a.len = sizeof *s;
-    return a;
-}
-
-static sm_addr
-inet6(const char *ip, uint16_t port)
-{
-    sm_addr a;
-    memset(&a, 0, sizeof a);
-    struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a.ss;
-    s->sin6_family = AF_INET6;
-    s->sin6_port = htons(port);
-    inet_pton(AF_INET6, ip, &s->sin6_addr);
-    a.len = sizeof *s;
-    return a;
-}
-
 /* Send a header and a request (together, or the header in two parts), and
  * return the server's reply in out. */
 static void
@@ -588,14 +562,14 @@ test_proxy_protocol(void **state)
     uint8_t hdr[512];
     char reply[256];
 
-    sm_addr src4 = inet4("203.0.113.7", 4242), dst4 = inet4("192.0.2.1", 443);
+    sm_addr src4 = sm_test_inet4("203.0.113.7", 4242), dst4 = sm_test_inet4("192.0.2.1", 443);
     ssize_t n = SM_ASSERT_OK(sm_proxy_encode_v1(&src4, &dst4, hdr, sizeof hdr));
     for (int split = 0; split < 2; split++) {
         proxy_ask(ep, hdr, (size_t)n, split, reply, sizeof reply);
         assert_string_equal(reply, "tcp://203.0.113.7:4242 proxy to tcp://192.0.2.1:443");
     }
 
-    sm_addr src6 = inet6("2001:db8::7", 5353), dst6 = inet6("2001:db8::1", 8443);
+    sm_addr src6 = sm_test_inet6("2001:db8::7", 5353), dst6 = sm_test_inet6("2001:db8::1", 8443);
     uint8_t id[300];
     memset(id, 'u', sizeof id); /* a long TLV: the header outgrows the small buffer */
     sm_proxy_tlv tlv = {.type = SM_PROXY_TLV_UNIQUE_ID, .len = sizeof id, .value = id};

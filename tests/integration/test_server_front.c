@@ -102,19 +102,6 @@ addr_reply(sm_peer *p, const sm_frame_msg *m)
     sm_peer_send(p, text, strlen(text));
 }
 
-static sm_addr
-inet4(const char *ip, uint16_t port)
-{
-    sm_addr a;
-    memset(&a, 0, sizeof a);
-    struct sockaddr_in *s = (struct sockaddr_in *)&a.ss;
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &s->sin_addr);
-    a.len = sizeof *s;
-    return a;
-}
-
 /* PROXY headers are read on the front: clients with half a header, and
  * clients with a whole header and then nothing, hold no thread; a healthy
  * proxied client is served and sees its real address; the first-message
@@ -134,7 +121,7 @@ test_proxy_on_front(void **state)
                         .first_message_timeout_ms = FIRST_MS};
     char ep[128];
     sm_server *srv = srv_start(&o, ep, sizeof ep);
-    sm_addr src = inet4("203.0.113.7", 4242), dst = inet4("192.0.2.1", 443);
+    sm_addr src = sm_test_inet4("203.0.113.7", 4242), dst = sm_test_inet4("192.0.2.1", 443);
     uint8_t hdr[256];
     size_t hlen = (size_t)SM_ASSERT_OK(sm_proxy_encode_v1(&src, &dst, hdr, sizeof hdr));
     int fds[2 * N];

@@ -202,15 +202,25 @@ sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms)
 }
 
 int
-sm_test_black_hole(int *filler, uint16_t *port)
+sm_test_listen_loopback(int backlog, uint16_t *port)
 {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
     assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(l, 0), 0);
+    assert_int_equal(listen(l, backlog), 0);
     assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
     *port = ntohs(a.sin_port);
+    return l;
+}
+
+int
+sm_test_black_hole(int *filler, uint16_t *port)
+{
+    int l = sm_test_listen_loopback(0, port);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(*port)};
     char to[64];
     snprintf(to, sizeof to, "tcp://127.0.0.1:%u", *port);
     *filler = (int)sm_test_check_ok(sm_dial(to, 5000), "sm_dial(black hole)", __FILE__, __LINE__);
@@ -248,4 +258,30 @@ sm_test_wait_queued(int fd, int want, int timeout_ms)
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
     return queued;
+}
+
+sm_addr
+sm_test_inet4(const char *ip, uint16_t port)
+{
+    sm_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in *s = (struct sockaddr_in *)&a.ss;
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    if (inet_pton(AF_INET, ip, &s->sin_addr) != 1) fail_msg("not an IPv4 address: %s", ip);
+    a.len = sizeof *s;
+    return a;
+}
+
+sm_addr
+sm_test_inet6(const char *ip, uint16_t port)
+{
+    sm_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a.ss;
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, ip, &s->sin6_addr) != 1) fail_msg("not an IPv6 address: %s", ip);
+    a.len = sizeof *s;
+    return a;
 }

@@ -35,6 +35,10 @@ void sm_test_rmdir(const char *dir);
  * kernel answers after all: the caller then says so and checks less. */
 int sm_test_black_hole(int *filler, uint16_t *port);
 
+/* A TCP listener on 127.0.0.1, port 0 (the kernel's pick, set in *port),
+ * with the given backlog. Returns its fd. */
+int sm_test_listen_loopback(int backlog, uint16_t *port);
+
 /* Monotonic milliseconds, for bounding loops in tests. */
 int64_t sm_test_now_ms(void);
 
@@ -72,5 +76,10 @@ int sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms);
  * when they arrive, not on a sleep), at most timeout_ms. Returns how many
  * are queued. */
 int sm_test_wait_queued(int fd, int want, int timeout_ms);
+
+/* An sm_addr for a numeric IPv4 or IPv6 address and a port (a PROXY header's
+ * addresses, an address to compare with). */
+sm_addr sm_test_inet4(const char *ip, uint16_t port);
+sm_addr sm_test_inet6(const char *ip, uint16_t port);
 
 #endif
