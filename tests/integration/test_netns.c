@@ -320,15 +320,16 @@ test_user_timeout(void **state)
     int64_t t0 = sm_test_now_ms();
     SM_ASSERT_OK(sm_conn_send(c, "into the void", 13, 5000));
     sm_frame_msg m;
-    int rc = sm_conn_recv(c, &m, 10000);
+    /* No timeout of ours: an -ETIMEDOUT can only be the kernel's (the
+     * test's ctest timeout bounds a kernel that never gives up). */
+    int rc = sm_conn_recv(c, &m, SM_FOREVER);
     int64_t took = sm_test_now_ms() - t0;
     link_set(true);
     print_message("recv after %lld ms: %s\n", (long long)took, sm_err_name(rc));
     SM_ASSERT_ERR(rc, -ETIMEDOUT);
-    /* The kernel's timeout, not ours (10 s): under 9 s. Not instant: t0
-     * precedes the send, so load only lengthens this; half the timeout is
-     * clear of the kernel's timer granularity. */
-    assert_true(took >= 250 && took < 9000);
+    /* Not instant: t0 precedes the send, so load only lengthens this; half
+     * the timeout is clear of the kernel's timer granularity. */
+    assert_true(took >= 250);
     sm_conn_free(c);
     sm_server_free(srv);
 }
