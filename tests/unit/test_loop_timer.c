@@ -242,8 +242,8 @@ test_timer_restart(void **state)
 
     o.n = 0;
     tr_start(&a, 5000, 0);
-    tr_start(&b, 50, 0);
-    tr_start(&a, 5, 0); /* restart: earlier */
+    tr_start(&a, 5, 0);  /* restart: earlier */
+    tr_start(&b, 50, 0); /* after a's restart: due later than a by the clock */
     SM_ASSERT_ERR(sm_loop_run(l, SM_RUN_DEFAULT), 0);
     assert_int_equal(a.calls, 2);
     assert_int_equal(o.n, 2);
