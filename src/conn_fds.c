@@ -3,6 +3,7 @@
  * their recv(2) path. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <sockmsg/unix.h>
@@ -30,6 +31,12 @@ sm_conn_enable_fds(sm_conn *c, int max_fds)
     if (*slot) {
         q->rx = (*slot)->rx;
         q->err = (*slot)->err;
+        q->err_at = (*slot)->err_at;
+        memcpy(q->why, (*slot)->why, sizeof q->why);
+        q->cred_on = (*slot)->cred_on;
+        q->run_ok = (*slot)->run_ok;
+        q->run_from = (*slot)->run_from;
+        q->run = (*slot)->run;
         sm__fdq_free(*slot);
         free(*slot);
     } else {
@@ -72,4 +79,34 @@ sm_conn_peer_cred(const sm_conn *c, sm_cred *out)
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &u, &ul) < 0) return -errno;
     *out = (sm_cred){.pid = u.pid, .uid = u.uid, .gid = u.gid};
     return 0;
+}
+
+int
+sm_conn_enable_cred(sm_conn *c)
+{
+    if (!c || sm__conn_is_tls(c)) return -EINVAL;
+    if (!*sm__conn_fdq(c)) {
+        int rc = sm_conn_enable_fds(c, 0);
+        if (rc < 0) return rc;
+    }
+    int on = 1;
+    if (setsockopt(sm_conn_fd(c), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0) return -errno;
+    sm__fdq *q = *sm__conn_fdq(c);
+    if (!q->cred_on) {
+        /* Bytes read before now came from no known sender. */
+        q->cred_on = true;
+        q->run_ok = false;
+        q->run_from = q->rx;
+    }
+    return 0;
+}
+
+int
+sm_conn_msg_cred(sm_conn *c, sm_cred *out)
+{
+    if (!c || !out) return -EINVAL;
+    sm__fdq *q = *sm__conn_fdq(c);
+    if (!q || !q->msg_cred_ok) return 0;
+    *out = q->msg_cred;
+    return 1;
 }

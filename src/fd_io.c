@@ -17,10 +17,10 @@
 
 #include "internal.h"
 
-/* Room for the most fds one control message can carry. */
+/* Room for the most fds one control message can carry, and credentials. */
 typedef union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * SM_FDS_MAX)];
+    char buf[CMSG_SPACE(sizeof(int) * SM_FDS_MAX) + CMSG_SPACE(sizeof(struct ucred))];
 } fds_cmsg;
 
 int
@@ -73,13 +73,22 @@ sm__fds_sendv_all(int fd, struct iovec *v, int k, const int *fds, int nfds, int 
     return r < 0 ? r : (ssize_t)total;
 }
 
-/* The fds of every SCM_RIGHTS message in m, into out (room for SM_FDS_MAX). */
+/* The fds of every SCM_RIGHTS message in m, into out (room for SM_FDS_MAX),
+ * and the sender's credentials, into *cr (*has_cr says whether). */
 static int
-collect_fds(struct msghdr *m, int *out)
+collect_fds(struct msghdr *m, int *out, sm_cred *cr, bool *has_cr)
 {
     int n = 0;
+    *has_cr = false;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
-        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+        if (h->cmsg_level != SOL_SOCKET) continue;
+        if (h->cmsg_type == SCM_CREDENTIALS && h->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred u;
+            memcpy(&u, CMSG_DATA(h), sizeof u);
+            *cr = (sm_cred){.pid = u.pid, .uid = u.uid, .gid = u.gid};
+            *has_cr = true;
+        }
+        if (h->cmsg_type != SCM_RIGHTS) continue;
         size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < k && n < SM_FDS_MAX; i++)
             memcpy(&out[n++], CMSG_DATA(h) + i * sizeof(int), sizeof(int));
@@ -106,6 +115,7 @@ sm__fds_recv(sm__fdq *q, int fd, void *buf, size_t len, int timeout_ms, size_t b
                            .msg_iovlen = 1,
                            .msg_control = cb.buf,
                            .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)q->cap)};
+        if (q->cred_on) m.msg_controllen += CMSG_SPACE(sizeof(struct ucred));
         ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -115,7 +125,9 @@ sm__fds_recv(sm__fdq *q, int fd, void *buf, size_t len, int timeout_ms, size_t b
             continue;
         }
         int got[SM_FDS_MAX];
-        int ng = collect_fds(&m, got);
+        sm_cred cr;
+        bool has_cr;
+        int ng = collect_fds(&m, got, &cr, &has_cr);
         if (m.msg_flags & MSG_CTRUNC) {
             /* The bytes are kept: the messages before the one that lost
              * fds are whole, and are delivered before the error. */
@@ -134,6 +146,7 @@ sm__fds_recv(sm__fdq *q, int fd, void *buf, size_t len, int timeout_ms, size_t b
                 close(got[i]); /* no byte to belong to */
             return 0;
         }
+        if (q->cred_on) sm__fdq_read_cred(q, has_cr ? &cr : NULL, q->rx);
         q->rx += (uint64_t)n;
         sm__fdq_push(q, got, ng, q->rx - 1);
         return n;

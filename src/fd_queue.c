@@ -76,10 +76,23 @@ sm__fdq_push(sm__fdq *q, const int *fds, int n, uint64_t at)
     }
 }
 
+void
+sm__fdq_read_cred(sm__fdq *q, const sm_cred *cr, uint64_t at)
+{
+    bool same =
+        cr && q->run_ok && q->run.pid == cr->pid && q->run.uid == cr->uid && q->run.gid == cr->gid;
+    if (same) return;
+    q->run_ok = cr != NULL;
+    if (cr) q->run = *cr;
+    q->run_from = at;
+}
+
 int
 sm__fdq_bind(sm__fdq *q, uint64_t start, uint64_t end)
 {
     sm__fdq_release(q);
+    q->msg_cred_ok = q->cred_on && q->run_ok && q->run_from <= start;
+    q->msg_cred = q->run;
     if (q->err && end > q->err_at) return q->err;
     int k = 0;
     for (; k < q->npend && q->pend[k].at < end; k++) {

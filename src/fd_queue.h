@@ -3,7 +3,10 @@
 #ifndef SOCKMSG_FD_QUEUE_H
 #define SOCKMSG_FD_QUEUE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <sockmsg/unix.h>
 
 /* One fd and the stream offset of the byte it arrived with. */
 typedef struct sm__fdq_ent {
@@ -24,6 +27,16 @@ typedef struct sm__fdq {
     int err;         /* sticky: what made the stream unusable (fds lost) */
     uint64_t err_at; /* the offset of the byte the lost fds came with */
     char why[160];   /* what err means here */
+    /* SCM_CREDENTIALS (SO_PASSCRED): the kernel never joins bytes of two
+     * senders in one read, so the reads since run_from all came from run
+     * (run_ok false: from no known sender). A message whose first byte is
+     * at or after run_from came from run alone. */
+    bool cred_on;
+    bool run_ok;
+    uint64_t run_from;
+    sm_cred run;
+    bool msg_cred_ok; /* msg_cred is the sender of the message last bound */
+    sm_cred msg_cred;
 } sm__fdq;
 
 int sm__fdq_init(sm__fdq *q, int cap);
@@ -43,5 +56,8 @@ void sm__fdq_push(sm__fdq *q, const int *fds, int n, uint64_t at);
 int sm__fdq_bind(sm__fdq *q, uint64_t start, uint64_t end);
 /* Move up to cap of the current message's fds to out; returns how many. */
 int sm__fdq_take(sm__fdq *q, int *out, int cap);
+/* The credentials of a read of n bytes that starts at offset at (NULL:
+ * the read had none). */
+void sm__fdq_read_cred(sm__fdq *q, const sm_cred *cr, uint64_t at);
 
 #endif

@@ -146,6 +146,40 @@ SM_API int sm_conn_take_fds(sm_conn *c, int *fds, int cap);
  */
 SM_API int sm_conn_peer_cred(const sm_conn *c, sm_cred *out);
 
+/**
+ * Learn the sender of each message (SCM_CREDENTIALS): turns SO_PASSCRED on
+ * for the socket, and fd passing (sm_conn_enable_fds() with the default
+ * cap) if not yet on.
+ *
+ * Call it before the messages arrive: bytes read before it have no known
+ * sender. The kernel stamps every send with the sending process's
+ * credentials (checked by the kernel: a process can only claim its own,
+ * unless privileged), and never joins two senders' bytes in one read.
+ *
+ * @param c  the connection, over a Unix stream socket
+ * @retval 0             done
+ * @retval -EINVAL       NULL c or a TLS connection
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -errno        setsockopt(2) failed; -ENOMEM
+ */
+SM_API int sm_conn_enable_cred(sm_conn *c);
+
+/**
+ * The credentials of the process that sent the message sm_conn_recv() last
+ * returned (after sm_conn_enable_cred()).
+ *
+ * Several processes may share one socket (a forked child, an fd passed on):
+ * each message names its own sender, unlike sm_conn_peer_cred().
+ *
+ * @param c    the connection
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: credentials are not on, no message was
+ *                  returned, or its bytes came from more than one sender
+ * @retval -EINVAL  a NULL argument
+ */
+SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sockmsg/unix.h>
@@ -448,6 +449,7 @@ test_errors(void **state)
     SM_ASSERT_ERR(sm_conn_send_fds(t, "x", 1, p, 1, 1000), -EAFNOSUPPORT);
     sm_cred cr;
     SM_ASSERT_ERR(sm_conn_peer_cred(t, &cr), -EAFNOSUPPORT);
+    SM_ASSERT_ERR(sm_conn_enable_cred(t), -EAFNOSUPPORT);
     int got;
     assert_int_equal(sm_conn_take_fds(t, &got, 1), 0);
     sm_conn_free(t);
@@ -477,6 +479,71 @@ test_errors(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* Write bytes from a child process (its own pid on them); returns its pid. */
+static pid_t
+child_writes(int fd, const char *p, size_t n)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(write(fd, p, n) == (ssize_t)n ? 0 : 1);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return pid;
+}
+
+/* SCM_CREDENTIALS: each message names the process that sent it. */
+static void
+test_msg_cred(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    sm_conn *a, *b;
+    conn_pair(&a, &b, "len8", 0);
+    sm_cred cr;
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 0); /* nothing received yet */
+    SM_ASSERT_OK(sm_conn_enable_cred(b));
+    SM_ASSERT_OK(sm_conn_send(a, "parent", 6, SM_CONN_DEFAULT));
+    pid_t kid = child_writes(sm_conn_fd(a),
+                             "\x05"
+                             "child",
+                             6);
+    pid_t kid2 = child_writes(sm_conn_fd(a),
+                              "\x04"
+                              "mi",
+                              3); /* half from a child */
+    assert_true(kid != kid2);
+    SM_ASSERT_OK(sm_conn_send_raw(a, "xd", 2, SM_CONN_DEFAULT)); /* half from us */
+    SM_ASSERT_OK(sm_conn_send(a, "last", 4, SM_CONN_DEFAULT));
+
+    expect_msg(b, "parent", 0, NULL);
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 1);
+    assert_int_equal(cr.pid, getpid());
+    assert_int_equal(cr.uid, getuid());
+    assert_int_equal(cr.gid, getgid());
+    expect_msg(b, "child", 0, NULL);
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 1);
+    assert_int_equal(cr.pid, kid);
+    expect_msg(b, "mixd", 0, NULL);
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 0); /* two senders */
+    expect_msg(b, "last", 0, NULL);
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 1);
+    assert_int_equal(cr.pid, getpid());
+    /* Credentials and fds together. */
+    int p[2];
+    SM_ASSERT_OK(pipe2(p, O_CLOEXEC));
+    SM_ASSERT_OK(sm_conn_send_fds(a, "both", 4, p, 2, SM_CONN_DEFAULT));
+    expect_msg(b, "both", 2, NULL);
+    assert_int_equal(sm_conn_msg_cred(b, &cr), 1);
+    assert_int_equal(cr.pid, getpid());
+    SM_ASSERT_ERR(sm_conn_msg_cred(b, NULL), -EINVAL);
+    sm_conn_free(a);
+    sm_conn_free(b);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(count_fds(), before);
+}
+
 int
 main(void)
 {
@@ -489,6 +556,7 @@ main(void)
         cmocka_unit_test(test_large_message_fds_once),
         cmocka_unit_test(test_peer_cred),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_msg_cred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
