@@ -51,10 +51,11 @@ ssize_t
 sm_conn_send_fds(sm_conn *c, const void *msg, size_t len, const int *fds, int nfds, int timeout_ms)
 {
     if (!c || nfds < 0 || nfds > SM_FDS_MAX || (nfds && !fds)) return -EINVAL;
-    if (!*sm__conn_fdq(c)) {
-        int rc = sm_conn_enable_fds(c, 0);
-        if (rc < 0) return rc;
-    }
+    /* The sender needs no queue: only the receiving side's state is
+     * touched by enabling, and another thread may be receiving. */
+    if (nfds && sm__conn_is_tls(c)) return -EINVAL;
+    int rc = nfds ? sm__fds_check_unix(sm_conn_fd(c)) : 0;
+    if (rc < 0) return rc;
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
     return sm__conn_sendv_fds(c, -1, &v, 1, fds, nfds, timeout_ms);
 }

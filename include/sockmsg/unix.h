@@ -23,9 +23,9 @@
  * @endcode
  *
  * Contract:
- * - Opt-in per connection: sm_conn_enable_fds() (sm_conn_send_fds() enables
- *   it too). A connection without it reads with plain recv(2), and any fds a
- *   peer sends it are closed by the kernel.
+ * - Opt-in per connection on the receiving side: sm_conn_enable_fds(). A
+ *   connection without it reads with plain recv(2), and any fds a peer
+ *   sends it are closed by the kernel. Sending needs nothing enabled.
  * - Sending: the fds go in the same sendmsg(2) as the first byte of the
  *   message; when that call sends only part of the message, the rest
  *   follows without them (they are never sent twice).
@@ -100,8 +100,8 @@ SM_API int sm_conn_enable_fds(sm_conn *c, int max_fds);
  * sm_conn_send() with nfds open fds attached to the message.
  *
  * The kernel duplicates the fds into the receiver when they arrive: the
- * caller keeps its own and may close them as soon as this returns. Enables
- * fd passing (sm_conn_enable_fds() with the default cap) if not yet done.
+ * caller keeps its own and may close them as soon as this returns. Safe
+ * while another thread receives (it touches no receive-side state).
  *
  * @param c           the connection, over a Unix stream socket
  * @param msg         the payload (may be NULL when len is 0)
@@ -110,8 +110,10 @@ SM_API int sm_conn_enable_fds(sm_conn *c, int max_fds);
  * @param fds         the fds to pass (not closed)
  * @param nfds        how many: 0 (a plain send) to ::SM_FDS_MAX
  * @param timeout_ms  as for sm_conn_send()
- * @return len, or an error as sm_conn_send() and sm_conn_enable_fds(), and:
- * @retval -EINVAL  nfds out of range, fds NULL with nfds > 0, an empty frame
+ * @return len, or an error as sm_conn_send(), and:
+ * @retval -EINVAL  nfds out of range, fds NULL with nfds > 0, an empty
+ *                  frame, or fds over TLS
+ * @retval -EAFNOSUPPORT  fds on a socket that is not a Unix socket
  * @retval -EBADF   one of the fds is not open: nothing was sent
  */
 SM_API ssize_t sm_conn_send_fds(sm_conn *c, const void *msg, size_t len, const int *fds, int nfds,
