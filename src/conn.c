@@ -11,6 +11,8 @@
 #include <sockmsg/error.h>
 #include <sockmsg/socket.h>
 
+#include "conn_fds.h"
+#include "fd_io.h"
 #include "internal.h"
 #include "tls_internal.h"
 
@@ -28,6 +30,7 @@ struct sm_conn {
     int eof_err;    /* TLS: what the EOF is (SM_ERR_TLS_EOF: without close_notify), or 0 */
     size_t pending; /* bytes of the message last returned, consumed on the next call */
     sm__tls *tls;   /* NULL for plain TCP and Unix sockets */
+    sm__fdq *fdq;   /* fd passing (conn_fds.c), NULL unless enabled */
     sm_frame_spec spec;
     sm_frame_decoder dec;
     sm_buf in;
@@ -192,6 +195,10 @@ sm_conn_free(sm_conn *c)
         if (sm__tls_handshake_done(c->tls)) sm__tls_goodbye(c->tls);
         sm__tls_free(c->tls);
     }
+    if (c->fdq) {
+        sm__fdq_free(c->fdq);
+        free(c->fdq);
+    }
     close(c->fd);
     sm_buf_free(&c->in);
     free(c);
@@ -262,7 +269,8 @@ iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
 }
 
 static ssize_t
-conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeout_ms)
+conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int *fds, int nfds,
+           int timeout_ms)
 {
     if (!c || iovcnt < 0 || iovcnt > IOV_MAX - 2 || (iovcnt && !iov)) return -EINVAL;
     size_t total = 0;
@@ -293,6 +301,7 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeou
         if (iov[i].iov_len) v[k++] = iov[i];
     if (hdr.tail_len) v[k++] = (struct iovec){.iov_base = hdr.tail, .iov_len = hdr.tail_len};
     ssize_t sent = c->tls ? sm__tls_sendv_all(c->tls, v, k, timeout_of(c, timeout_ms))
+                   : nfds ? sm__fds_sendv_all(c->fd, v, k, fds, nfds, timeout_of(c, timeout_ms))
                           : sm_sendv_all(c->fd, v, k, timeout_of(c, timeout_ms), NULL);
     if (sent < 0 && c->tls && sent <= SM_ERR_TLS_UNAVAILABLE)
         snprintf(c->detail, sizeof c->detail, "%s", sm__tls_detail(c->tls));
@@ -303,21 +312,60 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, int timeou
 ssize_t
 sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms)
 {
-    return conn_sendv(c, -1, iov, iovcnt, timeout_ms);
+    return conn_sendv(c, -1, iov, iovcnt, NULL, 0, timeout_ms);
 }
 
 ssize_t
 sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return conn_sendv(c, -1, &v, 1, timeout_ms);
+    return conn_sendv(c, -1, &v, 1, NULL, 0, timeout_ms);
 }
 
 ssize_t
 sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return conn_sendv(c, type, &v, 1, timeout_ms);
+    return conn_sendv(c, type, &v, 1, NULL, 0, timeout_ms);
+}
+
+ssize_t
+sm__conn_sendv_fds(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int *fds,
+                   int nfds, int timeout_ms)
+{
+    return conn_sendv(c, type, iov, iovcnt, fds, nfds, timeout_ms);
+}
+
+sm__fdq **
+sm__conn_fdq(sm_conn *c)
+{
+    return &c->fdq;
+}
+
+bool
+sm__conn_is_tls(const sm_conn *c)
+{
+    return c->tls != NULL;
+}
+
+size_t
+sm__conn_buffered(const sm_conn *c)
+{
+    return sm_buf_len(&c->in);
+}
+
+/* The message just decoded is the first n buffered bytes: it owns the fds
+ * that came with them. */
+static int
+fds_bind(sm_conn *c, size_t n)
+{
+    uint64_t start = c->fdq->rx - sm_buf_len(&c->in);
+    int rc = sm__fdq_bind(c->fdq, start, start + n);
+    if (rc < 0) {
+        c->pending = 0; /* the message stays unread: the error is sticky */
+        snprintf(c->detail, sizeof c->detail, "%s", c->fdq->why);
+    }
+    return rc;
 }
 
 /* Decode what is buffered. 1: a message in *msg; 0: need more bytes; < 0: error. */
@@ -330,6 +378,7 @@ decode_buffered(sm_conn *c, sm_frame_msg *msg)
         if (n < 0) return (int)n;
         if (msg->data) {
             c->pending = (size_t)n; /* the view stays valid until the next call */
+            if (c->fdq && fds_bind(c, (size_t)n) < 0) return c->fdq->err;
             return 1;
         }
         sm_buf_consume(&c->in, (size_t)n); /* oversize=skip discarded these */
@@ -343,6 +392,7 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
     sm_buf_consume(&c->in, c->pending);
     c->pending = 0;
     c->detail[0] = '\0';
+    if (c->fdq) sm__fdq_release(c->fdq); /* the last message's fds not taken */
 
     int timeout = timeout_of(c, timeout_ms);
     int64_t deadline = sm__deadline(timeout);
@@ -376,6 +426,7 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
             if (c->spec.kind != SM_FRAME_EOF) return 0;
             if (!msg->data) msg->data = msg->frame = (const uint8_t *)"";
             c->pending = (size_t)n;
+            if (c->fdq && fds_bind(c, (size_t)n) < 0) return c->fdq->err;
             return 1;
         }
         int rc = decode_buffered(c, msg);
@@ -391,10 +442,11 @@ sm_conn_recv(sm_conn *c, sm_frame_msg *msg, int timeout_ms)
         if (rc < 0) return rc;
         size_t want = sm_buf_writable(&c->in);
         if (timeout == 0) want = SM__MIN(want, budget);
-        ssize_t got =
-            c->tls
-                ? sm__tls_recv_some(c->tls, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline))
-                : sm_recv_some(c->fd, sm_buf_wptr(&c->in), want, sm__remaining_ms(deadline));
+        int ms = sm__remaining_ms(deadline);
+        ssize_t got = c->tls   ? sm__tls_recv_some(c->tls, sm_buf_wptr(&c->in), want, ms)
+                      : c->fdq ? sm__fds_recv(c->fdq, c->fd, sm_buf_wptr(&c->in), want, ms,
+                                              sm_buf_len(&c->in), c->detail, sizeof c->detail)
+                               : sm_recv_some(c->fd, sm_buf_wptr(&c->in), want, ms);
         if (got == SM_ERR_TLS_EOF) {
             c->eof = true;
             c->eof_err = SM_ERR_TLS_EOF;

@@ -31,7 +31,7 @@ extern "C" {
  * your own X to map the codes elsewhere (a language binding, a test). Append
  * only; values are part of the ABI. SM_ERR_BASE - 10 is retired (it was
  * SM_ERR_HTTP, now the sockmsg tool's own code): the next code is
- * SM_ERR_BASE - 21.
+ * SM_ERR_BASE - 22.
  *
  * The TLS codes (SM_ERR_BASE - 11 to - 19) name what a user can act on; the
  * detail string (sm_conn_error_detail, sm_stream_detail, `why`) adds
@@ -61,7 +61,9 @@ extern "C" {
     X(SM_ERR_TLS_EOF, SM_ERR_BASE - 19,                                                            \
       "peer closed without TLS close_notify (possible truncation)")                                \
     X(SM_ERR_BACKEND, SM_ERR_BASE - 20,                                                            \
-      "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")
+      "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")                    \
+    X(SM_ERR_FDS_TRUNCATED, SM_ERR_BASE - 21,                                                      \
+      "file descriptors lost: the peer sent more than the receive cap at once")
 
 /**
  * The library's own error codes, returned negated like errno values (they
@@ -157,6 +159,12 @@ enum sm_err {
  * @var SM_ERR_BACKEND
  * $SOCKMSG_BACKEND names no loop backend: from sm_loop_new() with
  * SM_BACKEND_DEFAULT, and so from sm_server_new().
+ *
+ * @var SM_ERR_FDS_TRUNCATED
+ * File descriptors were lost: a peer sent more in one sendmsg(2) than the
+ * receive cap (sm_conn_enable_fds()) holds, and the kernel truncated the
+ * control data (MSG_CTRUNC). The fds that did arrive are closed; the error
+ * is sticky: close the connection.
  */
 
 /**

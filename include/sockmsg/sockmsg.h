@@ -22,5 +22,6 @@
 #include "stream.h"
 #include "proxy.h"
 #include "server.h"
+#include "unix.h"
 
 #endif

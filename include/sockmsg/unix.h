@@ -1,0 +1,189 @@
+/**
+ * @file
+ * @brief Unix sockets: file descriptors attached to messages, and the peer's
+ *        credentials.
+ *
+ * Over a Unix stream socket (unix:// endpoints, socketpair(2)) a message can
+ * carry open file descriptors (SCM_RIGHTS): a pipe, a socket, a memfd, a
+ * file opened with rights the receiver lacks. sockmsg ties them to the
+ * framing, so they arrive with the message they were sent with:
+ *
+ * @code
+ *     // sender
+ *     int p[2]; pipe(p);
+ *     sm_conn_send_fds(c, "log", 3, &p[1], 1, SM_CONN_DEFAULT);
+ *     close(p[1]);                    // the receiver holds its own copy
+ *     // receiver
+ *     sm_conn_enable_fds(c, 0);       // before the first receive
+ *     sm_frame_msg m;
+ *     if (sm_conn_recv(c, &m, SM_CONN_DEFAULT) == 1) {
+ *         int fd;
+ *         if (sm_conn_take_fds(c, &fd, 1) == 1) use(m.data, m.len, fd);
+ *     }
+ * @endcode
+ *
+ * Contract:
+ * - Opt-in per connection on the receiving side: sm_conn_enable_fds(). A
+ *   connection without it reads with plain recv(2), and any fds a peer
+ *   sends it are closed by the kernel. Sending needs nothing enabled.
+ * - Sending: the fds go in the same sendmsg(2) as the first byte of the
+ *   message; when that call sends only part of the message, the rest
+ *   follows without them (they are never sent twice).
+ * - Receiving: fds belong to the message whose frame contains the bytes they
+ *   arrived with. The kernel hands over a sendmsg's fds with the last byte
+ *   of the read that reaches those bytes, and a read never spans two
+ *   sendmsg calls' fds, so a message sent by sm_conn_send_fds() gets exactly
+ *   its own fds, however the bytes are split or joined.
+ * - Ownership: after sm_conn_recv() returns a message, sm_conn_take_fds()
+ *   hands its fds to the caller; those not taken are closed by the next
+ *   sm_conn_recv() or by sm_conn_free(). Fds that arrive with bytes no
+ *   message claims (skipped by oversize=skip, or part of an incomplete
+ *   message at EOF) are closed too, by the next receive or by
+ *   sm_conn_free(): none is ever leaked.
+ * - A per-message cap (max_fds, default ::SM_FDS_DEFAULT): fds beyond it
+ *   in one message are closed. The receive control buffer holds max_fds
+ *   fds, so a single sendmsg with more (a peer not using the cap) is
+ *   truncated by the kernel (MSG_CTRUNC): the fds that did arrive are
+ *   closed, the messages before the one that lost them are still returned,
+ *   and the receive of that message fails with ::SM_ERR_FDS_TRUNCATED (with
+ *   a detail from sm_conn_error_detail()), as does every later one: close
+ *   the connection.
+ * - Every received fd is close-on-exec (MSG_CMSG_CLOEXEC).
+ * - Unix sockets only: TLS is -EINVAL, a TCP socket -EAFNOSUPPORT.
+ *
+ * @threads As for the connection (conn.h): the receive-side calls
+ * (sm_conn_enable_fds(), sm_conn_take_fds()) belong to the receiving thread.
+ */
+#ifndef SOCKMSG_UNIX_H
+#define SOCKMSG_UNIX_H
+
+#include <sys/types.h>
+
+#include "api.h"
+#include "conn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The kernel's limit on fds in one sendmsg(2) (SCM_MAX_FD). */
+#define SM_FDS_MAX 253
+
+/** The per-message cap when none is given. */
+#define SM_FDS_DEFAULT 8
+
+/** A peer's credentials (SO_PEERCRED), as the kernel reports them. */
+typedef struct sm_cred {
+    pid_t pid; /**< the peer's process (as seen from our PID namespace) */
+    uid_t uid; /**< its effective user id */
+    gid_t gid; /**< its effective group id */
+} sm_cred;
+
+/**
+ * Receive fds with messages on this connection, at most max_fds per message.
+ *
+ * Call it before the message with fds arrives (before the first
+ * sm_conn_recv() that could read its bytes); calling it again changes the
+ * cap only while no fd is held (-EBUSY otherwise).
+ *
+ * @param c        the connection, over a Unix stream socket
+ * @param max_fds  1 to ::SM_FDS_MAX, or 0 for ::SM_FDS_DEFAULT
+ * @retval 0             done
+ * @retval -EINVAL       NULL c, max_fds out of range, or a TLS connection
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -EBUSY        a cap change while fds are held
+ * @retval -ENOMEM       out of memory
+ */
+SM_API int sm_conn_enable_fds(sm_conn *c, int max_fds);
+
+/**
+ * sm_conn_send() with nfds open fds attached to the message.
+ *
+ * The kernel duplicates the fds into the receiver when they arrive: the
+ * caller keeps its own and may close them as soon as this returns. Safe
+ * while another thread receives (it touches no receive-side state).
+ *
+ * @param c           the connection, over a Unix stream socket
+ * @param msg         the payload (may be NULL when len is 0)
+ * @param len         its length; the frame must have at least one byte
+ *                    (an empty message of eof framing cannot carry fds)
+ * @param fds         the fds to pass (not closed)
+ * @param nfds        how many: 0 (a plain send) to ::SM_FDS_MAX
+ * @param timeout_ms  as for sm_conn_send()
+ * @return len, or an error as sm_conn_send(), and:
+ * @retval -EINVAL  nfds out of range, fds NULL with nfds > 0, an empty
+ *                  frame, or fds over TLS
+ * @retval -EAFNOSUPPORT  fds on a socket that is not a Unix socket
+ * @retval -EBADF   one of the fds is not open: nothing was sent
+ */
+SM_API ssize_t sm_conn_send_fds(sm_conn *c, const void *msg, size_t len, const int *fds, int nfds,
+                                int timeout_ms);
+
+/**
+ * Take the fds that came with the message sm_conn_recv() last returned.
+ *
+ * The fds are the caller's from now on (close-on-exec; clear FD_CLOEXEC to
+ * hand one to a child). Those not taken, here or in another call before the
+ * next receive, are closed by the next sm_conn_recv() or sm_conn_free().
+ *
+ * @param c    the connection
+ * @param fds  receives up to cap fds, in the order they were sent
+ * @param cap  the room in fds (> 0)
+ * @return how many were stored (0: the message had none, or fd passing is
+ *         not enabled), or -EINVAL for a NULL argument or cap <= 0
+ */
+SM_API int sm_conn_take_fds(sm_conn *c, int *fds, int cap);
+
+/**
+ * The credentials of the process that created the peer socket (connect(2),
+ * listen(2) or socketpair(2)), from SO_PEERCRED: not necessarily the
+ * process that sends now.
+ *
+ * @param c    the connection, over a Unix socket
+ * @param out  receives pid, uid and gid
+ * @retval 0             *out is set
+ * @retval -EINVAL       a NULL argument, or a TLS connection
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -errno        getsockopt(2) failed
+ */
+SM_API int sm_conn_peer_cred(const sm_conn *c, sm_cred *out);
+
+/**
+ * Learn the sender of each message (SCM_CREDENTIALS): turns SO_PASSCRED on
+ * for the socket, and fd passing (sm_conn_enable_fds() with the default
+ * cap) if not yet on.
+ *
+ * Call it before the messages arrive: bytes read before it have no known
+ * sender. The kernel stamps every send with the sending process's
+ * credentials (checked by the kernel: a process can only claim its own,
+ * unless privileged), and never joins two senders' bytes in one read.
+ *
+ * @param c  the connection, over a Unix stream socket
+ * @retval 0             done
+ * @retval -EINVAL       NULL c or a TLS connection
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -errno        setsockopt(2) failed; -ENOMEM
+ */
+SM_API int sm_conn_enable_cred(sm_conn *c);
+
+/**
+ * The credentials of the process that sent the message sm_conn_recv() last
+ * returned (after sm_conn_enable_cred()).
+ *
+ * Several processes may share one socket (a forked child, an fd passed on):
+ * each message names its own sender, unlike sm_conn_peer_cred().
+ *
+ * @param c    the connection
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: credentials are not on, no message was
+ *                  returned, or its bytes came from more than one sender
+ * @retval -EINVAL  a NULL argument
+ */
+SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
