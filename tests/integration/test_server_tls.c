@@ -3,40 +3,11 @@
  * silent client closed at the handshake deadline, a plain-TCP client
  * refused as not TLS, both counted and logged with OpenSSL's reason. */
 #include "server_util.h"
+#include "tls_test.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static __thread char path[4][320];
-    static __thread int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    return sm_test_wait(sm_test_spawn2(argv, NULL, NULL, NULL), 30000) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    sm_test_rmdir(certs);
-    return 0;
-}
 
 static void
 serve_tls(void **state)
@@ -44,10 +15,8 @@ serve_tls(void **state)
     const srv_variant *v = srv_variant_of(state);
     char why[256];
     sm_tls_config *sc, *cc;
-    SM_ASSERT_OK(sm_tls_config_new(&sc, SM_TLS_SERVER, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_cert(sc, cert("leaf.pem"), cert("leaf.key"), why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_new(&cc, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(cc, cert("ca.pem"), NULL, why, sizeof why));
+    sc = sm_test_tls_server("leaf.pem", "leaf.key");
+    cc = sm_test_tls_client(true);
 
     srv_log lg = {.lock = PTHREAD_MUTEX_INITIALIZER};
     sm_server_opts o = {
@@ -143,5 +112,5 @@ main(void)
         cmocka_unit_test_prestate(serve_tls, (void *)&thread_m),
         cmocka_unit_test(refuses_bad_config),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }

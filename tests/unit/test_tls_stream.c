@@ -4,7 +4,7 @@
  * truncation), openssl s_server for verification errors, handshake
  * deadlines both ways, and a reader that stops (backpressure through the
  * cipher). Certificates come from tests/support/tls_certs.sh. */
-#include "smtest.h"
+#include "tls_test.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -13,36 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static char path[4][320];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    return sm_test_wait(sm_test_spawn2(argv, NULL, NULL, NULL), 30000) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    sm_test_rmdir(certs);
-    return 0;
-}
 
 static const sm_frame_spec len32 = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 
@@ -131,12 +101,8 @@ world_init(world *w)
     memset(w, 0, sizeof *w);
     W = w;
     SM_ASSERT_OK(sm_loop_new(&w->loop, NULL));
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&w->scfg, SM_TLS_SERVER, why, sizeof why));
-    SM_ASSERT_OK(
-        sm_tls_config_set_cert(w->scfg, cert("leaf.pem"), cert("leaf.key"), why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_new(&w->ccfg, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(w->ccfg, cert("ca.pem"), NULL, why, sizeof why));
+    w->scfg = sm_test_tls_server("leaf.pem", "leaf.key");
+    w->ccfg = sm_test_tls_client(true);
     w->sopts = (sm_stream_opts){.spec = &len32, .on_message = srv_msg, .on_close = srv_close};
     w->copts = (sm_stream_opts){.spec = &len32,
                                 .on_message = cli_msg,
@@ -274,9 +240,7 @@ test_verify_errors_and_deadlines(void **state)
     world_listen(&w);
     /* The name checked is not the certificate's. */
     sm_tls_config *other;
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&other, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(other, cert("ca.pem"), NULL, why, sizeof why));
+    other = sm_test_tls_client(true);
     SM_ASSERT_OK(sm_tls_config_set_server_name(other, "db.example"));
     w.copts.tls = other;
     dial(&w, "localhost", w.port);
@@ -287,7 +251,7 @@ test_verify_errors_and_deadlines(void **state)
     sm_tls_config_free(other);
     /* Trusting nothing of ours: unknown CA. */
     sm_tls_config *sys;
-    SM_ASSERT_OK(sm_tls_config_new(&sys, SM_TLS_CLIENT, why, sizeof why));
+    sys = sm_test_tls_client(false);
     w.copts.tls = sys;
     w.cli_closed = 0;
     dial(&w, "localhost", w.port);
@@ -331,7 +295,8 @@ test_python_client(void **state)
     world_listen(&w);
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)w.port);
-    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)cert("ca.pem"), "30", NULL};
+    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)sm_test_cert("ca.pem"),
+                    "30",       NULL};
     int out;
     int pid = sm_test_spawn(argv, &out, true);
     assert_true(run_until(&w, srv_closed, 30000));
@@ -350,9 +315,12 @@ python_session(const char *last, int want, const char *text)
 {
     world w;
     world_init(&w);
-    char *argv[] = {
-        SM_PYTHON3, SM_TLS_PEER, "server", (char *)cert("leaf.pem"), (char *)cert("leaf.key"),
-        NULL};
+    char *argv[] = {SM_PYTHON3,
+                    SM_TLS_PEER,
+                    "server",
+                    (char *)sm_test_cert("leaf.pem"),
+                    (char *)sm_test_cert("leaf.key"),
+                    NULL};
     int out;
     int pid = sm_test_spawn(argv, &out, false);
     char line[64];
@@ -506,5 +474,5 @@ main(void)
         cmocka_unit_test(test_backpressure_through_cipher),
         cmocka_unit_test(test_reconnect),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }
