@@ -85,6 +85,207 @@ serve_tls(void **state)
     sm_tls_config_free(sc);
 }
 
+/* ---- openssl s_client as the peer ----------------------------------------- */
+
+/* Read s_client's stdout until a line equal to want (it prints the
+ * certificates and the session first); false at EOF or after 10 s. */
+static bool
+sclient_saw(int out, const char *want)
+{
+    char line[1024];
+    int64_t end = sm_test_now_ms() + 10000;
+    for (int i = 0; i < 400 && sm_test_now_ms() < end; i++) {
+        int n = sm_test_read_line(out, line, sizeof line, (int)(end - sm_test_now_ms()));
+        if (n < 0) return false;
+        if (!strcmp(line, want)) return true;
+    }
+    return false;
+}
+
+typedef struct sclient {
+    int pid, in, out, err;
+} sclient;
+
+/* Start `openssl s_client` against port, verifying with the test CA, with
+ * the interactive commands on (neither -quiet nor -ign_eof: EOF on its
+ * stdin ends the session with close_notify; 'R' renegotiates). */
+static sclient
+sclient_start(uint16_t port, const char *version)
+{
+    char hp[32];
+    snprintf(hp, sizeof hp, "127.0.0.1:%u", (unsigned)port);
+    char *argv[] = {SM_OPENSSL,
+                    "s_client",
+                    "-connect",
+                    hp,
+                    "-CAfile",
+                    (char *)sm_test_cert("ca.pem"),
+                    "-servername",
+                    "localhost",
+                    "-verify_return_error",
+                    (char *)version,
+                    NULL};
+    sclient c;
+    c.pid = sm_test_spawn2(argv, &c.in, &c.out, &c.err);
+    return c;
+}
+
+static void
+sclient_send(const sclient *c, const char *text)
+{
+    assert_int_equal(write(c->in, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+static void
+sclient_end(sclient *c, int want_status, char *err, size_t cap)
+{
+    sm_test_read_all(c->err, err, cap, 10000);
+    int st = sm_test_wait(c->pid, 10000);
+    if (st != want_status)
+        fail_msg("s_client exited %d, want %d; stderr:\n%s", st, want_status, err);
+    close(c->in);
+    close(c->out);
+    close(c->err);
+}
+
+/* A sockmsg TLS server (line framing) driven by openssl s_client: lines
+ * echoed over TLS 1.3 and 1.2 and ended by close_notify; over TLS 1.2 the
+ * client's renegotiation request ('R') is refused (OpenSSL's
+ * no_renegotiation alert; s_client gives up the session), that connection
+ * alone is closed as a TLS error, and a connection open meanwhile goes on. */
+static void
+serve_s_client(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
+    sm_tls_config *cc = sm_test_tls_client(true);
+    srv_log lg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    sm_server_opts o = {
+        .listen = (const char *[]){"tls://127.0.0.1:0", NULL},
+        .frame = "line",
+        .on_message = sm_server_handler_echo,
+        .threads = 2,
+        .tls = sc,
+        .log = srv_log_cb,
+        .log_data = &lg,
+    };
+    srv_apply(&o, v);
+    char ep[128], why[256];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_server_endpoint(srv, 0, &e));
+
+    /* A bystander, open throughout. */
+    sm_conn *by;
+    int rc = sm_conn_dial_tls(&by, ep, "line", cc, 5000, why, sizeof why);
+    if (rc < 0) fail_msg("dial %s: %s: %s", ep, sm_err_name(rc), why);
+    cli_echo(by, "before");
+
+    char err[8192];
+    static const char *versions[] = {"-tls1_3", "-tls1_2"};
+    for (int k = 0; k < 2; k++) {
+        sclient c = sclient_start(e.port, versions[k]);
+        sclient_send(&c, "hello from s_client\n");
+        if (!sclient_saw(c.out, "hello from s_client")) fail_msg("%s: no echo", versions[k]);
+        sclient_send(&c, "two\nthree\n");
+        assert_true(sclient_saw(c.out, "two"));
+        assert_true(sclient_saw(c.out, "three"));
+        close(c.in); /* EOF: s_client sends close_notify and exits */
+        c.in = -1;
+        sclient_end(&c, 0, err, sizeof err);
+        SM_WAIT_FOR(srv_stats(srv).closes[SM_CLOSE_CLEAN] == (uint64_t)k + 1, 10000);
+    }
+
+    /* Renegotiation over TLS 1.2: refused, and only that session ends. */
+    sclient c = sclient_start(e.port, "-tls1_2");
+    sclient_send(&c, "first\n");
+    assert_true(sclient_saw(c.out, "first"));
+    sclient_send(&c, "R\n");
+    sclient_end(&c, 1, err, sizeof err); /* stdin still open: it gave up by itself */
+    if (!strstr(err, "RENEGOTIATING") || !strstr(err, "no renegotiation"))
+        fail_msg("s_client said:\n%s", err);
+    SM_WAIT_FOR(srv_stats(srv).closes[SM_CLOSE_TLS] == 1, 10000);
+    SM_WAIT_FOR(srv_log_has(&lg, "TLS failed"), 5000);
+    cli_echo(by, "after");
+    assert_int_equal(srv_stats(srv).closes[SM_CLOSE_CLEAN], 2);
+
+    sm_conn_free(by);
+    sm_server_free(srv);
+    sm_tls_config_free(cc);
+    sm_tls_config_free(sc);
+}
+
+/* ---- a flood of bad handshakes -------------------------------------------- */
+
+static int
+count_lines(srv_log *l, const char *what)
+{
+    pthread_mutex_lock(&l->lock);
+    int n = 0;
+    for (const char *p = l->text; (p = strstr(p, what)); p++)
+        n++;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+static void
+garbage_client(const sm_endpoint *e)
+{
+    int fd = SM_ASSERT_OK(sm_dial_endpoint(e, NULL, 5000, NULL, 0));
+    SM_ASSERT_OK(sm_send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18, 5000, NULL));
+    char buf[256];
+    while (sm_recv_some(fd, buf, sizeof buf, 5000) > 0) {
+    }
+    close(fd);
+}
+
+/* Every failed handshake is counted, but the log takes at most 10 lines a
+ * second; the next line logged says how many it left out. */
+static void
+flood_log_limited(void **state)
+{
+    (void)state;
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
+    srv_log lg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    sm_server_opts o = {
+        .listen = (const char *[]){"tls://127.0.0.1:0", NULL},
+        .on_message = sm_server_handler_echo,
+        .threads = 1,
+        .tls = sc,
+        .log = srv_log_cb,
+        .log_data = &lg,
+    };
+    char ep[128];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    sm_endpoint e;
+    SM_ASSERT_OK(sm_server_endpoint(srv, 0, &e));
+    e.tls = 0;
+    enum { FLOOD = 60 };
+    int64_t t0 = sm_test_now_ms();
+    for (int i = 0; i < FLOOD; i++)
+        garbage_client(&e);
+    SM_WAIT_FOR(srv_stats(srv).closes[SM_CLOSE_TLS] == FLOOD, 10000);
+    int64_t secs = (sm_test_now_ms() - t0) / 1000 + 1;
+    int lines = count_lines(&lg, "TLS handshake failed");
+    if (lines > 10 * (secs + 1)) fail_msg("%d lines in %lld s", lines, (long long)secs);
+    if (lines < FLOOD) {
+        /* Some were left out: a line in a later second says so (one bad
+         * client every 20 ms until then: the budget is per second). */
+        int64_t end = sm_test_now_ms() + 5000;
+        int extra = 0;
+        while (!srv_log_has(&lg, "more TLS failures not logged") && sm_test_now_ms() < end &&
+               extra < 250) {
+            garbage_client(&e);
+            extra++;
+            nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+        }
+        if (!srv_log_has(&lg, "more TLS failures not logged"))
+            fail_msg("%d lines, %d more clients; log:\n%s", lines, extra, lg.text);
+    }
+    sm_server_free(srv);
+    sm_tls_config_free(sc);
+}
+
 static void
 refuses_bad_config(void **state)
 {
@@ -110,6 +311,9 @@ main(void)
         cmocka_unit_test_prestate(serve_tls, (void *)&loop_rp),
         cmocka_unit_test_prestate(serve_tls, (void *)&loop_dp),
         cmocka_unit_test_prestate(serve_tls, (void *)&thread_m),
+        cmocka_unit_test_prestate(serve_s_client, (void *)&loop_rp),
+        cmocka_unit_test_prestate(serve_s_client, (void *)&thread_m),
+        cmocka_unit_test(flood_log_limited),
         cmocka_unit_test(refuses_bad_config),
     };
     return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
