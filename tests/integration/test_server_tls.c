@@ -1,13 +1,19 @@
 /* Servers with TLS listeners, in both execution models and on every loop
  * backend: echo over tls://, mutual TLS, and the handshake's limits: a
  * silent client closed at the handshake deadline, a plain-TCP client
- * refused as not TLS, both counted and logged with OpenSSL's reason. */
+ * refused as not TLS, both counted and logged with OpenSSL's reason (at
+ * most 10 lines a second under a flood). openssl s_client as the client
+ * (TLS 1.3 and 1.2; its renegotiation request refused), and a TLS client
+ * that stops reading (backpressure through the cipher). */
 #include "server_util.h"
 #include "tls_test.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+
+#include <sockmsg/loop.h>
+#include <sockmsg/stream.h>
 
 static void
 serve_tls(void **state)
@@ -286,6 +292,172 @@ flood_log_limited(void **state)
     sm_tls_config_free(sc);
 }
 
+/* ---- a TLS client that stops reading ---------------------------------------- */
+
+#define BP_MSG   (16 << 10)
+#define BP_COUNT 2048 /* 32 MiB each way */
+#define BP_HIGH  (256 << 10)
+
+typedef struct bp_client {
+    sm_stream *s;
+    size_t msgs, bytes;
+    int closed, reason;
+    char detail[256];
+} bp_client;
+
+typedef struct bp_world {
+    bp_client deaf, by;
+    size_t last_queued;
+    int64_t last_change;
+} bp_world;
+
+static void
+bp_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    bp_client *c = sm_stream_get_data(s);
+    c->msgs++;
+    c->bytes += m->len;
+}
+
+static void
+bp_close(sm_stream *s, int reason)
+{
+    bp_client *c = sm_stream_get_data(s);
+    c->closed++;
+    c->reason = reason;
+    snprintf(c->detail, sizeof c->detail, "%s", sm_stream_error_detail(s));
+    c->s = NULL;
+}
+
+static void
+bp_guard(sm_timer *t)
+{
+    (void)t;
+}
+
+/* Run l until p(w) or ms pass. */
+static bool
+bp_run(sm_loop *l, bp_world *w, bool (*p)(bp_world *), int ms)
+{
+    int64_t end = sm_test_now_ms() + ms;
+    sm_timer guard;
+    sm_timer_init(l, &guard, bp_guard);
+    SM_ASSERT_OK(sm_timer_start(&guard, 20, 20));
+    while (!p(w) && sm_test_now_ms() < end)
+        SM_ASSERT_OK(sm_loop_run(l, SM_RUN_ONCE));
+    sm_timer_stop(&guard);
+    return p(w);
+}
+
+/* The deaf client's queue has not moved for 300 ms (a bound to look
+ * after, not an assertion: nothing drains it while both sides wait). */
+static bool
+bp_stuck(bp_world *w)
+{
+    if (!w->deaf.s || w->deaf.closed) return true;
+    size_t q = sm_stream_queued(w->deaf.s);
+    int64_t now = sm_test_now_ms();
+    if (q != w->last_queued) {
+        w->last_queued = q;
+        w->last_change = now;
+    }
+    return now - w->last_change >= 300;
+}
+
+static bool
+bp_by_done(bp_world *w)
+{
+    return w->by.msgs >= 100 || w->by.closed;
+}
+
+static bool
+bp_deaf_done(bp_world *w)
+{
+    return w->deaf.msgs >= BP_COUNT || w->deaf.closed;
+}
+
+/* A TLS client sends 32 MiB of echo requests and reads nothing: the
+ * server's queue for it reaches high_water, the server stops reading it
+ * (the kernel buffers fill, the client's sends wait in its own queue), so
+ * what the server holds stays bounded and it is not closed; another TLS
+ * client is served meanwhile; once the first reads again, every echo
+ * arrives. Loop model (the thread model has no queue: its writes block). */
+static void
+serve_deaf_tls_client(void **state)
+{
+    (void)state;
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
+    sm_tls_config *cc = sm_test_tls_client(true);
+    static const sm_sock_opts small = {.sndbuf = 64 << 10, .rcvbuf = 64 << 10};
+    sm_server_opts o = {
+        .listen = (const char *[]){"tls://127.0.0.1:0", NULL},
+        .on_message = sm_server_handler_echo,
+        .threads = 1,
+        .tls = sc,
+        .high_water = BP_HIGH,
+        .sock = &small,
+    };
+    char ep[128], why[256];
+    sm_server *srv = srv_start(&o, ep, sizeof ep);
+    static const sm_frame_spec len32 = {.kind = SM_FRAME_LENGTH, .len_width = 4};
+    sm_stream_opts co = {
+        .spec = &len32,
+        .on_message = bp_msg,
+        .on_close = bp_close,
+        .tls = cc,
+        .sock = &small,
+        .max_queued = (size_t)64 << 20,
+        .high_water = (size_t)64 << 20,
+    };
+    sm_loop *l;
+    SM_ASSERT_OK(sm_loop_new(&l, NULL));
+    bp_world w = {.last_change = sm_test_now_ms()};
+    SM_ASSERT_OK(sm_stream_dial(&w.deaf.s, l, ep, &co, &w.deaf, why, sizeof why));
+    SM_ASSERT_OK(sm_stream_read_stop(w.deaf.s));
+    static uint8_t msg[BP_MSG];
+    memset(msg, 'q', sizeof msg);
+    for (int i = 0; i < BP_COUNT; i++)
+        SM_ASSERT_OK(sm_stream_send(w.deaf.s, msg, sizeof msg));
+    assert_true(bp_run(l, &w, bp_stuck, 30000));
+    assert_int_equal(w.deaf.closed, 0);
+    sm_server_stats st = srv_stats(srv);
+    /* What the server took: its queue up to high_water and one read past
+     * it, the kernel's buffers (64 KiB asked, doubled, on each socket of
+     * both directions), TLS's overhead: far from the 32 MiB sent. */
+    uint64_t held = st.bytes_in;
+    print_message("server read %llu bytes of %d, client queue %zu\n", (unsigned long long)held,
+                  BP_COUNT * BP_MSG, sm_stream_queued(w.deaf.s));
+    assert_true(held >= BP_HIGH);
+    assert_true(held <= (uint64_t)4 << 20);
+    assert_true(sm_stream_queued(w.deaf.s) > (size_t)16 << 20);
+    assert_int_equal(st.closes[SM_CLOSE_SLOW_CONSUMER], 0);
+
+    /* Another client meanwhile: served as usual. */
+    SM_ASSERT_OK(sm_stream_dial(&w.by.s, l, ep, &co, &w.by, why, sizeof why));
+    for (int i = 0; i < 100; i++)
+        SM_ASSERT_OK(sm_stream_send(w.by.s, "bystander", 9));
+    assert_true(bp_run(l, &w, bp_by_done, 20000));
+    assert_int_equal(w.by.msgs, 100);
+    assert_int_equal(w.by.bytes, 900);
+
+    /* Reading again: everything arrives, nothing was dropped. */
+    SM_ASSERT_OK(sm_stream_read_start(w.deaf.s));
+    assert_true(bp_run(l, &w, bp_deaf_done, 60000));
+    if (w.deaf.closed) fail_msg("closed: %s %s", sm_err_name(w.deaf.reason), w.deaf.detail);
+    assert_int_equal(w.deaf.msgs, BP_COUNT);
+    assert_int_equal(w.deaf.bytes, (size_t)BP_COUNT * BP_MSG);
+    assert_int_equal(srv_stats(srv).closes[SM_CLOSE_SLOW_CONSUMER], 0);
+
+    sm_stream_close(w.deaf.s);
+    sm_stream_close(w.by.s);
+    for (int i = 0; i < 100 && sm_loop_run(l, SM_RUN_NOWAIT) > 0; i++) {
+    }
+    SM_ASSERT_OK(sm_loop_free(l));
+    sm_server_free(srv);
+    sm_tls_config_free(cc);
+    sm_tls_config_free(sc);
+}
+
 static void
 refuses_bad_config(void **state)
 {
@@ -314,6 +486,7 @@ main(void)
         cmocka_unit_test_prestate(serve_s_client, (void *)&loop_rp),
         cmocka_unit_test_prestate(serve_s_client, (void *)&thread_m),
         cmocka_unit_test(flood_log_limited),
+        cmocka_unit_test(serve_deaf_tls_client),
         cmocka_unit_test(refuses_bad_config),
     };
     return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
