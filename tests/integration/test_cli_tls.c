@@ -53,11 +53,43 @@ test_serve_and_cat(void **state)
     assert_int_equal(tool(insecure, "y\n", out, sizeof out), 0);
     assert_string_equal(out, "y\n");
 
+    /* The load generator over TLS: every reply checked, verified with
+     * --ca, AES-128-GCM asked for; refused without the CA. */
+    char *bench[] = {SOCKMSG_BIN,
+                     "bench",
+                     "--ca",
+                     (char *)sm_test_cert("ca.pem"),
+                     "--tls-ciphersuites",
+                     "TLS_AES_128_GCM_SHA256",
+                     "-c",
+                     "2",
+                     "-d",
+                     "8",
+                     "-t",
+                     "300ms",
+                     "--json",
+                     ep,
+                     NULL};
+    assert_int_equal(tool(bench, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"errors\":0,"));
+    assert_null(strstr(out, "\"messages\":0,"));
+    char *big[] = {SOCKMSG_BIN, "bench", "--insecure", "-s", "100k", "-d",
+                   "2",         "-t",    "300ms",      ep,   NULL};
+    assert_int_equal(tool(big, NULL, out, sizeof out), 0);
+    char *unverified[] = {
+        "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN, "bench", "-t", "100ms", ep, NULL};
+    assert_int_equal(tool(unverified, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "unknown CA"));
+
     kill(spid, SIGTERM);
     assert_int_equal(sm_test_wait(spid, 20000), 0);
     close(sout);
 
     /* Usage errors. */
+    char *notls[] = {"/bin/sh", "-c",         "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
+                     "bench",   "--insecure", "tcp://127.0.0.1:1",       NULL};
+    assert_int_equal(tool(notls, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, "need a tls:// endpoint"));
     char *noc[] = {"/bin/sh", "-c",       "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
                    "serve",   "--listen", "tls://127.0.0.1:0",       NULL};
     assert_int_equal(tool(noc, NULL, out, sizeof out), 2);
