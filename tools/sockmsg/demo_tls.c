@@ -37,7 +37,7 @@ make_cert(const char *cert, const char *key)
         X509_set_version(x, 2);
         ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
         X509_gmtime_adj(X509_getm_notBefore(x), -60);
-        X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+        X509_gmtime_adj(X509_getm_notAfter(x), 24L * 3600); /* a day */
         X509_NAME *n = X509_get_subject_name(x);
         X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
                                    -1, 0);
