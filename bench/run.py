@@ -36,6 +36,7 @@ import threading
 import time
 
 import rate
+import tls_scen
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CORE, CLIENT_CORE = "0", "1"
@@ -52,8 +53,10 @@ SCEN = {
     "B": dict(conns=4, depth=4, size="64k", secs=3.0, warmup=0.5),
 }
 SCEN.update(rate.R_SCEN)
+SCEN.update(tls_scen.SCEN)
 QUICK_SECS = {"P": 0.5, "T": 0.7, "B": 0.7, "R1": rate.R_QUICK_SECS, "R2": rate.R_QUICK_SECS}
-GROUPS = ["P", "T", "B", "M", "C", "R"]  # what --only can pick
+QUICK_SECS.update(tls_scen.QUICK_SECS)
+GROUPS = ["P", "T", "B", "M", "C", "R", "S"]  # what --only can pick (S: TLS, tls_scen.py)
 
 LEN32BE = ["raw_epoll", "sockmsg", "sockmsg_uring", "libuv", "libevent", "asyncio", "threads"]
 BACKEND = {"sockmsg": "epoll", "sockmsg_uring": "io_uring"}
@@ -85,14 +88,21 @@ class Peers:
             "zmq_client": os.path.join(b, "peer_zmq_client"),
             "nng": os.path.join(b, "peer_nng_echo"),
             "nng_client": os.path.join(b, "peer_nng_client"),
+            "tls_ref": os.path.join(b, "peer_tls_epoll"),
         }
+        self.certs = None  # (chain, key, ca) for tls:// (tls_scen.make_certs)
         self.asyncio = os.path.join(root, "bench", "peers", "asyncio_echo.py")
         self.python = shutil.which("python3") or sys.executable
 
     def server_cmd(self, name, ep, threads=1):
+        tls = []
+        if ep.startswith("tls://"):
+            if name == "tls_ref":
+                return [self.bins[name], self.certs[0], self.certs[1], "tcp://127.0.0.1:0"]
+            tls = ["--tls-cert", self.certs[0], "--tls-key", self.certs[1]]
         if name in BACKEND:
             return [self.sockmsg, "serve", "--echo", "--frame", "len32be",
-                    "--threads", str(threads), "--listen", ep]
+                    "--threads", str(threads), "--listen", ep] + tls
         if name == "asyncio":
             return [self.python, self.asyncio, ep]
         return [self.bins[name], ep]
@@ -267,6 +277,8 @@ class Runner:
     def endpoint(self, transport):
         if transport == "tcp":
             return "tcp://127.0.0.1:0"
+        if transport == "tls":
+            return "tls://127.0.0.1:0"
         self.unix_n += 1
         return "unix:%s/s%d.sock" % (self.tmp, self.unix_n)
 
@@ -337,6 +349,8 @@ class Runner:
             else:
                 cmd = [self.peers.sockmsg, "bench", srv.endpoint, "--warmup",
                        "%g" % s["warmup"], "--json"] + common
+                if transport == "tls":
+                    cmd += ["--ca", self.peers.certs[2], "--tls-ciphersuites", tls_scen.SUITE]
                 warm = s["warmup"]
             t_launch = time.monotonic()
             cli = run_client(cmd)
@@ -622,7 +636,7 @@ def main():
 
     peers = Peers(build, root)
     skipped = {}
-    for name in LEN32BE + OWN:
+    for name in LEN32BE + OWN + (["tls_ref"] if "S" in only else []):
         why = peers.missing(name)
         if why:
             skipped[name] = why
@@ -644,6 +658,13 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="sockmsg-bench-")
     runner = Runner(peers, tmp, a.quick)
+    s_why = None
+    if "S" in only:
+        peers.certs, s_why = tls_scen.make_certs(root, tmp)
+        if not s_why and "tls_ref" in skipped:
+            s_why = "tls ref: " + skipped["tls_ref"]
+        if s_why:
+            log("run.py: TLS scenarios skipped: %s" % s_why)
     # Each sockmsg backend once up front: one that sockmsg serve refuses (or
     # silently replaces) is reported unavailable in every table.
     unavailable = {}
@@ -678,6 +699,8 @@ def main():
         if not skipped_c and "C" in only:
             for n in servers:
                 plan.append((rnd, "C", n, "tcp", 1))
+    if "S" in only and not s_why:
+        plan += tls_scen.plan(rounds, only, servers)
     # R: its own rounds (at least rate.R_ROUNDS), then one round under perf
     # for the syscall counts.
     if "R" in only:
@@ -744,7 +767,7 @@ def main():
             r["round"] = rnd + 1
             results.setdefault(key, []).append(r)
             el = time.monotonic() - t_start
-            what = "%s %s%s%s" % (scen, n, "" if tr == "tcp" else " unix",
+            what = "%s %s%s%s" % (scen, n, "" if tr == "tcp" else " " + tr,
                                   "" if th == 1 else " %d threads" % th)
             if not r.get("ok"):
                 msg = "INVALID: " + r.get("why", "?")
@@ -783,6 +806,7 @@ def main():
         "steal": steal, "retries": retries, "only": a.only and ",".join(only),
         "unavailable": unavailable, "r_rounds": r_rounds if "R" in only else 0,
         "r_scen": rate.R_SCEN, "perf_why": perf_why, "r_servers": r_servers,
+        "s_why": s_why if "S" in only else "not run",
     }
     data = {"meta": meta, "results": [
         {"scen": k[0], "name": k[1], "transport": k[2], "threads": k[3], "runs": v}
@@ -1081,6 +1105,11 @@ def report(data, out, write_latest):
     target("C ≤ 160 B per idle connection", c_sm, 160.0, "<=", "%s B" % fmt(c_sm, "bytes"))
     L.extend(targets)
     w("")
+    if any(k[0] in tls_scen.SCEN for k in results):
+        targets += tls_scen.tables(w, lambda scen, name, k, tr="tcp": ref(scen, name, k, tr),
+                                   fmt, ratio)
+    elif meta.get("s_why") not in (None, "not run"):
+        w("## TLS (issue 12)\n\nNot run: %s.\n" % meta["s_why"])
 
     # Chart
     rows = []

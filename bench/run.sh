@@ -16,7 +16,8 @@
 #
 # --quick: one round of short runs, written to the build directory instead of
 # bench/results (to check the script, not to publish numbers).
-# --only LIST: only these scenario groups, comma-separated from P,T,B,M,C,R
+# --only LIST: only these scenario groups, comma-separated from P,T,B,M,C,R,S
+# (S: TLS, sockmsg vs bench/peers/tls_epoll.c over TLS 1.3, bench/tls_scen.py)
 # (e.g. --only R, about 4 minutes); written to <date>-only-R.md, latest.* kept.
 #
 # Exit status: non-zero when sockmsg, peer_raw_epoll or idle_rss did not
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
         args+=("$1")
         if [ "$1" != --quick ]; then args+=("$2"); shift; fi
         ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -64,7 +65,8 @@ grep -E "bench peers" "$build.configure.log" | sed 's/^-- /run.sh: /' >&2 || tru
 # Build target by target so one peer that does not compile does not take the
 # others with it; the required ones decide the exit status.
 targets=(sockmsg_cli idle_rss peer_raw_epoll peer_libuv_echo peer_libevent_echo
-         peer_threads_echo peer_zmq_echo peer_zmq_client peer_nng_echo peer_nng_client)
+         peer_threads_echo peer_zmq_echo peer_zmq_client peer_nng_echo peer_nng_client
+         peer_tls_epoll)
 required=(sockmsg_cli idle_rss peer_raw_epoll)
 failed=()
 for t in "${targets[@]}"; do

@@ -373,6 +373,12 @@ struct sm_server {
     atomic_int nconns;
     int limit; /* effective max connections, 0: none */
     _Atomic uint64_t next_id;
+    /* sm__log_tls_fail's budget: the current one-second window's start,
+     * the lines logged in it, the failures left unlogged since the last
+     * line. */
+    _Atomic int64_t tls_log_window;
+    atomic_uint tls_log_lines;
+    _Atomic uint64_t tls_log_dropped;
 
     /* Workers set up (signalfd, listeners) before any accepts: otherwise a
      * worker that accepts up to the fd limit starves another's setup. */
@@ -496,9 +502,14 @@ void sm__lpeer_init(sm__worker *w);
  * a peer of w and call on_open. Takes fd and px; the connection's slot is
  * released if this fails. */
 void sm__lpeer_open(sm__worker *w, int fd, sm__proxied *px, bool tls);
-/* A TLS handshake failed: the warning line, with the client's address
- * while fd is open (else -1) and OpenSSL's reason. */
-void sm__log_tls_fail(const sm_server *srv, uint64_t id, int fd, int reason, const char *detail);
+/* A TLS handshake (handshake) or an established TLS session failed: the
+ * warning line, with the client's address while fd is open (else -1) and
+ * OpenSSL's reason. At most SM__TLS_LOG_BURST lines a second per server:
+ * a flood of bad handshakes is counted (closes[SM_CLOSE_TLS]), and the
+ * next line logged says how many were not. */
+#define SM__TLS_LOG_BURST 10
+void sm__log_tls_fail(sm_server *srv, uint64_t id, int fd, int reason, const char *detail,
+                      bool handshake);
 void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines */
 /* w->msg_sweep, every message_timeout_ms: close the peers found in the
  * same unfinished message at two sweeps in a row (-ETIMEDOUT). */

@@ -206,8 +206,9 @@ on_stream_close(sm_stream *s, int reason)
     sm__count_close(srv, &w->ctrs, kind);
     set(p, SM__P_CLOSING);
     const char *d = sm_stream_error_detail(s);
-    if (kind == SM_CLOSE_TLS || !strncmp(d, "TLS handshake", 13))
-        sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, d);
+    bool in_handshake = !strncmp(d, "TLS handshake", 13);
+    if (kind == SM_CLOSE_TLS || in_handshake)
+        sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, d, in_handshake);
     sm__log_close(srv, p, kind, reason);
     if (srv->o.on_close) srv->o.on_close(p, reason);
     free(px_of(p));

@@ -41,15 +41,41 @@ sm__log_close(const sm_server *srv, const sm_peer *p, sm_close_kind kind, int re
             sm_server_close_kind_name((int)kind), sm_err_name(reason), d[0] ? ": " : "", d);
 }
 
+/* Whether one more TLS failure line fits this second's budget; a new
+ * window hands out the count of those left unlogged before it. Lock-free:
+ * loops and connection threads log at once. */
+static bool
+tls_log_budget(sm_server *srv, uint64_t *dropped)
+{
+    int64_t now = sm__now_ms();
+    int64_t win = atomic_load_explicit(&srv->tls_log_window, memory_order_relaxed);
+    if ((now - win >= 1000 || win == 0) &&
+        atomic_compare_exchange_strong(&srv->tls_log_window, &win, now))
+        atomic_store(&srv->tls_log_lines, 0);
+    if (atomic_fetch_add(&srv->tls_log_lines, 1) >= SM__TLS_LOG_BURST) {
+        atomic_fetch_add_explicit(&srv->tls_log_dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    *dropped = atomic_exchange(&srv->tls_log_dropped, 0);
+    return true;
+}
+
 void
-sm__log_tls_fail(const sm_server *srv, uint64_t id, int fd, int reason, const char *detail)
+sm__log_tls_fail(sm_server *srv, uint64_t id, int fd, int reason, const char *detail,
+                 bool handshake)
 {
     if (srv->o.log_level < SM_LOG_WARN || !srv->o.log) return;
+    uint64_t dropped = 0;
+    if (!tls_log_budget(srv, &dropped)) return;
     char where[160] = "?";
     if (fd >= 0) sm__sock_peer_name(fd, where, sizeof where);
-    sm__log(srv, SM_LOG_WARN, "peer %llu from %s: TLS handshake failed (%s): %s",
-            (unsigned long long)id, where, sm_err_name(reason),
-            detail && *detail ? detail : sm_strerror(reason));
+    char more[96] = "";
+    if (dropped)
+        snprintf(more, sizeof more, " (and %llu more TLS failures not logged)",
+                 (unsigned long long)dropped);
+    sm__log(srv, SM_LOG_WARN, "peer %llu from %s: TLS %s (%s): %s%s", (unsigned long long)id, where,
+            handshake ? "handshake failed" : "failed", sm_err_name(reason),
+            detail && *detail ? detail : sm_strerror(reason), more);
 }
 
 sm_close_kind

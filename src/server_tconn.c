@@ -379,7 +379,7 @@ sm__tconn_main(void *arg)
         reason = sm_conn_new_tls(&t->c, p->fd, srv->o.spec, srv->o.tls, NULL,
                                  sm__tls_config_handshake_timeout(srv->o.tls), t->detail,
                                  sizeof t->detail);
-        if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail);
+        if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail, true);
     }
     if (reason == 0) {
         pthread_mutex_lock(&t->lock);
@@ -405,6 +405,9 @@ sm__tconn_main(void *arg)
         snprintf(t->detail, sizeof t->detail, "closed by the server's stop");
 
     sm_close_kind kind = sm_server_close_kind(reason);
+    if (opened && kind == SM_CLOSE_TLS) /* as the loop model logs it */
+        sm__log_tls_fail(srv, sm__peer_id(p), -1, reason,
+                         t->detail[0] ? t->detail : sm_conn_error_detail(t->c), false);
     if (opened) sm__log_close(srv, p, kind, reason);
     /* The thread's slot is free with the connection's: a client that saw
      * this one gone (stats.current) finds a thread. What is left (on_close,

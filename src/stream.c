@@ -212,8 +212,7 @@ sm__stream_alloc(sm_loop *loop, const sm_stream_opts *opts, void *data, size_t e
         return NULL;
     }
     s->io.loop = loop;
-    s->tp = SM__TP_SOCK;
-    tp(s)->init(s);
+    sm__tp_set(s, SM__TP_SOCK);
     s->io.data = data;
     s->opts = opts;
     return s;
@@ -263,10 +262,7 @@ int
 sm__stream_connected(sm_stream *s, int fd)
 {
     uint8_t kind = pick_tp(s, fd);
-    if (kind != s->tp) {
-        s->tp = kind;
-        tp(s)->init(s);
-    }
+    if (kind != s->tp) sm__tp_set(s, kind);
     int rc = tp(s)->open(s, fd);
     if (rc < 0) return rc;
     set_connected(s);

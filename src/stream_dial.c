@@ -402,10 +402,7 @@ dial_new(sm_stream **out, sm_loop *loop, const sm_endpoint *ep, const sm_addr *a
     sm_timer_init(loop, &d->timer, dial_timer_cb);
     d->timer.data = s;
     sm__stream_set_dialed(s, true);
-    if (ep && ep->tls) {
-        s->tp = SM__TP_TLS; /* transport_tls.c */
-        sm__tp_of(s)->init(s);
-    }
+    if (ep && ep->tls) sm__tp_set(s, SM__TP_TLS); /* transport_tls.c */
     if (ep) {
         d->ep = *ep;
     } else if (!(d->fixed = malloc(n * sizeof *addrs))) {

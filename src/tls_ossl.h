@@ -52,6 +52,7 @@ struct sm__tls {
     bool notified;             /* close_notify queued */
     bool alpn_miss;            /* the server's ALPN callback found nothing in common */
     sm_buf out;                /* ciphertext not yet written */
+    size_t batch;              /* plaintext bytes of the last sm__tls_write */
     pthread_mutex_t mu;        /* tls_block.c: one sender and one receiver thread */
     char key[SM__TLS_KEY_MAX]; /* the session cache key, or "" */
     char host[256];            /* the name verified, or "" */

@@ -102,6 +102,16 @@ sm__tp_of(const sm_stream *s)
     return sm__transports[s->tp];
 }
 
+/* Put s on transport kind (SM__TP_*) and let it set up its watcher: the one
+ * place s->tp is written (a stream's allocation, a dial or accept for
+ * tls://, the pick at connect). */
+static inline void
+sm__tp_set(sm_stream *s, uint8_t kind)
+{
+    s->tp = kind;
+    sm__transports[kind]->init(s);
+}
+
 /* The io callback of every transport built on sm_io watchers: a watcher
  * with it is a connected stream's (sm__stream_at finds streams so). */
 bool sm__tp_is_stream_io(const sm_io *w);

@@ -435,8 +435,7 @@ sm__stream_new_tls_extra(sm_stream **out, sm_loop *loop, int fd, const sm_stream
     if (rc == 0) rc = sm__tls_new(&t, cfg, fd, host, 0, why, why_len);
     if (s && rc == 0) {
         sm__stream_loop *sl = sm__sl(s);
-        s->tp = SM__TP_TLS;
-        tls_init(s);
+        sm__tp_set(s, SM__TP_TLS);
         sl->tls_pending = t;
         sl->tls_pending_fd = fd;
         rc = sm__stream_connected(s, fd);

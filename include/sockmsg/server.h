@@ -184,7 +184,11 @@
  *   -ECANCELED             closed by the drain deadline or a forced stop
  *   SM_ERR_TLS_*           a TLS listener's handshake failed (not TLS, a
  *                          client certificate refused, no ALPN in common),
- *                          or the client ended without close_notify
+ *                          the session failed later (a refused
+ *                          renegotiation), or the client ended without
+ *                          close_notify; each is logged as a warning with
+ *                          OpenSSL's reason, at most 10 lines a second
+ *                          (the next line logged counts those left out)
  *   other -errno           what the kernel or the allocator reported
  * @endcode
  * Connections that never become peers (refused at a limit, a bad or

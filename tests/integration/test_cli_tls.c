@@ -1,25 +1,13 @@
 /* The sockmsg tool over TLS: `serve --listen tls://` with --tls-cert and
  * --tls-key, `cat tls://` verified with --ca, refused without it, and
  * --insecure; the usage errors of TLS options. */
-#include "smtest.h"
+#include "tls_test.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static char path[4][320];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
 
 /* Run sockmsg with argv, stdin = in; returns the exit status, output in out. */
 static int
@@ -38,14 +26,10 @@ static void
 test_serve_and_cat(void **state)
 {
     (void)state;
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *mk[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    assert_int_equal(sm_test_wait(sm_test_spawn2(mk, NULL, NULL, NULL), 30000), 0);
-
     char *srv[] = {SOCKMSG_BIN,  "serve",
                    "--listen",   "tls://127.0.0.1:0",
-                   "--tls-cert", (char *)cert("leaf.pem"),
-                   "--tls-key",  (char *)cert("leaf.key"),
+                   "--tls-cert", (char *)sm_test_cert("leaf.pem"),
+                   "--tls-key",  (char *)sm_test_cert("leaf.key"),
                    NULL};
     int sout;
     int spid = sm_test_spawn2(srv, NULL, &sout, NULL);
@@ -57,7 +41,8 @@ test_serve_and_cat(void **state)
     snprintf(ep, sizeof ep, "tls://localhost:%s", line + strlen(pre));
 
     char out[4096];
-    char *ok[] = {SOCKMSG_BIN, "cat", "--ca", (char *)cert("ca.pem"), "-f", "len32be", ep, NULL};
+    char *ok[] = {SOCKMSG_BIN, "cat",     "--ca", (char *)sm_test_cert("ca.pem"),
+                  "-f",        "len32be", ep,     NULL};
     assert_int_equal(tool(ok, "hello\nover tls\n", out, sizeof out), 0);
     assert_string_equal(out, "hello\nover tls\n");
     char *merged[] = {
@@ -68,11 +53,43 @@ test_serve_and_cat(void **state)
     assert_int_equal(tool(insecure, "y\n", out, sizeof out), 0);
     assert_string_equal(out, "y\n");
 
+    /* The load generator over TLS: every reply checked, verified with
+     * --ca, AES-128-GCM asked for; refused without the CA. */
+    char *bench[] = {SOCKMSG_BIN,
+                     "bench",
+                     "--ca",
+                     (char *)sm_test_cert("ca.pem"),
+                     "--tls-ciphersuites",
+                     "TLS_AES_128_GCM_SHA256",
+                     "-c",
+                     "2",
+                     "-d",
+                     "8",
+                     "-t",
+                     "300ms",
+                     "--json",
+                     ep,
+                     NULL};
+    assert_int_equal(tool(bench, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"errors\":0,"));
+    assert_null(strstr(out, "\"messages\":0,"));
+    char *big[] = {SOCKMSG_BIN, "bench", "--insecure", "-s", "100k", "-d",
+                   "2",         "-t",    "300ms",      ep,   NULL};
+    assert_int_equal(tool(big, NULL, out, sizeof out), 0);
+    char *unverified[] = {
+        "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN, "bench", "-t", "100ms", ep, NULL};
+    assert_int_equal(tool(unverified, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "unknown CA"));
+
     kill(spid, SIGTERM);
     assert_int_equal(sm_test_wait(spid, 20000), 0);
     close(sout);
 
     /* Usage errors. */
+    char *notls[] = {"/bin/sh", "-c",         "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
+                     "bench",   "--insecure", "tcp://127.0.0.1:1",       NULL};
+    assert_int_equal(tool(notls, NULL, out, sizeof out), 2);
+    assert_non_null(strstr(out, "need a tls:// endpoint"));
     char *noc[] = {"/bin/sh", "-c",       "exec \"$0\" \"$@\" 2>&1", SOCKMSG_BIN,
                    "serve",   "--listen", "tls://127.0.0.1:0",       NULL};
     assert_int_equal(tool(noc, NULL, out, sizeof out), 2);
@@ -82,15 +99,13 @@ test_serve_and_cat(void **state)
                    "x",       NULL};
     assert_int_equal(tool(nol, NULL, out, sizeof out), 2);
     assert_non_null(strstr(out, "need a tls:// listener"));
-    sm_test_rmdir(certs);
 }
 
 int
 main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_and_cat),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }

@@ -9,6 +9,10 @@
   tls_peer.py client PORT CA N       send N messages (0 bytes to 100 kB,
       the small ones one byte per record), check the echoes, send
       close_notify, print "ok".
+  tls_peer.py bytes PORT CA          read a byte stream from stdin (frames
+      of any framing), send its first 1000 bytes one byte per TLS record
+      and the rest in full records, the ciphertext in 7-byte TCP writes (so records split across the server's reads),
+      check that the echo is the same bytes, send close_notify, print "ok".
 """
 import socket
 import ssl
@@ -82,8 +86,61 @@ def client(port, ca, n):
     print("ok", flush=True)
 
 
+def bytes_client(port, ca):
+    data = sys.stdin.buffer.read()
+    ctx = ssl.create_default_context(cafile=ca)
+    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=20)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = ctx.wrap_bio(inc, out, server_hostname="localhost")
+
+    def flush(step):
+        c = out.read()
+        for i in range(0, len(c), step or max(len(c), 1)):
+            raw.sendall(c[i : i + (step or len(c))])
+
+    def fill():
+        b = raw.recv(65536)
+        if not b:
+            print("server closed early", flush=True)
+            sys.exit(1)
+        inc.write(b)
+
+    while True:
+        try:
+            o.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush(0)
+            fill()
+    flush(0)
+    for b in data[:1000]:  # one record per byte
+        o.write(bytes([b]))
+    if data[1000:]:
+        o.write(data[1000:])  # full records, a message across them
+    flush(7)
+    back = b""
+    while len(back) < len(data):
+        try:
+            back += o.read(65536)
+        except ssl.SSLWantReadError:
+            fill()
+    if back != data:
+        print("echo differs: %r != %r" % (back[:80], data[:80]), flush=True)
+        sys.exit(1)
+    try:
+        o.unwrap()
+    except ssl.SSLWantReadError:
+        pass  # our close_notify is out; the server's may follow
+    flush(0)
+    raw.close()
+    print("ok", flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         server(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
+    elif sys.argv[1] == "bytes":
+        bytes_client(sys.argv[2], sys.argv[3])
     else:
         client(sys.argv[2], sys.argv[3], sys.argv[4])

@@ -3,7 +3,7 @@
  * (tests/support/tls_certs.sh): verification and its errors, framing,
  * close_notify against truncation, deadlines, ALPN, mutual TLS,
  * resumption, key logging, and ports that do not speak TLS. */
-#include "smtest.h"
+#include "tls_test.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,57 +14,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static __thread char path[4][320];
-    static __thread int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    int pid = sm_test_spawn2(argv, NULL, NULL, NULL);
-    return sm_test_wait(pid, 30000) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    sm_test_rmdir(certs);
-    return 0;
-}
-
-static sm_tls_config *
-client_cfg(bool trust_ca)
-{
-    sm_tls_config *c;
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&c, SM_TLS_CLIENT, why, sizeof why));
-    if (trust_ca) SM_ASSERT_OK(sm_tls_config_set_ca(c, cert("ca.pem"), NULL, why, sizeof why));
-    return c;
-}
-
-static sm_tls_config *
-server_cfg(const char *chain, const char *key)
-{
-    sm_tls_config *c;
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&c, SM_TLS_SERVER, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_cert(c, cert(chain), cert(key), why, sizeof why));
-    return c;
-}
 
 /* ---- a sockmsg TLS echo server on a thread ------------------------------ */
 
@@ -146,8 +95,8 @@ test_echo_framings_and_resumption(void **state)
     (void)state;
     static const char *specs[] = {"len32be", "line", "len16le,max=70000", "varint"};
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
-        sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
-        sm_tls_config *cc = client_cfg(true);
+        sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
+        sm_tls_config *cc = sm_test_tls_client(true);
         srv s;
         srv_start(&s, sc, specs[k], 2);
         char ep[64], why[256];
@@ -203,7 +152,7 @@ test_default_dial_verifies(void **state)
 {
     (void)state;
     /* sm_conn_dial on tls:// trusts the system's CAs only: ours is not one. */
-    sm_tls_config *sc = server_cfg("chain.pem", "leaf.key");
+    sm_tls_config *sc = sm_test_tls_server("chain.pem", "leaf.key");
     srv s;
     srv_start(&s, sc, "len32be", 1);
     char ep[64], why[256];
@@ -221,14 +170,14 @@ test_mutual_tls(void **state)
 {
     (void)state;
     char why[256];
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
-    SM_ASSERT_OK(sm_tls_config_set_ca(sc, cert("ca.pem"), NULL, why, sizeof why));
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
+    SM_ASSERT_OK(sm_tls_config_set_ca(sc, sm_test_cert("ca.pem"), NULL, why, sizeof why));
     srv s;
     srv_start(&s, sc, "len32be", 2);
     char ep[64];
     url(ep, sizeof ep, "localhost", s.port);
     /* Without a certificate: TLS 1.3 tells the client at its first read. */
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     sm_conn *c;
     int rc = sm_conn_dial_tls(&c, ep, "len32be", cc, 5000, why, sizeof why);
     if (rc == 0) {
@@ -241,8 +190,8 @@ test_mutual_tls(void **state)
     SM_ASSERT_ERR(rc, SM_ERR_TLS_VERIFY);
     assert_non_null(strstr(why, "peer rejected our certificate"));
     /* With one. */
-    SM_ASSERT_OK(
-        sm_tls_config_set_cert(cc, cert("client.pem"), cert("client.key"), why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_set_cert(cc, sm_test_cert("client.pem"), sm_test_cert("client.key"),
+                                        why, sizeof why));
     SM_ASSERT_OK(sm_conn_dial_tls(&c, ep, "len32be", cc, 5000, why, sizeof why));
     SM_ASSERT_OK(sm_conn_send(c, "hi", 2, 5000));
     sm_frame_msg m;
@@ -259,13 +208,13 @@ static void
 test_alpn(void **state)
 {
     (void)state;
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     SM_ASSERT_OK(sm_tls_config_set_alpn(sc, "h2"));
     srv s;
     srv_start(&s, sc, "len32be", 2);
     char ep[64], why[256];
     url(ep, sizeof ep, "localhost", s.port);
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     SM_ASSERT_OK(sm_tls_config_set_alpn(cc, "http/1.1"));
     sm_conn *c;
     SM_ASSERT_ERR(sm_conn_dial_tls(&c, ep, "len32be", cc, 5000, why, sizeof why), SM_ERR_TLS_ALPN);
@@ -289,10 +238,10 @@ test_keylog(void **state)
 {
     (void)state;
     char path[320], why[256];
-    snprintf(path, sizeof path, "%s/keys.log", certs);
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
+    snprintf(path, sizeof path, "%s/keys.log", sm_test_certs);
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     setenv("SSLKEYLOGFILE", path, 1);
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     unsetenv("SSLKEYLOGFILE");
     srv s;
     srv_start(&s, sc, "len32be", 1);
@@ -324,9 +273,12 @@ typedef struct peer {
 static void
 s_server(peer *p, const char *crt, const char *key)
 {
-    char *argv[] = {SM_OPENSSL, "s_server",        "-accept", "127.0.0.1:0",
-                    "-cert",    (char *)cert(crt), "-key",    (char *)cert(key),
-                    "-rev",     "-naccept",        "1",       NULL};
+    char *argv[] = {SM_OPENSSL, "s_server",
+                    "-accept",  "127.0.0.1:0",
+                    "-cert",    (char *)sm_test_cert(crt),
+                    "-key",     (char *)sm_test_cert(key),
+                    "-rev",     "-naccept",
+                    "1",        NULL};
     p->pid = sm_test_spawn(argv, &p->out, true);
     char line[256];
     for (;;) {
@@ -350,7 +302,7 @@ expect_dial_error(const char *crt, const char *key, const char *name, bool trust
 {
     peer p;
     s_server(&p, crt, key);
-    sm_tls_config *cc = client_cfg(trust);
+    sm_tls_config *cc = sm_test_tls_client(trust);
     if (name) SM_ASSERT_OK(sm_tls_config_set_server_name(cc, name));
     char ep[64], why[256];
     url(ep, sizeof ep, "localhost", p.port);
@@ -386,7 +338,7 @@ test_s_server_insecure_and_lines(void **state)
     (void)state;
     peer p;
     s_server(&p, "self.pem", "self.key");
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     SM_ASSERT_OK(sm_tls_config_insecure_skip_verify(cc, true));
     char ep[64], why[256];
     url(ep, sizeof ep, "127.0.0.1", p.port);
@@ -407,9 +359,13 @@ test_s_server_insecure_and_lines(void **state)
 static void
 py_server(peer *p, const char *ca)
 {
-    char *argv[] = {
-        SM_PYTHON3, SM_TLS_PEER, "server", (char *)cert("leaf.pem"), (char *)cert("leaf.key"),
-        (char *)ca, NULL};
+    char *argv[] = {SM_PYTHON3,
+                    SM_TLS_PEER,
+                    "server",
+                    (char *)sm_test_cert("leaf.pem"),
+                    (char *)sm_test_cert("leaf.key"),
+                    (char *)ca,
+                    NULL};
     p->pid = sm_test_spawn(argv, &p->out, false);
     char line[64];
     assert_true(sm_test_read_line(p->out, line, sizeof line, 10000) > 0);
@@ -421,7 +377,7 @@ py_session(const char *last, char *detail, size_t cap)
 {
     peer p;
     py_server(&p, NULL);
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     char ep[64], why[256];
     url(ep, sizeof ep, "localhost", p.port);
     sm_conn *c;
@@ -457,12 +413,13 @@ static void
 test_python_client(void **state)
 {
     (void)state;
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     srv s;
     srv_start(&s, sc, "len32be", 1);
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)s.port);
-    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)cert("ca.pem"), "24", NULL};
+    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)sm_test_cert("ca.pem"),
+                    "24",       NULL};
     int out;
     int pid = sm_test_spawn(argv, &out, true);
     char text[512];
@@ -502,7 +459,7 @@ test_not_tls(void **state)
     int lfd = SM_ASSERT_OK(sm_listen_endpoint(&ep, NULL, 4, &bound, NULL, 0));
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, plain_http_main, &lfd), 0);
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     char u[64], why[256];
     url(u, sizeof u, "localhost", bound.port);
     sm_conn *c;
@@ -514,7 +471,7 @@ test_not_tls(void **state)
 
     /* Plain bytes at a TLS server: an HTTP request, garbage, a ClientHello
      * cut short. */
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     srv s;
     srv_start(&s, sc, "len32be", 3);
     static const struct {
@@ -555,7 +512,7 @@ test_handshake_deadline(void **state)
     sm_endpoint ep, bound;
     SM_ASSERT_OK(sm_endpoint_parse(&ep, "tcp://127.0.0.1:0", NULL, 0));
     int lfd = SM_ASSERT_OK(sm_listen_endpoint(&ep, NULL, 4, &bound, NULL, 0));
-    sm_tls_config *cc = client_cfg(true);
+    sm_tls_config *cc = sm_test_tls_client(true);
     char u[64], why[256];
     url(u, sizeof u, "localhost", bound.port);
     sm_conn *c;
@@ -563,7 +520,7 @@ test_handshake_deadline(void **state)
     assert_non_null(strstr(why, "handshake timed out"));
     close(lfd);
     /* A server whose client says nothing. */
-    sm_tls_config *sc = server_cfg("leaf.pem", "leaf.key");
+    sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     lfd = SM_ASSERT_OK(sm_listen_endpoint(&ep, NULL, 4, &bound, NULL, 0));
     ep.port = bound.port;
     int cfd = SM_ASSERT_OK(sm_dial_endpoint(&ep, NULL, 5000, NULL, 0));
@@ -584,10 +541,12 @@ test_config_errors(void **state)
     sm_tls_config *c;
     char why[256];
     SM_ASSERT_OK(sm_tls_config_new(&c, SM_TLS_SERVER, why, sizeof why));
-    SM_ASSERT_ERR(sm_tls_config_set_cert(c, cert("nope.pem"), cert("leaf.key"), why, sizeof why),
+    SM_ASSERT_ERR(sm_tls_config_set_cert(c, sm_test_cert("nope.pem"), sm_test_cert("leaf.key"), why,
+                                         sizeof why),
                   SM_ERR_TLS);
     assert_non_null(strstr(why, "nope.pem"));
-    SM_ASSERT_ERR(sm_tls_config_set_cert(c, cert("leaf.pem"), cert("self.key"), why, sizeof why),
+    SM_ASSERT_ERR(sm_tls_config_set_cert(c, sm_test_cert("leaf.pem"), sm_test_cert("self.key"), why,
+                                         sizeof why),
                   SM_ERR_TLS);
     assert_non_null(strstr(why, "does not match"));
     SM_ASSERT_ERR(sm_tls_config_set_alpn(c, "h2,,x"), -EINVAL);
@@ -629,5 +588,5 @@ main(void)
         cmocka_unit_test(test_not_tls),
         cmocka_unit_test(test_handshake_deadline),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }

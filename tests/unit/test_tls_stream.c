@@ -3,46 +3,20 @@
  * (1-byte records, 100 kB messages) and as server (close_notify against
  * truncation), openssl s_server for verification errors, handshake
  * deadlines both ways, and a reader that stops (backpressure through the
- * cipher). Certificates come from tests/support/tls_certs.sh. */
-#include "smtest.h"
+ * cipher), and every framing (fixed, line/crlf/nul, delim, lenN with offset
+ * and adjust, ascii, netstring, varint, type:, eof) from a TLS stream, a TLS
+ * sm_conn and Python writing one byte per record. Certificates come from
+ * tests/support/tls_certs.sh. */
+#include "tls_test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static char path[4][320];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
-
-static int
-group_setup(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    return sm_test_wait(sm_test_spawn2(argv, NULL, NULL, NULL), 30000) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    sm_test_rmdir(certs);
-    return 0;
-}
 
 static const sm_frame_spec len32 = {.kind = SM_FRAME_LENGTH, .len_width = 4};
 
@@ -83,10 +57,27 @@ srv_close(sm_stream *s, int reason)
     snprintf(W->srv_detail, sizeof W->srv_detail, "%s", sm_stream_error_detail(s));
 }
 
+/* When set, the messages the client must receive, in order. */
+typedef struct want_msg {
+    int type;
+    size_t len;
+} want_msg;
+static const want_msg *want_msgs;
+static size_t want_n;
+static size_t want_bad;
+static const uint8_t *payload_of(size_t len);
+
 static void
 cli_msg(sm_stream *s, const sm_frame_msg *m)
 {
     (void)s;
+    if (want_msgs) {
+        size_t i = W->cli_msgs;
+        if (i >= want_n || m->len != want_msgs[i].len ||
+            (want_msgs[i].type >= 0 && m->type != want_msgs[i].type) ||
+            (m->len && memcmp(m->data, payload_of(m->len), m->len)))
+            want_bad++;
+    }
     W->cli_msgs++;
     W->cli_bytes += m->len;
 }
@@ -131,12 +122,8 @@ world_init(world *w)
     memset(w, 0, sizeof *w);
     W = w;
     SM_ASSERT_OK(sm_loop_new(&w->loop, NULL));
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&w->scfg, SM_TLS_SERVER, why, sizeof why));
-    SM_ASSERT_OK(
-        sm_tls_config_set_cert(w->scfg, cert("leaf.pem"), cert("leaf.key"), why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_new(&w->ccfg, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(w->ccfg, cert("ca.pem"), NULL, why, sizeof why));
+    w->scfg = sm_test_tls_server("leaf.pem", "leaf.key");
+    w->ccfg = sm_test_tls_client(true);
     w->sopts = (sm_stream_opts){.spec = &len32, .on_message = srv_msg, .on_close = srv_close};
     w->copts = (sm_stream_opts){.spec = &len32,
                                 .on_message = cli_msg,
@@ -274,9 +261,7 @@ test_verify_errors_and_deadlines(void **state)
     world_listen(&w);
     /* The name checked is not the certificate's. */
     sm_tls_config *other;
-    char why[256];
-    SM_ASSERT_OK(sm_tls_config_new(&other, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(other, cert("ca.pem"), NULL, why, sizeof why));
+    other = sm_test_tls_client(true);
     SM_ASSERT_OK(sm_tls_config_set_server_name(other, "db.example"));
     w.copts.tls = other;
     dial(&w, "localhost", w.port);
@@ -287,7 +272,7 @@ test_verify_errors_and_deadlines(void **state)
     sm_tls_config_free(other);
     /* Trusting nothing of ours: unknown CA. */
     sm_tls_config *sys;
-    SM_ASSERT_OK(sm_tls_config_new(&sys, SM_TLS_CLIENT, why, sizeof why));
+    sys = sm_test_tls_client(false);
     w.copts.tls = sys;
     w.cli_closed = 0;
     dial(&w, "localhost", w.port);
@@ -331,7 +316,8 @@ test_python_client(void **state)
     world_listen(&w);
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)w.port);
-    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)cert("ca.pem"), "30", NULL};
+    char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "client", port, (char *)sm_test_cert("ca.pem"),
+                    "30",       NULL};
     int out;
     int pid = sm_test_spawn(argv, &out, true);
     assert_true(run_until(&w, srv_closed, 30000));
@@ -350,9 +336,12 @@ python_session(const char *last, int want, const char *text)
 {
     world w;
     world_init(&w);
-    char *argv[] = {
-        SM_PYTHON3, SM_TLS_PEER, "server", (char *)cert("leaf.pem"), (char *)cert("leaf.key"),
-        NULL};
+    char *argv[] = {SM_PYTHON3,
+                    SM_TLS_PEER,
+                    "server",
+                    (char *)sm_test_cert("leaf.pem"),
+                    (char *)sm_test_cert("leaf.key"),
+                    NULL};
     int out;
     int pid = sm_test_spawn(argv, &out, false);
     char line[64];
@@ -495,6 +484,253 @@ test_backpressure_through_cipher(void **state)
     world_free(&w);
 }
 
+/* ---- every framing ---------------------------------------------------------- */
+
+/* Payloads: lowercase letters (no delimiter of any spec below). */
+static const uint8_t *
+payload_of(size_t len)
+{
+    static uint8_t p[20000];
+    static bool made;
+    if (!made) {
+        for (size_t i = 0; i < sizeof p; i++)
+            p[i] = (uint8_t)('a' + i * 7 % 26);
+        made = true;
+    }
+    assert_true(len <= sizeof p);
+    return p;
+}
+
+static const char *framings[] = {
+    "fixed:5",
+    "line",
+    "crlf",
+    "nul",
+    "delim:END",
+    "len8",
+    "len16be,adjust=2,offset=1",
+    "len32le,offset=3,adjust=4",
+    "len64be",
+    "ascii:6",
+    "netstring",
+    "varint",
+    "type:A=4;B=(len16be);0x03=(line)",
+    "eof",
+};
+
+/* The messages sent with spec (kind and, for type:, each entry's codec
+ * decide what fits); returns how many. */
+static size_t
+framing_msgs(const sm_frame_spec *sp, want_msg *out)
+{
+    static const size_t sizes[] = {0, 1, 4, 17, 300, 20000};
+    size_t n = 0;
+    if (sp->kind == SM_FRAME_FIXED) {
+        for (int i = 0; i < 6; i++)
+            out[n++] = (want_msg){-1, sp->fixed_len};
+    } else if (sp->kind == SM_FRAME_EOF) {
+        out[n++] = (want_msg){-1, 20000}; /* the whole stream, one message */
+    } else if (sp->kind == SM_FRAME_TYPE) {
+        for (size_t i = 0; i < 6; i++) {
+            out[n++] = (want_msg){'A', 4};
+            out[n++] = (want_msg){'B', sizes[i]};
+            out[n++] = (want_msg){0x03, sizes[i]};
+        }
+    } else {
+        for (size_t i = 0; i < 6; i++)
+            if (sp->kind != SM_FRAME_LENGTH || sp->len_width != 1 || sizes[i] < 256)
+                out[n++] = (want_msg){-1, sizes[i]};
+    }
+    return n;
+}
+
+static bool
+framing_done(world *w)
+{
+    return w->cli_msgs >= want_n || w->cli_closed;
+}
+
+typedef struct conn_run {
+    const char *spec, *ep;
+    sm_tls_config *cfg;
+    int rc; /* 0, or the first failure */
+    char what[320];
+} conn_run;
+
+/* A blocking sm_conn over TLS: every message out and its echo back, then
+ * half-close and the server's close_notify. On its own thread: the loop
+ * that serves it runs on the test's. */
+static void
+conn_main(conn_run *r)
+{
+    sm_conn *c;
+    char why[256];
+    r->rc = sm_conn_dial_tls(&c, r->ep, r->spec, r->cfg, 10000, why, sizeof why);
+    if (r->rc < 0) {
+        snprintf(r->what, sizeof r->what, "dial: %s", why);
+        return;
+    }
+    bool eof = want_msgs[0].len == 20000 && want_n == 1;
+    for (size_t i = 0; i < want_n && r->rc >= 0; i++) {
+        const want_msg *m = &want_msgs[i];
+        ssize_t rc = m->type >= 0 ? sm_conn_send_type(c, m->type, payload_of(m->len), m->len, 10000)
+                                  : sm_conn_send(c, payload_of(m->len), m->len, 10000);
+        if (rc < 0) {
+            r->rc = (int)rc;
+            snprintf(r->what, sizeof r->what, "send %zu: %s", i, sm_conn_error_detail(c));
+            break;
+        }
+        if (eof && sm_conn_shutdown(c) < 0) {
+            r->rc = -EIO;
+            snprintf(r->what, sizeof r->what, "shutdown: %s", sm_conn_error_detail(c));
+            break;
+        }
+        sm_frame_msg back;
+        int got = sm_conn_recv(c, &back, 10000);
+        if (got != 1 || back.len != m->len || (m->type >= 0 && back.type != m->type) ||
+            (back.len && memcmp(back.data, payload_of(back.len), back.len))) {
+            r->rc = got < 0 ? got : -EPROTO;
+            snprintf(r->what, sizeof r->what, "echo %zu: recv %d len %zu: %s", i, got,
+                     got == 1 ? back.len : 0, sm_conn_error_detail(c));
+        }
+    }
+    if (r->rc >= 0) {
+        if (!eof) r->rc = sm_conn_shutdown(c);
+        sm_frame_msg end;
+        if (r->rc >= 0) r->rc = sm_conn_recv(c, &end, 10000);
+        if (r->rc != 0) snprintf(r->what, sizeof r->what, "end: %s", sm_conn_error_detail(c));
+    }
+    sm_conn_free(c);
+}
+
+static bool conn_done_flag;
+
+static bool
+conn_done(world *w)
+{
+    (void)w;
+    return __atomic_load_n(&conn_done_flag, __ATOMIC_ACQUIRE);
+}
+
+static void *
+conn_thread(void *arg)
+{
+    conn_main(arg);
+    __atomic_store_n(&conn_done_flag, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* The frames of all messages, as sm_frame_encode makes them. */
+static uint8_t *
+framing_stream(const sm_frame_spec *sp, const want_msg *msgs, size_t *len)
+{
+    uint8_t *stream = malloc(want_n * 20100);
+    assert_non_null(stream);
+    size_t n = 0;
+    for (size_t i = 0; i < want_n; i++) {
+        sm_frame_hdr h;
+        SM_ASSERT_OK(sm_frame_encode(sp, payload_of(msgs[i].len), msgs[i].len, msgs[i].type, &h));
+        memcpy(stream + n, h.head, h.head_len);
+        n += h.head_len;
+        memcpy(stream + n, payload_of(msgs[i].len), msgs[i].len);
+        n += msgs[i].len;
+        memcpy(stream + n, h.tail, h.tail_len);
+        n += h.tail_len;
+    }
+    *len = n;
+    return stream;
+}
+
+/* One framing through a sockmsg TLS echo server (sm_stream_send_frame:
+ * the frames go back as they came): from a dialed TLS stream, from a
+ * blocking TLS sm_conn, and from Python writing one byte per record with
+ * records split across reads. */
+static void
+one_framing(const char *spec_str)
+{
+    sm_frame_spec sp;
+    char why[256];
+    SM_ASSERT_OK(sm_frame_spec_parse(&sp, spec_str, why, sizeof why));
+    want_msg msgs[24];
+    want_n = framing_msgs(&sp, msgs);
+    want_msgs = msgs;
+    want_bad = 0;
+
+    world w;
+    world_init(&w);
+    w.sopts.spec = &sp;
+    w.copts.spec = &sp;
+    world_listen(&w);
+
+    /* 1. A sockmsg TLS stream. */
+    dial(&w, "localhost", w.port);
+    for (size_t i = 0; i < want_n; i++) {
+        const want_msg *m = &msgs[i];
+        int rc = m->type >= 0 ? sm_stream_send_type(w.client, m->type, payload_of(m->len), m->len)
+                              : sm_stream_send(w.client, payload_of(m->len), m->len);
+        if (rc < 0) fail_msg("%s: send %zu: %s", spec_str, i, sm_err_name(rc));
+    }
+    if (sp.kind == SM_FRAME_EOF) SM_ASSERT_OK(sm_stream_shutdown(w.client));
+    assert_true(run_until(&w, framing_done, 20000));
+    if (w.cli_msgs != want_n || want_bad)
+        fail_msg("%s: stream: %zu of %zu back, %zu wrong, closed %d (%s)", spec_str, w.cli_msgs,
+                 want_n, want_bad, w.cli_closed, w.cli_detail);
+    if (sp.kind != SM_FRAME_EOF) SM_ASSERT_OK(sm_stream_shutdown(w.client));
+    assert_true(run_until(&w, both_closed, 10000));
+    if (w.srv_reason != 0 || w.cli_reason != 0)
+        fail_msg("%s: closes: server %s (%s), client %s (%s)", spec_str, sm_err_name(w.srv_reason),
+                 w.srv_detail, sm_err_name(w.cli_reason), w.cli_detail);
+
+    /* 2. A blocking sm_conn. */
+    char ep[64];
+    snprintf(ep, sizeof ep, "tls://localhost:%u", (unsigned)w.port);
+    conn_run r = {.spec = spec_str, .ep = ep, .cfg = w.ccfg};
+    conn_done_flag = false;
+    w.srv_closed = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, conn_thread, &r), 0);
+    assert_true(run_until(&w, conn_done, 30000));
+    pthread_join(th, NULL);
+    if (r.rc != 0) fail_msg("%s: sm_conn: %s: %s", spec_str, sm_err_name(r.rc), r.what);
+    assert_true(run_until(&w, srv_closed, 10000));
+
+    /* 3. Python: the encoded frames one byte per record. eof framing has
+     * one message, the stream itself, which needs a half-close the
+     * bytes peer does not make. */
+    if (sp.kind != SM_FRAME_EOF) {
+        size_t len;
+        uint8_t *stream = framing_stream(&sp, msgs, &len);
+        char port[16];
+        snprintf(port, sizeof port, "%u", (unsigned)w.port);
+        char *argv[] = {SM_PYTHON3, SM_TLS_PEER, "bytes", port, (char *)sm_test_cert("ca.pem"),
+                        NULL};
+        int in, out;
+        int pid = sm_test_spawn2(argv, &in, &out, NULL);
+        assert_int_equal(write(in, stream, len), (ssize_t)len);
+        close(in);
+        free(stream);
+        w.srv_closed = 0;
+        w.srv_msgs = 0;
+        assert_true(run_until(&w, srv_closed, 30000));
+        char text[512];
+        sm_test_read_all(out, text, sizeof text, 10000);
+        close(out);
+        int st = sm_test_wait(pid, 10000);
+        if (st != 0 || strcmp(text, "ok\n")) fail_msg("%s: python (%d): %s", spec_str, st, text);
+        assert_int_equal(w.srv_msgs, want_n);
+    }
+    world_free(&w);
+    want_msgs = NULL;
+}
+
+static void
+test_every_framing(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof framings / sizeof framings[0]; k++)
+        one_framing(framings[k]);
+}
+
 int
 main(void)
 {
@@ -505,6 +741,7 @@ main(void)
         cmocka_unit_test(test_python_close_notify_vs_truncation),
         cmocka_unit_test(test_backpressure_through_cipher),
         cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_every_framing),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }

@@ -55,6 +55,11 @@ typedef struct bench_cfg {
     double rate;    /* --rate: messages per second in all; 0 for the closed loop */
     int timeout_ms; /* connecting, and the longest wait for a reply */
     bool progress;  /* the live line on stdout */
+    /* tls:// (bench_tls.c): --ca, --insecure, --tls-ciphersuites, and the
+     * OpenSSL client context made from them (NULL for plain TCP). */
+    const char *tls_ca, *tls_ciphersuites;
+    bool tls_insecure;
+    void *tls_ctx;
 
     /* The payloads (bench_payload_init). */
     uint8_t *tmpl; /* size + BENCH_PATTERN_SPAN bytes */

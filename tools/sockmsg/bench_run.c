@@ -38,6 +38,7 @@
 #include <sockmsg/error.h>
 #include <sockmsg/socket.h>
 
+#include "bench_tls.h"
 #include "bench_worker.h"
 
 /* ---- timers ------------------------------------------------------------- */
@@ -298,9 +299,9 @@ worker_init(bench *b, worker *w, int id, int nconns)
     if (w->rcap < f + 64) w->rcap = f + 64;
     w->conns = calloc((size_t)nconns, sizeof *w->conns);
     w->hist = calloc(1, sizeof *w->hist);
-    if (cfg->protos) w->scratch = malloc(SCRATCH);
+    if (cfg->protos || cfg->tls_ctx) w->scratch = malloc(SCRATCH);
     if (cfg->progress && id > 0) w->pub_hist = calloc(1, sizeof *w->pub_hist);
-    if (!w->conns || !w->hist || (cfg->protos && !w->scratch) ||
+    if (!w->conns || !w->hist || ((cfg->protos || cfg->tls_ctx) && !w->scratch) ||
         (cfg->progress && id > 0 && !w->pub_hist))
         return -ENOMEM;
     sm_timer_init(w->loop, &w->tick, on_tick);
@@ -318,11 +319,12 @@ worker_init(bench *b, worker *w, int id, int nconns)
 
 /* Take a connected fd onto w. Returns 0 or an error (fd then closed). */
 static int
-worker_add(worker *w, int fd, uint32_t id)
+worker_add(worker *w, int fd, void *ssl, uint32_t id)
 {
     conn *c = &w->conns[w->nconns];
     c->w = w;
     c->id = id;
+    c->ssl = ssl;
     c->rbuf = malloc(w->rcap);
     c->ts = malloc((w->mask + 1) * sizeof *c->ts);
     int rc = c->rbuf && c->ts ? sm_sock_set_nonblock(fd, true) : -ENOMEM;
@@ -331,6 +333,8 @@ worker_add(worker *w, int fd, uint32_t id)
     c->io.data = c;
     if (rc == 0) rc = sm_io_start(&c->io, SM_READ);
     if (rc < 0) {
+        bench_tls_close(ssl);
+        c->ssl = NULL;
         close(fd);
         free(c->rbuf);
         free(c->ts);
@@ -414,7 +418,13 @@ connect_all(bench *b)
             return cli_fail(cfg->cli, "%s: connection %d: %s", cfg->endpoint, i + 1,
                             fd == SM_ERR_RESOLVE && why[0] ? why : sm_strerror(fd));
         }
-        int rc = worker_add(&b->workers[i % b->nworkers], fd, (uint32_t)i);
+        void *ssl = NULL;
+        if (cfg->tls_ctx &&
+            bench_tls_connect(cfg, fd, cli_remaining_ms(deadline), &ssl, why, sizeof why) < 0) {
+            close(fd);
+            return cli_fail(cfg->cli, "%s: connection %d: %s", cfg->endpoint, i + 1, why);
+        }
+        int rc = worker_add(&b->workers[i % b->nworkers], fd, ssl, (uint32_t)i);
         if (rc < 0) return cli_fail(cfg->cli, "connection %d: %s", i + 1, sm_strerror(rc));
     }
     cli_log(cfg->cli, 1, "%d connection%s to %s", cfg->conns, cfg->conns == 1 ? "" : "s",

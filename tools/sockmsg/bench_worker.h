@@ -38,6 +38,7 @@ typedef struct conn {
     size_t rstart, rend; /* unconsumed bytes: rbuf[rstart..rend) */
     uint32_t id;
     bool open, want_write;
+    void *ssl; /* tls://: the OpenSSL session, else NULL */
 } conn;
 
 typedef struct bench bench;

@@ -12,6 +12,7 @@
 #include <sockmsg/frame.h>
 
 #include "bench.h"
+#include "bench_tls.h"
 #include "cli.h"
 
 cli_command_fn cmd_bench;
@@ -26,7 +27,16 @@ cli_command_fn cmd_bench;
 #define MAX_SECONDS      1e6
 #define MAX_RATE         1e9
 
-enum { OPT_WARMUP = 256, OPT_THREADS, OPT_TIMEOUT, OPT_JSON, OPT_RATE };
+enum {
+    OPT_WARMUP = 256,
+    OPT_THREADS,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_RATE,
+    OPT_CA,
+    OPT_INSECURE,
+    OPT_CIPHERSUITES
+};
 
 static void
 help(void)
@@ -59,6 +69,11 @@ help(void)
            "                       (default 1)\n"
            "      --timeout MS     bound connecting, and the wait for any reply (default\n"
            "                       %d ms)\n"
+           "      --ca FILE        tls://: trust the CAs in FILE instead of the system's\n"
+           "      --insecure       tls://: accept any certificate (no verification)\n"
+           "      --tls-ciphersuites LIST\n"
+           "                       tls://: the TLS 1.3 suites to offer, e.g.\n"
+           "                       TLS_AES_128_GCM_SHA256 (default: OpenSSL's)\n"
            "      --json           print one JSON object instead of the report\n"
            "  -v, --verbose        show the connections, the phases and each error\n"
            "  -h, --help           show this help\n"
@@ -285,6 +300,9 @@ cmd_bench(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
         {"rate", required_argument, NULL, 'r'},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"tls-ciphersuites", required_argument, NULL, OPT_CIPHERSUITES},
         {NULL, 0, NULL, 0},
     };
     cli c;
@@ -347,6 +365,15 @@ cmd_bench(int argc, char **argv)
         case OPT_JSON:
             json = true;
             break;
+        case OPT_CA:
+            cfg.tls_ca = optarg;
+            break;
+        case OPT_INSECURE:
+            cfg.tls_insecure = true;
+            break;
+        case OPT_CIPHERSUITES:
+            cfg.tls_ciphersuites = optarg;
+            break;
         default:
             return CLI_EXIT_USAGE;
         }
@@ -357,16 +384,25 @@ cmd_bench(int argc, char **argv)
     char why[512];
     if (sm_endpoint_parse(&cfg.ep, cfg.endpoint, why, sizeof why) < 0)
         return cli_usage_error(&c, "bad endpoint '%s': %s", cfg.endpoint, why);
+    if (!cfg.ep.tls && (cfg.tls_ca || cfg.tls_insecure || cfg.tls_ciphersuites))
+        return cli_usage_error(&c,
+                               "--ca, --insecure and --tls-ciphersuites need a tls:// endpoint");
     sm_frame_spec spec;
     int rc = setup_frame(&cfg, &spec, frame, size_given);
     if (rc) return rc;
+    if (cfg.ep.tls && bench_tls_init(&cfg, why, sizeof why) < 0)
+        return cli_fail(&c, "%s: %s", cfg.endpoint, why);
     if (cfg.threads > cfg.conns) cfg.threads = cfg.conns;
     cfg.progress = !json && isatty(STDOUT_FILENO);
-    if (bench_payload_init(&cfg) < 0) return cli_fail(&c, "%s", sm_strerror(-ENOMEM));
+    if (bench_payload_init(&cfg) < 0) {
+        bench_tls_free(&cfg);
+        return cli_fail(&c, "%s", sm_strerror(-ENOMEM));
+    }
 
     bench_result *res = calloc(1, sizeof *res);
     if (!res) {
         bench_payload_free(&cfg);
+        bench_tls_free(&cfg);
         return cli_fail(&c, "%s", sm_strerror(-ENOMEM));
     }
     int code = bench_run(&cfg, res);
@@ -381,5 +417,6 @@ cmd_bench(int argc, char **argv)
     }
     free(res);
     bench_payload_free(&cfg);
+    bench_tls_free(&cfg);
     return code;
 }

@@ -33,6 +33,7 @@
 #include <sockmsg/stream.h>
 
 #include "cli.h"
+#include "demo_tls.h"
 
 cli_command_fn cmd_demo;
 
@@ -57,6 +58,7 @@ static const char *const framings[] = {
 typedef struct run {
     const char *frame;
     sm_server_model model;
+    const demo_tls *tls; /* the TLS rows: both ends' configurations, else NULL */
     sm_frame_spec spec;
     uint64_t messages, bytes; /* echoes received and checked, payload bytes */
     double seconds;
@@ -235,6 +237,7 @@ run_streams(run *r, const char *endpoint)
         .on_close = on_close,
         .connect_timeout_ms = TIMEOUT_MS,
         .idle_timeout_ms = TIMEOUT_MS,
+        .tls = r->tls ? r->tls->client : NULL,
     };
     client *cs = calloc(CONNS, sizeof *cs);
     uint8_t *scratch = malloc(LARGE_MAX);
@@ -278,7 +281,9 @@ run_eof(run *r, const char *endpoint)
         int64_t t0 = now_ns();
         sm_conn *c;
         char why[256] = "";
-        int rc = sm_conn_dial(&c, endpoint, r->frame, TIMEOUT_MS, why, sizeof why);
+        int rc = r->tls ? sm_conn_dial_tls(&c, endpoint, r->frame, r->tls->client, TIMEOUT_MS, why,
+                                           sizeof why)
+                        : sm_conn_dial(&c, endpoint, r->frame, TIMEOUT_MS, why, sizeof why);
         if (rc < 0) {
             fail(r, "connecting to %s: %s", endpoint, why[0] ? why : sm_strerror(rc));
             break;
@@ -318,7 +323,8 @@ static void
 run_one(const cli *c, run *r)
 {
     sm_server_opts o = {
-        .listen = (const char *[]){"tcp://127.0.0.1:0", NULL},
+        .listen = (const char *[]){r->tls ? "tls://127.0.0.1:0" : "tcp://127.0.0.1:0", NULL},
+        .tls = r->tls ? r->tls->server : NULL,
         .spec = &r->spec,
         .model = r->model,
         .on_message = sm_server_handler_echo,
@@ -403,7 +409,9 @@ print_row(run *r)
         format_latency(r->lat[(r->nlat * 99 + 99) / 100 - 1], p99, sizeof p99);
     }
     double rate = r->seconds > 0 ? (double)r->messages / r->seconds : 0;
-    printf("%-10s %-7s %9llu %11llu  %-8s %9.0f  %11s\n", r->frame,
+    char label[32];
+    snprintf(label, sizeof label, "%s%s", r->tls ? "tls " : "", r->frame);
+    printf("%-12s %-7s %9llu %11llu  %-8s %9.0f  %11s\n", label,
            r->model == SM_SERVER_LOOP ? "loop" : "thread", (unsigned long long)r->messages,
            (unsigned long long)r->bytes, r->failed ? "NO" : "yes", rate, p99);
     if (r->failed) printf("    %s\n", r->problem);
@@ -419,8 +427,10 @@ help(void)
            "ascii:5, varint, netstring, eof) and each server model (loop, thread),\n"
            "start an echo server on a free loopback port, send it messages of random\n"
            "sizes from %d pipelining connections (eof: %d connections, one message each)\n"
-           "and check every byte of every echo. Prints a table: messages, payload\n"
-           "bytes, verified, messages per second, 99th percentile latency.\n"
+           "and check every byte of every echo. Then the same over TLS (len32be, line,\n"
+           "eof; a throwaway self-signed certificate the clients verify). Prints a\n"
+           "table: messages, payload bytes, verified, messages per second, 99th\n"
+           "percentile latency.\n"
            "\n"
            "options:\n"
            "  -v, --verbose   say where each server listens (-vv: the servers' logs)\n"
@@ -456,7 +466,7 @@ cmd_demo(int argc, char **argv)
            "byte of every echo. Stream framings: %d connections x %d messages, %d in flight\n"
            "on each; eof: %d connections, one message each. Payloads of random sizes.\n\n",
            CONNS, PER_CONN, DEPTH, EOF_CONNS);
-    printf("%-10s %-7s %9s %11s  %-8s %9s  %11s\n", "framing", "model", "messages", "bytes",
+    printf("%-12s %-7s %9s %11s  %-8s %9s  %11s\n", "framing", "model", "messages", "bytes",
            "verified", "msgs/s", "p99 latency");
     fflush(stdout);
     int failed = 0, total = 0;
@@ -475,6 +485,33 @@ cmd_demo(int argc, char **argv)
             failed += r.failed;
             messages += r.messages;
         }
+    }
+    /* The TLS rows: the same checks through tls:// listeners and clients. */
+    static const char *const tls_framings[] = {"len32be", "line", "eof"};
+    demo_tls tls;
+    char twhy[256];
+    if (demo_tls_make(&tls, twhy, sizeof twhy) < 0) {
+        printf("tls rows: not run: %s\n", twhy);
+        fflush(stdout);
+    } else {
+        for (size_t f = 0; f < sizeof tls_framings / sizeof tls_framings[0]; f++) {
+            for (int m = 0; m < 2; m++) {
+                run r = {.frame = tls_framings[f],
+                         .model = m ? SM_SERVER_THREAD : SM_SERVER_LOOP,
+                         .tls = &tls,
+                         .lat = lat};
+                char why[256];
+                if (sm_frame_spec_parse(&r.spec, r.frame, why, sizeof why) < 0)
+                    fail(&r, "%s", why);
+                else
+                    run_one(&c, &r);
+                print_row(&r);
+                total++;
+                failed += r.failed;
+                messages += r.messages;
+            }
+        }
+        demo_tls_free(&tls);
     }
     free(lat);
     if (failed) {
