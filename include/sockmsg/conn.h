@@ -321,6 +321,9 @@ SM_API ssize_t sm_conn_send_frame(sm_conn *c, const sm_frame_msg *msg, int timeo
  * last (which stays valid): bytes already read beyond it are decoded with
  * the new rx spec, however many arrived in the same read. tx applies to the
  * next send. Both specs are copied: nothing of the caller's is kept.
+ * Threads: rx belongs to the receiving side and tx to the sending side (a
+ * thread that receives while another sends changes rx only from the
+ * former, tx only from the latter).
  *
  * @param c   the connection
  * @param rx  the receiving spec, or NULL to keep it
