@@ -13,6 +13,7 @@
 
 #include "conn_fds.h"
 #include "fd_io.h"
+#include "frame_internal.h"
 #include "internal.h"
 #include "tls_internal.h"
 
@@ -25,17 +26,29 @@
 struct sm_conn {
     int fd;
     int timeout_ms;
-    bool eof;       /* the peer shut down */
-    bool eof_done;  /* the EOF (and eof framing's final message) was reported */
-    int eof_err;    /* TLS: what the EOF is (SM_ERR_TLS_EOF: without close_notify), or 0 */
-    size_t pending; /* bytes of the message last returned, consumed on the next call */
-    sm__tls *tls;   /* NULL for plain TCP and Unix sockets */
-    sm__fdq *fdq;   /* fd passing (conn_fds.c), NULL unless enabled */
-    sm_frame_spec spec;
+    bool eof;              /* the peer shut down */
+    bool eof_done;         /* the EOF (and eof framing's final message) was reported */
+    int eof_err;           /* TLS: what the EOF is (SM_ERR_TLS_EOF: without close_notify), or 0 */
+    size_t pending;        /* bytes of the message last returned, consumed on the next call */
+    sm__tls *tls;          /* NULL for plain TCP and Unix sockets */
+    sm__fdq *fdq;          /* fd passing (conn_fds.c), NULL unless enabled */
+    sm_frame_spec spec;    /* receiving: the decoder's */
+    sm_frame_spec tx_spec; /* sending (a copy of spec unless set apart) */
     sm_frame_decoder dec;
     sm_buf in;
     char detail[SM__TLS_DETAIL];
 };
+
+/* The read buffer holds one message of spec plus its header, plus part of
+ * the next. Saturating: max= may be as large as 2^64 - 1. */
+static size_t
+read_limit(const sm_frame_spec *spec)
+{
+    uint64_t max = sm_frame_max(spec);
+    uint64_t slack = HEADER_SLACK + READ_CHUNK;
+    uint64_t limit = max > UINT64_MAX - slack ? UINT64_MAX : max + slack;
+    return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
+}
 
 int
 sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec)
@@ -53,12 +66,9 @@ sm_conn_new_take(sm_conn **out, int fd, const sm_frame_spec *spec)
     c->fd = fd;
     c->timeout_ms = SM_FOREVER;
     c->spec = *spec;
+    c->tx_spec = *spec;
     sm_frame_decoder_init(&c->dec, &c->spec);
-    uint64_t max = sm_frame_max(&c->spec);
-    /* Saturating: max= may be as large as 2^64 - 1. */
-    uint64_t slack = HEADER_SLACK + READ_CHUNK;
-    uint64_t limit = max > UINT64_MAX - slack ? UINT64_MAX : max + slack;
-    sm_buf_init(&c->in, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit);
+    sm_buf_init(&c->in, read_limit(&c->spec));
     *out = c;
     return 0;
 }
@@ -204,6 +214,54 @@ sm_conn_free(sm_conn *c)
     free(c);
 }
 
+int
+sm_conn_set_spec(sm_conn *c, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
+    if (!c) return -EINVAL;
+    int rc;
+    if ((rx && (rc = sm_frame_spec_check(rx, NULL, 0)) < 0) ||
+        (tx && (rc = sm_frame_spec_check(tx, NULL, 0)) < 0))
+        return rc;
+    if (rx) {
+        /* The decoder switches before anything changes, so a refusal
+         * changes nothing. The returned message's bytes stay valid. */
+        sm_frame_spec old = c->spec;
+        c->spec = *rx;
+        if ((rc = sm__frame_decoder_switch(&c->dec, &c->spec)) < 0) {
+            c->spec = old;
+            return rc;
+        }
+        size_t limit = read_limit(&c->spec), have = sm_buf_len(&c->in);
+        c->in.limit = limit > have ? limit : have;
+    }
+    if (tx) c->tx_spec = *tx;
+    return 0;
+}
+
+int
+sm_conn_detach(sm_conn *c, int *fd, uint8_t **rest, size_t *rest_len)
+{
+    if (!c || !fd || !rest || !rest_len) return -EINVAL;
+    /* A TLS session's records cannot be handed over without its state. */
+    if (c->tls) return -EOPNOTSUPP;
+    size_t n = sm_buf_len(&c->in) - c->pending;
+    uint8_t *copy = NULL;
+    if (n) {
+        if (!(copy = malloc(n))) return -ENOMEM;
+        memcpy(copy, sm_buf_peek(&c->in) + c->pending, n);
+    }
+    *fd = c->fd;
+    *rest = copy;
+    *rest_len = n;
+    if (c->fdq) { /* fds still held go with nothing the caller can read: closed */
+        sm__fdq_free(c->fdq);
+        free(c->fdq);
+    }
+    sm_buf_free(&c->in);
+    free(c);
+    return 0;
+}
+
 void
 sm_conn_set_timeout(sm_conn *c, int timeout_ms)
 {
@@ -268,9 +326,11 @@ iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
     return false;
 }
 
+/* One message: with the caller's header bytes when head is not NULL, else
+ * with type (-1 for none). */
 static ssize_t
-conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int *fds, int nfds,
-           int timeout_ms)
+conn_sendv(sm_conn *c, const void *head, size_t head_len, int type, const struct iovec *iov,
+           int iovcnt, const int *fds, int nfds, int timeout_ms)
 {
     if (!c || iovcnt < 0 || iovcnt > IOV_MAX - 2 || (iovcnt && !iov)) return -EINVAL;
     size_t total = 0;
@@ -281,11 +341,12 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int 
     /* One piece: the encoder checks it. Several: check across their borders
      * here, and let the encoder skip its check (NULL payload). */
     const void *whole = iovcnt == 1 ? iov[0].iov_base : NULL;
-    if (!whole && c->spec.kind == SM_FRAME_DELIM && iov_has_delim(&c->spec, iov, iovcnt))
-        return -EINVAL;
+    const sm_frame_spec *spec = &c->tx_spec;
+    if (!whole && spec->kind == SM_FRAME_DELIM && iov_has_delim(spec, iov, iovcnt)) return -EINVAL;
 
     sm_frame_hdr hdr;
-    int rc = sm_frame_encode(&c->spec, whole, total, type, &hdr);
+    int rc = head ? sm_frame_encode_hdr(spec, head, head_len, whole, total, &hdr)
+                  : sm_frame_encode(spec, whole, total, type, &hdr);
     if (rc < 0) return rc;
 
     struct iovec small[8];
@@ -312,28 +373,28 @@ conn_sendv(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int 
 ssize_t
 sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, int timeout_ms)
 {
-    return conn_sendv(c, -1, iov, iovcnt, NULL, 0, timeout_ms);
+    return conn_sendv(c, NULL, 0, -1, iov, iovcnt, NULL, 0, timeout_ms);
 }
 
 ssize_t
 sm_conn_send(sm_conn *c, const void *msg, size_t len, int timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return conn_sendv(c, -1, &v, 1, NULL, 0, timeout_ms);
+    return conn_sendv(c, NULL, 0, -1, &v, 1, NULL, 0, timeout_ms);
 }
 
 ssize_t
 sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
-    return conn_sendv(c, type, &v, 1, NULL, 0, timeout_ms);
+    return conn_sendv(c, NULL, 0, type, &v, 1, NULL, 0, timeout_ms);
 }
 
 ssize_t
 sm__conn_sendv_fds(sm_conn *c, int type, const struct iovec *iov, int iovcnt, const int *fds,
                    int nfds, int timeout_ms)
 {
-    return conn_sendv(c, type, iov, iovcnt, fds, nfds, timeout_ms);
+    return conn_sendv(c, NULL, 0, type, iov, iovcnt, fds, nfds, timeout_ms);
 }
 
 sm__fdq **
@@ -366,6 +427,26 @@ fds_bind(sm_conn *c, size_t n)
         snprintf(c->detail, sizeof c->detail, "%s", c->fdq->why);
     }
     return rc;
+}
+
+ssize_t
+sm_conn_send_hdr(sm_conn *c, const void *hdr, size_t hdr_len, const void *msg, size_t len,
+                 int timeout_ms)
+{
+    /* A non-NULL head selects the encoder of caller bytes, even for 0 of them. */
+    if (!hdr && hdr_len) return -EINVAL;
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return conn_sendv(c, hdr ? hdr : "", hdr_len, -1, &v, 1, NULL, 0, timeout_ms);
+}
+
+ssize_t
+sm_conn_send_frame(sm_conn *c, const sm_frame_msg *msg, int timeout_ms)
+{
+    if (!c || !msg || (!msg->frame && msg->frame_len)) return -EINVAL;
+    /* The frame goes out as it came; the payload must still be one the
+     * sending spec accepts, as for every other send. */
+    if (msg->len > sm_frame_max(&c->tx_spec)) return -EMSGSIZE;
+    return sm__conn_send_raw(c, msg->frame, msg->frame_len, timeout_ms);
 }
 
 /* Decode what is buffered. 1: a message in *msg; 0: need more bytes; < 0: error. */

@@ -109,3 +109,47 @@ sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int 
     if (rc) hdr->head_len = hdr->tail_len = 0;
     return rc;
 }
+
+/* The header bytes a caller supplies for codec b: those before the length
+ * field, which the encoder writes as zeros and the decoder passes through.
+ * Every codec that takes offset= puts them at the start of its header. */
+static size_t
+caller_bytes(const sm_frame_basic *b)
+{
+    return b->kind == SM_FRAME_LENGTH ? b->len_offset : 0;
+}
+
+int
+sm_frame_encode_hdr(const sm_frame_spec *spec, const void *head, size_t head_len,
+                    const void *payload, size_t len, sm_frame_hdr *hdr)
+{
+    hdr->head_len = 0;
+    hdr->tail_len = 0;
+    if (head_len && !head) return -EINVAL;
+    const uint8_t *h = head;
+    const sm_frame_basic *b = &spec->basic;
+    int type = -1;
+    size_t want = 0;
+    if (spec->kind == SM_FRAME_TYPE) {
+        /* The type byte is the first header byte the caller gives. */
+        if (head_len == 0) return -EINVAL;
+        type = h[0];
+        if (!(b = sm__frame_type_entry(spec, h[0]))) return -EPROTO;
+        want = 1;
+    }
+    want += caller_bytes(b);
+    if (head_len != want) return -EINVAL;
+    int rc = sm_frame_encode(spec, payload, len, type, hdr);
+    if (rc < 0) return rc;
+    if (head_len) memcpy(hdr->head, h, head_len);
+    return 0;
+}
+
+int
+sm_frame_hdr_len(const sm_frame_spec *spec, int type)
+{
+    if (spec->kind != SM_FRAME_TYPE) return (int)caller_bytes(&spec->basic);
+    const sm_frame_basic *b =
+        type >= 0 && type <= 255 ? sm__frame_type_entry(spec, (uint8_t)type) : NULL;
+    return b ? 1 + (int)caller_bytes(b) : -EPROTO;
+}

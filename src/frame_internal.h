@@ -69,6 +69,23 @@ sm__frame_decode_fast(sm_frame_decoder *d, bool plain, uint64_t max, const uint8
     return sm_frame_decode(d, buf, len, msg);
 }
 
+/* Make d decode with spec from the next byte on: a framing switch at a
+ * message boundary (the bytes still buffered are then decoded with spec).
+ * The stream position and the skipped count go on. -EBUSY while an
+ * oversized message is being discarded (not a boundary), the sticky error
+ * after a framing error. */
+static inline int
+sm__frame_decoder_switch(sm_frame_decoder *d, const sm_frame_spec *spec)
+{
+    if (d->err) return d->err;
+    if (d->flags) return -EBUSY;
+    uint64_t pos = d->pos, skipped = d->skipped;
+    sm_frame_decoder_init(d, spec);
+    d->pos = pos;
+    d->skipped = skipped;
+    return 0;
+}
+
 /* Heartbeat pings, shared by streams and the thread-model server. */
 
 /* m is the ping: the same payload and, for type: specs, type byte. */

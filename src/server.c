@@ -404,8 +404,11 @@ sm_server_broadcast(sm_server *srv, const sm_peer *except, int type, const void 
 {
     if (!srv || (!msg && len)) return -EINVAL;
     sm_frame_hdr hdr;
-    int rc = sm_frame_encode(srv->o.spec, msg, len, type, &hdr);
+    /* Checked against the spec peers send with (sm_peer_set_spec may have
+     * given some another: each peer's own send checks again). */
+    const sm_frame_spec *spec = srv->o.send_spec ? srv->o.send_spec : srv->o.spec;
+    int rc = sm_frame_encode(spec, msg, len, type, &hdr);
     if (rc < 0) return rc;
-    if (srv->o.spec->kind != SM_FRAME_TYPE) type = -1;
+    if (spec->kind != SM_FRAME_TYPE) type = -1;
     return srv->model->broadcast(srv, except, type, msg, len);
 }

@@ -230,6 +230,8 @@ extern const sm__model sm__tmodel;
 typedef struct sm__peer_ops {
     int (*send)(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
     int (*send_frame)(sm_peer *p, const sm_frame_msg *msg);
+    int (*send_hdr)(sm_peer *p, const void *hdr, size_t hdr_len, const void *msg, size_t len);
+    int (*set_spec)(sm_peer *p, const sm_frame_spec *rx, const sm_frame_spec *tx);
     int (*shutdown)(sm_peer *p);
     int (*close)(sm_peer *p);
     int (*addr)(const sm_peer *p, sm_addr *out, bool peer); /* peer: its own, else ours */
@@ -349,6 +351,7 @@ struct sm_server {
     /* Copies of what opts pointed at: nothing the caller passed must outlive
      * sm_server_new. */
     sm_frame_spec spec;
+    sm_frame_spec send_spec; /* when the opts have one */
     sm_sock_opts sock;
     void *ping_copy;
     char **listen_copy;

@@ -273,6 +273,7 @@ sm__lpeer_init(sm__worker *w)
     const sm_server_opts *o = &w->srv->o;
     w->sopts = (sm_stream_opts){
         .spec = o->spec,
+        .send_spec = o->send_spec,
         .on_message = on_stream_message,
         .on_close = on_stream_close,
         .high_water = o->high_water,
@@ -373,6 +374,26 @@ lpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 }
 
 static int
+lpeer_send_hdr(sm_peer *p, const void *hdr, size_t hdr_len, const void *msg, size_t len)
+{
+    sm_stream *s = stream_of(p);
+    sm__worker *w = worker_of(s);
+    int rc = sm_stream_send_hdr(s, hdr, hdr_len, msg, len);
+    if (rc >= 0) {
+        sm__ctr_add_own(&w->ctrs.msgs_out, 1);
+        sm__ctr_add_own(&w->ctrs.bytes_out, len);
+    }
+    return rc;
+}
+
+static int
+lpeer_set_spec(sm_peer *p, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
+    if (has(p, SM__P_CLOSING)) return SM_ERR_CLOSED;
+    return sm_stream_set_spec(stream_of(p), rx, tx);
+}
+
+static int
 lpeer_shutdown(sm_peer *p)
 {
     int rc = sm_stream_shutdown(stream_of(p));
@@ -427,6 +448,8 @@ lpeer_detail(const sm_peer *p)
 const sm__peer_ops sm__lpeer_ops = {
     .send = lpeer_send,
     .send_frame = lpeer_send_frame,
+    .send_hdr = lpeer_send_hdr,
+    .set_spec = lpeer_set_spec,
     .shutdown = lpeer_shutdown,
     .close = lpeer_close,
     .addr = lpeer_addr,

@@ -110,14 +110,31 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
     }
     o->spec = &srv->spec;
     o->frame = NULL; /* the caller's string: not kept */
+    if (o->send_spec && o->send_frame)
+        return sm__why(why, why_len, -EINVAL,
+                       "both send_spec and send_frame are set: give one (or neither)");
+    if (o->send_frame) {
+        char cause[256];
+        rc = sm_frame_spec_parse(&srv->send_spec, o->send_frame, cause, sizeof cause);
+        if (rc < 0) return sm__why(why, why_len, rc, "send_frame '%s': %s", o->send_frame, cause);
+        o->send_spec = &srv->send_spec;
+    } else if (o->send_spec) {
+        srv->send_spec = *o->send_spec;
+        if ((rc = sm_frame_spec_check(&srv->send_spec, why, why_len)) < 0) return rc;
+        o->send_spec = &srv->send_spec;
+    }
+    o->send_frame = NULL;
     if (o->sock) {
         srv->sock = *o->sock;
         o->sock = &srv->sock;
     }
     if (o->ping_len && !o->ping) return sm__why(why, why_len, -EINVAL, "ping_len without ping");
     if (o->heartbeat_ms || o->swallow_pings) {
-        const char *bad =
-            sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0);
+        /* Pings are recognised with the receiving spec, sent with the other. */
+        const char *bad = sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, false);
+        if (!bad && o->heartbeat_ms)
+            bad = sm__ping_unframable(o->send_spec ? o->send_spec : o->spec, o->ping, o->ping_len,
+                                      o->ping_type, true);
         if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
     }
 

@@ -170,6 +170,20 @@ sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 }
 
 int
+sm_peer_send_hdr(sm_peer *p, const void *hdr, size_t hdr_len, const void *msg, size_t len)
+{
+    if (!p || (!hdr && hdr_len) || (!msg && len)) return -EINVAL;
+    return sm__peer_ops_of(p)->send_hdr(p, hdr ? hdr : "", hdr_len, msg, len);
+}
+
+int
+sm_peer_set_spec(sm_peer *p, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
+    if (!p) return -EINVAL;
+    return sm__peer_ops_of(p)->set_spec(p, rx, tx);
+}
+
+int
 sm_peer_shutdown(sm_peer *p)
 {
     if (!p) return -EINVAL;

@@ -40,11 +40,25 @@ slow_consumer(sm__tpeer *t)
     shutdown(t->p.fd, SHUT_RDWR);
 }
 
-/* One message out, under the send lock: iov encoded with `type` (-1: none),
- * or, with `frame`, a received frame's bytes as they are. */
+/* What send_locked sends: iov encoded with `type` (-1: none), or with the
+ * caller's header bytes (hdr not NULL), or a received frame's bytes as they
+ * are (frame not NULL). */
+typedef struct tsend {
+    int type;
+    const struct iovec *iov;
+    int iovcnt;
+    const void *hdr;
+    size_t hdr_len;
+    const sm_frame_msg *frame;
+} tsend;
+
+/* One message out, under the send lock. */
 static int
-send_locked(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_frame_msg *frame)
+send_locked(sm_peer *p, const tsend *m)
 {
+    int type = m->type, iovcnt = m->iovcnt;
+    const struct iovec *iov = m->iov;
+    const sm_frame_msg *frame = m->frame;
     sm__tpeer *t = (sm__tpeer *)p;
     sm_server *srv = p->srv;
     int wt = srv->o.write_timeout_ms;
@@ -62,6 +76,8 @@ send_locked(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_
             n = t->tls ? sm__conn_send_raw(t->c, frame->frame, frame->frame_len, wt)
                        : sm_send_all(p->fd, frame->frame, frame->frame_len, wt, NULL);
             if (n >= 0) n = (ssize_t)frame->len;
+        } else if (m->hdr) {
+            n = sm_conn_send_hdr(t->c, m->hdr, m->hdr_len, iov[0].iov_base, iov[0].iov_len, wt);
         } else {
             n = type >= 0 ? sm_conn_send_type(t->c, type, iov[0].iov_base, iov[0].iov_len, wt)
                           : sm_conn_sendv(t->c, iov, iovcnt, wt);
@@ -82,13 +98,46 @@ send_locked(sm_peer *p, int type, const struct iovec *iov, int iovcnt, const sm_
 int
 sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
-    return send_locked(p, type, iov, iovcnt, NULL);
+    return send_locked(p, &(tsend){.type = type, .iov = iov, .iovcnt = iovcnt});
 }
 
 static int
 tpeer_send_frame(sm_peer *p, const sm_frame_msg *msg)
 {
-    return send_locked(p, -1, NULL, 0, msg);
+    return send_locked(p, &(tsend){.type = -1, .frame = msg});
+}
+
+static int
+tpeer_send_hdr(sm_peer *p, const void *hdr, size_t hdr_len, const void *msg, size_t len)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return send_locked(
+        p, &(tsend){.type = -1, .iov = &v, .iovcnt = 1, .hdr = hdr, .hdr_len = hdr_len});
+}
+
+static int
+tpeer_set_spec(sm_peer *p, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
+    sm__tpeer *t = (sm__tpeer *)p;
+    const sm_server_opts *o = &p->srv->o;
+    if (rx) {
+        pthread_mutex_lock(&p->srv->reg_lock);
+        bool mine = t->has_self && pthread_equal(pthread_self(), t->self);
+        pthread_mutex_unlock(&p->srv->reg_lock);
+        if (!mine) return -EINVAL;
+    }
+    if (rx && o->swallow_pings &&
+        sm__ping_unframable(rx, o->ping, o->ping_len, o->ping_type, false))
+        return SM_ERR_SPEC;
+    if (tx && o->heartbeat_ms && sm__ping_unframable(tx, o->ping, o->ping_len, o->ping_type, true))
+        return SM_ERR_SPEC;
+    /* The send lock: a sender on another thread encodes with tx. The
+     * receiving side is this thread's own. */
+    pthread_mutex_lock(&t->lock);
+    int rc = !t->ready || t->gone || atomic_load(&t->closing) ? SM_ERR_CLOSED
+                                                              : sm_conn_set_spec(t->c, rx, tx);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
 }
 
 static int
@@ -156,6 +205,8 @@ tpeer_detail(const sm_peer *p)
 const sm__peer_ops sm__tpeer_ops = {
     .send = sm__tpeer_send,
     .send_frame = tpeer_send_frame,
+    .send_hdr = tpeer_send_hdr,
+    .set_spec = tpeer_set_spec,
     .shutdown = tpeer_shutdown,
     .close = tpeer_close,
     .addr = tpeer_addr,
@@ -200,10 +251,9 @@ send_ping(sm__tpeer *t)
     struct pollfd pf = {.fd = t->p.fd, .events = POLLOUT};
     bool room = poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT);
     if (room && t->ready && !t->gone && !t->shut && !atomic_load(&t->closing)) {
-        ssize_t n =
-            o->spec->kind == SM_FRAME_TYPE
-                ? sm_conn_send_type(t->c, o->ping_type, ping, o->ping_len, o->write_timeout_ms)
-                : sm_conn_send(t->c, ping, o->ping_len, o->write_timeout_ms);
+        /* The type is ignored unless the sending spec is a type: one
+         * (which sm_peer_set_spec may have made it). */
+        ssize_t n = sm_conn_send_type(t->c, o->ping_type, ping, o->ping_len, o->write_timeout_ms);
         if (n >= 0)
             atomic_store_explicit(&t->last_out, sm__now_ms(), memory_order_relaxed);
         else if (n == -ETIMEDOUT)
@@ -381,6 +431,9 @@ sm__tconn_main(void *arg)
                                  sizeof t->detail);
         if (reason < 0) sm__log_tls_fail(srv, sm__peer_id(p), -1, reason, t->detail, true);
     }
+    /* Sending with a spec of its own (the conn's are both the receiving
+     * one). sm_server_new checked it: this cannot fail. */
+    if (reason == 0 && srv->o.send_spec) (void)sm_conn_set_spec(t->c, NULL, srv->o.send_spec);
     if (reason == 0) {
         pthread_mutex_lock(&t->lock);
         t->ready = true;

@@ -75,7 +75,8 @@ sm__stream_opts_check(const sm_stream_opts *o)
 {
     if (!o || !o->spec || !o->on_message) return -EINVAL;
     int rc = sm_frame_spec_check(o->spec, NULL, 0);
-    if (rc < 0) return rc;
+    if (rc < 0 || (o->send_spec && (rc = sm_frame_spec_check(o->send_spec, NULL, 0)) < 0))
+        return rc;
     if (bad_timeout(o->read_timeout_ms) || bad_timeout(o->write_timeout_ms) ||
         bad_timeout(o->idle_timeout_ms) || bad_timeout(o->heartbeat_ms) ||
         bad_timeout(o->heartbeat_timeout_ms) || bad_timeout(o->reconnect_min_ms) ||
@@ -87,8 +88,12 @@ sm__stream_opts_check(const sm_stream_opts *o)
         return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
+    /* Pings are sent with the send spec and recognised with the other. */
     if ((o->heartbeat_ms || o->swallow_pings) &&
-        sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, o->heartbeat_ms != 0))
+        sm__ping_unframable(o->spec, o->ping, o->ping_len, o->ping_type, false))
+        return SM_ERR_SPEC;
+    if (o->heartbeat_ms &&
+        sm__ping_unframable(sm__opts_tx_spec(o), o->ping, o->ping_len, o->ping_type, true))
         return SM_ERR_SPEC;
     return 0;
 }
@@ -223,22 +228,47 @@ sm__stream_free(sm_stream *s)
 {
     sm__dial_free(s);
     free(s->rd);
-    free(s->detail);
+    if (s->sx) {
+        free(s->sx->detail);
+        free(s->sx->own);
+        free(s->sx);
+    }
     free(s);
+}
+
+/* s->sx, allocated on first use; NULL on ENOMEM. */
+static sm__sx *
+sx_get(sm_stream *s)
+{
+    if (!s->sx) s->sx = calloc(1, sizeof *s->sx);
+    return s->sx;
+}
+
+/* Replace the detail with buf (NULL: none). On ENOMEM there is none, and
+ * sm_strerror stands in. */
+static void
+detail_put(sm_stream *s, const char *buf)
+{
+    if (s->sx) {
+        free(s->sx->detail);
+        s->sx->detail = NULL;
+    }
+    if (buf && sx_get(s)) s->sx->detail = strdup(buf);
 }
 
 void
 sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
 {
-    free(s->detail);
-    s->detail = NULL;
-    if (!fmt) return;
+    if (!fmt) {
+        detail_put(s, NULL);
+        return;
+    }
     char buf[DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    s->detail = strdup(buf); /* NULL on ENOMEM: sm_strerror stands in */
+    detail_put(s, buf);
 }
 
 /* The transport for a new connection: a stream made for TLS keeps it;
@@ -280,6 +310,9 @@ sm__stream_connected(sm_stream *s, int fd)
 void
 sm__stream_disconnect(sm_stream *s)
 {
+    /* A new connection starts with the opts' framing again. */
+    if (s->sx) s->sx->own_rx = s->sx->own_tx = false;
+    flags_change(s, 0, SM__S_RESPEC);
     sm__timeouts_remove(s);
     sm__wq_unref(s); /* the queue outlives the read batch's buffer */
     if (s->wq) sm__wq_unlist(s->wq);
@@ -322,15 +355,14 @@ void
 sm__stream_fail(sm_stream *s, int reason, const char *fmt, ...)
 {
     if (s->flags & SM__S_CLOSING) return;
-    free(s->detail);
-    s->detail = NULL;
+    detail_put(s, NULL);
     if (fmt) {
         char buf[DETAIL_MAX];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        s->detail = strdup(buf);
+        detail_put(s, buf);
     }
     s->reason = reason;
     if (sm__dial_wants_retry(s))
@@ -448,11 +480,60 @@ sm_stream_close(sm_stream *s)
     return 0;
 }
 
+int
+sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
+    if (!s) return -EINVAL;
+    if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    int rc;
+    if ((rx && (rc = sm_frame_spec_check(rx, NULL, 0)) < 0) ||
+        (tx && (rc = sm_frame_spec_check(tx, NULL, 0)) < 0))
+        return rc;
+    const sm_stream_opts *o = s->opts;
+    if (rx && o->swallow_pings &&
+        sm__ping_unframable(rx, o->ping, o->ping_len, o->ping_type, false))
+        return SM_ERR_SPEC;
+    if (tx && o->heartbeat_ms && sm__ping_unframable(tx, o->ping, o->ping_len, o->ping_type, true))
+        return SM_ERR_SPEC;
+    /* Outside a read batch the decoder of an unfinished message is in rd:
+     * not at a boundary while it discards an oversized message. */
+    bool in_read = s->flags & SM__S_IN_READ;
+    if (rx && !in_read && s->rd && (s->rd->dec.err || s->rd->dec.flags))
+        return s->rd->dec.err ? s->rd->dec.err : -EBUSY;
+    if (!rx && !tx) return 0;
+    if (!sx_get(s) || (!s->sx->own && !(s->sx->own = calloc(2, sizeof *s->sx->own))))
+        return -ENOMEM;
+    if (tx) {
+        s->sx->own[1] = *tx;
+        s->sx->own_tx = true;
+        sm__fast_end(sm__sl(s)); /* the copying fast path knows the old max */
+    }
+    if (!rx) return 0;
+    s->sx->own[0] = *rx;
+    s->sx->own_rx = true;
+    if (in_read) {
+        /* The batch's decoder switches before it decodes the next byte. */
+        flags_change(s, SM__S_RESPEC, 0);
+    } else if (s->rd) {
+        (void)sm__frame_decoder_switch(&s->rd->dec, &s->sx->own[0]);
+        s->rd->want = 0; /* sized by the old spec */
+    }
+    return 0;
+}
+
+bool
+sm__stream_respec(sm_stream *s, sm_frame_decoder *d)
+{
+    if (sm__frame_decoder_switch(d, sm__rx_spec(s)) < 0) return false;
+    flags_change(s, 0, SM__S_RESPEC);
+    return true;
+}
+
 const char *
 sm_stream_error_detail(const sm_stream *s)
 {
     if (!s) return "";
-    if (s->detail) return s->detail;
+    if (s->sx && s->sx->detail) return s->sx->detail;
     if (s->reason) return sm_strerror(s->reason);
     return "";
 }

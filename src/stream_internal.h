@@ -26,7 +26,17 @@ enum {
     SM__S_DIALED = 0x200,  /* dialed: its sm__dial sits in the extra area */
     SM__S_STOPPED = 0x400, /* reading stopped by sm_stream_read_stop */
     SM__S_ABOVE = 0x800,   /* the queue passed high_water: on_drain owed at low_water */
+    SM__S_RESPEC = 0x1000, /* sm_stream_set_spec: the decoder switches at the next boundary */
 };
+
+/* What few streams need, allocated on first use (s->sx): why it failed,
+ * and specs of its own (sm_stream_set_spec), own[0] to receive and own[1]
+ * to send with, each used when its flag says so. */
+typedef struct sm__sx {
+    char *detail;       /* why it failed, or NULL */
+    sm_frame_spec *own; /* NULL, or two specs */
+    bool own_rx, own_tx;
+} sm__sx;
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
  * nothing else (no read buffer, no queue, no timer). 112 bytes, so that 8
@@ -39,7 +49,7 @@ struct sm_stream {
     const sm_stream_opts *opts;
     struct sm__wq *wq; /* NULL while nothing is queued */
     struct sm__rd *rd; /* NULL at a message boundary */
-    char *detail;      /* why it failed, or NULL */
+    sm__sx *sx;        /* NULL while nothing of it was needed */
     /* The loop's timing wheel: a slot list (pprev points at whatever points
      * at us, so unlinking needs no slot index). */
     sm_stream *t_next;
@@ -275,6 +285,32 @@ void sm__stream_set_dialed(sm_stream *s, bool on);  /* sm__dial in the extra are
 
 /* A read batch runs (sends wait for its end). Per batch, so inline; it
  * leaves the zero-copy fast path alone: deliver_in brackets that. */
+/* The spec sending uses when the stream has none of its own. */
+static inline const sm_frame_spec *
+sm__opts_tx_spec(const sm_stream_opts *o)
+{
+    return o->send_spec ? o->send_spec : o->spec;
+}
+
+/* The specs the stream receives and sends with now. */
+static inline const sm_frame_spec *
+sm__rx_spec(const sm_stream *s)
+{
+    return s->sx && s->sx->own_rx ? &s->sx->own[0] : s->opts->spec;
+}
+
+static inline const sm_frame_spec *
+sm__tx_spec(const sm_stream *s)
+{
+    return s->sx && s->sx->own_tx ? &s->sx->own[1] : sm__opts_tx_spec(s->opts);
+}
+
+/* A switch asked by sm_stream_set_spec is due: make d decode with the
+ * stream's receive spec from here on, when d is at a boundary (not while
+ * it discards an oversized message: then at the end of that). Returns
+ * whether it switched. */
+bool sm__stream_respec(sm_stream *s, sm_frame_decoder *d);
+
 static inline void
 sm__stream_set_in_read(sm_stream *s, bool on)
 {

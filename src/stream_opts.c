@@ -14,6 +14,7 @@
 typedef struct opts_block {
     sm_stream_opts o;
     sm_frame_spec spec;
+    sm_frame_spec send_spec; /* when opts has one */
     sm_sock_opts sock;
     unsigned char ping[]; /* o.ping_len bytes */
 } opts_block;
@@ -28,6 +29,9 @@ sm_stream_opts_new(sm_stream_opts **out, const sm_stream_opts *opts, char *why, 
         return sm__why(why, why_len, -EINVAL,
                        opts->frame ? "both spec and frame are set: give one"
                                    : "no framing: set frame (a spec string) or spec");
+    if (opts->send_frame && opts->send_spec)
+        return sm__why(why, why_len, -EINVAL,
+                       "both send_spec and send_frame are set: give one (or neither)");
     if (opts->ping_len && !opts->ping)
         return sm__why(why, why_len, -EINVAL, "ping_len without ping");
     opts_block *b = calloc(1, sizeof *b + opts->ping_len);
@@ -46,8 +50,22 @@ sm_stream_opts_new(sm_stream_opts **out, const sm_stream_opts *opts, char *why, 
         free(b);
         return rc;
     }
+    if (opts->send_frame) {
+        char cause[256];
+        rc = sm_frame_spec_parse(&b->send_spec, opts->send_frame, cause, sizeof cause);
+        if (rc < 0) rc = sm__why(why, why_len, rc, "send_frame '%s': %s", opts->send_frame, cause);
+    } else if (opts->send_spec) {
+        b->send_spec = *opts->send_spec;
+        rc = sm_frame_spec_check(&b->send_spec, why, why_len);
+    }
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
     b->o.spec = &b->spec;
     b->o.frame = NULL; /* the caller's string: not kept */
+    b->o.send_spec = opts->send_frame || opts->send_spec ? &b->send_spec : NULL;
+    b->o.send_frame = NULL;
     if (opts->sock) {
         b->sock = *opts->sock;
         b->o.sock = &b->sock;

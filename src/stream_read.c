@@ -38,9 +38,9 @@ frame_fail(sm_stream *s, const sm_frame_decoder *d, int err)
 }
 
 static bool
-swallowed(const sm_stream_opts *o, const sm_frame_msg *m)
+swallowed(const sm_stream_opts *o, const sm_frame_spec *spec, const sm_frame_msg *m)
 {
-    return o->swallow_pings && sm__ping_matches(o->spec, o->ping, o->ping_len, o->ping_type, m);
+    return o->swallow_pings && sm__ping_matches(spec, o->ping, o->ping_len, o->ping_type, m);
 }
 
 /* Deliver every whole message of buf[*off..len). 0: all delivered; -1: the
@@ -50,10 +50,16 @@ deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, s
 {
     const sm_stream_opts *o = s->opts;
     sm_stream_message_cb on_message = o->on_message;
-    bool swallow = o->swallow_pings, plain = sm__frame_plain_len(o->spec);
-    uint64_t max = sm_frame_max(o->spec);
+    bool swallow = o->swallow_pings, plain = sm__frame_plain_len(d->spec);
+    uint64_t max = sm_frame_max(d->spec);
     size_t at = *off;
     for (;;) {
+        /* sm_stream_set_spec from on_message: what follows is decoded with
+         * the new spec (the check is one flag test per message). */
+        if (__builtin_expect(s->flags & SM__S_RESPEC, 0) && sm__stream_respec(s, d)) {
+            plain = sm__frame_plain_len(d->spec);
+            max = sm_frame_max(d->spec);
+        }
         sm_frame_msg m;
         ssize_t r = sm__frame_decode_fast(d, plain, max, buf + at, len - at, &m);
         if (r < 0) {
@@ -63,7 +69,7 @@ deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, s
             return -1;
         }
         at += (size_t)r;
-        if (!m.data || (swallow && swallowed(o, &m))) continue;
+        if (!m.data || (swallow && swallowed(o, d->spec, &m))) continue;
         on_message(s, &m);
         if (!sm__stream_live(s)) return -1;
     }
@@ -89,7 +95,7 @@ deliver_in(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, si
 static uint64_t
 rd_limit(const sm_stream *s)
 {
-    uint64_t max = sm_frame_max(s->opts->spec);
+    uint64_t max = sm_frame_max(sm__rx_spec(s));
     return max > UINT64_MAX - FRAME_SLACK ? UINT64_MAX : max + FRAME_SLACK;
 }
 
@@ -110,7 +116,7 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, const uint8_t *buf, size_
      * that size is read into directly, and the frame is delivered from it
      * without a copy of what follows it. */
     size_t want = 0;
-    const sm_frame_spec *spec = s->opts->spec;
+    const sm_frame_spec *spec = d->spec;
     if (sm__frame_plain_len(spec) && decoder_idle(d) && left >= spec->len_width) {
         uint64_t n = sm__load_len(buf + off, spec->len_width, spec->len_little);
         if (n <= sm_frame_max(spec) && n + spec->len_width > SMALL_LEFTOVER)
@@ -217,7 +223,7 @@ sm__rx_begin(sm_stream *s, sm__rx *rx)
     if (s->rd) {
         rx->dec = s->rd->dec;
     } else {
-        sm_frame_decoder_init(&rx->dec, s->opts->spec);
+        sm_frame_decoder_init(&rx->dec, sm__rx_spec(s));
         rx->dec.pos = s->rx_pos;
     }
     rx->flushed = false;
@@ -286,9 +292,9 @@ sm__rx_done(sm_stream *s, sm__rx *rx, size_t n, bool drained)
 /* How many bytes of p finish the unfinished frame in rd, when its size is
  * known (a length prefix, its header in rd and p); else all of p. */
 static size_t
-rest_of_frame(const sm_stream *s, const sm__rd *rd, const uint8_t *p, size_t n)
+rest_of_frame(const sm__rd *rd, const uint8_t *p, size_t n)
 {
-    const sm_frame_spec *spec = s->opts->spec;
+    const sm_frame_spec *spec = rd->dec.spec;
     if (!sm__frame_plain_len(spec) || !decoder_idle(&rd->dec)) return n;
     size_t w = spec->len_width;
     uint8_t hdr[8];
@@ -318,7 +324,7 @@ sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained)
      * ends, and p joins whole), and is delivered from there; what follows
      * it is decoded in place in p. The decoder bounds the block: a frame
      * over max fails before the bytes it announces arrive. */
-    size_t take = rest_of_frame(s, rd, p, n);
+    size_t take = rest_of_frame(rd, p, n);
     if (take > SIZE_MAX - sizeof *rd - rd->len) return read_buffer_failed(s, -EMSGSIZE);
     if (rd->cap - rd->len < take) {
         size_t need = rd->len + take, cap = rd->cap * 2 < need ? need : rd->cap * 2;
@@ -351,6 +357,7 @@ sm__rx_eof(sm_stream *s, sm__rx *rx)
     const sm_stream_opts *o = s->opts;
     const uint8_t *buf = s->rd ? s->rd->data : NULL;
     size_t len = s->rd ? s->rd->len : 0, off = 0;
+    if (s->flags & SM__S_RESPEC) (void)sm__stream_respec(s, &rx->dec);
     for (;;) {
         sm_frame_msg m;
         ssize_t r = sm_frame_decode_eof(&rx->dec, buf ? buf + off : NULL, len - off, &m);
@@ -359,7 +366,7 @@ sm__rx_eof(sm_stream *s, sm__rx *rx)
             return;
         }
         off += (size_t)r;
-        if (m.data && !swallowed(o, &m)) {
+        if (m.data && !swallowed(o, rx->dec.spec, &m)) {
             o->on_message(s, &m);
             if (!sm__stream_live(s)) return;
         }

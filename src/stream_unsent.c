@@ -29,7 +29,7 @@ sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off)
     size_t at = 0;
     while (at < off) {
         sm_frame_msg m;
-        size_t f = next_frame(s->opts->spec, p + at, len - at, &m);
+        size_t f = next_frame(sm__tx_spec(s), p + at, len - at, &m);
         if (at + f > off) break;
         at += f;
     }
@@ -85,7 +85,7 @@ sm__wq_report(sm_stream *s, sm__wq *q, int reason)
             sm__wchunk *c = (sm__wchunk *)n;
             while (at < n->len) {
                 sm_frame_msg m;
-                at += next_frame(o->spec, c->data + at, n->len - at, &m);
+                at += next_frame(sm__tx_spec(s), c->data + at, n->len - at, &m);
                 if (o->on_dropped) o->on_dropped(s, &m);
             }
         }

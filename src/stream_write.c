@@ -321,9 +321,11 @@ iov_has_delim(const sm_frame_spec *spec, const struct iovec *iov, int iovcnt)
     return false;
 }
 
+/* The header and trailer of one message: the caller's header bytes
+ * (sm_frame_encode_hdr) when head is not NULL, else those of type. */
 static int
-frame_header(const sm_stream *s, int type, const struct iovec *iov, int iovcnt, size_t *len,
-             sm_frame_hdr *h)
+frame_header_of(const sm_stream *s, const void *head, size_t head_len, int type,
+                const struct iovec *iov, int iovcnt, size_t *len, sm_frame_hdr *h)
 {
     if (iovcnt < 0 || (iovcnt && !iov)) return -EINVAL;
     size_t total = 0;
@@ -332,23 +334,32 @@ frame_header(const sm_stream *s, int type, const struct iovec *iov, int iovcnt, 
         if (iov[i].iov_len > SIZE_MAX - total) return -EMSGSIZE;
         total += iov[i].iov_len;
     }
-    const sm_frame_spec *spec = s->opts->spec;
+    const sm_frame_spec *spec = sm__tx_spec(s);
     /* One piece: the encoder checks it; several: checked here. */
     const void *whole = iovcnt == 1 ? iov[0].iov_base : NULL;
     if (iovcnt > 1 && spec->kind == SM_FRAME_DELIM && iov_has_delim(spec, iov, iovcnt))
         return -EINVAL;
     *len = total;
-    return sm_frame_encode(spec, whole, total, type, h);
+    return head ? sm_frame_encode_hdr(spec, head, head_len, whole, total, h)
+                : sm_frame_encode(spec, whole, total, type, h);
 }
 
 static int
-send_copy(sm_stream *s, int type, const struct iovec *iov, int iovcnt, bool ping)
+frame_header(const sm_stream *s, int type, const struct iovec *iov, int iovcnt, size_t *len,
+             sm_frame_hdr *h)
+{
+    return frame_header_of(s, NULL, 0, type, iov, iovcnt, len, h);
+}
+
+static int
+send_copy_hdr(sm_stream *s, const void *head, size_t head_len, int type, const struct iovec *iov,
+              int iovcnt, bool ping)
 {
     int rc = can_send(s);
     if (rc < 0) return rc;
     sm_frame_hdr h;
     size_t len;
-    if ((rc = frame_header(s, type, iov, iovcnt, &len, &h)) < 0) return rc;
+    if ((rc = frame_header_of(s, head, head_len, type, iov, iovcnt, &len, &h)) < 0) return rc;
     if (len > SIZE_MAX - 128) return -EMSGSIZE;
     size_t frame = h.head_len + len + h.tail_len;
     if (frame == 0) return 0; /* an empty eof-framed message: nothing to send */
@@ -376,6 +387,21 @@ send_copy(sm_stream *s, int type, const struct iovec *iov, int iovcnt, bool ping
         q->ping_end = frame;
     }
     return queued(s, q, was_empty, true);
+}
+
+static int
+send_copy(sm_stream *s, int type, const struct iovec *iov, int iovcnt, bool ping)
+{
+    return send_copy_hdr(s, NULL, 0, type, iov, iovcnt, ping);
+}
+
+int
+sm_stream_send_hdr(sm_stream *s, const void *hdr, size_t hdr_len, const void *msg, size_t len)
+{
+    if (!hdr && hdr_len) return -EINVAL;
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    /* A non-NULL head selects the caller's header bytes, even 0 of them. */
+    return send_copy_hdr(s, hdr ? hdr : "", hdr_len, -1, &v, 1, false);
 }
 
 int
@@ -406,7 +432,7 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     if (!msg || (!msg->frame && msg->frame_len)) return -EINVAL;
     size_t len = msg->frame_len;
     if (len == 0) return 0;
-    if (msg->len > sm_frame_max(s->opts->spec)) return -EMSGSIZE;
+    if (msg->len > sm_frame_max(sm__tx_spec(s))) return -EMSGSIZE;
     if ((rc = check_cap(s, len)) < 0) return rc;
     bool was_empty = !s->wq;
     sm__wq *q = queue_get(s);
@@ -459,7 +485,7 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
         if (q->bytes < lim) {
             sl->cp_s = s;
             sl->cp_room = SM__MIN(c->cap - c->n.len, lim - q->bytes);
-            sl->cp_max = sm_frame_max(s->opts->spec);
+            sl->cp_max = sm_frame_max(sm__tx_spec(s));
         }
     }
     return rc;

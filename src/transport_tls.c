@@ -143,7 +143,7 @@ tls_read(sm_stream *s, sm__tls_tp *x)
         if (n == SM_ERR_TLS_EOF) {
             /* No close_notify: maybe a truncation attack. In the middle of
              * a message (or of eof framing's only one) it is one. */
-            bool mid = s->rd || s->opts->spec->kind == SM_FRAME_EOF;
+            bool mid = s->rd || sm__rx_spec(s)->kind == SM_FRAME_EOF;
             if (mid)
                 sm__stream_fail(
                     s, SM_ERR_TRUNCATED,

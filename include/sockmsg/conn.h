@@ -269,6 +269,100 @@ SM_API ssize_t sm_conn_sendv(sm_conn *c, const struct iovec *iov, int iovcnt, in
 SM_API ssize_t sm_conn_send_type(sm_conn *c, int type, const void *msg, size_t len, int timeout_ms);
 
 /**
+ * Send one message with the header bytes the sending spec does not compute
+ * given by the caller (sm_frame_encode_hdr()): the offset= bytes before a
+ * length field. With "len32be,offset=1,adjust=4" (PostgreSQL's messages
+ * after the startup), sm_conn_send_hdr(c, "Q", 1, sql, n, t) sends 'Q', the
+ * length n + 4, then sql. sm_conn_send() on such a spec sends the offset
+ * bytes as zeros.
+ *
+ * For a type: spec, hdr starts with the type byte, then the selected
+ * entry's offset bytes; for an entry without offset it is the type byte
+ * alone, the same as sm_conn_send_type().
+ *
+ * @param c           the connection
+ * @param hdr         the header bytes (may be NULL when hdr_len is 0)
+ * @param hdr_len     exactly sm_frame_hdr_len() of the sending spec: the
+ *                    spec's offset= (0 without one)
+ * @param msg         the payload (may be NULL when len is 0)
+ * @param len         its length
+ * @param timeout_ms  as for sm_conn_send()
+ * @return len, or an error as sm_conn_send(); nothing is sent for:
+ * @retval -EINVAL  hdr_len is not what the spec wants, or a NULL hdr with
+ *                  hdr_len > 0
+ * @retval -EPROTO  a type: spec and hdr[0] is not a mapped type
+ */
+SM_API ssize_t sm_conn_send_hdr(sm_conn *c, const void *hdr, size_t hdr_len, const void *msg,
+                                size_t len, int timeout_ms);
+
+/**
+ * Send a received message as it came: msg->frame, header and trailer
+ * included, byte for byte (forwarding, or an echo), not re-encoded: the
+ * sending spec must frame it the same way as the spec that received it.
+ *
+ * @param c           the connection
+ * @param msg         a message from sm_conn_recv() (of any connection; it is
+ *                    sent before this returns, so it may be c's own)
+ * @param timeout_ms  as for sm_conn_send()
+ * @return msg->frame_len, or an error as sm_conn_send():
+ * @retval -EINVAL    a NULL c or msg, or a NULL frame with frame_len > 0
+ * @retval -EMSGSIZE  msg->len exceeds the sending spec's max: nothing sent
+ */
+SM_API ssize_t sm_conn_send_frame(sm_conn *c, const sm_frame_msg *msg, int timeout_ms);
+
+/**
+ * Change the framing at a message boundary: rx for what is received from
+ * now on, tx for what is sent. A connection starts with one spec for both
+ * (sm_conn_new_take()); this sets them apart (PostgreSQL's StartupMessage
+ * has no type byte; every later message has one) or changes them mid-stream
+ * (a text banner, then binary messages).
+ *
+ * The boundary for rx is the end of the message sm_conn_recv() returned
+ * last (which stays valid): bytes already read beyond it are decoded with
+ * the new rx spec, however many arrived in the same read. tx applies to the
+ * next send. Both specs are copied: nothing of the caller's is kept.
+ * Threads: rx belongs to the receiving side and tx to the sending side (a
+ * thread that receives while another sends changes rx only from the
+ * former, tx only from the latter).
+ *
+ * @param c   the connection
+ * @param rx  the receiving spec, or NULL to keep it
+ * @param tx  the sending spec, or NULL to keep it
+ * @retval 0            done
+ * @retval -EINVAL      a NULL c
+ * @retval SM_ERR_SPEC  rx or tx fails sm_frame_spec_check(): nothing changed
+ * @retval -EBUSY       an oversized message is being discarded
+ *                      (oversize=skip): not at a boundary, nothing changed
+ * @retval -EMSGSIZE, -EPROTO  the receiving side already failed with this
+ *                      framing error: nothing changed
+ */
+SM_API int sm_conn_set_spec(sm_conn *c, const sm_frame_spec *rx, const sm_frame_spec *tx);
+
+/**
+ * Take the socket and the bytes read ahead out of the connection, and free
+ * it: a raw hand-off (STARTTLS to sm_conn_new_tls(), a splice, another
+ * protocol's library).
+ *
+ * The bytes already read beyond the message sm_conn_recv() returned last
+ * (pipelined by the peer after the switch) are handed back in *rest, in
+ * order; what has not been read yet is still in the socket. Messages
+ * returned by sm_conn_recv() are invalid afterwards. The fd keeps its flags
+ * (blocking or not). With fd passing on (unix.h), file descriptors received
+ * and not taken with sm_conn_take_fds() are closed.
+ *
+ * @param c         the connection; freed on success (not on an error)
+ * @param fd        receives the socket, now the caller's to close
+ * @param rest      receives a malloc'ed copy of the bytes read ahead (the
+ *                  caller frees it), or NULL when there are none
+ * @param rest_len  receives how many
+ * @retval 0             done: c is gone
+ * @retval -EINVAL       a NULL argument
+ * @retval -EOPNOTSUPP   a TLS connection (its session cannot be handed over)
+ * @retval -ENOMEM       out of memory for the copy: c is unchanged
+ */
+SM_API int sm_conn_detach(sm_conn *c, int *fd, uint8_t **rest, size_t *rest_len);
+
+/**
  * Receive the next whole message into *msg.
  *
  * @param c           the connection

@@ -338,6 +338,46 @@ SM_API int sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_
                            sm_frame_hdr *hdr);
 
 /**
+ * sm_frame_encode() with the header bytes the spec does not compute given by
+ * the caller: the offset= bytes before a length field (PostgreSQL's type
+ * byte with "len32be,offset=1,adjust=4", memcached's opcode and key length
+ * before its body length), which sm_frame_encode() writes as zeros.
+ *
+ * Those bytes are the first head_len bytes of hdr->head, copied from head.
+ * For a type: spec they start with the type byte, followed by the offset
+ * bytes of the nested spec it selects: with type:A=(len16be,offset=2), head
+ * is "A" and two bytes; for an entry without offset, head is the type byte
+ * alone and the result is sm_frame_encode() with that type. A spec with no
+ * offset takes head_len 0 (the result is sm_frame_encode()'s).
+ * sm_frame_hdr_len() says how many bytes a spec wants.
+ *
+ * @param spec      a checked spec
+ * @param head      the caller's header bytes (may be NULL when head_len is 0)
+ * @param head_len  how many: exactly sm_frame_hdr_len(spec, type)
+ * @param payload   as for sm_frame_encode()
+ * @param len       the payload's length
+ * @param hdr       receives the header and trailer (both empty on error)
+ * @retval 0          done
+ * @retval -EINVAL    head_len is not what the spec wants (or head is NULL
+ *                    with head_len > 0), or the errors of sm_frame_encode()
+ * @retval -EPROTO    a type: spec and head[0] is not a mapped type
+ * @retval -EMSGSIZE  as for sm_frame_encode()
+ */
+SM_API int sm_frame_encode_hdr(const sm_frame_spec *spec, const void *head, size_t head_len,
+                               const void *payload, size_t len, sm_frame_hdr *hdr);
+
+/**
+ * How many header bytes sm_frame_encode_hdr() takes from the caller.
+ *
+ * @param spec  a checked spec
+ * @param type  the type byte for a type: spec, ignored otherwise
+ * @return the spec's offset= (0 when it has none); for a type: spec, 1 (the
+ *         type byte) plus the selected entry's offset; or -EPROTO for a type
+ *         the spec does not map
+ */
+SM_API int sm_frame_hdr_len(const sm_frame_spec *spec, int type);
+
+/**
  * The effective max of a spec.
  *
  * @param spec  the spec

@@ -408,6 +408,13 @@ typedef struct sm_server_opts {
      * SM_CLOSE_TIMEOUT), counted and logged at SM_LOG_WARN with OpenSSL's
      * reason. on_open runs at the accept, before the handshake. */
     sm_tls_config *tls;
+    /** The framing of what the server sends, when it differs from what it
+     * receives (frame/spec): a spec string, parsed by sm_server_new(), or
+     * a parsed spec in send_spec. At most one of the two (-EINVAL when both
+     * are set); neither: the receiving spec. Copied. sm_peer_set_spec()
+     * changes either on one connection. */
+    const char *send_frame;
+    const sm_frame_spec *send_spec; /**< a parsed spec (checked), instead of send_frame */
 } sm_server_opts;
 
 /** Counters, summed over the server's threads at the time of the call. */
@@ -727,6 +734,47 @@ SM_API int sm_peer_sendv(sm_peer *p, const struct iovec *iov, int iovcnt);
  * @threads See "Handlers and threads" above.
  */
 SM_API int sm_peer_send_frame(sm_peer *p, const sm_frame_msg *msg);
+
+/**
+ * sm_peer_send() with the header bytes the sending spec does not compute
+ * given by the caller: the offset= bytes before a length field (see
+ * sm_conn_send_hdr() in conn.h, whose contract this shares: hdr_len must be
+ * sm_frame_hdr_len() of the sending spec; a type: spec takes the type byte
+ * first).
+ *
+ * @param p        the peer
+ * @param hdr      the header bytes (may be NULL when hdr_len is 0)
+ * @param hdr_len  how many
+ * @param msg      the payload (may be NULL when len is 0)
+ * @param len      its length
+ * @return as sm_peer_send(), plus -EINVAL for a hdr_len the spec does not
+ *         take and -EPROTO for an unmapped type byte (nothing sent)
+ */
+SM_API int sm_peer_send_hdr(sm_peer *p, const void *hdr, size_t hdr_len, const void *msg,
+                            size_t len);
+
+/**
+ * Change one connection's framing at a message boundary: rx for what is
+ * received from now on, tx for what is sent (NULL: unchanged). Copied.
+ * Loop model: sm_stream_set_spec() (stream.h), whose contract this is;
+ * call it on the peer's loop thread, from on_message to switch right after
+ * the message being handled (bytes already read behind it are decoded with
+ * rx). Thread model: rx only from the peer's own handlers (its connection
+ * thread; from elsewhere -EINVAL), where the switch follows the message
+ * being handled as in sm_conn_set_spec(); tx from any thread, under the
+ * peer's send lock.
+ *
+ * @param p   the peer
+ * @param rx  the receiving spec, or NULL to keep it
+ * @param tx  the sending spec, or NULL to keep it
+ * @retval 0              done
+ * @retval -EINVAL        a NULL p; thread model: rx from another thread
+ * @retval SM_ERR_SPEC    a spec fails sm_frame_spec_check(), or cannot
+ *                        carry the server's heartbeat ping: nothing changed
+ * @retval SM_ERR_CLOSED  the peer is closing
+ * @retval -EBUSY, -ENOMEM  see sm_stream_set_spec() and sm_conn_set_spec()
+ */
+SM_API int sm_peer_set_spec(sm_peer *p, const sm_frame_spec *rx, const sm_frame_spec *tx);
 
 /**
  * Half-close: FIN once every queued reply is written; messages still

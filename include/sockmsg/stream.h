@@ -274,6 +274,15 @@ typedef struct sm_stream_opts {
      * copied). NULL: one with the system's trust store per connection
      * (no session resumption). */
     sm_tls_config *tls;
+    /** The spec messages are sent with, when it differs from the one they
+     * are received with (PostgreSQL's client sends its startup without a
+     * type byte; requests and replies framed apart). NULL: spec, for both.
+     * Checked, shared and kept alive like spec. sm_stream_set_spec()
+     * changes either on one stream. */
+    const sm_frame_spec *send_spec;
+    /** send_spec as a spec string, read only by sm_stream_opts_new(), as
+     * frame is. */
+    const char *send_frame;
 } sm_stream_opts;
 
 /**
@@ -496,6 +505,58 @@ SM_API int sm_stream_sendv(sm_stream *s, const struct iovec *iov, int iovcnt);
  */
 SM_API int sm_stream_sendv_take(sm_stream *s, const struct iovec *iov, int iovcnt,
                                 sm_stream_free_cb free_cb, void *ctx);
+
+/**
+ * Queue one message with the header bytes the sending spec does not
+ * compute given by the caller: the offset= bytes before a length field (a
+ * type byte, as sm_conn_send_hdr() in conn.h, whose contract this shares:
+ * hdr_len must be sm_frame_hdr_len() of the sending spec, -EINVAL
+ * otherwise; a type: spec takes the type byte first).
+ *
+ * @param s        the stream
+ * @param hdr      the header bytes (may be NULL when hdr_len is 0)
+ * @param hdr_len  how many
+ * @param msg      the payload (may be NULL when len is 0)
+ * @param len      its length
+ * @return as sm_stream_send(), plus -EINVAL for a hdr_len the spec does not
+ *         take and -EPROTO for an unmapped type byte (nothing queued)
+ * @callbacks Safe from every callback.
+ */
+SM_API int sm_stream_send_hdr(sm_stream *s, const void *hdr, size_t hdr_len, const void *msg,
+                              size_t len);
+
+/**
+ * Change the framing at a message boundary: rx for what is received from
+ * now on, tx for what is sent from the next send on. A stream starts with
+ * its opts' spec and send_spec (the same spec for both when send_spec is
+ * NULL); this gives it its own (copied: nothing of the caller's is kept).
+ *
+ * From on_message, the boundary is the end of the message being handled:
+ * the messages read in the same batch behind it, already in the buffer, are
+ * decoded with the new rx spec (the read loop resets its decoder there).
+ * Elsewhere, the bytes read beyond the last message delivered are decoded
+ * with it. While an oversized message is being discarded (oversize=skip),
+ * the switch happens at its end. Messages already queued keep the framing
+ * they were queued with; on_dropped and SM_UNSENT_KEEP find the queued
+ * frames with the current send spec, so change tx with an empty queue
+ * (sm_stream_queued()) where those matter. When a dialed stream loses its
+ * connection, the next one starts with the opts' specs again.
+ *
+ * @param s   the stream
+ * @param rx  the receiving spec, or NULL to keep it
+ * @param tx  the sending spec, or NULL to keep it
+ * @retval 0              done
+ * @retval -EINVAL        a NULL s
+ * @retval SM_ERR_SPEC    rx or tx fails sm_frame_spec_check(), or cannot
+ *                        carry the opts' heartbeat ping: nothing changed
+ * @retval -EBUSY         outside a read, an oversized message is being
+ *                        discarded: nothing changed
+ * @retval SM_ERR_CLOSED  the stream is closing
+ * @retval -ENOMEM        out of memory (the first call allocates the
+ *                        stream's two specs, about 3 KiB)
+ * @callbacks Safe from every callback; made for on_message.
+ */
+SM_API int sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *tx);
 
 /**
  * Queue a received message as it came: msg->frame, header and trailer
