@@ -343,7 +343,7 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
         p = sm__uring_buf(u, bid);
     }
     if (s->tp_state & U_CLOSING) {
-        if (p) sm__uring_buf_put(u, bid);
+        if (p) sm__uring_buf_put(u, bid, res > 0 ? (size_t)res : 0, flags);
         maybe_closed(s);
         return;
     }
@@ -361,7 +361,7 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
             deliver(s, p, n, end, !(flags & IORING_CQE_F_SOCK_NONEMPTY));
         }
     }
-    if (p) sm__uring_buf_put(u, bid);
+    if (p) sm__uring_buf_put(u, bid, n, flags);
     if (end || (s->flags & SM__S_CLOSING)) return;
     /* A long frame started: receives go one at a time (a multishot one
      * takes whatever the socket has into buffers, to be copied), so that
@@ -375,7 +375,8 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
             if (rc < 0) fail(s, rc);
             return;
         }
-    } else if (n && n < SM__UBUF_SIZE && !(s->tp_state & U_CANCEL)) {
+    } else if (n && n < SM__UBUF_SIZE && !(s->tp_state & U_CANCEL) &&
+               !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
         set_state(s, 0, U_LONG);
     }
     /* Out of buffers, cancelled, or the stream stopped or resumed reading
