@@ -44,6 +44,7 @@ enum {
     U_CANCEL = 0x10, /* the receive's cancel is on its way */
     U_BLOCK = 0x20,  /* the receive is a plain one into the frame's block */
     U_LONG = 0x40,   /* long frames come: one receive at a time, not multishot */
+    U_BATCH = 0x80,  /* a receive batch runs: the block may move, receive elsewhere */
 };
 
 /* Pieces one write takes; the queue's rest follows with the next. */
@@ -117,7 +118,9 @@ arm_recv(sm_stream *s)
      * instead of being copied there from buffer after buffer. The block
      * stays put until that completion: nothing else receives meanwhile. */
     uint8_t *at = NULL;
-    size_t room = sm__rx_block_room(s, SM__UBUF_SIZE, &at);
+    /* Inside a batch (a reply's flush, a read_start from on_message) the
+     * batch still moves, grows or frees the block: not into it then. */
+    size_t room = s->tp_state & U_BATCH ? 0 : sm__rx_block_room(s, SM__UBUF_SIZE, &at);
     if (room) {
         io_uring_prep_recv(sqe, s->io.fd, at, room, MSG_WAITALL);
         io_uring_sqe_set_data64(sqe, ud_of(s, SM__UT_RECV));
@@ -213,6 +216,7 @@ deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained)
 {
     sm__rx rx;
     if (sm__rx_begin(s, &rx) < 0) return;
+    set_state(s, U_BATCH, 0);
     if (n)
         (void)sm__rx_input(s, &rx, p, n, drained && !end);
     else if (s->rd)
@@ -224,6 +228,7 @@ deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained)
             sm__rx_fail(s, end);
     }
     (void)sm__rx_end(s, &rx);
+    set_state(s, 0, U_BATCH);
 }
 
 static void
@@ -312,6 +317,7 @@ on_block(sm_stream *s, int32_t res)
         } else {
             sm__rx rx;
             if (sm__rx_begin(s, &rx) < 0) return;
+            set_state(s, U_BATCH, 0);
             if (n) (void)sm__rx_block(s, &rx, n, !end);
             if (end && sm__stream_live(s)) {
                 if (end > 0)
@@ -320,6 +326,7 @@ on_block(sm_stream *s, int32_t res)
                     sm__rx_fail(s, end);
             }
             (void)sm__rx_end(s, &rx);
+            set_state(s, 0, U_BATCH);
         }
     }
     if (end || (s->flags & SM__S_CLOSING)) return;
