@@ -61,9 +61,17 @@ void sm__uring_on(sm__uring *u, unsigned tag, sm__uring_cb cb);
 /* The provided-buffer group for receives, set up on first use: its id
  * (>= 0), or -errno when the kernel cannot give one. */
 int sm__uring_bufs(sm__uring *u);
-/* Buffer bid's bytes (a completion's IORING_CQE_F_BUFFER id). */
+/* Where a completion's bytes are in buffer bid (its IORING_CQE_F_BUFFER
+ * id): the buffer's start, or behind what earlier completions took of it
+ * when buffers are consumed incrementally. */
 uint8_t *sm__uring_buf(sm__uring *u, unsigned bid);
-/* Give buffer bid back to the kernel. */
-void sm__uring_buf_put(sm__uring *u, unsigned bid);
+/* The completion's n bytes of buffer bid are done with: the buffer goes
+ * back to the kernel, unless (flags has IORING_CQE_F_BUF_MORE) the kernel
+ * goes on filling it. */
+void sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags);
+
+/* Newer than liburing 2.3's header (Linux 6.12's uapi values). */
+#define SM__PBUF_RING_INC  2u
+#define SM__CQE_F_BUF_MORE (1u << 4)
 
 #endif

@@ -350,6 +350,39 @@ sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained)
     return rx_settle(s, rx, n, drained, p + take, off, n - take);
 }
 
+size_t
+sm__rx_block_rest(const sm_stream *s)
+{
+    const sm__rd *rd = s->rd;
+    return rd && rd->want > rd->len ? rd->want - rd->len : 0;
+}
+
+size_t
+sm__rx_block_room(sm_stream *s, size_t min, uint8_t **at)
+{
+    if (sm__rx_block_rest(s) <= min || rd_grow(s) < 0) return 0;
+    sm__rd *rd = s->rd;
+    *at = rd->data + rd->len;
+    return SM__MIN(rd->cap, rd->want) - rd->len;
+}
+
+void
+sm__rx_block_put(sm_stream *s, size_t n)
+{
+    s->rd->len += n;
+}
+
+bool
+sm__rx_block(sm_stream *s, sm__rx *rx, size_t n, bool drained)
+{
+    if (!sm__stream_reading(s) || !s->rd) return false;
+    if (n) sm__stream_note_rx(s);
+    sm__rd *rd = s->rd;
+    size_t off = 0;
+    if (deliver_in(s, &rx->dec, rd->data, rd->len, &off) < 0) return false;
+    return rx_settle(s, rx, n, drained, s->rd->data, off, s->rd->len);
+}
+
 void
 sm__rx_eof(sm_stream *s, sm__rx *rx)
 {

@@ -144,6 +144,20 @@ bool sm__rx_done(sm_stream *s, sm__rx *rx, size_t n, bool drained);
  * nothing taken: the transport keeps the bytes, stops receiving, and
  * hands them over once the stream wants reading again (want(SM_READ)). */
 bool sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained);
+/* A completion transport may receive the rest of a long unfinished frame
+ * straight into the stream's block instead of its own buffers (one copy
+ * less per byte): sm__rx_block_rest says how much of it is still to come
+ * (0: no frame of known size is unfinished); sm__rx_block_room grows the
+ * block toward the frame's size as rd_grow does and gives where the next
+ * bytes go and how many fit (0 when the rest is min bytes or less, or on
+ * no memory: the transport's buffers then). The block stays put until
+ * sm__rx_block_put says n bytes landed there (the stream touches it only in
+ * a receive batch); sm__rx_block (inside a batch, n may be 0) then decodes
+ * and delivers what the block holds, and returns as sm__rx_done. */
+size_t sm__rx_block_rest(const sm_stream *s);
+size_t sm__rx_block_room(sm_stream *s, size_t min, uint8_t **at);
+void sm__rx_block_put(sm_stream *s, size_t n);
+bool sm__rx_block(sm_stream *s, sm__rx *rx, size_t n, bool drained);
 /* The peer shut down its side (a read returned 0). */
 void sm__rx_eof(sm_stream *s, sm__rx *rx);
 /* Receiving failed (-errno): the connection is lost. */

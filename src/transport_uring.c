@@ -42,6 +42,9 @@ enum {
     U_CLOSING = 0x4, /* closed: `closed` waits for the requests */
     U_HELD = 0x8,    /* received while not reading: kept in the held list */
     U_CANCEL = 0x10, /* the receive's cancel is on its way */
+    U_BLOCK = 0x20,  /* the receive is a plain one into the frame's block */
+    U_LONG = 0x40,   /* long frames come: one receive at a time, not multishot */
+    U_BATCH = 0x80,  /* a receive batch runs: the block may move, receive elsewhere */
 };
 
 /* Pieces one write takes; the queue's rest follows with the next. */
@@ -110,11 +113,28 @@ arm_recv(sm_stream *s)
 {
     struct io_uring_sqe *sqe = sm__uring_sqe(tpu_of(s)->u);
     if (!sqe) return -EBUSY;
-    io_uring_prep_recv_multishot(sqe, s->io.fd, NULL, 0, 0);
+    /* More than a buffer's worth of a frame still to come: its rest goes
+     * straight into the frame's block, in one completion (MSG_WAITALL),
+     * instead of being copied there from buffer after buffer. The block
+     * stays put until that completion: nothing else receives meanwhile. */
+    uint8_t *at = NULL;
+    /* Inside a batch (a reply's flush, a read_start from on_message) the
+     * batch still moves, grows or frees the block: not into it then. */
+    size_t room = s->tp_state & U_BATCH ? 0 : sm__rx_block_room(s, SM__UBUF_SIZE, &at);
+    if (room) {
+        io_uring_prep_recv(sqe, s->io.fd, at, room, MSG_WAITALL);
+        io_uring_sqe_set_data64(sqe, ud_of(s, SM__UT_RECV));
+        set_state(s, U_RECV | U_BLOCK, U_CANCEL);
+        return 0;
+    }
+    if (s->tp_state & U_LONG)
+        io_uring_prep_recv(sqe, s->io.fd, NULL, SM__UBUF_SIZE, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, s->io.fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = 0;
     io_uring_sqe_set_data64(sqe, ud_of(s, SM__UT_RECV));
-    set_state(s, U_RECV, U_CANCEL);
+    set_state(s, U_RECV, U_CANCEL | U_BLOCK);
     return 0;
 }
 
@@ -196,7 +216,11 @@ deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained)
 {
     sm__rx rx;
     if (sm__rx_begin(s, &rx) < 0) return;
-    if (n) (void)sm__rx_input(s, &rx, p, n, drained && !end);
+    set_state(s, U_BATCH, 0);
+    if (n)
+        (void)sm__rx_input(s, &rx, p, n, drained && !end);
+    else if (s->rd)
+        (void)sm__rx_block(s, &rx, 0, drained && !end); /* bytes the block received */
     if (end && sm__stream_live(s)) {
         if (end > 0)
             sm__rx_eof(s, &rx);
@@ -204,6 +228,7 @@ deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained)
             sm__rx_fail(s, end);
     }
     (void)sm__rx_end(s, &rx);
+    set_state(s, 0, U_BATCH);
 }
 
 static void
@@ -271,11 +296,52 @@ maybe_closed(sm_stream *s)
     sm_io_close(&s->io, closed);
 }
 
+/* The plain receive into the frame's block completed. */
+static void
+on_block(sm_stream *s, int32_t res)
+{
+    set_state(s, 0, U_RECV | U_CANCEL | U_BLOCK);
+    if (s->tp_state & U_CLOSING) {
+        maybe_closed(s);
+        return;
+    }
+    int end = res == 0 ? 1 : res < 0 && res != -ECANCELED && res != -EINTR ? res : 0;
+    size_t n = res > 0 ? (size_t)res : 0;
+    if (n) sm__rx_block_put(s, n);
+    if (n || end) {
+        if ((s->tp_state & U_HELD) || !reading(s)) {
+            /* Received while not reading: the bytes wait in the block, an
+             * empty held entry hands them over when it reads again. */
+            int rc = hold(s, NULL, 0, end);
+            if (rc < 0) fail(s, rc);
+        } else {
+            sm__rx rx;
+            if (sm__rx_begin(s, &rx) < 0) return;
+            set_state(s, U_BATCH, 0);
+            if (n) (void)sm__rx_block(s, &rx, n, !end);
+            if (end && sm__stream_live(s)) {
+                if (end > 0)
+                    sm__rx_eof(s, &rx);
+                else
+                    sm__rx_fail(s, end);
+            }
+            (void)sm__rx_end(s, &rx);
+            set_state(s, 0, U_BATCH);
+        }
+    }
+    if (end || (s->flags & SM__S_CLOSING)) return;
+    sync_recv(s);
+}
+
 static void
 on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
 {
     sm_stream *s = ptr_of(ud);
     sm__uring *u = sm__loop_uring(loop);
+    if (s->tp_state & U_BLOCK) {
+        on_block(s, res);
+        return;
+    }
     if (!(flags & IORING_CQE_F_MORE)) set_state(s, 0, U_RECV | U_CANCEL);
     const uint8_t *p = NULL;
     unsigned bid = 0;
@@ -284,7 +350,7 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
         p = sm__uring_buf(u, bid);
     }
     if (s->tp_state & U_CLOSING) {
-        if (p) sm__uring_buf_put(u, bid);
+        if (p) sm__uring_buf_put(u, bid, res > 0 ? (size_t)res : 0, flags);
         maybe_closed(s);
         return;
     }
@@ -302,8 +368,24 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
             deliver(s, p, n, end, !(flags & IORING_CQE_F_SOCK_NONEMPTY));
         }
     }
-    if (p) sm__uring_buf_put(u, bid);
+    if (p) sm__uring_buf_put(u, bid, n, flags);
     if (end || (s->flags & SM__S_CLOSING)) return;
+    /* A long frame started: receives go one at a time (a multishot one
+     * takes whatever the socket has into buffers, to be copied), so that
+     * the frame's rest can go straight into its block. Back to multishot
+     * once a receive of its own is short (small messages again; not the
+     * rest a cancelled multishot one brings). */
+    if (sm__rx_block_rest(s) > SM__UBUF_SIZE) {
+        set_state(s, U_LONG, 0);
+        if ((s->tp_state & U_RECV) && reading(s)) {
+            int rc = cancel_recv(s);
+            if (rc < 0) fail(s, rc);
+            return;
+        }
+    } else if (n && n < SM__UBUF_SIZE && !(s->tp_state & U_CANCEL) &&
+               !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+        set_state(s, 0, U_LONG);
+    }
     /* Out of buffers, cancelled, or the stream stopped or resumed reading
      * meanwhile: the receive as the stream wants it now. */
     sync_recv(s);
