@@ -501,7 +501,7 @@ sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *t
     if (rx && !in_read && s->rd && (s->rd->dec.err || s->rd->dec.flags))
         return s->rd->dec.err ? s->rd->dec.err : -EBUSY;
     if (!rx && !tx) return 0;
-    if (!sx_get(s) || (!s->sx->own && !(s->sx->own = calloc(2, sizeof *s->sx->own))))
+    if (!sx_get(s) || (!s->sx->own && !(s->sx->own = calloc(3, sizeof *s->sx->own))))
         return -ENOMEM;
     if (tx) {
         s->sx->own[1] = *tx;
@@ -509,13 +509,14 @@ sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *t
         sm__fast_end(sm__sl(s)); /* the copying fast path knows the old max */
     }
     if (!rx) return 0;
-    s->sx->own[0] = *rx;
+    s->sx->rx_at ^= 2;
+    s->sx->own[s->sx->rx_at] = *rx;
     s->sx->own_rx = true;
     if (in_read) {
         /* The batch's decoder switches before it decodes the next byte. */
         flags_change(s, SM__S_RESPEC, 0);
     } else if (s->rd) {
-        (void)sm__frame_decoder_switch(&s->rd->dec, &s->sx->own[0]);
+        (void)sm__frame_decoder_switch(&s->rd->dec, sm__rx_spec(s));
         s->rd->want = 0; /* sized by the old spec */
     }
     return 0;

@@ -30,12 +30,17 @@ enum {
 };
 
 /* What few streams need, allocated on first use (s->sx): why it failed,
- * and specs of its own (sm_stream_set_spec), own[0] to receive and own[1]
+ * and specs of its own (sm_stream_set_spec), own[rx_at] (0 or 2) to receive
+ * and own[1]
  * to send with, each used when its flag says so. */
 typedef struct sm__sx {
     char *detail;       /* why it failed, or NULL */
     sm_frame_spec *own; /* NULL, or two specs */
     bool own_rx, own_tx;
+    /* The receiving spec's slot. A new one goes to the other slot: a
+     * decoder still discarding an oversized message keeps reading the old
+     * one until its switch is due. */
+    uint8_t rx_at;
 } sm__sx;
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
@@ -296,7 +301,7 @@ sm__opts_tx_spec(const sm_stream_opts *o)
 static inline const sm_frame_spec *
 sm__rx_spec(const sm_stream *s)
 {
-    return s->sx && s->sx->own_rx ? &s->sx->own[0] : s->opts->spec;
+    return s->sx && s->sx->own_rx ? &s->sx->own[s->sx->rx_at] : s->opts->spec;
 }
 
 static inline const sm_frame_spec *

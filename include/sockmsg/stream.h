@@ -553,7 +553,7 @@ SM_API int sm_stream_send_hdr(sm_stream *s, const void *hdr, size_t hdr_len, con
  *                        discarded: nothing changed
  * @retval SM_ERR_CLOSED  the stream is closing
  * @retval -ENOMEM        out of memory (the first call allocates the
- *                        stream's two specs, about 3 KiB)
+ *                        stream's specs, about 4 KiB)
  * @callbacks Safe from every callback; made for on_message.
  */
 SM_API int sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *tx);
