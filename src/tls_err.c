@@ -50,9 +50,15 @@ cert_names(X509 *x, char *out, size_t cap)
     GENERAL_NAMES_free(gens);
     if (w == 0) {
         char cn[128];
-        if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn) > 0)
-            snprintf(out, cap, "CN=%s", cn);
-        else
+        /* Cut to fit: a detail string, not a certificate dump. Copied by
+         * hand because gcc -O2 warns of the truncation snprintf would do. */
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+        if (n > 0 && cap > 3) {
+            size_t k = SM__MIN(strlen(cn), cap - 4); /* n may exceed what fit in cn */
+            memcpy(out, "CN=", 3);
+            memcpy(out + 3, cn, k);
+            out[3 + k] = '\0';
+        } else
             snprintf(out, cap, "no names");
     }
 }
