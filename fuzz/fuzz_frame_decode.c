@@ -50,6 +50,10 @@ static const char *const specs[] = {
     "line",
     "varint",
     "delim:0123456789abcdef,max=32,oversize=skip",
+    "varint,offset=1,max=64",
+    "ascii:2,offset=3,max=64,oversize=skip",
+    "netstring,offset=2,max=16,oversize=skip",
+    "type:A=4;B=(line);*=(varint,offset=1),max=64",
 };
 
 #define NSPECS (sizeof specs / sizeof specs[0])

@@ -98,6 +98,16 @@ sm__ping_unframable(const sm_frame_spec *spec, const void *ping, size_t len, int
  * length it needs (like snprintf); out is NUL-terminated when out_len > 0. */
 size_t sm__frame_basic_format(const sm_frame_basic *b, char *out, size_t out_len);
 
+/* The codecs that take offset=N: those with a length header that the offset
+ * bytes can precede. (fixed:N counts every byte already; delimiters, eof and
+ * resp have no header to put bytes before.) */
+static inline bool
+sm__frame_has_offset(sm_frame_kind k)
+{
+    return k == SM_FRAME_LENGTH || k == SM_FRAME_VARINT || k == SM_FRAME_ASCII ||
+           k == SM_FRAME_NETSTRING;
+}
+
 /* The entry of a type: spec for type byte t, or NULL when t is not in it. */
 static inline const sm_frame_basic *
 sm__frame_type_entry(const sm_frame_spec *spec, uint8_t t)

@@ -225,14 +225,20 @@ static int
 parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, char *why,
           size_t why_len)
 {
+    int dflt = -1; /* the types[] index of the *= entry, if any */
     for (;;) {
-        unsigned key;
+        unsigned key = 256; /* 256: the default entry */
         char kn[8];
         if (p == end || (*p == ',' && (end - p < 2 || p[1] != '=')))
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "type: needs entries K=V (e.g. type:A=4;B=(len16be))");
-        if (end - p >= 5 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]) &&
-            is_hex(p[3]) && p[4] == '=') {
+        if (end - p >= 2 && p[0] == '*' && p[1] == '=') {
+            if (dflt >= 0)
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "duplicate default entry '*' (write the byte '*' as 0x2a)");
+            p += 2;
+        } else if (end - p >= 5 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]) &&
+                   is_hex(p[3]) && p[4] == '=') {
             key = hex_val(p[2]) << 4 | hex_val(p[3]);
             p += 5;
         } else if (end - p >= 2 && p[1] == '=') {
@@ -247,8 +253,11 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
                            "type entry '%.*s': expected K=V with K a character or 0xNN",
                            (int)(end - p > 20 ? 20 : end - p), p);
         }
-        key_name(kn, sizeof(kn), key);
-        if (s->type_map[key])
+        if (key == 256)
+            snprintf(kn, sizeof(kn), "'*'");
+        else
+            key_name(kn, sizeof(kn), key);
+        if (key < 256 && s->type_map[key])
             return sm__why(why, why_len, SM_ERR_SPEC, "duplicate type key %s", kn);
 
         sm_frame_basic b;
@@ -281,7 +290,10 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
                                SM_FRAME_TYPES_MAX);
             memcpy(&s->types[s->type_count++], &b, sizeof(b));
         }
-        s->type_map[key] = (uint8_t)(idx + 1);
+        if (key == 256)
+            dflt = (int)idx;
+        else
+            s->type_map[key] = (uint8_t)(idx + 1);
 
         if (p < end && *p == ';') {
             p++;
@@ -290,6 +302,11 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
         if (p < end && *p != ',')
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "type key %s: unexpected '%c' after the value", kn, *p);
+        /* The default is no more than every byte not listed: the struct has
+         * no separate slot for it, so decoders need not know about it. */
+        if (dflt >= 0)
+            for (unsigned k = 0; k < 256; k++)
+                if (!s->type_map[k]) s->type_map[k] = (uint8_t)(dflt + 1);
         *stop = p;
         return 0;
     }
@@ -397,9 +414,13 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
         if (seen & opt)
             return sm__why(why, why_len, SM_ERR_SPEC, "duplicate option '%.*s'", key_len, key);
         seen |= opt;
-        if ((opt == OPT_ADJUST || opt == OPT_OFFSET) && c->kind != SM_FRAME_LENGTH)
+        if (opt == OPT_ADJUST && c->kind != SM_FRAME_LENGTH)
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option '%.*s' applies only to the len* codecs", key_len, key);
+        if (opt == OPT_OFFSET && !sm__frame_has_offset(c->kind))
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "option 'offset' applies only to codecs with a length header (len*, "
+                           "varint, ascii:N, netstring)");
         if ((opt == OPT_MAX || opt == OPT_OVERSIZE) && !top)
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option '%.*s' belongs to the whole type: spec, after the entries",
@@ -480,6 +501,12 @@ sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_
 static int
 check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_t why_len)
 {
+    if (b->len_offset > SM_FRAME_OFFSET_MAX)
+        return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
+                       SM_FRAME_OFFSET_MAX);
+    if (b->len_offset && !sm__frame_has_offset(b->kind))
+        return sm__why(why, why_len, SM_ERR_SPEC,
+                       "len_offset is set on a codec without a length header");
     switch (b->kind) {
     case SM_FRAME_FIXED:
         if (b->fixed_len == 0 && !nested)
@@ -497,9 +524,6 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
         if (b->len_width != 1 && b->len_width != 2 && b->len_width != 4 && b->len_width != 8)
             return sm__why(why, why_len, SM_ERR_SPEC, "length width %u is not 1, 2, 4 or 8",
                            b->len_width);
-        if (b->len_offset > SM_FRAME_OFFSET_MAX)
-            return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
-                           SM_FRAME_OFFSET_MAX);
         return 0;
     case SM_FRAME_ASCII:
         if (b->ascii_digits < 1 || b->ascii_digits > 20)

@@ -28,7 +28,10 @@
  *                               or a nested spec in parentheses, e.g.
  *                               type:A=4;B=(len16be);0x03=(line); V may be 0 (the
  *                               type byte alone is the frame). Equal nested specs
- *                               share one types[] entry.
+ *                               share one types[] entry. K may be * (the default
+ *                               entry: every byte not listed, e.g.
+ *                               type:A=4;*=(len16be)); the byte '*' is then 0x2a.
+ *                               Without a default an unlisted byte is -EPROTO.
  *   eof                         the whole stream until the peer's shutdown
  * Every spec also takes, comma-separated:
  *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
@@ -113,7 +116,8 @@ typedef struct sm_frame_basic {
     uint8_t delim_len;                 /**< DELIM: 1..16 */
     uint8_t len_width;                 /**< LENGTH: 1, 2, 4 or 8 */
     bool len_little;                   /**< LENGTH: little-endian field */
-    uint8_t len_offset;                /**< LENGTH: header bytes before the field, 0..16 */
+    uint8_t len_offset;                /**< LENGTH, VARINT, ASCII, NETSTRING: header bytes
+                                            before the length, 0..16 */
     int64_t len_adjust;                /**< LENGTH: field value = payload length + adjust */
     uint8_t ascii_digits;              /**< ASCII: 1..20 */
 } sm_frame_basic;
@@ -202,20 +206,26 @@ typedef struct sm_frame_decoder {
 SM_API int sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_len);
 
 /**
- * Write the canonical spec string for *spec.
+ * Write the canonical spec string for *spec, snprintf-style.
  *
  * Canonical: line/crlf/nul by name; options in the order adjust, offset,
  * max, oversize, each only when not the default (max= whenever spec->max is
  * nonzero, with the largest exact K/M/G suffix); type: entries in type-byte
- * order, keys as the character when graphic and not one of ,;=()\ (else
- * 0xNN), fixed entries as their length. parse(format(spec)) == spec.
+ * order, keys as the character when graphic and not one of ,;=()\* (else
+ * 0xNN), fixed entries as their length; when all 256 bytes are mapped, the
+ * entry that maps the most (the first in types[] on a tie) is written last as
+ * the default `*=V` and its bytes are not listed. parse(format(spec)) == spec.
+ *
+ * Like snprintf, the return value is the length the whole string needs
+ * (without the NUL) even when out_len is smaller: call with NULL, 0 to learn
+ * it, then with a buffer of that plus one. Every checked spec has a string.
  *
  * @param spec     the spec
- * @param out      receives the NUL-terminated string
+ * @param out      receives the string, truncated to out_len - 1 bytes and
+ *                 NUL-terminated when out_len > 0; may be NULL when out_len is 0
  * @param out_len  the size of @p out
- * @return the string's length, or an error:
- * @retval -ENOSPC      out_len is too small (out then holds "")
- * @retval SM_ERR_SPEC  the spec fails sm_frame_spec_check()
+ * @return the string's full length (>= out_len means it was truncated), or:
+ * @retval SM_ERR_SPEC  the spec fails sm_frame_spec_check() (out then holds "")
  */
 SM_API int sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len);
 
@@ -314,8 +324,8 @@ typedef struct sm_frame_hdr {
 /**
  * Compute the header and trailer for one payload.
  *
- * Offset bytes of a length prefix with offset=N are written as zeros at
- * head[0..N); the caller may overwrite them. eof framing gives an empty
+ * Offset bytes of a spec with offset=N are written as zeros at head[0..N)
+ * (after the type byte of a type: entry); the caller may overwrite them. eof framing gives an empty
  * header: the sender must shut down after the payload.
  *
  * @param spec     a checked spec

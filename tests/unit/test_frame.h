@@ -52,6 +52,7 @@ static inline bool
 tf_basic_equal(const sm_frame_basic *a, const sm_frame_basic *b)
 {
     if (a->kind != b->kind) return false;
+    if (a->len_offset != b->len_offset) return false;
     switch (a->kind) {
     case SM_FRAME_FIXED:
         return a->fixed_len == b->fixed_len;
@@ -350,7 +351,7 @@ tf_stream_add(tf_stream *s, const sm_frame_spec *spec, const void *payload, size
     if (rc != 0) return rc;
     if (h.head_len > SM_FRAME_HEAD_MAX || h.tail_len > SM_FRAME_DELIM_MAX + 1) abort();
     const sm_frame_basic *b = tf_codec_for(spec, type);
-    if (rng && b && b->kind == SM_FRAME_LENGTH) {
+    if (rng && b && b->len_offset) {
         size_t at = spec->kind == SM_FRAME_TYPE ? 1 : 0;
         for (size_t i = 0; i < b->len_offset && at + i < h.head_len; i++)
             h.head[at + i] = (uint8_t)tf_rand(rng);

@@ -62,6 +62,13 @@ static const char *const rt_specs[] = {
     "line,oversize=skip",
     "netstring,oversize=skip",
     "delim:aba,oversize=skip",
+    /* offset= on every codec with a length header; a default type entry. */
+    "varint,offset=1",
+    "varint,offset=16,max=300",
+    "ascii:3,offset=2",
+    "netstring,offset=1",
+    "type:A=4;B=(varint,offset=2);*=(len16be,offset=1)",
+    "type:*=(varint)",
 };
 
 #define NSPECS (sizeof rt_specs / sizeof rt_specs[0])
