@@ -54,6 +54,8 @@ static const char *const specs[] = {
     "ascii:2,offset=3,max=64,oversize=skip",
     "netstring,offset=2,max=16,oversize=skip",
     "type:A=4;B=(line);*=(varint,offset=1),max=64",
+    "resp,max=64",
+    "resp,max=256,depth=3",
 };
 
 #define NSPECS (sizeof specs / sizeof specs[0])

@@ -393,6 +393,8 @@ dec_basic(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint
         return dec_varint(d, b, max, buf, len, pre, msg);
     case SM_FRAME_EOF:
         return dec_eof(d, max, buf, len, pre, msg);
+    case SM_FRAME_RESP:
+        return sm__frame_dec_resp(d, b, max, buf, len, msg);
     default:
         return -EINVAL;
     }
@@ -644,7 +646,10 @@ sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len)
                      v, pos);
         break;
     default:
-        n = snprintf(out, out_len, "%s", sm_strerror(d->err));
+        if (d->err_why >= SM__W_RESP_FIRST)
+            n = sm__frame_resp_detail(d, out, out_len);
+        else
+            n = snprintf(out, out_len, "%s", sm_strerror(d->err));
         break;
     }
     if (n < 0) return 0;

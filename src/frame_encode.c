@@ -112,6 +112,7 @@ sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int 
     const sm_frame_basic *b = &spec->basic;
     hdr->head_len = 0;
     hdr->tail_len = 0;
+    if (spec->kind == SM_FRAME_RESP) return sm__frame_resp_check(spec, payload, len);
     if (spec->kind == SM_FRAME_TYPE) {
         if (type < 0 || type > 255 || !(b = sm__frame_type_entry(spec, (uint8_t)type)))
             return -EPROTO;

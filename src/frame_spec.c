@@ -44,12 +44,13 @@ static const codec codecs[] = {
     {"varint", SM_FRAME_VARINT, ARG_NONE, 0, false, 0, NULL},
     {"type", SM_FRAME_TYPE, ARG_MAP, 0, false, 0, NULL},
     {"eof", SM_FRAME_EOF, ARG_NONE, 0, false, 0, NULL},
+    {"resp", SM_FRAME_RESP, ARG_NONE, 0, false, 0, NULL},
 };
 
 #define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
 
 /* Options seen so far in one spec, to refuse duplicates. */
-enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8 };
+enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8, OPT_DEPTH = 16 };
 
 static bool
 is_hex(char c)
@@ -217,7 +218,7 @@ basic_same(const sm_frame_basic *a, const sm_frame_basic *b)
            memcmp(a->delim, b->delim, sizeof a->delim) == 0 && a->delim_len == b->delim_len &&
            a->len_width == b->len_width && a->len_little == b->len_little &&
            a->len_offset == b->len_offset && a->len_adjust == b->len_adjust &&
-           a->ascii_digits == b->ascii_digits;
+           a->ascii_digits == b->ascii_digits && a->resp_depth == b->resp_depth;
 }
 
 /* type:K=V;K=V... starting at p; *stop is where the map ended. */
@@ -409,6 +410,8 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
             opt = OPT_ADJUST;
         else if (key_len == 6 && memcmp(key, "offset", 6) == 0)
             opt = OPT_OFFSET;
+        else if (key_len == 5 && memcmp(key, "depth", 5) == 0)
+            opt = OPT_DEPTH;
         else
             return sm__why(why, why_len, SM_ERR_SPEC, "unknown option '%.*s'", key_len, key);
         if (seen & opt)
@@ -417,6 +420,8 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
         if (opt == OPT_ADJUST && c->kind != SM_FRAME_LENGTH)
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option '%.*s' applies only to the len* codecs", key_len, key);
+        if (opt == OPT_DEPTH && c->kind != SM_FRAME_RESP)
+            return sm__why(why, why_len, SM_ERR_SPEC, "option 'depth' applies only to resp");
         if (opt == OPT_OFFSET && !sm__frame_has_offset(c->kind))
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option 'offset' applies only to codecs with a length header (len*, "
@@ -447,6 +452,14 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
                 return sm__why(why, why_len, SM_ERR_SPEC,
                                "adjust=%.*s: expected a signed 64-bit integer", val_len, val);
             break;
+        case OPT_DEPTH: {
+            uint64_t v;
+            if (!parse_u64(val, p, &v) || v < 1 || v > SM_FRAME_RESP_DEPTH_MAX)
+                return sm__why(why, why_len, SM_ERR_SPEC, "depth=%.*s: expected 1 to %d", val_len,
+                               val, SM_FRAME_RESP_DEPTH_MAX);
+            b->resp_depth = (uint8_t)v;
+            break;
+        }
         case OPT_OFFSET: {
             uint64_t v;
             if (!parse_u64(val, p, &v) || v > SM_FRAME_OFFSET_MAX)
@@ -504,6 +517,8 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
     if (b->len_offset > SM_FRAME_OFFSET_MAX)
         return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
                        SM_FRAME_OFFSET_MAX);
+    if (b->resp_depth && b->kind != SM_FRAME_RESP)
+        return sm__why(why, why_len, SM_ERR_SPEC, "resp_depth is set on a codec other than resp");
     if (b->len_offset && !sm__frame_has_offset(b->kind))
         return sm__why(why, why_len, SM_ERR_SPEC,
                        "len_offset is set on a codec without a length header");
@@ -534,6 +549,14 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
     case SM_FRAME_VARINT:
     case SM_FRAME_EOF:
         return 0;
+    case SM_FRAME_RESP:
+        if (nested)
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "resp cannot be a type: entry (RESP has its own type byte)");
+        if (b->resp_depth > SM_FRAME_RESP_DEPTH_MAX)
+            return sm__why(why, why_len, SM_ERR_SPEC, "depth=%u exceeds %d", b->resp_depth,
+                           SM_FRAME_RESP_DEPTH_MAX);
+        return 0;
     case SM_FRAME_TYPE:
         if (nested)
             return sm__why(why, why_len, SM_ERR_SPEC, "type: cannot be nested inside type:");
@@ -551,6 +574,10 @@ sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len)
     if (spec->oversize != SM_OVERSIZE_CLOSE && spec->oversize != SM_OVERSIZE_SKIP)
         return sm__why(why, why_len, SM_ERR_SPEC, "oversize policy %d is not close or skip",
                        (int)spec->oversize);
+    if (spec->kind == SM_FRAME_RESP && spec->oversize == SM_OVERSIZE_SKIP)
+        return sm__why(why, why_len, SM_ERR_SPEC,
+                       "resp does not take oversize=skip: a message's end is found only by "
+                       "parsing all of it, so it cannot be discarded unbuffered");
     int rc = check_basic(&spec->basic, max, false, why, why_len);
     if (rc || spec->kind != SM_FRAME_TYPE) return rc;
 

@@ -110,6 +110,10 @@ format_basic(sbuf *sb, const sm_frame_basic *b)
     case SM_FRAME_EOF:
         sb_printf(sb, "eof");
         break;
+    case SM_FRAME_RESP:
+        sb_printf(sb, "resp");
+        if (b->resp_depth) sb_printf(sb, ",depth=%u", (unsigned)b->resp_depth);
+        break;
     default:
         sb_printf(sb, "?");
         break;

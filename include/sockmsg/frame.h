@@ -33,11 +33,32 @@
  *                               type:A=4;*=(len16be)); the byte '*' is then 0x2a.
  *                               Without a default an unlisted byte is -EPROTO.
  *   eof                         the whole stream until the peer's shutdown
+ *   resp                        one complete Redis RESP2/RESP3 value: + - : $ (and
+ *                               $-1) * (and *-1) _ # , ( ! = % ~ | > with nested
+ *                               aggregates; an attribute | and the value after it
+ *                               are one message. The payload is the whole message
+ *                               (msg->data == msg->frame), msg->type its first byte.
+ *                               A first byte that is no RESP type starts an inline
+ *                               command, as redis-server reads them: a line through
+ *                               "
+" (msg->type -1). max= bounds the whole message,
+ *                               and a bulk length or aggregate count that cannot
+ *                               fit (3 bytes at least per element) is -EMSGSIZE
+ *                               from its header. Option depth=N (1-32, default
+ *                               32): deeper aggregates are -EPROTO. Bad lengths,
+ *                               negative counts other than -1, a CR without LF, a
+ *                               bulk body without its CRLF, a malformed integer,
+ *                               boolean, null or big number are -EPROTO.
+ *                               oversize=skip is refused (the end of a message is
+ *                               found only by parsing all of it). Encoding: the
+ *                               payload must be one complete RESP message; it is
+ *                               sent as is (no header, no trailer).
  * Every spec also takes, comma-separated:
  *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
  *   oversize=close|skip         what an oversized message does (see below)
  * @endcode
- * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1".
+ * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1",
+ * "varint,offset=1" (MQTT), "resp,max=512M" (Redis).
  *
  * Errors. A length over max is -EMSGSIZE, found from the header alone before any
  * payload is buffered; a delimiter not found within max bytes is -EMSGSIZE;
@@ -90,6 +111,7 @@ typedef enum sm_frame_kind {
     SM_FRAME_VARINT,    /**< an unsigned LEB128 length prefix */
     SM_FRAME_TYPE,      /**< a type byte selecting a nested spec */
     SM_FRAME_EOF,       /**< the whole stream until the peer's shutdown */
+    SM_FRAME_RESP,      /**< one complete Redis RESP2/RESP3 value, or an inline command */
 } sm_frame_kind;
 
 /** What an oversized message does (see "Oversize policy" above). */
@@ -98,11 +120,12 @@ typedef enum sm_frame_oversize {
     SM_OVERSIZE_SKIP,      /**< discarded unbuffered, counted; decoding goes on */
 } sm_frame_oversize;
 
-#define SM_FRAME_DEFAULT_MAX (16u << 20) /**< the max when a spec says 0: 16 MiB */
-#define SM_FRAME_DELIM_MAX   16          /**< the longest delimiter, in bytes */
-#define SM_FRAME_OFFSET_MAX  16          /**< the most offset= header bytes */
-#define SM_FRAME_TYPES_MAX   16          /**< distinct nested specs in one type: spec */
-#define SM_FRAME_HEAD_MAX    48          /**< largest header any spec encodes */
+#define SM_FRAME_DEFAULT_MAX    (16u << 20) /**< the max when a spec says 0: 16 MiB */
+#define SM_FRAME_DELIM_MAX      16          /**< the longest delimiter, in bytes */
+#define SM_FRAME_OFFSET_MAX     16          /**< the most offset= header bytes */
+#define SM_FRAME_TYPES_MAX      16          /**< distinct nested specs in one type: spec */
+#define SM_FRAME_HEAD_MAX       48          /**< largest header any spec encodes */
+#define SM_FRAME_RESP_DEPTH_MAX 32          /**< deepest RESP nesting (resp,depth=N) */
 
 /** A codec without type dispatch: the nested specs of type: are these. */
 /* The field order is the public layout (and sm_frame_spec repeats it in its
@@ -120,6 +143,8 @@ typedef struct sm_frame_basic {
                                             before the length, 0..16 */
     int64_t len_adjust;                /**< LENGTH: field value = payload length + adjust */
     uint8_t ascii_digits;              /**< ASCII: 1..20 */
+    uint8_t resp_depth;                /**< RESP: deepest nesting, 1..SM_FRAME_RESP_DEPTH_MAX
+                                            (0: SM_FRAME_RESP_DEPTH_MAX) */
 } sm_frame_basic;
 
 /**
@@ -151,6 +176,7 @@ typedef struct sm_frame_spec {
             uint8_t len_offset;                /**< as sm_frame_basic::len_offset */
             int64_t len_adjust;                /**< as sm_frame_basic::len_adjust */
             uint8_t ascii_digits;              /**< as sm_frame_basic::ascii_digits */
+            uint8_t resp_depth;                /**< as sm_frame_basic::resp_depth */
         };
     };
     uint64_t max;               /**< largest payload; 0 means SM_FRAME_DEFAULT_MAX */
@@ -175,9 +201,10 @@ typedef struct sm_frame_msg {
     int type;             /**< the type byte for type: specs, else -1 */
 } sm_frame_msg;
 
-/** Decoder state: caller-owned, small (it is kept per connection), points at a
- * spec that must outlive it. Fields are public for inspection only; once err is
- * set, scan and skip hold internal details for sm_frame_decoder_detail(). */
+/** Decoder state: caller-owned, small (it is kept per connection: 216 bytes,
+ * 160 of them the resp parse state), points at a spec that must outlive it.
+ * Fields are public for inspection only; once err is set, scan and skip hold
+ * internal details for sm_frame_decoder_detail(). */
 typedef struct sm_frame_decoder {
     const sm_frame_spec *spec; /**< the spec it decodes with (borrowed) */
     uint64_t pos;              /**< stream bytes consumed so far (for error positions) */
@@ -189,6 +216,17 @@ typedef struct sm_frame_decoder {
     uint8_t err_why;           /**< internal reason code for sm_frame_decoder_detail() */
     uint8_t err_byte;          /**< the offending byte, when there is one */
     uint8_t flags;             /**< internal */
+    /** resp only, internal: the message in progress, so that more bytes
+     * resume the parse where it stopped (d->scan is how far it got). */
+    struct sm_frame_resp_state {
+        uint64_t need; /**< elements not yet begun */
+        uint64_t body; /**< bytes of a bulk body (with its CRLF) due at scan, or 0 */
+        uint64_t line; /**< bytes of the line at scan already searched */
+        uint8_t depth; /**< open aggregates */
+        uint8_t busy;  /**< a message has begun */
+        /** per open aggregate: elements still due (bit 31: an attribute) */
+        uint32_t left[SM_FRAME_RESP_DEPTH_MAX];
+    } resp;
 } sm_frame_decoder;
 
 /**
@@ -341,7 +379,8 @@ typedef struct sm_frame_hdr {
  * @retval -EMSGSIZE  the spec cannot express the payload (length over max,
  *                    300 bytes with len8, more digits than ascii:N has, not N
  *                    bytes with fixed:N)
- * @retval -EINVAL    the payload contains the delimiter of a delimited spec
+ * @retval -EINVAL    the payload contains the delimiter of a delimited spec, or
+ *                    is not exactly one complete message for resp
  * @retval -EPROTO    an unmapped type
  */
 SM_API int sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int type,

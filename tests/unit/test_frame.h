@@ -66,6 +66,8 @@ tf_basic_equal(const sm_frame_basic *a, const sm_frame_basic *b)
                a->len_offset == b->len_offset && a->len_adjust == b->len_adjust;
     case SM_FRAME_ASCII:
         return a->ascii_digits == b->ascii_digits;
+    case SM_FRAME_RESP:
+        return a->resp_depth == b->resp_depth;
     default:
         return true;
     }
@@ -602,6 +604,10 @@ tf_drain(sm_frame_decoder *d, tf_rx *rx, tf_run *r, size_t fed, size_t budget)
                 if (m.type < 0 || m.type > 255 || spec->type_map[m.type] == 0 ||
                     rx->p[0] != (uint8_t)m.type)
                     tf_fail(r, "bad msg.type %d (first byte 0x%02x)", m.type, rx->p[0]);
+            } else if (spec->kind == SM_FRAME_RESP) {
+                /* resp: the first byte when it is a RESP type, -1 (inline) else. */
+                int t = rx->p[0] && strchr("+-:$*_#,(!=%~|>", rx->p[0]) ? rx->p[0] : -1;
+                if (m.type != t) tf_fail(r, "resp msg.type %d, want %d", m.type, t);
             } else if (m.type != -1) {
                 tf_fail(r, "msg.type %d, want -1", m.type);
             }
