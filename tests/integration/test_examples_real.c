@@ -5,6 +5,7 @@
  * mosquitto). */
 #include "smtest.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,11 +85,53 @@ test_redis(void **state)
     sm_test_rmdir(dir);
 }
 
+static void
+test_mqtt(void **state)
+{
+    (void)state;
+    char dir[256], conf[320], sock[320], ep[340];
+    sm_test_mkdtemp(dir, sizeof dir);
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    snprintf(sock, sizeof sock, "%s/mqtt.sock", dir);
+    snprintf(ep, sizeof ep, "unix:%s", sock);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    /* As root, mosquitto would switch to the user "mosquitto", who cannot
+     * create the socket in our private directory: stay who we are. */
+    struct passwd *pw = getpwuid(getuid());
+    assert_non_null(pw);
+    fprintf(f,
+            "user %s\nlistener 0 %s\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\n" /* unbuffered, unlike stdout on a pipe */,
+            pw->pw_name, sock);
+    assert_int_equal(fclose(f), 0);
+    char *srv_argv[] = {MOSQUITTO, "-c", conf, NULL};
+    int srv_out;
+    int srv = sm_test_spawn(srv_argv, &srv_out, true);
+    await_ready(srv_out, MOSQUITTO, " running");
+
+    char out[4096];
+    char *argv[] = {MQTT_CLIENT, ep, "sockmsg/test", "a message over MQTT", NULL};
+    run_example(argv, out, sizeof out);
+    static const char *const want[] = {
+        "CONNACK: accepted\n",
+        "SUBACK: sockmsg/test at QoS 0\n",
+        "PUBLISH: a message over MQTT\n",
+        "received on sockmsg/test: a message over MQTT\n",
+        "DISCONNECT\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i])) fail_msg("mqtt_client output lacks '%s':\n%s", want[i], out);
+    stop(srv, srv_out);
+    sm_test_rmdir(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_mqtt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
