@@ -52,7 +52,8 @@ put_str(uint8_t *p, const char *s)
     size_t n = strlen(s);
     p[0] = (uint8_t)(n >> 8);
     p[1] = (uint8_t)n;
-    memcpy(p + 2, s, n);
+    for (size_t i = 0; i < n; i++) /* no NUL: MQTT strings carry their length */
+        p[2 + i] = (uint8_t)s[i];
     return n + 2;
 }
 

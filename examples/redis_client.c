@@ -163,8 +163,12 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: redis_client ENDPOINT [N]\n");
         return 2;
     }
-    int n = argc > 2 ? atoi(argv[2]) : 100;
-    if (n < 1 || n > 100000) n = 100;
+    char *end = NULL;
+    long n = argc > 2 ? strtol(argv[2], &end, 10) : 100;
+    if (argc > 2 && (*end || n < 1 || n > 100000)) {
+        fprintf(stderr, "redis_client: N must be 1 to 100000\n");
+        return 2;
+    }
     sm_conn *c;
     char why[256];
     /* One message = one whole reply; Redis's own bulk limit is 512 MB, this
@@ -194,20 +198,20 @@ main(int argc, char **argv)
     RUN("GET", "missing");
 
     /* A pipeline: N commands in flight before the first reply is read. */
-    printf("> RPUSH list 0..%d (pipelined)\n", n - 1);
-    for (int i = 0; i < n; i++) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", i);
+    printf("> RPUSH list 0..%ld (pipelined)\n", n - 1);
+    for (long i = 0; i < n; i++) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", i);
         const char *rp[] = {"RPUSH", "list", v};
         if (command(c, 3, rp) < 0) goto out;
     }
     long long last = 0;
-    for (int i = 0; i < n; i++) {
+    for (long i = 0; i < n; i++) {
         sm_frame_msg m;
         if (sm_conn_recv(c, &m, SM_CONN_DEFAULT) != 1 || m.type != ':') goto out;
         last = strtoll((const char *)m.data + 1, NULL, 10);
     }
-    printf("%d replies, the last (integer) %lld\n", n, last);
+    printf("%ld replies, the last (integer) %lld\n", n, last);
 
     RUN("LRANGE", "list", "0", "4");
     RUN("HSET", "hash", "a", "1", "b", "2");

@@ -38,7 +38,6 @@ static int
 enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t len,
           sm_frame_hdr *h)
 {
-    uint8_t *o = h->head + h->head_len;
     if (b->kind != SM_FRAME_FIXED && len > max) return -EMSGSIZE;
     switch (b->kind) {
     case SM_FRAME_FIXED:
@@ -59,7 +58,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
             field = len - a;
         }
         if (b->len_width < 8 && field >> (8 * b->len_width)) return -EMSGSIZE;
-        o = offset_zeros(h, b);
+        uint8_t *o = offset_zeros(h, b);
         for (unsigned i = 0; i < b->len_width; i++) {
             unsigned shift = 8 * (b->len_little ? i : b->len_width - 1 - i);
             o[i] = (uint8_t)(field >> shift);
@@ -69,7 +68,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
     }
     case SM_FRAME_ASCII: {
         uint64_t v = len;
-        o = offset_zeros(h, b);
+        uint8_t *o = offset_zeros(h, b);
         for (unsigned i = b->ascii_digits; i-- > 0;) {
             o[i] = (uint8_t)('0' + v % 10);
             v /= 10;
@@ -79,7 +78,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
         return 0;
     }
     case SM_FRAME_NETSTRING: {
-        o = offset_zeros(h, b);
+        uint8_t *o = offset_zeros(h, b);
         int n = snprintf((char *)o, 22, "%zu:", len);
         h->head_len = (uint8_t)(h->head_len + n);
         h->tail[0] = ',';
@@ -88,7 +87,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
     }
     case SM_FRAME_VARINT: {
         uint64_t v = len;
-        o = offset_zeros(h, b);
+        uint8_t *o = offset_zeros(h, b);
         unsigned n = 0;
         do {
             uint8_t c = v & 0x7f;

@@ -365,6 +365,10 @@ tf_stream_add(tf_stream *s, const sm_frame_spec *spec, const void *payload, size
         .len = len,
         .type = spec->kind == SM_FRAME_TYPE ? type : -1,
     };
+    /* resp: a message's type is its first byte when that is a RESP type. */
+    if (spec->kind == SM_FRAME_RESP && len && ((const uint8_t *)payload)[0] &&
+        strchr("+-:$*_#,(!=%~|>", ((const uint8_t *)payload)[0]))
+        ev.type = ((const uint8_t *)payload)[0];
     tf_stream_put(s, h.head, h.head_len);
     tf_stream_put(s, payload, len);
     tf_stream_put(s, h.tail, h.tail_len);
