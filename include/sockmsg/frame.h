@@ -226,7 +226,7 @@ typedef struct sm_frame_decoder {
         uint8_t busy;  /**< a message has begun */
         /** per open aggregate: elements still due (bit 31: an attribute) */
         uint32_t left[SM_FRAME_RESP_DEPTH_MAX];
-    } resp;
+    } resp; /**< resp only, internal: the parse state of the message in progress */
 } sm_frame_decoder;
 
 /**
