@@ -118,6 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[1024] = "";
     int rc = sm_frame_spec_parse(&spec, str, why, sizeof why);
     FUZZ_CHECK(rc == 0, "%s: %s", str, why);
+    FUZZ_CHECK(tf_format_roundtrips(&spec, why, sizeof why), "%s: %s", str, why);
     uint8_t mode = data[1];
     const uint8_t *stream = data + 2;
     size_t n = size - 2;

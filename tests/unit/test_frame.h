@@ -117,6 +117,34 @@ tf_spec_equal(const sm_frame_spec *a, const sm_frame_spec *b, char *why, size_t 
     return true;
 }
 
+/* Whether spec prints back (sm_frame_spec_format, asked for its size first)
+ * to a string that parses to an equal spec; on failure, says why. Every spec
+ * the tests parse goes through this. */
+static inline bool
+tf_format_roundtrips(const sm_frame_spec *spec, char *why, size_t why_len)
+{
+    int n = sm_frame_spec_format(spec, NULL, 0);
+    if (n <= 0) {
+        snprintf(why, why_len, "format gave %d", n);
+        return false;
+    }
+    char *out = (char *)malloc((size_t)n + 1);
+    if (!out) abort();
+    bool ok = false;
+    sm_frame_spec back;
+    char sub[256] = "";
+    if (sm_frame_spec_format(spec, out, (size_t)n + 1) != n || strlen(out) != (size_t)n)
+        snprintf(why, why_len, "format with %d bytes of room differs", n + 1);
+    else if (sm_frame_spec_parse(&back, out, sub, sizeof sub) != 0)
+        snprintf(why, why_len, "\"%s\" does not parse: %s", out, sub);
+    else if (!tf_spec_equal(spec, &back, sub, sizeof sub))
+        snprintf(why, why_len, "\"%s\" parses differently: %s", out, sub);
+    else
+        ok = true;
+    free(out);
+    return ok;
+}
+
 /* The codec that frames messages of type `type` (the spec itself when it has no
  * type dispatch), or NULL for an unmapped type. */
 static inline const sm_frame_basic *
