@@ -50,6 +50,12 @@ static const char *const specs[] = {
     "line",
     "varint",
     "delim:0123456789abcdef,max=32,oversize=skip",
+    "varint,offset=1,max=64",
+    "ascii:2,offset=3,max=64,oversize=skip",
+    "netstring,offset=2,max=16,oversize=skip",
+    "type:A=4;B=(line);*=(varint,offset=1),max=64",
+    "resp,max=64",
+    "resp,max=256,depth=3",
 };
 
 #define NSPECS (sizeof specs / sizeof specs[0])
@@ -112,6 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[1024] = "";
     int rc = sm_frame_spec_parse(&spec, str, why, sizeof why);
     FUZZ_CHECK(rc == 0, "%s: %s", str, why);
+    FUZZ_CHECK(tf_format_roundtrips(&spec, why, sizeof why), "%s: %s", str, why);
     uint8_t mode = data[1];
     const uint8_t *stream = data + 2;
     size_t n = size - 2;

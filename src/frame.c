@@ -233,20 +233,22 @@ static ssize_t
 dec_ascii(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
           size_t len, size_t pre, sm_frame_msg *msg)
 {
-    size_t digits = b->ascii_digits, avail = len - pre;
+    size_t digits = b->ascii_digits, off = pre + b->len_offset;
+    if (len < off) return -EAGAIN;
+    size_t avail = len - off;
     if (avail > digits) avail = digits;
     uint64_t v = 0, eight;
     size_t i = 0;
     /* Eight digits at a time while no overflow is possible (19 digits fit);
      * on a non-digit the byte loop below finds and reports it. */
-    while (i + 8 <= avail && i + 8 <= 19 && digits8(buf + pre + i, &eight)) {
+    while (i + 8 <= avail && i + 8 <= 19 && digits8(buf + off + i, &eight)) {
         v = v * 100000000 + eight;
         i += 8;
     }
     for (; i < avail; i++) {
-        unsigned dig = (unsigned)buf[pre + i] - '0';
+        unsigned dig = (unsigned)buf[off + i] - '0';
         if (dig > 9)
-            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, buf[pre + i], 0, buf, pre);
+            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + off + i, buf[off + i], 0, buf, pre);
         /* Only a 20th digit can overflow 64 bits. */
         if (UNLIKELY(i == 19) && v > (UINT64_MAX - dig) / 10)
             v = UINT64_MAX;
@@ -254,7 +256,7 @@ dec_ascii(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint
             v = v * 10 + dig;
     }
     if (avail < digits) return -EAGAIN;
-    size_t head = pre + digits;
+    size_t head = off + digits;
     if (v > max) {
         if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 0, msg);
         return oversize(d, W_LEN_MAX, v, buf, pre);
@@ -264,27 +266,29 @@ dec_ascii(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint
 }
 
 static ssize_t
-dec_netstring(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, size_t pre,
-              sm_frame_msg *msg)
+dec_netstring(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+              size_t len, size_t pre, sm_frame_msg *msg)
 {
-    const uint8_t *p = buf + pre;
-    size_t avail = len - pre, i;
+    size_t off = pre + b->len_offset;
+    if (len < off) return -EAGAIN;
+    const uint8_t *p = buf + off;
+    size_t avail = len - off, i;
     uint64_t v = 0;
     for (i = 0; i < avail; i++) {
         uint8_t c = p[i];
         if (c == ':' && i > 0) break;
         if (c < '0' || c > '9')
-            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + pre + i, c, 0, buf, pre);
+            return fail(d, -EPROTO, W_NOT_DIGIT, d->pos + off + i, c, 0, buf, pre);
         if (i == 1 && p[0] == '0')
-            return fail(d, -EPROTO, W_NS_ZERO, d->pos + pre, '0', 0, buf, pre);
+            return fail(d, -EPROTO, W_NS_ZERO, d->pos + off, '0', 0, buf, pre);
         unsigned dig = (unsigned)(c - '0');
         /* UINT64_MAX itself is refused too: the ',' after it would be unaddressable. */
         if (v > (UINT64_MAX - 1 - dig) / 10)
-            return fail(d, -EPROTO, W_NS_OVERFLOW, d->pos + pre, 0, 0, buf, pre);
+            return fail(d, -EPROTO, W_NS_OVERFLOW, d->pos + off, 0, 0, buf, pre);
         v = v * 10 + dig;
     }
     if (i == avail) return -EAGAIN;
-    size_t head = pre + i + 1;
+    size_t head = off + i + 1;
     if (v > max) {
         if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 1, msg);
         return oversize(d, W_LEN_MAX, v, buf, pre);
@@ -296,24 +300,26 @@ dec_netstring(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len,
 }
 
 static ssize_t
-dec_varint(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len, size_t pre,
-           sm_frame_msg *msg)
+dec_varint(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint8_t *buf,
+           size_t len, size_t pre, sm_frame_msg *msg)
 {
-    const uint8_t *p = buf + pre;
-    size_t avail = len - pre, i;
+    size_t off = pre + b->len_offset;
+    if (len < off) return -EAGAIN;
+    const uint8_t *p = buf + off;
+    size_t avail = len - off, i;
     uint64_t v = 0;
     if (avail > 10) avail = 10;
     for (i = 0; i < avail; i++) {
         uint8_t c = p[i];
         if (i == 9) {
-            if (c & 0x80) return fail(d, -EPROTO, W_VARINT_LONG, d->pos + pre, c, 0, buf, pre);
-            if (c > 1) return fail(d, -EPROTO, W_VARINT_OVERFLOW, d->pos + pre, c, 0, buf, pre);
+            if (c & 0x80) return fail(d, -EPROTO, W_VARINT_LONG, d->pos + off, c, 0, buf, pre);
+            if (c > 1) return fail(d, -EPROTO, W_VARINT_OVERFLOW, d->pos + off, c, 0, buf, pre);
         }
         v |= (uint64_t)(c & 0x7f) << (7 * i);
         if (!(c & 0x80)) break;
     }
     if (i == avail) return -EAGAIN;
-    size_t head = pre + i + 1;
+    size_t head = off + i + 1;
     if (v > max) {
         if (d->spec->oversize == SM_OVERSIZE_SKIP) return skip_start(d, buf, len, head, v, 0, msg);
         return oversize(d, W_LEN_MAX, v, buf, pre);
@@ -382,11 +388,13 @@ dec_basic(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max, const uint
     case SM_FRAME_ASCII:
         return dec_ascii(d, b, max, buf, len, pre, msg);
     case SM_FRAME_NETSTRING:
-        return dec_netstring(d, max, buf, len, pre, msg);
+        return dec_netstring(d, b, max, buf, len, pre, msg);
     case SM_FRAME_VARINT:
-        return dec_varint(d, max, buf, len, pre, msg);
+        return dec_varint(d, b, max, buf, len, pre, msg);
     case SM_FRAME_EOF:
         return dec_eof(d, max, buf, len, pre, msg);
+    case SM_FRAME_RESP:
+        return sm__frame_dec_resp(d, b, max, buf, len, msg);
     default:
         return -EINVAL;
     }
@@ -638,7 +646,10 @@ sm_frame_decoder_detail(const sm_frame_decoder *d, char *out, size_t out_len)
                      v, pos);
         break;
     default:
-        n = snprintf(out, out_len, "%s", sm_strerror(d->err));
+        if (d->err_why >= SM__W_RESP_FIRST)
+            n = sm__frame_resp_detail(d, out, out_len);
+        else
+            n = snprintf(out, out_len, "%s", sm_strerror(d->err));
         break;
     }
     if (n < 0) return 0;

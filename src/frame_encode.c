@@ -23,11 +23,21 @@ delim_inside(const uint8_t *p, size_t len, const uint8_t *delim, size_t dl)
     return false;
 }
 
+/* The offset=N header bytes, as zeros for the caller to overwrite; returns
+ * where the codec's own header starts. */
+static uint8_t *
+offset_zeros(sm_frame_hdr *h, const sm_frame_basic *b)
+{
+    uint8_t *o = h->head + h->head_len;
+    memset(o, 0, b->len_offset);
+    h->head_len = (uint8_t)(h->head_len + b->len_offset);
+    return o + b->len_offset;
+}
+
 static int
 enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t len,
           sm_frame_hdr *h)
 {
-    uint8_t *o = h->head + h->head_len;
     if (b->kind != SM_FRAME_FIXED && len > max) return -EMSGSIZE;
     switch (b->kind) {
     case SM_FRAME_FIXED:
@@ -48,17 +58,17 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
             field = len - a;
         }
         if (b->len_width < 8 && field >> (8 * b->len_width)) return -EMSGSIZE;
-        memset(o, 0, b->len_offset);
-        o += b->len_offset;
+        uint8_t *o = offset_zeros(h, b);
         for (unsigned i = 0; i < b->len_width; i++) {
             unsigned shift = 8 * (b->len_little ? i : b->len_width - 1 - i);
             o[i] = (uint8_t)(field >> shift);
         }
-        h->head_len = (uint8_t)(h->head_len + b->len_offset + b->len_width);
+        h->head_len = (uint8_t)(h->head_len + b->len_width);
         return 0;
     }
     case SM_FRAME_ASCII: {
         uint64_t v = len;
+        uint8_t *o = offset_zeros(h, b);
         for (unsigned i = b->ascii_digits; i-- > 0;) {
             o[i] = (uint8_t)('0' + v % 10);
             v /= 10;
@@ -68,6 +78,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
         return 0;
     }
     case SM_FRAME_NETSTRING: {
+        uint8_t *o = offset_zeros(h, b);
         int n = snprintf((char *)o, 22, "%zu:", len);
         h->head_len = (uint8_t)(h->head_len + n);
         h->tail[0] = ',';
@@ -76,6 +87,7 @@ enc_basic(const sm_frame_basic *b, uint64_t max, const uint8_t *payload, size_t 
     }
     case SM_FRAME_VARINT: {
         uint64_t v = len;
+        uint8_t *o = offset_zeros(h, b);
         unsigned n = 0;
         do {
             uint8_t c = v & 0x7f;
@@ -99,6 +111,7 @@ sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int 
     const sm_frame_basic *b = &spec->basic;
     hdr->head_len = 0;
     hdr->tail_len = 0;
+    if (spec->kind == SM_FRAME_RESP) return sm__frame_resp_check(spec, payload, len);
     if (spec->kind == SM_FRAME_TYPE) {
         if (type < 0 || type > 255 || !(b = sm__frame_type_entry(spec, (uint8_t)type)))
             return -EPROTO;

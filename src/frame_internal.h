@@ -115,6 +115,36 @@ sm__ping_unframable(const sm_frame_spec *spec, const void *ping, size_t len, int
  * length it needs (like snprintf); out is NUL-terminated when out_len > 0. */
 size_t sm__frame_basic_format(const sm_frame_basic *b, char *out, size_t out_len);
 
+/* The codecs that take offset=N: those with a length header that the offset
+ * bytes can precede. (fixed:N counts every byte already; delimiters, eof and
+ * resp have no header to put bytes before.) */
+static inline bool
+sm__frame_has_offset(sm_frame_kind k)
+{
+    return k == SM_FRAME_LENGTH || k == SM_FRAME_VARINT || k == SM_FRAME_ASCII ||
+           k == SM_FRAME_NETSTRING;
+}
+
+/* resp (frame_resp.c). Its d->err_why codes start at SM__W_RESP_FIRST. */
+enum {
+    SM__W_RESP_FIRST = 64,
+    SM__W_RESP_MAX = SM__W_RESP_FIRST,
+    SM__W_RESP_TYPE,
+    SM__W_RESP_LF,
+    SM__W_RESP_BODY,
+    SM__W_RESP_LINE,
+    SM__W_RESP_DEPTH,
+    SM__W_RESP_BULK,
+    SM__W_RESP_COUNT,
+};
+ssize_t sm__frame_dec_resp(sm_frame_decoder *d, const sm_frame_basic *b, uint64_t max,
+                           const uint8_t *buf, size_t len, sm_frame_msg *msg);
+/* The detail line of a resp error (snprintf's return). */
+int sm__frame_resp_detail(const sm_frame_decoder *d, char *out, size_t out_len);
+/* sm_frame_encode for resp: the payload must be exactly one message (NULL:
+ * not checked). 0, -EMSGSIZE or -EINVAL. */
+int sm__frame_resp_check(const sm_frame_spec *spec, const void *payload, size_t len);
+
 /* The entry of a type: spec for type byte t, or NULL when t is not in it. */
 static inline const sm_frame_basic *
 sm__frame_type_entry(const sm_frame_spec *spec, uint8_t t)

@@ -44,12 +44,13 @@ static const codec codecs[] = {
     {"varint", SM_FRAME_VARINT, ARG_NONE, 0, false, 0, NULL},
     {"type", SM_FRAME_TYPE, ARG_MAP, 0, false, 0, NULL},
     {"eof", SM_FRAME_EOF, ARG_NONE, 0, false, 0, NULL},
+    {"resp", SM_FRAME_RESP, ARG_NONE, 0, false, 0, NULL},
 };
 
 #define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
 
 /* Options seen so far in one spec, to refuse duplicates. */
-enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8 };
+enum { OPT_MAX = 1, OPT_OVERSIZE = 2, OPT_ADJUST = 4, OPT_OFFSET = 8, OPT_DEPTH = 16 };
 
 static bool
 is_hex(char c)
@@ -217,7 +218,7 @@ basic_same(const sm_frame_basic *a, const sm_frame_basic *b)
            memcmp(a->delim, b->delim, sizeof a->delim) == 0 && a->delim_len == b->delim_len &&
            a->len_width == b->len_width && a->len_little == b->len_little &&
            a->len_offset == b->len_offset && a->len_adjust == b->len_adjust &&
-           a->ascii_digits == b->ascii_digits;
+           a->ascii_digits == b->ascii_digits && a->resp_depth == b->resp_depth;
 }
 
 /* type:K=V;K=V... starting at p; *stop is where the map ended. */
@@ -225,14 +226,20 @@ static int
 parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, char *why,
           size_t why_len)
 {
+    int dflt = -1; /* the types[] index of the *= entry, if any */
     for (;;) {
-        unsigned key;
+        unsigned key = 256; /* 256: the default entry */
         char kn[8];
         if (p == end || (*p == ',' && (end - p < 2 || p[1] != '=')))
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "type: needs entries K=V (e.g. type:A=4;B=(len16be))");
-        if (end - p >= 5 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]) &&
-            is_hex(p[3]) && p[4] == '=') {
+        if (end - p >= 2 && p[0] == '*' && p[1] == '=') {
+            if (dflt >= 0)
+                return sm__why(why, why_len, SM_ERR_SPEC,
+                               "duplicate default entry '*' (write the byte '*' as 0x2a)");
+            p += 2;
+        } else if (end - p >= 5 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && is_hex(p[2]) &&
+                   is_hex(p[3]) && p[4] == '=') {
             key = hex_val(p[2]) << 4 | hex_val(p[3]);
             p += 5;
         } else if (end - p >= 2 && p[1] == '=') {
@@ -247,8 +254,11 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
                            "type entry '%.*s': expected K=V with K a character or 0xNN",
                            (int)(end - p > 20 ? 20 : end - p), p);
         }
-        key_name(kn, sizeof(kn), key);
-        if (s->type_map[key])
+        if (key == 256)
+            snprintf(kn, sizeof(kn), "'*'");
+        else
+            key_name(kn, sizeof(kn), key);
+        if (key < 256 && s->type_map[key])
             return sm__why(why, why_len, SM_ERR_SPEC, "duplicate type key %s", kn);
 
         sm_frame_basic b;
@@ -281,7 +291,10 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
                                SM_FRAME_TYPES_MAX);
             memcpy(&s->types[s->type_count++], &b, sizeof(b));
         }
-        s->type_map[key] = (uint8_t)(idx + 1);
+        if (key == 256)
+            dflt = (int)idx;
+        else
+            s->type_map[key] = (uint8_t)(idx + 1);
 
         if (p < end && *p == ';') {
             p++;
@@ -290,6 +303,11 @@ parse_map(sm_frame_spec *s, const char *p, const char *end, const char **stop, c
         if (p < end && *p != ',')
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "type key %s: unexpected '%c' after the value", kn, *p);
+        /* The default is no more than every byte not listed: the struct has
+         * no separate slot for it, so decoders need not know about it. */
+        if (dflt >= 0)
+            for (unsigned k = 0; k < 256; k++)
+                if (!s->type_map[k]) s->type_map[k] = (uint8_t)(dflt + 1);
         *stop = p;
         return 0;
     }
@@ -392,14 +410,22 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
             opt = OPT_ADJUST;
         else if (key_len == 6 && memcmp(key, "offset", 6) == 0)
             opt = OPT_OFFSET;
+        else if (key_len == 5 && memcmp(key, "depth", 5) == 0)
+            opt = OPT_DEPTH;
         else
             return sm__why(why, why_len, SM_ERR_SPEC, "unknown option '%.*s'", key_len, key);
         if (seen & opt)
             return sm__why(why, why_len, SM_ERR_SPEC, "duplicate option '%.*s'", key_len, key);
         seen |= opt;
-        if ((opt == OPT_ADJUST || opt == OPT_OFFSET) && c->kind != SM_FRAME_LENGTH)
+        if (opt == OPT_ADJUST && c->kind != SM_FRAME_LENGTH)
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option '%.*s' applies only to the len* codecs", key_len, key);
+        if (opt == OPT_DEPTH && c->kind != SM_FRAME_RESP)
+            return sm__why(why, why_len, SM_ERR_SPEC, "option 'depth' applies only to resp");
+        if (opt == OPT_OFFSET && !sm__frame_has_offset(c->kind))
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "option 'offset' applies only to codecs with a length header (len*, "
+                           "varint, ascii:N, netstring)");
         if ((opt == OPT_MAX || opt == OPT_OVERSIZE) && !top)
             return sm__why(why, why_len, SM_ERR_SPEC,
                            "option '%.*s' belongs to the whole type: spec, after the entries",
@@ -426,6 +452,14 @@ parse_one(const char *p, const char *end, sm_frame_basic *b, sm_frame_spec *top,
                 return sm__why(why, why_len, SM_ERR_SPEC,
                                "adjust=%.*s: expected a signed 64-bit integer", val_len, val);
             break;
+        case OPT_DEPTH: {
+            uint64_t v;
+            if (!parse_u64(val, p, &v) || v < 1 || v > SM_FRAME_RESP_DEPTH_MAX)
+                return sm__why(why, why_len, SM_ERR_SPEC, "depth=%.*s: expected 1 to %d", val_len,
+                               val, SM_FRAME_RESP_DEPTH_MAX);
+            b->resp_depth = (uint8_t)v;
+            break;
+        }
         case OPT_OFFSET: {
             uint64_t v;
             if (!parse_u64(val, p, &v) || v > SM_FRAME_OFFSET_MAX)
@@ -480,6 +514,14 @@ sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_
 static int
 check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_t why_len)
 {
+    if (b->len_offset > SM_FRAME_OFFSET_MAX)
+        return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
+                       SM_FRAME_OFFSET_MAX);
+    if (b->resp_depth && b->kind != SM_FRAME_RESP)
+        return sm__why(why, why_len, SM_ERR_SPEC, "resp_depth is set on a codec other than resp");
+    if (b->len_offset && !sm__frame_has_offset(b->kind))
+        return sm__why(why, why_len, SM_ERR_SPEC,
+                       "len_offset is set on a codec without a length header");
     switch (b->kind) {
     case SM_FRAME_FIXED:
         if (b->fixed_len == 0 && !nested)
@@ -497,9 +539,6 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
         if (b->len_width != 1 && b->len_width != 2 && b->len_width != 4 && b->len_width != 8)
             return sm__why(why, why_len, SM_ERR_SPEC, "length width %u is not 1, 2, 4 or 8",
                            b->len_width);
-        if (b->len_offset > SM_FRAME_OFFSET_MAX)
-            return sm__why(why, why_len, SM_ERR_SPEC, "offset=%u exceeds %d", b->len_offset,
-                           SM_FRAME_OFFSET_MAX);
         return 0;
     case SM_FRAME_ASCII:
         if (b->ascii_digits < 1 || b->ascii_digits > 20)
@@ -509,6 +548,14 @@ check_basic(const sm_frame_basic *b, uint64_t max, bool nested, char *why, size_
     case SM_FRAME_NETSTRING:
     case SM_FRAME_VARINT:
     case SM_FRAME_EOF:
+        return 0;
+    case SM_FRAME_RESP:
+        if (nested)
+            return sm__why(why, why_len, SM_ERR_SPEC,
+                           "resp cannot be a type: entry (RESP has its own type byte)");
+        if (b->resp_depth > SM_FRAME_RESP_DEPTH_MAX)
+            return sm__why(why, why_len, SM_ERR_SPEC, "depth=%u exceeds %d", b->resp_depth,
+                           SM_FRAME_RESP_DEPTH_MAX);
         return 0;
     case SM_FRAME_TYPE:
         if (nested)
@@ -527,6 +574,10 @@ sm_frame_spec_check(const sm_frame_spec *spec, char *why, size_t why_len)
     if (spec->oversize != SM_OVERSIZE_CLOSE && spec->oversize != SM_OVERSIZE_SKIP)
         return sm__why(why, why_len, SM_ERR_SPEC, "oversize policy %d is not close or skip",
                        (int)spec->oversize);
+    if (spec->kind == SM_FRAME_RESP && spec->oversize == SM_OVERSIZE_SKIP)
+        return sm__why(why, why_len, SM_ERR_SPEC,
+                       "resp does not take oversize=skip: a message's end is found only by "
+                       "parsing all of it, so it cannot be discarded unbuffered");
     int rc = check_basic(&spec->basic, max, false, why, why_len);
     if (rc || spec->kind != SM_FRAME_TYPE) return rc;
 

@@ -97,7 +97,6 @@ format_basic(sbuf *sb, const sm_frame_basic *b)
         else
             sb_printf(sb, "len%u%s", 8u * b->len_width, b->len_little ? "le" : "be");
         if (b->len_adjust) sb_printf(sb, ",adjust=%" PRId64, b->len_adjust);
-        if (b->len_offset) sb_printf(sb, ",offset=%u", (unsigned)b->len_offset);
         break;
     case SM_FRAME_ASCII:
         sb_printf(sb, "ascii:%u", (unsigned)b->ascii_digits);
@@ -111,10 +110,15 @@ format_basic(sbuf *sb, const sm_frame_basic *b)
     case SM_FRAME_EOF:
         sb_printf(sb, "eof");
         break;
+    case SM_FRAME_RESP:
+        sb_printf(sb, "resp");
+        if (b->resp_depth) sb_printf(sb, ",depth=%u", (unsigned)b->resp_depth);
+        break;
     default:
         sb_printf(sb, "?");
         break;
     }
+    if (b->len_offset) sb_printf(sb, ",offset=%u", (unsigned)b->len_offset);
 }
 
 size_t
@@ -126,30 +130,60 @@ sm__frame_basic_format(const sm_frame_basic *b, char *out, size_t out_len)
     return sb.len;
 }
 
+/* The value of one type: entry: a length, or a nested spec in parentheses. */
+static void
+format_entry(sbuf *sb, const sm_frame_basic *b)
+{
+    if (b->kind == SM_FRAME_FIXED) {
+        sb_printf(sb, "%" PRIu64, b->fixed_len);
+    } else {
+        sb_printf(sb, "(");
+        format_basic(sb, b);
+        sb_printf(sb, ")");
+    }
+}
+
+/* The type_map value written as the default entry '*', or 0 for none. A spec
+ * that maps all 256 bytes has one: the entry that maps the most bytes (the
+ * first such in types[] on a tie), which gives the shortest string; parsing
+ * fills exactly the bytes left out, so the map comes back the same. */
+static unsigned
+type_default(const sm_frame_spec *spec)
+{
+    unsigned count[SM_FRAME_TYPES_MAX + 1] = {0};
+    for (unsigned k = 0; k < 256; k++) {
+        if (!spec->type_map[k]) return 0;
+        count[spec->type_map[k]]++;
+    }
+    unsigned best = 1;
+    for (unsigned i = 2; i <= spec->type_count; i++)
+        if (count[i] > count[best]) best = i;
+    return best;
+}
+
 int
 sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len)
 {
+    if (out_len > 0) out[0] = '\0';
     if (sm_frame_spec_check(spec, NULL, 0)) return SM_ERR_SPEC;
     sbuf sb = {out, out_len, 0};
     if (spec->kind == SM_FRAME_TYPE) {
         sb_printf(&sb, "type:");
+        unsigned dflt = type_default(spec);
         bool first = true;
         for (unsigned k = 0; k < 256; k++) {
-            if (!spec->type_map[k]) continue;
-            const sm_frame_basic *b = &spec->types[spec->type_map[k] - 1];
+            if (!spec->type_map[k] || spec->type_map[k] == dflt) continue;
             if (!first) sb_printf(&sb, ";");
             first = false;
-            if (sm__frame_spec_plain((uint8_t)k))
+            if (sm__frame_spec_plain((uint8_t)k) && k != '*')
                 sb_printf(&sb, "%c=", (char)k);
             else
                 sb_printf(&sb, "0x%02x=", k);
-            if (b->kind == SM_FRAME_FIXED) {
-                sb_printf(&sb, "%" PRIu64, b->fixed_len);
-            } else {
-                sb_printf(&sb, "(");
-                format_basic(&sb, b);
-                sb_printf(&sb, ")");
-            }
+            format_entry(&sb, &spec->types[spec->type_map[k] - 1]);
+        }
+        if (dflt) {
+            sb_printf(&sb, "%s*=", first ? "" : ";");
+            format_entry(&sb, &spec->types[dflt - 1]);
         }
     } else {
         format_basic(&sb, &spec->basic);
@@ -159,9 +193,7 @@ sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len)
         format_size(&sb, spec->max);
     }
     if (spec->oversize == SM_OVERSIZE_SKIP) sb_printf(&sb, ",oversize=skip");
-    if (sb.len >= out_len) {
-        if (out_len > 0) out[0] = '\0';
-        return -ENOSPC;
-    }
+    /* Like snprintf: the length it needs, whatever fitted (vsnprintf has
+     * NUL-terminated the part that did). */
     return (int)sb.len;
 }

@@ -28,13 +28,37 @@
  *                               or a nested spec in parentheses, e.g.
  *                               type:A=4;B=(len16be);0x03=(line); V may be 0 (the
  *                               type byte alone is the frame). Equal nested specs
- *                               share one types[] entry.
+ *                               share one types[] entry. K may be * (the default
+ *                               entry: every byte not listed, e.g.
+ *                               type:A=4;*=(len16be)); the byte '*' is then 0x2a.
+ *                               Without a default an unlisted byte is -EPROTO.
  *   eof                         the whole stream until the peer's shutdown
+ *   resp                        one complete Redis RESP2/RESP3 value: + - : $ (and
+ *                               $-1) * (and *-1) _ # , ( ! = % ~ | > with nested
+ *                               aggregates; an attribute | and the value after it
+ *                               are one message. The payload is the whole message
+ *                               (msg->data == msg->frame), msg->type its first byte.
+ *                               A first byte that is no RESP type starts an inline
+ *                               command, as redis-server reads them: a line through
+ *                               "
+" (msg->type -1). max= bounds the whole message,
+ *                               and a bulk length or aggregate count that cannot
+ *                               fit (3 bytes at least per element) is -EMSGSIZE
+ *                               from its header. Option depth=N (1-32, default
+ *                               32): deeper aggregates are -EPROTO. Bad lengths,
+ *                               negative counts other than -1, a CR without LF, a
+ *                               bulk body without its CRLF, a malformed integer,
+ *                               boolean, null or big number are -EPROTO.
+ *                               oversize=skip is refused (the end of a message is
+ *                               found only by parsing all of it). Encoding: the
+ *                               payload must be one complete RESP message; it is
+ *                               sent as is (no header, no trailer).
  * Every spec also takes, comma-separated:
  *   max=SIZE                    largest payload accepted (K, M, G suffixes; default 16M)
  *   oversize=close|skip         what an oversized message does (see below)
  * @endcode
- * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1".
+ * e.g. "len32be,max=1M", "line,max=4096,oversize=skip", "len16be,adjust=2,offset=1",
+ * "varint,offset=1" (MQTT), "resp,max=512M" (Redis).
  *
  * Errors. A length over max is -EMSGSIZE, found from the header alone before any
  * payload is buffered; a delimiter not found within max bytes is -EMSGSIZE;
@@ -87,6 +111,7 @@ typedef enum sm_frame_kind {
     SM_FRAME_VARINT,    /**< an unsigned LEB128 length prefix */
     SM_FRAME_TYPE,      /**< a type byte selecting a nested spec */
     SM_FRAME_EOF,       /**< the whole stream until the peer's shutdown */
+    SM_FRAME_RESP,      /**< one complete Redis RESP2/RESP3 value, or an inline command */
 } sm_frame_kind;
 
 /** What an oversized message does (see "Oversize policy" above). */
@@ -95,11 +120,12 @@ typedef enum sm_frame_oversize {
     SM_OVERSIZE_SKIP,      /**< discarded unbuffered, counted; decoding goes on */
 } sm_frame_oversize;
 
-#define SM_FRAME_DEFAULT_MAX (16u << 20) /**< the max when a spec says 0: 16 MiB */
-#define SM_FRAME_DELIM_MAX   16          /**< the longest delimiter, in bytes */
-#define SM_FRAME_OFFSET_MAX  16          /**< the most offset= header bytes */
-#define SM_FRAME_TYPES_MAX   16          /**< distinct nested specs in one type: spec */
-#define SM_FRAME_HEAD_MAX    48          /**< largest header any spec encodes */
+#define SM_FRAME_DEFAULT_MAX    (16u << 20) /**< the max when a spec says 0: 16 MiB */
+#define SM_FRAME_DELIM_MAX      16          /**< the longest delimiter, in bytes */
+#define SM_FRAME_OFFSET_MAX     16          /**< the most offset= header bytes */
+#define SM_FRAME_TYPES_MAX      16          /**< distinct nested specs in one type: spec */
+#define SM_FRAME_HEAD_MAX       48          /**< largest header any spec encodes */
+#define SM_FRAME_RESP_DEPTH_MAX 32          /**< deepest RESP nesting (resp,depth=N) */
 
 /** A codec without type dispatch: the nested specs of type: are these. */
 /* The field order is the public layout (and sm_frame_spec repeats it in its
@@ -113,9 +139,12 @@ typedef struct sm_frame_basic {
     uint8_t delim_len;                 /**< DELIM: 1..16 */
     uint8_t len_width;                 /**< LENGTH: 1, 2, 4 or 8 */
     bool len_little;                   /**< LENGTH: little-endian field */
-    uint8_t len_offset;                /**< LENGTH: header bytes before the field, 0..16 */
+    uint8_t len_offset;                /**< LENGTH, VARINT, ASCII, NETSTRING: header bytes
+                                            before the length, 0..16 */
     int64_t len_adjust;                /**< LENGTH: field value = payload length + adjust */
     uint8_t ascii_digits;              /**< ASCII: 1..20 */
+    uint8_t resp_depth;                /**< RESP: deepest nesting, 1..SM_FRAME_RESP_DEPTH_MAX
+                                            (0: SM_FRAME_RESP_DEPTH_MAX) */
 } sm_frame_basic;
 
 /**
@@ -147,6 +176,7 @@ typedef struct sm_frame_spec {
             uint8_t len_offset;                /**< as sm_frame_basic::len_offset */
             int64_t len_adjust;                /**< as sm_frame_basic::len_adjust */
             uint8_t ascii_digits;              /**< as sm_frame_basic::ascii_digits */
+            uint8_t resp_depth;                /**< as sm_frame_basic::resp_depth */
         };
     };
     uint64_t max;               /**< largest payload; 0 means SM_FRAME_DEFAULT_MAX */
@@ -171,9 +201,10 @@ typedef struct sm_frame_msg {
     int type;             /**< the type byte for type: specs, else -1 */
 } sm_frame_msg;
 
-/** Decoder state: caller-owned, small (it is kept per connection), points at a
- * spec that must outlive it. Fields are public for inspection only; once err is
- * set, scan and skip hold internal details for sm_frame_decoder_detail(). */
+/** Decoder state: caller-owned, small (it is kept per connection: 216 bytes,
+ * 160 of them the resp parse state), points at a spec that must outlive it.
+ * Fields are public for inspection only; once err is set, scan and skip hold
+ * internal details for sm_frame_decoder_detail(). */
 typedef struct sm_frame_decoder {
     const sm_frame_spec *spec; /**< the spec it decodes with (borrowed) */
     uint64_t pos;              /**< stream bytes consumed so far (for error positions) */
@@ -185,6 +216,17 @@ typedef struct sm_frame_decoder {
     uint8_t err_why;           /**< internal reason code for sm_frame_decoder_detail() */
     uint8_t err_byte;          /**< the offending byte, when there is one */
     uint8_t flags;             /**< internal */
+    /** resp only, internal: the message in progress, so that more bytes
+     * resume the parse where it stopped (d->scan is how far it got). */
+    struct sm_frame_resp_state {
+        uint64_t need; /**< elements not yet begun */
+        uint64_t body; /**< bytes of a bulk body (with its CRLF) due at scan, or 0 */
+        uint64_t line; /**< bytes of the line at scan already searched */
+        uint8_t depth; /**< open aggregates */
+        uint8_t busy;  /**< a message has begun */
+        /** per open aggregate: elements still due (bit 31: an attribute) */
+        uint32_t left[SM_FRAME_RESP_DEPTH_MAX];
+    } resp; /**< resp only, internal: the parse state of the message in progress */
 } sm_frame_decoder;
 
 /**
@@ -202,20 +244,26 @@ typedef struct sm_frame_decoder {
 SM_API int sm_frame_spec_parse(sm_frame_spec *spec, const char *str, char *why, size_t why_len);
 
 /**
- * Write the canonical spec string for *spec.
+ * Write the canonical spec string for *spec, snprintf-style.
  *
  * Canonical: line/crlf/nul by name; options in the order adjust, offset,
  * max, oversize, each only when not the default (max= whenever spec->max is
  * nonzero, with the largest exact K/M/G suffix); type: entries in type-byte
- * order, keys as the character when graphic and not one of ,;=()\ (else
- * 0xNN), fixed entries as their length. parse(format(spec)) == spec.
+ * order, keys as the character when graphic and not one of ,;=()\* (else
+ * 0xNN), fixed entries as their length; when all 256 bytes are mapped, the
+ * entry that maps the most (the first in types[] on a tie) is written last as
+ * the default `*=V` and its bytes are not listed. parse(format(spec)) == spec.
+ *
+ * Like snprintf, the return value is the length the whole string needs
+ * (without the NUL) even when out_len is smaller: call with NULL, 0 to learn
+ * it, then with a buffer of that plus one. Every checked spec has a string.
  *
  * @param spec     the spec
- * @param out      receives the NUL-terminated string
+ * @param out      receives the string, truncated to out_len - 1 bytes and
+ *                 NUL-terminated when out_len > 0; may be NULL when out_len is 0
  * @param out_len  the size of @p out
- * @return the string's length, or an error:
- * @retval -ENOSPC      out_len is too small (out then holds "")
- * @retval SM_ERR_SPEC  the spec fails sm_frame_spec_check()
+ * @return the string's full length (>= out_len means it was truncated), or:
+ * @retval SM_ERR_SPEC  the spec fails sm_frame_spec_check() (out then holds "")
  */
 SM_API int sm_frame_spec_format(const sm_frame_spec *spec, char *out, size_t out_len);
 
@@ -314,8 +362,8 @@ typedef struct sm_frame_hdr {
 /**
  * Compute the header and trailer for one payload.
  *
- * Offset bytes of a length prefix with offset=N are written as zeros at
- * head[0..N); the caller may overwrite them. eof framing gives an empty
+ * Offset bytes of a spec with offset=N are written as zeros at head[0..N)
+ * (after the type byte of a type: entry); the caller may overwrite them. eof framing gives an empty
  * header: the sender must shut down after the payload.
  *
  * @param spec     a checked spec
@@ -331,7 +379,8 @@ typedef struct sm_frame_hdr {
  * @retval -EMSGSIZE  the spec cannot express the payload (length over max,
  *                    300 bytes with len8, more digits than ascii:N has, not N
  *                    bytes with fixed:N)
- * @retval -EINVAL    the payload contains the delimiter of a delimited spec
+ * @retval -EINVAL    the payload contains the delimiter of a delimited spec, or
+ *                    is not exactly one complete message for resp
  * @retval -EPROTO    an unmapped type
  */
 SM_API int sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int type,

@@ -52,6 +52,7 @@ static inline bool
 tf_basic_equal(const sm_frame_basic *a, const sm_frame_basic *b)
 {
     if (a->kind != b->kind) return false;
+    if (a->len_offset != b->len_offset) return false;
     switch (a->kind) {
     case SM_FRAME_FIXED:
         return a->fixed_len == b->fixed_len;
@@ -65,6 +66,8 @@ tf_basic_equal(const sm_frame_basic *a, const sm_frame_basic *b)
                a->len_offset == b->len_offset && a->len_adjust == b->len_adjust;
     case SM_FRAME_ASCII:
         return a->ascii_digits == b->ascii_digits;
+    case SM_FRAME_RESP:
+        return a->resp_depth == b->resp_depth;
     default:
         return true;
     }
@@ -112,6 +115,34 @@ tf_spec_equal(const sm_frame_spec *a, const sm_frame_spec *b, char *why, size_t 
         }
     }
     return true;
+}
+
+/* Whether spec prints back (sm_frame_spec_format, asked for its size first)
+ * to a string that parses to an equal spec; on failure, says why. Every spec
+ * the tests parse goes through this. */
+static inline bool
+tf_format_roundtrips(const sm_frame_spec *spec, char *why, size_t why_len)
+{
+    int n = sm_frame_spec_format(spec, NULL, 0);
+    if (n <= 0) {
+        snprintf(why, why_len, "format gave %d", n);
+        return false;
+    }
+    char *out = (char *)malloc((size_t)n + 1);
+    if (!out) abort();
+    bool ok = false;
+    sm_frame_spec back;
+    char sub[256] = "";
+    if (sm_frame_spec_format(spec, out, (size_t)n + 1) != n || strlen(out) != (size_t)n)
+        snprintf(why, why_len, "format with %d bytes of room differs", n + 1);
+    else if (sm_frame_spec_parse(&back, out, sub, sizeof sub) != 0)
+        snprintf(why, why_len, "\"%s\" does not parse: %s", out, sub);
+    else if (!tf_spec_equal(spec, &back, sub, sizeof sub))
+        snprintf(why, why_len, "\"%s\" parses differently: %s", out, sub);
+    else
+        ok = true;
+    free(out);
+    return ok;
 }
 
 /* The codec that frames messages of type `type` (the spec itself when it has no
@@ -350,7 +381,7 @@ tf_stream_add(tf_stream *s, const sm_frame_spec *spec, const void *payload, size
     if (rc != 0) return rc;
     if (h.head_len > SM_FRAME_HEAD_MAX || h.tail_len > SM_FRAME_DELIM_MAX + 1) abort();
     const sm_frame_basic *b = tf_codec_for(spec, type);
-    if (rng && b && b->kind == SM_FRAME_LENGTH) {
+    if (rng && b && b->len_offset) {
         size_t at = spec->kind == SM_FRAME_TYPE ? 1 : 0;
         for (size_t i = 0; i < b->len_offset && at + i < h.head_len; i++)
             h.head[at + i] = (uint8_t)tf_rand(rng);
@@ -362,6 +393,10 @@ tf_stream_add(tf_stream *s, const sm_frame_spec *spec, const void *payload, size
         .len = len,
         .type = spec->kind == SM_FRAME_TYPE ? type : -1,
     };
+    /* resp: a message's type is its first byte when that is a RESP type. */
+    if (spec->kind == SM_FRAME_RESP && len && ((const uint8_t *)payload)[0] &&
+        strchr("+-:$*_#,(!=%~|>", ((const uint8_t *)payload)[0]))
+        ev.type = ((const uint8_t *)payload)[0];
     tf_stream_put(s, h.head, h.head_len);
     tf_stream_put(s, payload, len);
     tf_stream_put(s, h.tail, h.tail_len);
@@ -601,6 +636,10 @@ tf_drain(sm_frame_decoder *d, tf_rx *rx, tf_run *r, size_t fed, size_t budget)
                 if (m.type < 0 || m.type > 255 || spec->type_map[m.type] == 0 ||
                     rx->p[0] != (uint8_t)m.type)
                     tf_fail(r, "bad msg.type %d (first byte 0x%02x)", m.type, rx->p[0]);
+            } else if (spec->kind == SM_FRAME_RESP) {
+                /* resp: the first byte when it is a RESP type, -1 (inline) else. */
+                int t = rx->p[0] && strchr("+-:$*_#,(!=%~|>", rx->p[0]) ? rx->p[0] : -1;
+                if (m.type != t) tf_fail(r, "resp msg.type %d, want %d", m.type, t);
             } else if (m.type != -1) {
                 tf_fail(r, "msg.type %d, want -1", m.type);
             }

@@ -137,6 +137,7 @@ parse_or_fail(sm_frame_spec *s, const char *str)
     char why[256] = "";
     int rc = sm_frame_spec_parse(s, str, why, sizeof why);
     if (rc != 0) fail_msg("sm_frame_spec_parse(\"%s\") = %s: %s", str, sm_err_name(rc), why);
+    if (!tf_format_roundtrips(s, why, sizeof why)) fail_msg("spec \"%s\": %s", str, why);
 }
 
 /* Whether s contains the decimal number v as a whole number. */

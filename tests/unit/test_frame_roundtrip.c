@@ -62,6 +62,13 @@ static const char *const rt_specs[] = {
     "line,oversize=skip",
     "netstring,oversize=skip",
     "delim:aba,oversize=skip",
+    /* offset= on every codec with a length header; a default type entry. */
+    "varint,offset=1",
+    "varint,offset=16,max=300",
+    "ascii:3,offset=2",
+    "netstring,offset=1",
+    "type:A=4;B=(varint,offset=2);*=(len16be,offset=1)",
+    "type:*=(varint)",
 };
 
 #define NSPECS (sizeof rt_specs / sizeof rt_specs[0])
@@ -72,6 +79,7 @@ parse_or_fail(sm_frame_spec *s, const char *str)
     char why[256] = "";
     int rc = sm_frame_spec_parse(s, str, why, sizeof why);
     if (rc != 0) fail_msg("sm_frame_spec_parse(\"%s\") = %s: %s", str, sm_err_name(rc), why);
+    if (!tf_format_roundtrips(s, why, sizeof why)) fail_msg("spec \"%s\": %s", str, why);
 }
 
 /* A payload length in [lo, hi]: often the edges (empty where allowed, the

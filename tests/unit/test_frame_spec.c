@@ -67,6 +67,10 @@ static const struct good good[] = {
     {"netstring,oversize=skip", {.kind = SM_FRAME_NETSTRING, .oversize = SM_OVERSIZE_SKIP}},
     {"varint", {.kind = SM_FRAME_VARINT}},
     {"varint,max=100", {.kind = SM_FRAME_VARINT, .max = 100}},
+    {"varint,offset=1", {.kind = SM_FRAME_VARINT, .len_offset = 1}},
+    {"varint,offset=16,max=1K", {.kind = SM_FRAME_VARINT, .len_offset = 16, .max = KB}},
+    {"ascii:4,offset=2", {.kind = SM_FRAME_ASCII, .ascii_digits = 4, .len_offset = 2}},
+    {"netstring,offset=3", {.kind = SM_FRAME_NETSTRING, .len_offset = 3}},
     {"eof", {.kind = SM_FRAME_EOF}},
     {"eof,max=1K", {.kind = SM_FRAME_EOF, .max = KB}},
     {"line,max=4096,oversize=skip",
@@ -163,7 +167,13 @@ static const struct bad bad[] = {
     {"line,oversize=", NULL},
     {"line,bogus=1", "bogus"},
     {"line,adjust=2", NULL},
-    {"netstring,offset=2", NULL},
+    {"fixed:4,offset=2", "offset"},
+    {"line,offset=1", "offset"},
+    {"eof,offset=1", "offset"},
+    {"varint,offset=17", NULL},
+    {"varint,adjust=1", NULL},
+    {"type:*=4;*=5", "default"},
+    {"type:A=(varint,offset=x)", NULL},
     {"line,", NULL},
     {",line", NULL},
     {"type:", NULL},
@@ -233,13 +243,18 @@ test_format_roundtrip(void **state)
         int n2 = sm_frame_spec_format(&b, out2, sizeof out2);
         assert_int_equal(n2, n);
         assert_string_equal(out2, out);
-        /* Exactly enough room is n + 1 (the NUL); one less is -ENOSPC. */
+        /* snprintf-style: exactly enough room is n + 1 (the NUL); with less,
+         * the same n and a NUL-terminated prefix; NULL, 0 asks the size. */
         char *tight = malloc((size_t)n + 1);
         assert_non_null(tight);
         assert_int_equal(sm_frame_spec_format(&a, tight, (size_t)n + 1), n);
         assert_string_equal(tight, out);
-        SM_ASSERT_ERR(sm_frame_spec_format(&a, tight, (size_t)n), -ENOSPC);
-        SM_ASSERT_ERR(sm_frame_spec_format(&a, tight, 1), -ENOSPC);
+        assert_int_equal(sm_frame_spec_format(&a, tight, (size_t)n), n);
+        assert_int_equal(strlen(tight), (size_t)n - 1);
+        assert_memory_equal(tight, out, (size_t)n - 1);
+        assert_int_equal(sm_frame_spec_format(&a, tight, 1), n);
+        assert_string_equal(tight, "");
+        assert_int_equal(sm_frame_spec_format(&a, NULL, 0), n);
         free(tight);
     }
 }
@@ -339,6 +354,8 @@ test_check_hand_filled(void **state)
         {.kind = SM_FRAME_LENGTH, .len_width = 4, .len_offset = 17},
         {.kind = SM_FRAME_DELIM, .delim_len = 0},
         {.kind = SM_FRAME_DELIM, .delim_len = 17},
+        {.kind = SM_FRAME_DELIM, .delim = "\n", .delim_len = 1, .len_offset = 1},
+        {.kind = SM_FRAME_VARINT, .len_offset = 17},
         {.kind = SM_FRAME_FIXED, .fixed_len = 0},
         {.kind = SM_FRAME_ASCII, .ascii_digits = 0},
         {.kind = SM_FRAME_ASCII, .ascii_digits = 21},
@@ -407,10 +424,109 @@ test_parse_overwrites(void **state)
     assert_int_equal(s.type_map['B'], 0);
 }
 
+/* A default entry '*' fills every type byte not listed, wherever it is
+ * written; the byte '*' itself is 0x2a; formatting writes the default back. */
+static void
+test_type_default(void **state)
+{
+    (void)state;
+    sm_frame_spec s, t;
+    char out[512], why[256];
+    parse_ok(&s, "type:*=(varint,offset=1);A=0;0x2a=(line)");
+    assert_int_equal(s.type_count, 3);
+    for (unsigned k = 0; k < 256; k++) {
+        const sm_frame_basic *b = tf_codec_for(&s, (int)k);
+        assert_non_null(b);
+        if (k == 'A')
+            assert_true(b->kind == SM_FRAME_FIXED && b->fixed_len == 0);
+        else if (k == '*')
+            assert_true(b->kind == SM_FRAME_DELIM && b->delim[0] == '\n');
+        else
+            assert_true(b->kind == SM_FRAME_VARINT && b->len_offset == 1);
+    }
+    int n = sm_frame_spec_format(&s, out, sizeof out);
+    assert_int_equal(n, (int)strlen(out));
+    assert_string_equal(out, "type:0x2a=(line);A=0;*=(varint,offset=1)");
+    parse_ok(&t, "type:*=4");
+    for (unsigned k = 0; k < 256; k++)
+        assert_int_equal(t.type_map[k], 1);
+    assert_int_equal(sm_frame_spec_format(&t, out, sizeof out), 8);
+    assert_string_equal(out, "type:*=4");
+    /* Every byte listed by hand formats with the most common entry as '*'. */
+    char big[4096] = "type:";
+    for (unsigned k = 0; k < 256; k++) {
+        size_t at = strlen(big);
+        snprintf(big + at, sizeof big - at, "%s0x%02x=%s", k ? ";" : "", k,
+                 k == 7 ? "(crlf)" : "2");
+    }
+    parse_ok(&t, big);
+    n = sm_frame_spec_format(&t, out, sizeof out);
+    assert_int_equal(n, (int)strlen(out));
+    assert_string_equal(out, "type:0x07=(crlf);*=2");
+    /* Without a default, an unlisted byte is still -EPROTO. */
+    parse_ok(&t, "type:A=1");
+    sm_frame_decoder d;
+    sm_frame_decoder_init(&d, &t);
+    sm_frame_msg m;
+    SM_ASSERT_ERR(sm_frame_decode(&d, (const uint8_t *)"Bx", 2, &m), -EPROTO);
+    sm_frame_decoder_init(&d, &s);
+    assert_int_equal(sm_frame_decode(&d, (const uint8_t *)"B\x00\x02hi", 5, &m), 5);
+    assert_int_equal(m.type, 'B');
+    assert_int_equal(m.len, 2);
+    assert_memory_equal(m.data, "hi", 2);
+    (void)why;
+}
+
+/* MQTT's fixed header: one type/flags byte, then the remaining length as a
+ * varint (MQTT 3.1.1 section 2.2.3 uses the same 7-bit groups, low first). */
+static void
+test_mqtt_varint_offset(void **state)
+{
+    (void)state;
+    sm_frame_spec s;
+    parse_ok(&s, "varint,offset=1");
+    /* CONNACK: 0x20, remaining length 2, session present 0, return code 0. */
+    static const uint8_t connack[] = {0x20, 0x02, 0x00, 0x00};
+    /* PUBLISH QoS 0, topic "a/b", payload of 200 bytes: remaining length
+     * 2 + 3 + 200 = 205 = 0xcd 0x01. */
+    uint8_t publish[3 + 205];
+    publish[0] = 0x30;
+    publish[1] = 0xcd;
+    publish[2] = 0x01;
+    publish[3] = 0;
+    publish[4] = 3;
+    memcpy(publish + 5, "a/b", 3);
+    memset(publish + 8, 'p', 200);
+    uint8_t wire[sizeof connack + sizeof publish];
+    memcpy(wire, connack, sizeof connack);
+    memcpy(wire + sizeof connack, publish, sizeof publish);
+    sm_frame_decoder d;
+    sm_frame_decoder_init(&d, &s);
+    sm_frame_msg m;
+    assert_int_equal(sm_frame_decode(&d, wire, sizeof wire, &m), 4);
+    assert_int_equal(m.len, 2);
+    assert_ptr_equal(m.frame, wire);
+    assert_int_equal(m.frame[0], 0x20);
+    ssize_t n = sm_frame_decode(&d, wire + 4, sizeof wire - 4, &m);
+    assert_int_equal(n, (ssize_t)sizeof publish);
+    assert_int_equal(m.len, 205);
+    assert_int_equal(m.frame[0], 0x30);
+    assert_memory_equal(m.data,
+                        "\x00\x03"
+                        "a/b",
+                        5);
+    /* The encoder leaves the offset byte for the caller: zero, then 0xcd 0x01. */
+    sm_frame_hdr h;
+    SM_ASSERT_OK(sm_frame_encode(&s, NULL, 205, -1, &h));
+    assert_int_equal(h.head_len, 3);
+    assert_memory_equal(h.head, "\x00\xcd\x01", 3);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_type_default),       cmocka_unit_test(test_mqtt_varint_offset),
         cmocka_unit_test(test_parse_good),         cmocka_unit_test(test_format_roundtrip),
         cmocka_unit_test(test_format_names_codec), cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_check_hand_filled),  cmocka_unit_test(test_frame_max),

@@ -166,7 +166,8 @@ setup_frame(bench_cfg *cfg, sm_frame_spec *spec, const char *text, bool size_giv
         return cli_usage_error(cfg->cli, "frame spec '%s' cannot carry %zu-byte payloads%s", text,
                                cfg->size,
                                spec->kind == SM_FRAME_FIXED ? " (it says how long they are)" : "");
-    if (sm_frame_spec_format(spec, cfg->frame, sizeof cfg->frame) < 0)
+    int flen = sm_frame_spec_format(spec, cfg->frame, sizeof cfg->frame);
+    if (flen < 0 || (size_t)flen >= sizeof cfg->frame)
         snprintf(cfg->frame, sizeof cfg->frame, "%s", text);
     cfg->frame_len = cfg->hdr.head_len + cfg->size + cfg->hdr.tail_len;
     return 0;
