@@ -23,26 +23,12 @@ enum {
     DISCONNECT = 0xe0,
 };
 
-/* Send one packet: the header byte, the varint length, the body.
- * The frame is encoded by hand here because sm_conn_send would write the
- * offset byte as a zero; sm_conn_send_hdr (the caller's header bytes) will
- * replace these two writes. */
+/* Send one packet: the fixed-header byte is the offset byte of
+ * "varint,offset=1", given by us; the library writes the varint length. */
 static int
 send_packet(sm_conn *c, uint8_t type, const uint8_t *body, size_t len)
 {
-    uint8_t head[5];
-    size_t n = 0;
-    head[n++] = type;
-    size_t v = len;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        head[n++] = (uint8_t)(b | (v ? 0x80 : 0));
-    } while (v && n < sizeof head);
-    if (v) return -1; /* over MQTT's 256 MB */
-    if (sm_conn_send_raw(c, head, n, SM_CONN_DEFAULT) < 0) return -1;
-    if (len && sm_conn_send_raw(c, body, len, SM_CONN_DEFAULT) < 0) return -1;
-    return 0;
+    return sm_conn_send_hdr(c, &type, 1, body, len, SM_CONN_DEFAULT) < 0 ? -1 : 0;
 }
 
 /* A UTF-8 string as MQTT writes it: a 16-bit big-endian length, the bytes. */

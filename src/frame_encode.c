@@ -129,7 +129,7 @@ sm_frame_encode(const sm_frame_spec *spec, const void *payload, size_t len, int 
 static size_t
 caller_bytes(const sm_frame_basic *b)
 {
-    return b->kind == SM_FRAME_LENGTH ? b->len_offset : 0;
+    return b->len_offset; /* 0 for codecs that take no offset= */
 }
 
 int

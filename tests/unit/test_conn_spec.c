@@ -74,6 +74,10 @@ test_encode_hdr_roundtrip(void **state)
         {"type:A=(len16be,offset=2);B=(len8);C=3", "B", 1},
         {"type:A=(len16be,offset=2);B=(len8);C=3", "C", 1},
         {"line", "", 0},
+        {"varint,offset=1", "\x30", 1}, /* MQTT's fixed-header byte */
+        {"ascii:4,offset=2", "hi", 2},
+        {"netstring,offset=1", "N", 1},
+        {"type:A=(varint,offset=1);B=(len8)", "A\x7f", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sm_frame_spec sp = spec_of(cases[i].spec);
