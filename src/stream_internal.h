@@ -36,6 +36,7 @@ typedef struct sm__sx {
     char *detail;       /* why it failed, or NULL */
     sm_frame_spec *own; /* NULL, or two specs */
     bool own_rx, own_tx;
+    struct sm__sfds *fds; /* fd passing (stream_fds.c), on SM__TP_FDS only */
 } sm__sx;
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
