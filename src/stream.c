@@ -14,6 +14,7 @@
 
 #include "frame_internal.h"
 #include "internal.h"
+#include "stream_fds.h"
 #include "stream_internal.h"
 #include "transport.h"
 
@@ -87,6 +88,7 @@ sm__stream_opts_check(const sm_stream_opts *o)
     if (o->read_backpressure != SM_READ_BP_NONE && o->read_backpressure != SM_READ_BP_PAUSE)
         return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
+    if (o->max_fds < 0 || o->max_fds > SM_FDS_MAX) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
     /* Pings are sent with the send spec and recognised with the other. */
     if ((o->heartbeat_ms || o->swallow_pings) &&
@@ -229,6 +231,7 @@ sm__stream_free(sm_stream *s)
     sm__dial_free(s);
     free(s->rd);
     if (s->sx) {
+        sm__sfds_free(s);
         free(s->sx->detail);
         free(s->sx->own);
         free(s->sx);
@@ -277,7 +280,9 @@ sm__stream_set_detail(sm_stream *s, const char *fmt, ...)
 static uint8_t
 pick_tp(const sm_stream *s, int fd)
 {
-    if (s->tp != SM__TP_SOCK && s->tp != SM__TP_URING) return s->tp;
+    if (s->tp != SM__TP_SOCK && s->tp != SM__TP_URING && s->tp != SM__TP_FDS) return s->tp;
+    /* fd passing needs recvmsg/sendmsg with control data (transport_fds.c). */
+    if (s->opts->max_fds && sm__fds_check_unix(fd) == 0) return SM__TP_FDS;
 #ifdef SM_HAVE_URING
     if (!(s->flags & SM__S_DIALED) && sm__tpu_usable(s->io.loop, fd)) return SM__TP_URING;
 #else

@@ -41,6 +41,7 @@ typedef struct sm__sx {
      * decoder still discarding an oversized message keeps reading the old
      * one until its switch is due. */
     uint8_t rx_at;
+    struct sm__sfds *fds; /* fd passing (stream_fds.c), on SM__TP_FDS only */
 } sm__sx;
 
 /* The stream. Kept small on purpose: an idle connection is this struct and

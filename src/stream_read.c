@@ -9,6 +9,7 @@
 
 #include "frame_internal.h"
 #include "internal.h"
+#include "stream_fds.h"
 #include "stream_internal.h"
 #include "transport.h"
 
@@ -61,6 +62,7 @@ deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, s
             max = sm_frame_max(d->spec);
         }
         sm_frame_msg m;
+        uint64_t from = d->pos;
         ssize_t r = sm__frame_decode_fast(d, plain, max, buf + at, len - at, &m);
         if (r < 0) {
             *off = at;
@@ -70,7 +72,7 @@ deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, s
         }
         at += (size_t)r;
         if (!m.data || (swallow && swallowed(o, d->spec, &m))) continue;
-        on_message(s, &m);
+        if (sm__sfds_deliver(s, &m, from, d->pos) == 0) on_message(s, &m);
         if (!sm__stream_live(s)) return -1;
     }
 }
@@ -393,6 +395,7 @@ sm__rx_eof(sm_stream *s, sm__rx *rx)
     if (s->flags & SM__S_RESPEC) (void)sm__stream_respec(s, &rx->dec);
     for (;;) {
         sm_frame_msg m;
+        uint64_t from = rx->dec.pos;
         ssize_t r = sm_frame_decode_eof(&rx->dec, buf ? buf + off : NULL, len - off, &m);
         if (r < 0) {
             frame_fail(s, &rx->dec, (int)r);
@@ -400,7 +403,7 @@ sm__rx_eof(sm_stream *s, sm__rx *rx)
         }
         off += (size_t)r;
         if (m.data && !swallowed(o, rx->dec.spec, &m)) {
-            o->on_message(s, &m);
+            if (sm__sfds_deliver(s, &m, from, rx->dec.pos) == 0) o->on_message(s, &m);
             if (!sm__stream_live(s)) return;
         }
         if (r == 0) break;

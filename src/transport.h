@@ -80,10 +80,12 @@ typedef struct sm__transport_ops {
     void (*close)(sm_stream *s, sm_io_close_cb closed);
 } sm__transport_ops;
 
-enum { SM__TP_SOCK = 0, SM__TP_TLS, SM__TP_URING, SM__TP_KINDS };
+enum { SM__TP_SOCK = 0, SM__TP_TLS, SM__TP_URING, SM__TP_FDS, SM__TP_KINDS };
 
 extern const sm__transport_ops sm__tp_sock; /* transport_sock.c */
 extern const sm__transport_ops sm__tp_tls;  /* transport_tls.c */
+extern const sm__transport_ops sm__tp_fds;  /* transport_fds.c: SCM_RIGHTS */
+bool sm__tp_fds_is_io(const sm_io *w);
 bool sm__tp_tls_is_io(const sm_io *w);
 #ifdef SM_HAVE_URING
 extern const sm__transport_ops sm__tp_uring; /* transport_uring.c */

@@ -135,7 +135,7 @@ sm__tp_is_stream_io(const sm_io *w)
 #ifdef SM_HAVE_URING
     if (sm__tpu_is_stream_io(w)) return true;
 #endif
-    return w->u.cb == sock_io_cb || sm__tp_tls_is_io(w);
+    return w->u.cb == sock_io_cb || sm__tp_tls_is_io(w) || sm__tp_fds_is_io(w);
 }
 
 const sm__transport_ops sm__tp_sock = {
@@ -153,6 +153,7 @@ const sm__transport_ops sm__tp_sock = {
 const sm__transport_ops *const sm__transports[SM__TP_KINDS] = {
     [SM__TP_SOCK] = &sm__tp_sock,
     [SM__TP_TLS] = &sm__tp_tls,
+    [SM__TP_FDS] = &sm__tp_fds,
 #ifdef SM_HAVE_URING
     [SM__TP_URING] = &sm__tp_uring,
 #else

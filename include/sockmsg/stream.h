@@ -283,6 +283,10 @@ typedef struct sm_stream_opts {
     /** send_spec as a spec string, read only by sm_stream_opts_new(), as
      * frame is. */
     const char *send_frame;
+    /** Unix sockets: receive file descriptors with messages, at most this
+     * many per message (1 to ::SM_FDS_MAX), and allow
+     * sm_stream_send_fds() (unix.h). 0: off (plain reads and writes). */
+    int max_fds;
 } sm_stream_opts;
 
 /**

@@ -61,6 +61,7 @@
 
 #include "api.h"
 #include "conn.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -181,6 +182,77 @@ SM_API int sm_conn_enable_cred(sm_conn *c);
  * @retval -EINVAL  a NULL argument
  */
 SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
+
+/* ---- event-driven streams (stream.h) --------------------------------------- */
+
+/*
+ * A stream passes fds when its opts set max_fds (sm_stream_opts.max_fds,
+ * 1 to SM_FDS_MAX) and its socket is a Unix socket: it is then read with
+ * recvmsg(2) and written with sendmsg(2) on every backend (on io_uring
+ * through poll requests, not the completion transport), and the rules of
+ * sm_conn above hold: fds belong to the message whose frame holds the byte
+ * they came with, at most max_fds per message (the rest closed), each
+ * close-on-exec; those on_message does not take are closed when it
+ * returns; more than max_fds in one sendmsg (MSG_CTRUNC) closes the stream
+ * with SM_ERR_FDS_TRUNCATED (the reason in sm_stream_error_detail()) after
+ * the whole messages before it; other streams are not disturbed. Set
+ * max_fds on both sides: the sender needs it too. A dialed stream passes
+ * fds per connection: a lost one closes the fds of its unsent messages
+ * (sent again, they go without them).
+ */
+
+/**
+ * sm_stream_send() with nfds open fds attached to the message.
+ *
+ * The fds are duplicated now (F_DUPFD_CLOEXEC): the caller keeps its own
+ * and may close them at once; the copies belong to the queue, which closes
+ * them once they are sent or the message is dropped. They go in the
+ * sendmsg(2) that starts with the message's first byte and ends within
+ * its frame: a write of many queued messages is cut there.
+ *
+ * @param s     the stream, with opts.max_fds, over a Unix socket
+ * @param msg   the payload (may be NULL when len is 0)
+ * @param len   its length; the frame must have at least one byte
+ * @param fds   the fds to pass (not closed)
+ * @param nfds  how many: 0 (a plain sm_stream_send()) to ::SM_FDS_MAX
+ * @return as sm_stream_send() (0, or 1 above high water), and:
+ * @retval -EINVAL       nfds out of range, fds NULL with nfds > 0, an empty
+ *                       frame, or a stream without opts.max_fds
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -ENOTCONN     a dialed stream between connections
+ * @retval -EBADF        one of the fds is not open: nothing was queued
+ * @retval -EMFILE       no fd left for the copies: nothing was queued
+ * @callbacks Callable from callbacks, as sm_stream_send().
+ */
+SM_API int sm_stream_send_fds(sm_stream *s, const void *msg, size_t len, const int *fds, int nfds);
+
+/**
+ * Take the fds of the message being delivered: valid inside on_message
+ * only. Those not taken are closed when on_message returns.
+ *
+ * @param s    the stream
+ * @param fds  receives up to cap fds, in the order they were sent
+ *             (close-on-exec; the caller's to close)
+ * @param cap  the room in fds (> 0)
+ * @return how many were stored (0: the message had none, fd passing is
+ *         off, or called outside on_message), or -EINVAL for a NULL
+ *         argument or cap <= 0
+ */
+SM_API int sm_stream_take_fds(sm_stream *s, int *fds, int cap);
+
+/**
+ * The credentials of the process that created the peer socket
+ * (SO_PEERCRED), as sm_conn_peer_cred(). Needs no max_fds.
+ *
+ * @param s    the stream, connected over a Unix socket
+ * @param out  receives pid, uid and gid
+ * @retval 0             *out is set
+ * @retval -EINVAL       a NULL argument, or a TLS stream
+ * @retval -ENOTCONN     not connected (a dialed stream between connections)
+ * @retval -EAFNOSUPPORT the socket is not a Unix socket
+ * @retval -errno        getsockopt(2) failed
+ */
+SM_API int sm_stream_peer_cred(const sm_stream *s, sm_cred *out);
 
 #ifdef __cplusplus
 }
