@@ -18,6 +18,10 @@ int
 sm__fds_opts_check(sm_server *srv, char *why, size_t why_len)
 {
     sm_server_opts *o = &srv->o;
+    if (o->msg_cred && !o->max_fds)
+        return sm__why(why, why_len, -EINVAL,
+                       "msg_cred needs max_fds (SCM_CREDENTIALS come "
+                       "through the fd-passing receive)");
     if (o->max_fds == 0) return 0;
     if (o->max_fds < 0 || o->max_fds > SM_FDS_MAX)
         return sm__why(why, why_len, -EINVAL, "max_fds %d is outside 0..%d", o->max_fds,
@@ -76,6 +80,12 @@ sm__lpeer_cred(const sm_peer *p, sm_cred *out)
     return sm_stream_peer_cred(sm__stream_of_extra(p), out);
 }
 
+int
+sm__lpeer_msg_cred(sm_peer *p, sm_cred *out)
+{
+    return sm_stream_msg_cred(sm__stream_of_extra(p), out);
+}
+
 /* ---- the thread model: the peer's conn -------------------------------------------------- */
 
 /* Whether the caller is t's connection thread (the receiving side is its
@@ -93,15 +103,19 @@ on_conn_thread(sm__tpeer *t)
 int
 sm__tpeer_fds_open(sm__tpeer *t)
 {
-    int max = t->p.srv->o.max_fds;
-    return max ? sm_conn_enable_fds(t->c, max) : 0;
+    const sm_server_opts *o = &t->p.srv->o;
+    int rc = o->max_fds ? sm_conn_enable_fds(t->c, o->max_fds) : 0;
+    if (rc == 0 && o->msg_cred) rc = sm_conn_enable_cred(t->c);
+    return rc;
 }
 
 void
 sm__tpeer_fds_done(sm__tpeer *t)
 {
     sm__fdq *q = *sm__conn_fdq(t->c);
-    if (q) sm__fdq_release(q);
+    if (!q) return;
+    sm__fdq_release(q);
+    q->msg_cred_ok = false; /* sm_peer_msg_cred: on_message only */
 }
 
 int
@@ -124,6 +138,14 @@ sm__tpeer_take_fds(sm_peer *p, int *fds, int cap)
      * to the caller; t->c is that thread's to read. */
     if (!on_conn_thread(t) || !t->c) return 0;
     return sm_conn_take_fds(t->c, fds, cap);
+}
+
+int
+sm__tpeer_msg_cred(sm_peer *p, sm_cred *out)
+{
+    sm__tpeer *t = (sm__tpeer *)p;
+    if (!on_conn_thread(t) || !t->c) return 0;
+    return sm_conn_msg_cred(t->c, out);
 }
 
 int
@@ -161,4 +183,11 @@ sm_peer_cred(const sm_peer *p, sm_cred *out)
 {
     if (!p || !out) return -EINVAL;
     return sm__peer_ops_of(p)->cred(p, out);
+}
+
+int
+sm_peer_msg_cred(sm_peer *p, sm_cred *out)
+{
+    if (!p || !out) return -EINVAL;
+    return sm__peer_ops_of(p)->msg_cred(p, out);
 }

@@ -245,6 +245,7 @@ typedef struct sm__peer_ops {
     int (*send_fds)(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
     int (*take_fds)(sm_peer *p, int *fds, int cap);
     int (*cred)(const sm_peer *p, sm_cred *out);
+    int (*msg_cred)(sm_peer *p, sm_cred *out);
 } sm__peer_ops;
 
 extern const sm__peer_ops sm__lpeer_ops;
@@ -601,13 +602,17 @@ int sm__fds_opts_check(sm_server *srv, char *why, size_t why_len);
 int sm__lpeer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
 int sm__lpeer_take_fds(sm_peer *p, int *fds, int cap);
 int sm__lpeer_cred(const sm_peer *p, sm_cred *out);
+int sm__lpeer_msg_cred(sm_peer *p, sm_cred *out);
 int sm__tpeer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
 int sm__tpeer_take_fds(sm_peer *p, int *fds, int cap);
 int sm__tpeer_cred(const sm_peer *p, sm_cred *out);
-/* Thread model, on the connection thread: turn fd passing on for t->c
- * (before its first receive) when the server has max_fds; 0 or -errno. */
+int sm__tpeer_msg_cred(sm_peer *p, sm_cred *out);
+/* Thread model, on the connection thread: turn fd passing (and with
+ * msg_cred, SCM_CREDENTIALS) on for t->c before its first receive when
+ * the server has max_fds; 0 or -errno. */
 int sm__tpeer_fds_open(sm__tpeer *t);
-/* Thread model: on_message returned: close the fds it did not take. */
+/* Thread model: on_message returned: close the fds it did not take, and
+ * forget the message's sender. */
 void sm__tpeer_fds_done(sm__tpeer *t);
 /* server_tconn.c: a plain message with fds, under the send lock as
  * sm_peer_send. */

@@ -290,6 +290,7 @@ sm__lpeer_init(sm__worker *w)
         .ping_type = o->ping_type,
         .swallow_pings = o->swallow_pings,
         .max_fds = o->max_fds,
+        .pass_cred = o->msg_cred,
     };
 }
 
@@ -461,4 +462,5 @@ const sm__peer_ops sm__lpeer_ops = {
     .send_fds = sm__lpeer_send_fds,
     .take_fds = sm__lpeer_take_fds,
     .cred = sm__lpeer_cred,
+    .msg_cred = sm__lpeer_msg_cred,
 };

@@ -228,6 +228,7 @@ const sm__peer_ops sm__tpeer_ops = {
     .send_fds = sm__tpeer_send_fds,
     .take_fds = sm__tpeer_take_fds,
     .cred = sm__tpeer_cred,
+    .msg_cred = sm__tpeer_msg_cred,
 };
 
 /* ---- the connection thread ------------------------------------------------------ */

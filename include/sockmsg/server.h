@@ -425,6 +425,9 @@ typedef struct sm_server_opts {
      * connection can take the fds that come with it. All three are
      * refused by sm_server_new() (-EINVAL, the reason in why). */
     int max_fds;
+    /** With max_fds: learn each message's sender (SCM_CREDENTIALS) for
+     * sm_peer_msg_cred() (unix.h); -EINVAL without max_fds. */
+    bool msg_cred;
 } sm_server_opts;
 
 /** Counters, summed over the server's threads at the time of the call. */

@@ -197,7 +197,8 @@ SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
  * returns; more than max_fds in one sendmsg (MSG_CTRUNC) closes the stream
  * with SM_ERR_FDS_TRUNCATED (the reason in sm_stream_error_detail()) after
  * the whole messages before it; other streams are not disturbed. Set
- * max_fds on both sides: the sender needs it too. A dialed stream passes
+ * max_fds on both sides: the sender needs it too. With opts.pass_cred too,
+ * sm_stream_msg_cred() names each message's sender. A dialed stream passes
  * fds per connection: a lost one closes the fds of its unsent messages
  * (sent again, they go without them).
  */
@@ -254,6 +255,23 @@ SM_API int sm_stream_take_fds(sm_stream *s, int *fds, int cap);
  * @retval -errno        getsockopt(2) failed
  */
 SM_API int sm_stream_peer_cred(const sm_stream *s, sm_cred *out);
+
+/**
+ * The credentials of the process that sent the message being delivered
+ * (SCM_CREDENTIALS, with opts.pass_cred): valid inside on_message only,
+ * as sm_conn_msg_cred() (each message names its own sender; the kernel
+ * checks what a sender claims and never joins two senders' bytes in one
+ * read).
+ *
+ * @param s    the stream
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: opts.pass_cred is off, called outside
+ *                  on_message, or the message's bytes came from more than
+ *                  one sender (or began before the connection was made)
+ * @retval -EINVAL  a NULL argument
+ */
+SM_API int sm_stream_msg_cred(sm_stream *s, sm_cred *out);
 
 /* ---- the server's peers (server.h) -------------------------------------------- */
 
@@ -333,6 +351,25 @@ SM_API int sm_peer_take_fds(sm_peer *p, int *fds, int cap);
  * the thread model from any thread while the peer is alive.
  */
 SM_API int sm_peer_cred(const sm_peer *p, sm_cred *out);
+
+/**
+ * The credentials of the process that sent the message being delivered
+ * (SCM_CREDENTIALS, with opts.msg_cred): valid inside on_message only, as
+ * sm_stream_msg_cred(). Unlike sm_peer_cred(), it names each message's own
+ * sender when several processes share the client's socket (a forked
+ * child, an fd passed on).
+ *
+ * @param p    the peer
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: opts.msg_cred is off, called outside
+ *                  on_message, or the message's bytes came from more than
+ *                  one sender
+ * @retval -EINVAL  a NULL argument
+ * @threads From the peer's on_message, on its thread; another thread of
+ * the thread model gets 0.
+ */
+SM_API int sm_peer_msg_cred(sm_peer *p, sm_cred *out);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <sockmsg/error.h>
 #include <sockmsg/unix.h>
@@ -65,6 +66,7 @@ close_all(const int *fds, int n)
  *   TAKE1      takes one fd (the others are closed after the return)
  *   NOTAKE     takes none
  *   CRED       replies "pid uid gid" (SO_PEERCRED)
+ *   MCRED      replies the message's sender, "pid uid gid", or "unknown"
  *   anything else: replies "<msg>:N" with the N fds taken (then closed) */
 static void
 on_msg(sm_peer *p, const sm_frame_msg *m)
@@ -100,6 +102,14 @@ on_msg(sm_peer *p, const sm_frame_msg *m)
         reply(p, out);
     } else if (!strcmp(name, "NOTAKE")) {
         reply(p, "none");
+    } else if (!strcmp(name, "MCRED")) {
+        sm_cred c;
+        int rc = sm_peer_msg_cred(p, &c);
+        if (rc == 1)
+            snprintf(out, sizeof out, "%d %d %d", (int)c.pid, (int)c.uid, (int)c.gid);
+        else
+            snprintf(out, sizeof out, rc == 0 ? "unknown" : "err %d", rc);
+        reply(p, out);
     } else if (!strcmp(name, "CRED")) {
         sm_cred c;
         int rc = sm_peer_cred(p, &c);
@@ -175,7 +185,7 @@ typedef struct fx {
 } fx;
 
 static void
-fx_start(fx *f, const srv_variant *v, int max_fds)
+fx_start_cred(fx *f, const srv_variant *v, int max_fds, bool msg_cred)
 {
     pthread_mutex_lock(&st.lock);
     st.b = NULL;
@@ -190,8 +200,15 @@ fx_start(fx *f, const srv_variant *v, int max_fds)
     const char *eps[] = {f->path, NULL};
     sm_server_opts o = {
         .listen = eps, .on_message = on_msg, .on_close = on_close, .max_fds = max_fds};
+    o.msg_cred = msg_cred;
     srv_apply(&o, v);
     f->srv = srv_start(&o, f->ep, sizeof f->ep);
+}
+
+static void
+fx_start(fx *f, const srv_variant *v, int max_fds)
+{
+    fx_start_cred(f, v, max_fds, false);
 }
 
 static void
@@ -496,6 +513,50 @@ test_cred(void **state)
 }
 
 static void
+expect_sender(sm_conn *c, pid_t pid)
+{
+    char want[96];
+    snprintf(want, sizeof want, "%d %d %d", (int)pid, (int)getuid(), (int)getgid());
+    expect(c, want);
+}
+
+/* SCM_CREDENTIALS: each message names its own sender. A forked child
+ * writes one message on the client's socket; the server sees the child's
+ * pid for it and the parent's for the next. Without msg_cred: unknown. */
+static void
+test_msg_cred(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    fx f;
+    fx_start_cred(&f, v, MAXFDS, true);
+    sm_conn *a = fd_dial(&f);
+    SM_ASSERT_OK(sm_conn_send(a, "MCRED", 5, SM_CONN_DEFAULT));
+    expect_sender(a, getpid());
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* Only async-signal-safe calls in the child of a threaded process. */
+        static const char frame[] = "\0\0\0\5MCRED";
+        _exit(write(sm_conn_fd(a), frame, 9) == 9 ? 0 : 1);
+    }
+    int status = -1;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    expect_sender(a, child);
+    SM_ASSERT_OK(sm_conn_send(a, "MCRED", 5, SM_CONN_DEFAULT));
+    expect_sender(a, getpid());
+    sm_conn_free(a);
+    fx_end(&f);
+
+    fx_start(&f, v, MAXFDS);
+    a = fd_dial(&f);
+    SM_ASSERT_OK(sm_conn_send(a, "MCRED", 5, SM_CONN_DEFAULT));
+    expect(a, "unknown");
+    sm_conn_free(a);
+    fx_end(&f);
+}
+
+static void
 refused(const sm_server_opts *o, const char *what)
 {
     sm_server *srv;
@@ -528,11 +589,22 @@ test_opts_refused(void **state)
     o.model = SM_SERVER_THREAD;
     o.commit = SM_COMMIT_FIRST_MESSAGE;
     refused(&o, "SM_COMMIT_FIRST_MESSAGE");
+    o.commit = SM_COMMIT_DEFAULT;
+    o.max_fds = 0;
+    o.msg_cred = true;
+    refused(&o, "msg_cred");
     /* Nothing was bound: the path is free. */
     struct stat sb;
     assert_int_equal(stat(path + 5, &sb), -1);
     sm_test_rmdir(dir);
     assert_int_equal(count_fds(), before);
+}
+
+static void
+stream_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    (void)s;
+    (void)m;
 }
 
 /* Arguments checked before either model sees them. */
@@ -545,6 +617,24 @@ test_bad_args(void **state)
     SM_ASSERT_ERR(sm_peer_take_fds(NULL, fds, 1), -EINVAL);
     sm_cred c;
     SM_ASSERT_ERR(sm_peer_cred(NULL, &c), -EINVAL);
+    SM_ASSERT_ERR(sm_peer_msg_cred(NULL, &c), -EINVAL);
+    SM_ASSERT_ERR(sm_stream_msg_cred(NULL, &c), -EINVAL);
+    /* A stream's pass_cred needs max_fds (the recvmsg transport). */
+    int before = count_fds();
+    sm_loop *l;
+    SM_ASSERT_OK(sm_loop_new(&l, NULL));
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
+    sm_stream_opts so = {.spec = &spec, .on_message = stream_msg, .pass_cred = true};
+    sm_stream *s = NULL;
+    SM_ASSERT_ERR(sm_stream_new_take(&s, l, sv[0], &so, NULL), -EINVAL); /* takes sv[0] */
+    so.max_fds = 1;                                                      /* with it: accepted */
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[1], &so, NULL));
+    sm_stream_close(s);
+    SM_ASSERT_OK(sm_loop_run(l, SM_RUN_DEFAULT)); /* the close completes: nothing left */
+    SM_ASSERT_OK(sm_loop_free(l));
+    assert_int_equal(count_fds(), before);
 }
 
 #define BOTH(fn)                                                                                   \
@@ -559,6 +649,7 @@ main(void)
         BOTH(test_cap_and_untaken),
         BOTH(test_ctrunc_closes_only_that_peer),
         BOTH(test_cred),
+        BOTH(test_msg_cred),
         cmocka_unit_test(test_opts_refused),
         cmocka_unit_test(test_bad_args),
     };
