@@ -122,10 +122,12 @@ int
 sm__tpeer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds)
 {
     /* Checked before the lock, as sm_conn_send_fds would: a TCP peer is
-     * refused, not sent a message without its fds. */
+     * refused, not sent a message without its fds. The conn could send
+     * without max_fds, but the loop model's stream cannot: both refuse. */
     if (nfds) {
         int rc = sm__fds_check_unix(p->fd);
         if (rc < 0) return rc;
+        if (!p->srv->o.max_fds) return -EINVAL;
     }
     return sm__tpeer_send_with_fds(p, msg, len, fds, nfds);
 }

@@ -297,8 +297,8 @@ SM_API int sm_stream_msg_cred(sm_stream *s, sm_cred *out);
  * duplicated now and the copies sent with the message (the caller may
  * close its own at once). Thread model: sm_conn_send_fds() under the
  * peer's send lock, written out before it returns, as sm_peer_send().
- * Either way the caller keeps its fds. Sending needs max_fds (the loop
- * model's streams are set up for it by max_fds: -EINVAL without).
+ * Either way the caller keeps its fds. Sending needs max_fds in both
+ * models (-EINVAL without).
  *
  * @param p     the peer, over a Unix socket
  * @param msg   the payload (may be NULL when len is 0)
@@ -307,8 +307,8 @@ SM_API int sm_stream_msg_cred(sm_stream *s, sm_cred *out);
  * @param nfds  how many: 0 (a plain sm_peer_send()) to ::SM_FDS_MAX
  * @return as sm_peer_send(), and:
  * @retval -EINVAL       a NULL p, nfds out of range, fds NULL with nfds >
- *                       0, msg NULL with len > 0, an empty frame, or (loop
- *                       model) a server without max_fds
+ *                       0, msg NULL with len > 0, an empty frame, or a
+ *                       server without max_fds
  * @retval -EAFNOSUPPORT the peer's socket is not a Unix socket
  * @retval -EBADF        one of the fds is not open: nothing was sent
  * @retval -EMFILE       (loop model) no fd left for the copies

@@ -67,6 +67,7 @@ close_all(const int *fds, int n)
  *   NOTAKE     takes none
  *   CRED       replies "pid uid gid" (SO_PEERCRED)
  *   MCRED      replies the message's sender, "pid uid gid", or "unknown"
+ *   GIVE       sends "fd" with an fd of /dev/null, then "rc:<result>"
  *   anything else: replies "<msg>:N" with the N fds taken (then closed) */
 static void
 on_msg(sm_peer *p, const sm_frame_msg *m)
@@ -102,6 +103,12 @@ on_msg(sm_peer *p, const sm_frame_msg *m)
         reply(p, out);
     } else if (!strcmp(name, "NOTAKE")) {
         reply(p, "none");
+    } else if (!strcmp(name, "GIVE")) {
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int rc = nul < 0 ? -errno : sm_peer_send_fds(p, "fd", 2, &nul, 1);
+        if (nul >= 0) close(nul); /* the peer has its own copy */
+        snprintf(out, sizeof out, "rc:%d", rc);
+        reply(p, out);
     } else if (!strcmp(name, "MCRED")) {
         sm_cred c;
         int rc = sm_peer_msg_cred(p, &c);
@@ -512,6 +519,40 @@ test_cred(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* The server sends an fd with a reply; without max_fds it refuses to
+ * (-EINVAL, nothing sent), in both models alike. */
+static void
+test_server_sends_fds(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    fx f;
+    fx_start(&f, v, MAXFDS);
+    sm_conn *a = fd_dial(&f);
+    SM_ASSERT_OK(sm_conn_send(a, "GIVE", 4, SM_CONN_DEFAULT));
+    sm_frame_msg m;
+    assert_int_equal(sm_conn_recv(a, &m, SM_CONN_DEFAULT), 1);
+    assert_int_equal(m.len, 2);
+    int fd = -1;
+    assert_int_equal(sm_conn_take_fds(a, &fd, 1), 1);
+    struct stat sb, nb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    assert_int_equal(stat("/dev/null", &nb), 0);
+    assert_true(sb.st_rdev == nb.st_rdev && S_ISCHR(sb.st_mode));
+    close(fd);
+    expect(a, "rc:0");
+    sm_conn_free(a);
+    fx_end(&f);
+
+    fx_start(&f, v, 0);
+    a = fd_dial(&f);
+    SM_ASSERT_OK(sm_conn_send(a, "GIVE", 4, SM_CONN_DEFAULT));
+    char want[32];
+    snprintf(want, sizeof want, "rc:%d", -EINVAL);
+    expect(a, want);
+    sm_conn_free(a);
+    fx_end(&f);
+}
+
 static void
 expect_sender(sm_conn *c, pid_t pid)
 {
@@ -650,6 +691,7 @@ main(void)
         BOTH(test_ctrunc_closes_only_that_peer),
         BOTH(test_cred),
         BOTH(test_msg_cred),
+        BOTH(test_server_sends_fds),
         cmocka_unit_test(test_opts_refused),
         cmocka_unit_test(test_bad_args),
     };
