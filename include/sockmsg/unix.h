@@ -179,7 +179,11 @@ SM_API int sm_conn_enable_cred(sm_conn *c);
  * @param out  receives pid, uid and gid
  * @retval 1        *out is set
  * @retval 0        not known: credentials are not on, no message was
- *                  returned, or its bytes came from more than one sender
+ *                  returned, its bytes came from more than one sender, or
+ *                  they were sent while neither end had SO_PASSCRED (before
+ *                  this side turned it on: the kernel attached none; a
+ *                  sender that sets SO_PASSCRED on its own socket is always
+ *                  known)
  * @retval -EINVAL  a NULL argument
  */
 SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
@@ -267,8 +271,9 @@ SM_API int sm_stream_peer_cred(const sm_stream *s, sm_cred *out);
  * @param out  receives pid, uid and gid
  * @retval 1        *out is set
  * @retval 0        not known: opts.pass_cred is off, called outside
- *                  on_message, or the message's bytes came from more than
- *                  one sender (or began before the connection was made)
+ *                  on_message, the message's bytes came from more than
+ *                  one sender, or they were sent before SO_PASSCRED was on
+ *                  at either end (as sm_conn_msg_cred())
  * @retval -EINVAL  a NULL argument
  */
 SM_API int sm_stream_msg_cred(sm_stream *s, sm_cred *out);
@@ -363,8 +368,11 @@ SM_API int sm_peer_cred(const sm_peer *p, sm_cred *out);
  * @param out  receives pid, uid and gid
  * @retval 1        *out is set
  * @retval 0        not known: opts.msg_cred is off, called outside
- *                  on_message, or the message's bytes came from more than
- *                  one sender
+ *                  on_message, the message's bytes came from more than
+ *                  one sender, or they were sent before the server's
+ *                  socket had SO_PASSCRED (a client may send at once after
+ *                  connect, before the server set it: a client that sets
+ *                  SO_PASSCRED on its own socket is always known)
  * @retval -EINVAL  a NULL argument
  * @threads From the peer's on_message, on its thread; another thread of
  * the thread model gets 0.

@@ -59,6 +59,25 @@ close_all(const int *fds, int n)
         close(fds[i]);
 }
 
+/* sm_peer_take_fds and sm_peer_msg_cred from a thread that is not the
+ * peer's (thread model: legal, and they find no message there). */
+typedef struct elsewhere {
+    sm_peer *p;
+    int take, cred;
+} elsewhere;
+
+static void *
+elsewhere_main(void *arg)
+{
+    elsewhere *e = arg;
+    int fds[SM_FDS_MAX];
+    sm_cred c;
+    e->take = sm_peer_take_fds(e->p, fds, SM_FDS_MAX);
+    if (e->take > 0) close_all(fds, e->take);
+    e->cred = sm_peer_msg_cred(e->p, &c);
+    return NULL;
+}
+
 /* Commands, by the message's first bytes:
  *   B          this peer receives forwards; replies "ok"
  *   C          this peer's close is recorded; replies "ok"
@@ -68,6 +87,8 @@ close_all(const int *fds, int n)
  *   CRED       replies "pid uid gid" (SO_PEERCRED)
  *   MCRED      replies the message's sender, "pid uid gid", or "unknown"
  *   GIVE       sends "fd" with an fd of /dev/null, then "rc:<result>"
+ *   ELSEWHERE  (thread model) take_fds and msg_cred from another thread:
+ *              replies "take:N cred:N", then takes the fds itself
  *   anything else: replies "<msg>:N" with the N fds taken (then closed) */
 static void
 on_msg(sm_peer *p, const sm_frame_msg *m)
@@ -103,6 +124,18 @@ on_msg(sm_peer *p, const sm_frame_msg *m)
         reply(p, out);
     } else if (!strcmp(name, "NOTAKE")) {
         reply(p, "none");
+    } else if (!strcmp(name, "ELSEWHERE")) {
+        pthread_t th;
+        elsewhere e = {.p = p};
+        if (pthread_create(&th, NULL, elsewhere_main, &e) != 0) {
+            handler_fail(-EAGAIN);
+            return;
+        }
+        pthread_join(th, NULL);
+        int n = sm_peer_take_fds(p, fds, SM_FDS_MAX);
+        close_all(fds, n > 0 ? n : 0);
+        snprintf(out, sizeof out, "take:%d cred:%d mine:%d", e.take, e.cred, n);
+        reply(p, out);
     } else if (!strcmp(name, "GIVE")) {
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         int rc = nul < 0 ? -errno : sm_peer_send_fds(p, "fd", 2, &nul, 1);
@@ -553,6 +586,24 @@ test_server_sends_fds(void **state)
     fx_end(&f);
 }
 
+/* Thread model: another thread gets nothing of the message being
+ * delivered; the connection thread still gets its fds. */
+static void
+test_take_elsewhere(void **state)
+{
+    fx f;
+    fx_start_cred(&f, srv_variant_of(state), MAXFDS, true);
+    sm_conn *a = fd_dial(&f);
+    int nul[2];
+    for (int i = 0; i < 2; i++)
+        assert_true((nul[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+    send_fds(a, "ELSEWHERE", nul, 2);
+    expect(a, "take:0 cred:0 mine:2");
+    close_all(nul, 2);
+    sm_conn_free(a);
+    fx_end(&f);
+}
+
 static void
 expect_sender(sm_conn *c, pid_t pid)
 {
@@ -571,6 +622,11 @@ test_msg_cred(void **state)
     fx f;
     fx_start_cred(&f, v, MAXFDS, true);
     sm_conn *a = fd_dial(&f);
+    /* The kernel attaches credentials when either end has SO_PASSCRED at
+     * the send: set on ours, this does not race the server's setting its
+     * own after the accept. */
+    int on = 1;
+    assert_int_equal(setsockopt(sm_conn_fd(a), SOL_SOCKET, SO_PASSCRED, &on, sizeof on), 0);
     SM_ASSERT_OK(sm_conn_send(a, "MCRED", 5, SM_CONN_DEFAULT));
     expect_sender(a, getpid());
     pid_t child = fork();
@@ -595,6 +651,34 @@ test_msg_cred(void **state)
     expect(a, "unknown");
     sm_conn_free(a);
     fx_end(&f);
+}
+
+/* Bytes sent while neither end had SO_PASSCRED carry no credentials (the
+ * kernel reports pid 0 and the overflow ids): no known sender, not a
+ * sender named "pid 0"; the next message, sent after, is known. */
+static void
+test_cred_sent_before_passcred(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
+    sm_conn *rx;
+    SM_ASSERT_OK(sm_conn_new_take(&rx, sv[1], &spec));
+    assert_int_equal(write(sv[0], "\0\0\0\1a", 5), 5);
+    SM_ASSERT_OK(sm_conn_enable_cred(rx));
+    sm_frame_msg m;
+    sm_cred c = {0};
+    assert_int_equal(sm_conn_recv(rx, &m, T), 1);
+    assert_int_equal(sm_conn_msg_cred(rx, &c), 0);
+    assert_int_equal(write(sv[0], "\0\0\0\1b", 5), 5);
+    assert_int_equal(sm_conn_recv(rx, &m, T), 1);
+    assert_int_equal(sm_conn_msg_cred(rx, &c), 1);
+    assert_int_equal(c.pid, getpid());
+    sm_conn_free(rx);
+    close(sv[0]);
+    assert_int_equal(count_fds(), before);
 }
 
 static void
@@ -692,7 +776,9 @@ main(void)
         BOTH(test_cred),
         BOTH(test_msg_cred),
         BOTH(test_server_sends_fds),
+        cmocka_unit_test_prestate(test_take_elsewhere, (void *)&threads),
         cmocka_unit_test(test_opts_refused),
+        cmocka_unit_test(test_cred_sent_before_passcred),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
