@@ -85,8 +85,11 @@ collect_fds(struct msghdr *m, int *out, sm_cred *cr, bool *has_cr)
         if (h->cmsg_type == SCM_CREDENTIALS && h->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
             struct ucred u;
             memcpy(&u, CMSG_DATA(h), sizeof u);
+            /* Bytes sent while neither end had SO_PASSCRED (before the
+             * receiver turned it on) carry no credentials; Linux then
+             * reports pid 0 and the overflow uid/gid: no known sender. */
             *cr = (sm_cred){.pid = u.pid, .uid = u.uid, .gid = u.gid};
-            *has_cr = true;
+            *has_cr = u.pid != 0;
         }
         if (h->cmsg_type != SCM_RIGHTS) continue;
         size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);

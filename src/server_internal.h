@@ -18,6 +18,7 @@
  *                      acceptor's loop until worth a thread
  *   server_tconn.c     the thread model's peers and connection threads
  *   server_handlers.c  the built-in handlers
+ *   server_fds.c       fds and credentials on peers (unix.h, opts.max_fds)
  * What differs by model sits behind two tables: sm__model (chosen once per
  * server) and sm__peer_ops (chosen by a peer's tag). */
 #ifndef SM_SERVER_INTERNAL_H
@@ -32,6 +33,7 @@
 #include "sockmsg/proxy.h"
 #include "sockmsg/server.h"
 #include "sockmsg/stream.h"
+#include "sockmsg/unix.h"
 
 #define SM__ACCEPT_BATCH     64  /* connections accepted per readiness event */
 #define SM__EMFILE_PAUSE_MS  100 /* accepting pauses this long without a spare fd */
@@ -239,6 +241,11 @@ typedef struct sm__peer_ops {
     void (*set_data)(sm_peer *p, void *data);
     sm_server *(*server)(const sm_peer *p);
     const char *(*detail)(const sm_peer *p);
+    /* server_fds.c: fds and credentials (unix.h), arguments checked. */
+    int (*send_fds)(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
+    int (*take_fds)(sm_peer *p, int *fds, int cap);
+    int (*cred)(const sm_peer *p, sm_cred *out);
+    int (*msg_cred)(sm_peer *p, sm_cred *out);
 } sm__peer_ops;
 
 extern const sm__peer_ops sm__lpeer_ops;
@@ -584,6 +591,32 @@ void sm__tpeer_unref(sm__tpeer *t);
 void sm__tpeer_unregister(sm__tpeer *t);
 /* sm_peer_send and friends on a thread-model peer (any thread). */
 int sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt);
+
+/* ---- server_fds.c: fds and credentials on peers (opts.max_fds) ------------------- */
+
+/* sm__opts_check, before the defaults: max_fds in range, every listener a
+ * Unix one, no proxy_protocol; in the thread model commit becomes
+ * SM_COMMIT_ACCEPT (an explicit SM_COMMIT_FIRST_MESSAGE is refused). */
+int sm__fds_opts_check(sm_server *srv, char *why, size_t why_len);
+/* The peer ops, per model (server_lpeer.c and server_tconn.c list them). */
+int sm__lpeer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
+int sm__lpeer_take_fds(sm_peer *p, int *fds, int cap);
+int sm__lpeer_cred(const sm_peer *p, sm_cred *out);
+int sm__lpeer_msg_cred(sm_peer *p, sm_cred *out);
+int sm__tpeer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
+int sm__tpeer_take_fds(sm_peer *p, int *fds, int cap);
+int sm__tpeer_cred(const sm_peer *p, sm_cred *out);
+int sm__tpeer_msg_cred(sm_peer *p, sm_cred *out);
+/* Thread model, on the connection thread: turn fd passing (and with
+ * msg_cred, SCM_CREDENTIALS) on for t->c before its first receive when
+ * the server has max_fds; 0 or -errno. */
+int sm__tpeer_fds_open(sm__tpeer *t);
+/* Thread model: on_message returned: close the fds it did not take, and
+ * forget the message's sender. */
+void sm__tpeer_fds_done(sm__tpeer *t);
+/* server_tconn.c: a plain message with fds, under the send lock as
+ * sm_peer_send. */
+int sm__tpeer_send_with_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
 
 /* ---- server_worker.c: shared by both models' workers ---------------------------- */
 

@@ -289,6 +289,8 @@ sm__lpeer_init(sm__worker *w)
         .ping_len = o->ping_len,
         .ping_type = o->ping_type,
         .swallow_pings = o->swallow_pings,
+        .max_fds = o->max_fds,
+        .pass_cred = o->msg_cred,
     };
 }
 
@@ -457,4 +459,8 @@ const sm__peer_ops sm__lpeer_ops = {
     .set_data = lpeer_set_data,
     .server = lpeer_server,
     .detail = lpeer_detail,
+    .send_fds = sm__lpeer_send_fds,
+    .take_fds = sm__lpeer_take_fds,
+    .cred = sm__lpeer_cred,
+    .msg_cred = sm__lpeer_msg_cred,
 };

@@ -138,6 +138,7 @@ sm__opts_check(sm_server *srv, const sm_server_opts *in, char *why, size_t why_l
         if (bad) return sm__why(why, why_len, SM_ERR_SPEC, "%s", bad);
     }
 
+    if ((rc = sm__fds_opts_check(srv, why, why_len)) < 0) return rc;
     if (o->accept == SM_ACCEPT_DEFAULT) o->accept = SM_ACCEPT_REUSEPORT;
     if (o->commit == SM_COMMIT_DEFAULT) o->commit = SM_COMMIT_FIRST_MESSAGE;
     if (o->thread_stack_size == 0) o->thread_stack_size = SM_SERVER_STACK_DEFAULT;

@@ -50,6 +50,8 @@ typedef struct tsend {
     const void *hdr;
     size_t hdr_len;
     const sm_frame_msg *frame;
+    const int *fds; /* with nfds > 0: attached to a plain message (unix.h) */
+    int nfds;
 } tsend;
 
 /* One message out, under the send lock. */
@@ -76,6 +78,8 @@ send_locked(sm_peer *p, const tsend *m)
             n = t->tls ? sm__conn_send_raw(t->c, frame->frame, frame->frame_len, wt)
                        : sm_send_all(p->fd, frame->frame, frame->frame_len, wt, NULL);
             if (n >= 0) n = (ssize_t)frame->len;
+        } else if (m->nfds) {
+            n = sm_conn_send_fds(t->c, iov[0].iov_base, iov[0].iov_len, m->fds, m->nfds, wt);
         } else if (m->hdr) {
             n = sm_conn_send_hdr(t->c, m->hdr, m->hdr_len, iov[0].iov_base, iov[0].iov_len, wt);
         } else {
@@ -99,6 +103,13 @@ int
 sm__tpeer_send(sm_peer *p, int type, const struct iovec *iov, int iovcnt)
 {
     return send_locked(p, &(tsend){.type = type, .iov = iov, .iovcnt = iovcnt});
+}
+
+int
+sm__tpeer_send_with_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds)
+{
+    struct iovec v = {.iov_base = (void *)msg, .iov_len = len};
+    return send_locked(p, &(tsend){.type = -1, .iov = &v, .iovcnt = 1, .fds = fds, .nfds = nfds});
 }
 
 static int
@@ -214,6 +225,10 @@ const sm__peer_ops sm__tpeer_ops = {
     .set_data = tpeer_set_data,
     .server = tpeer_server,
     .detail = tpeer_detail,
+    .send_fds = sm__tpeer_send_fds,
+    .take_fds = sm__tpeer_take_fds,
+    .cred = sm__tpeer_cred,
+    .msg_cred = sm__tpeer_msg_cred,
 };
 
 /* ---- the connection thread ------------------------------------------------------ */
@@ -324,6 +339,7 @@ serve(sm__tpeer *t, int64_t start)
             sm__ctr_add(&srv->tctrs.msgs_in, 1);
             sm__ctr_add(&srv->tctrs.bytes_in, m.len);
             o->on_message(p, &m);
+            sm__tpeer_fds_done(t);
             /* A peer that keeps us busy still gets its pings (the time read
              * for last_in serves: one clock read per message). */
             if (o->heartbeat_ms) ping_due(t, start, last_in);
@@ -434,6 +450,7 @@ sm__tconn_main(void *arg)
     /* Sending with a spec of its own (the conn's are both the receiving
      * one). sm_server_new checked it: this cannot fail. */
     if (reason == 0 && srv->o.send_spec) (void)sm_conn_set_spec(t->c, NULL, srv->o.send_spec);
+    if (reason == 0) reason = sm__tpeer_fds_open(t);
     if (reason == 0) {
         pthread_mutex_lock(&t->lock);
         t->ready = true;

@@ -88,7 +88,7 @@ sm__stream_opts_check(const sm_stream_opts *o)
     if (o->read_backpressure != SM_READ_BP_NONE && o->read_backpressure != SM_READ_BP_PAUSE)
         return -EINVAL;
     if (sm__low(o) > sm__high(o) || sm__cap(o) < sm__high(o)) return -EINVAL;
-    if (o->max_fds < 0 || o->max_fds > SM_FDS_MAX) return -EINVAL;
+    if (o->max_fds < 0 || o->max_fds > SM_FDS_MAX || (o->pass_cred && !o->max_fds)) return -EINVAL;
     if (o->ping_len && !o->ping) return -EINVAL;
     /* Pings are sent with the send spec and recognised with the other. */
     if ((o->heartbeat_ms || o->swallow_pings) &&

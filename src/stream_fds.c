@@ -23,7 +23,7 @@
 #define SEG_IOV 64
 
 int
-sm__sfds_open(sm_stream *s)
+sm__sfds_open(sm_stream *s, int fd)
 {
     if (!s->sx && !(s->sx = calloc(1, sizeof *s->sx))) return -ENOMEM;
     sm__sfds *f = calloc(1, sizeof *f);
@@ -32,6 +32,17 @@ sm__sfds_open(sm_stream *s)
     if (rc < 0) {
         free(f);
         return rc;
+    }
+    if (s->opts->pass_cred) {
+        /* Before the first read: bytes read earlier have no known sender. */
+        int on = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0) {
+            rc = -errno;
+            sm__fdq_free(&f->rq);
+            free(f);
+            return rc;
+        }
+        f->rq.cred_on = true;
     }
     s->sx->fds = f;
     return 0;
@@ -164,7 +175,10 @@ sm__sfds_deliver_slow(sm_stream *s, const sm_frame_msg *m, uint64_t from, uint64
     s->opts->on_message(s, m);
     /* The stream may be closed, but its state lives until the loop frees
      * it; a dialed stream's drop frees it (sx->fds NULL then). */
-    if (s->sx && s->sx->fds) sm__fdq_release(&s->sx->fds->rq);
+    if (s->sx && s->sx->fds) {
+        sm__fdq_release(&s->sx->fds->rq);
+        s->sx->fds->rq.msg_cred_ok = false; /* sm_stream_msg_cred: on_message only */
+    }
     return 1;
 }
 
@@ -235,6 +249,16 @@ sm_stream_take_fds(sm_stream *s, int *fds, int cap)
     if (!s || !fds || cap <= 0) return -EINVAL;
     sm__sfds *f = s->sx ? s->sx->fds : NULL;
     return f ? sm__fdq_take(&f->rq, fds, cap) : 0;
+}
+
+int
+sm_stream_msg_cred(sm_stream *s, sm_cred *out)
+{
+    if (!s || !out) return -EINVAL;
+    sm__sfds *f = s->sx ? s->sx->fds : NULL;
+    if (!f || !f->rq.msg_cred_ok) return 0;
+    *out = f->rq.msg_cred;
+    return 1;
 }
 
 int

@@ -29,8 +29,9 @@ typedef struct sm__sfds {
     sm__fds_out *out_tail;
 } sm__sfds;
 
-/* transport_fds.c's open: the state, for a connection on fd. 0 or -ENOMEM. */
-int sm__sfds_open(sm_stream *s);
+/* transport_fds.c's open: the state, for a connection on fd (SO_PASSCRED
+ * set with opts.pass_cred). 0, -ENOMEM or setsockopt's -errno. */
+int sm__sfds_open(sm_stream *s, int fd);
 /* Close every fd held (received, or waiting to be sent) and free. */
 void sm__sfds_free(sm_stream *s);
 /* Write iov the way the fds need: each sendmsg carrying fds starts at its

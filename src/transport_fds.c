@@ -73,7 +73,7 @@ fds_init(sm_stream *s)
 static int
 fds_open(sm_stream *s, int fd)
 {
-    int rc = sm__sfds_open(s);
+    int rc = sm__sfds_open(s, fd);
     if (rc < 0) return rc;
     sm_io_init(s->io.loop, &s->io, fd, fds_io_cb);
     rc = sm_io_start(&s->io, SM_READ);

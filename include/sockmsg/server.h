@@ -415,6 +415,19 @@ typedef struct sm_server_opts {
      * changes either on one connection. */
     const char *send_frame;
     const sm_frame_spec *send_spec; /**< a parsed spec (checked), instead of send_frame */
+    /** File descriptors with messages (unix.h): at most this many received
+     * per message (1 to SM_FDS_MAX; 0: fd passing off, the fds a client
+     * sends are closed by the kernel). Every listener must then be a
+     * unix: one, and proxy_protocol is refused (its header is read
+     * without room for fds); in the thread model connections get their
+     * thread at the accept (commit SM_COMMIT_ACCEPT; an explicit
+     * SM_COMMIT_FIRST_MESSAGE is refused), so no byte is read before the
+     * connection can take the fds that come with it. All three are
+     * refused by sm_server_new() (-EINVAL, the reason in why). */
+    int max_fds;
+    /** With max_fds: learn each message's sender (SCM_CREDENTIALS) for
+     * sm_peer_msg_cred() (unix.h); -EINVAL without max_fds. */
+    bool msg_cred;
 } sm_server_opts;
 
 /** Counters, summed over the server's threads at the time of the call. */

@@ -287,6 +287,10 @@ typedef struct sm_stream_opts {
      * many per message (1 to ::SM_FDS_MAX), and allow
      * sm_stream_send_fds() (unix.h). 0: off (plain reads and writes). */
     int max_fds;
+    /** Unix sockets, with max_fds: learn each message's sender
+     * (SCM_CREDENTIALS, SO_PASSCRED set at connect) for
+     * sm_stream_msg_cred() (unix.h). -EINVAL without max_fds. */
+    bool pass_cred;
 } sm_stream_opts;
 
 /**

@@ -61,6 +61,7 @@
 
 #include "api.h"
 #include "conn.h"
+#include "server.h"
 #include "stream.h"
 
 #ifdef __cplusplus
@@ -178,7 +179,11 @@ SM_API int sm_conn_enable_cred(sm_conn *c);
  * @param out  receives pid, uid and gid
  * @retval 1        *out is set
  * @retval 0        not known: credentials are not on, no message was
- *                  returned, or its bytes came from more than one sender
+ *                  returned, its bytes came from more than one sender, or
+ *                  they were sent while neither end had SO_PASSCRED (before
+ *                  this side turned it on: the kernel attached none; a
+ *                  sender that sets SO_PASSCRED on its own socket is always
+ *                  known)
  * @retval -EINVAL  a NULL argument
  */
 SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
@@ -196,7 +201,8 @@ SM_API int sm_conn_msg_cred(sm_conn *c, sm_cred *out);
  * returns; more than max_fds in one sendmsg (MSG_CTRUNC) closes the stream
  * with SM_ERR_FDS_TRUNCATED (the reason in sm_stream_error_detail()) after
  * the whole messages before it; other streams are not disturbed. Set
- * max_fds on both sides: the sender needs it too. A dialed stream passes
+ * max_fds on both sides: the sender needs it too. With opts.pass_cred too,
+ * sm_stream_msg_cred() names each message's sender. A dialed stream passes
  * fds per connection: a lost one closes the fds of its unsent messages
  * (sent again, they go without them).
  */
@@ -253,6 +259,125 @@ SM_API int sm_stream_take_fds(sm_stream *s, int *fds, int cap);
  * @retval -errno        getsockopt(2) failed
  */
 SM_API int sm_stream_peer_cred(const sm_stream *s, sm_cred *out);
+
+/**
+ * The credentials of the process that sent the message being delivered
+ * (SCM_CREDENTIALS, with opts.pass_cred): valid inside on_message only,
+ * as sm_conn_msg_cred() (each message names its own sender; the kernel
+ * checks what a sender claims and never joins two senders' bytes in one
+ * read).
+ *
+ * @param s    the stream
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: opts.pass_cred is off, called outside
+ *                  on_message, the message's bytes came from more than
+ *                  one sender, or they were sent before SO_PASSCRED was on
+ *                  at either end (as sm_conn_msg_cred())
+ * @retval -EINVAL  a NULL argument
+ */
+SM_API int sm_stream_msg_cred(sm_stream *s, sm_cred *out);
+
+/* ---- the server's peers (server.h) -------------------------------------------- */
+
+/*
+ * A server passes fds when its opts set max_fds (sm_server_opts.max_fds, 1
+ * to SM_FDS_MAX): every listener must be a unix: one, and proxy_protocol
+ * is refused (sm_server_new() says why). Each peer then follows the rules
+ * above, in both models: fds belong to the message they were sent with, at
+ * most max_fds per message (the rest closed), close-on-exec, those
+ * on_message does not take closed when it returns; more than max_fds in
+ * one sendmsg (MSG_CTRUNC) closes that peer with SM_ERR_FDS_TRUNCATED
+ * (close kind "other", the reason in sm_peer_error_detail()) after the
+ * whole messages before it, and no other peer notices. In the thread model
+ * every connection gets its thread at the accept (SM_COMMIT_ACCEPT): the
+ * front reads nothing that could carry fds. sm_peer_cred() needs no
+ * max_fds.
+ */
+
+/**
+ * sm_peer_send() with nfds open fds attached to the message.
+ *
+ * Loop model: sm_stream_send_fds() on the peer's stream: the fds are
+ * duplicated now and the copies sent with the message (the caller may
+ * close its own at once). Thread model: sm_conn_send_fds() under the
+ * peer's send lock, written out before it returns, as sm_peer_send().
+ * Either way the caller keeps its fds. Sending needs max_fds in both
+ * models (-EINVAL without).
+ *
+ * @param p     the peer, over a Unix socket
+ * @param msg   the payload (may be NULL when len is 0)
+ * @param len   its length; the frame must have at least one byte
+ * @param fds   the fds to pass (not closed)
+ * @param nfds  how many: 0 (a plain sm_peer_send()) to ::SM_FDS_MAX
+ * @return as sm_peer_send(), and:
+ * @retval -EINVAL       a NULL p, nfds out of range, fds NULL with nfds >
+ *                       0, msg NULL with len > 0, an empty frame, or a
+ *                       server without max_fds
+ * @retval -EAFNOSUPPORT the peer's socket is not a Unix socket
+ * @retval -EBADF        one of the fds is not open: nothing was sent
+ * @retval -EMFILE       (loop model) no fd left for the copies
+ * @threads As sm_peer_send() (see "Handlers and threads" in server.h): the
+ * loop model from the peer's loop thread only; the thread model from any
+ * thread while the peer is alive.
+ */
+SM_API int sm_peer_send_fds(sm_peer *p, const void *msg, size_t len, const int *fds, int nfds);
+
+/**
+ * Take the fds of the message being delivered: valid inside on_message
+ * only, for the message it was called with. Those not taken are closed
+ * when on_message returns.
+ *
+ * @param p    the peer
+ * @param fds  receives up to cap fds, in the order they were sent
+ *             (close-on-exec; the caller's to close)
+ * @param cap  the room in fds (> 0)
+ * @return how many were stored (0: the message had none, the server has
+ *         no max_fds, or called outside on_message), or -EINVAL for a NULL
+ *         argument or cap <= 0
+ * @threads From the peer's on_message, on its thread (the loop's, or the
+ * connection thread's); another thread of the thread model gets 0.
+ */
+SM_API int sm_peer_take_fds(sm_peer *p, int *fds, int cap);
+
+/**
+ * The credentials of the process that created the client's socket
+ * (SO_PEERCRED at connect), as sm_conn_peer_cred(). Needs no max_fds.
+ *
+ * @param p    the peer, over a Unix socket
+ * @param out  receives pid, uid and gid
+ * @retval 0             *out is set
+ * @retval -EINVAL       a NULL argument
+ * @retval -EAFNOSUPPORT the peer's socket is not a Unix socket (TCP)
+ * @retval -ENOTCONN     (loop model) the peer is closing: its socket is
+ *                       closed
+ * @retval -errno        getsockopt(2) failed
+ * @threads As sm_peer_addr(): the loop model from the peer's loop thread;
+ * the thread model from any thread while the peer is alive.
+ */
+SM_API int sm_peer_cred(const sm_peer *p, sm_cred *out);
+
+/**
+ * The credentials of the process that sent the message being delivered
+ * (SCM_CREDENTIALS, with opts.msg_cred): valid inside on_message only, as
+ * sm_stream_msg_cred(). Unlike sm_peer_cred(), it names each message's own
+ * sender when several processes share the client's socket (a forked
+ * child, an fd passed on).
+ *
+ * @param p    the peer
+ * @param out  receives pid, uid and gid
+ * @retval 1        *out is set
+ * @retval 0        not known: opts.msg_cred is off, called outside
+ *                  on_message, the message's bytes came from more than
+ *                  one sender, or they were sent before the server's
+ *                  socket had SO_PASSCRED (a client may send at once after
+ *                  connect, before the server set it: a client that sets
+ *                  SO_PASSCRED on its own socket is always known)
+ * @retval -EINVAL  a NULL argument
+ * @threads From the peer's on_message, on its thread; another thread of
+ * the thread model gets 0.
+ */
+SM_API int sm_peer_msg_cred(sm_peer *p, sm_cred *out);
 
 #ifdef __cplusplus
 }
