@@ -239,6 +239,8 @@ typedef struct sm__peer_ops {
     void (*set_data)(sm_peer *p, void *data);
     sm_server *(*server)(const sm_peer *p);
     const char *(*detail)(const sm_peer *p);
+    /* A raw hand-off (server_detach.c); NULL: not in this model. */
+    int (*detach)(sm_peer *p, sm_peer_detach_cb cb, void *arg);
 } sm__peer_ops;
 
 extern const sm__peer_ops sm__lpeer_ops;
@@ -519,6 +521,7 @@ void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines
 void sm__lpeer_sweep_cb(sm_timer *t);
 /* The worker a loop-model peer belongs to. */
 sm__worker *sm__lpeer_worker(const sm_peer *p);
+int sm__lpeer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg); /* server_detach.c */
 /* Send to every peer of w but the one with id `from` and those shut down
  * or closing (a broadcast's share on w's loop). */
 void sm__lpeer_deliver(sm__worker *w, uint64_t from, int type, const void *msg, size_t len);

@@ -457,4 +457,5 @@ const sm__peer_ops sm__lpeer_ops = {
     .set_data = lpeer_set_data,
     .server = lpeer_server,
     .detail = lpeer_detail,
+    .detach = sm__lpeer_detach,
 };
