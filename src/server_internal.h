@@ -550,7 +550,19 @@ typedef struct sm__tpeer {
     bool got_first; /* the front handed it over with a whole first message */
     sm_buf pre;     /* the bytes the front read, until the conn takes them */
     char detail[192];
+    /* sm_peer_detach (server_detach.c): set and read by the connection
+     * thread only. */
+    sm_peer_detach_cb detach_cb;
+    void *detach_arg;
 } sm__tpeer;
+
+/* server_detach.c: sm_peer_detach on the connection thread (the op), and
+ * the thread's end when one was asked: after the last on_message returned
+ * (every reply written: sends block), hand the socket and the conn's read
+ * ahead bytes to the callback (or its failure), before on_close. Returns
+ * the reason the peer ends with. */
+int sm__tpeer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg);
+int sm__tpeer_detach_end(sm__tpeer *t, int reason);
 
 /* The body of t's connection thread (t registered, one reference its,
  * dropped by the acceptor once it has joined the thread). */

@@ -828,12 +828,20 @@ typedef void (*sm_peer_detach_cb)(sm_peer *p, int fd, uint8_t *rest, size_t rest
  * @param cb   required: the outcome, on the peer's loop thread
  * @param arg  passed to cb
  * @retval 0            detaching: cb runs once, before on_close
- * @retval -EINVAL      NULL, or a TLS peer (its session cannot be handed
- *                      over)
- * @retval -EOPNOTSUPP  a thread-model server (SM_MODEL_THREAD): not yet
+ * In the thread model the connection thread hands off once the
+ * on_message that asked returns (sends block until written, so every reply
+ * is out): it takes the socket and the bytes read ahead from its sm_conn
+ * (sm_conn_detach()) and calls cb on that thread; sends from other threads
+ * fail with -EPIPE from the call on, and an sm_peer_close() from another
+ * thread before that on_message returns wins (cb gets SM_ERR_CLOSED).
+ *
+ * @retval -EINVAL      NULL, a TLS peer (its session cannot be handed
+ *                      over), or (thread model) not called on the peer's
+ *                      connection thread
  * @retval SM_ERR_CLOSED, -EALREADY, -EPIPE, -EBUSY, -ENOMEM  as for
  *                      sm_stream_detach()
- * @threads The peer's loop thread (from its handlers, typically on_message).
+ * @threads The loop model: the peer's loop thread; the thread model: its
+ * connection thread (from its handlers, typically on_message).
  */
 SM_API int sm_peer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg);
 
