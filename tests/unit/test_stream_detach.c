@@ -595,6 +595,82 @@ test_peer_reset(void **state)
     assert_int_equal(count_fds(), fds0);
 }
 
+/* ---- a dialed stream --------------------------------------------------- */
+
+static void
+dialed_connect(sm_stream *s)
+{
+    got *g = sm_stream_get_data(s);
+    SM_ASSERT_OK(sm_stream_detach(s, on_detached, g));
+}
+
+static void
+dialed_msg(sm_stream *s, const sm_frame_msg *m)
+{
+    (void)s;
+    (void)m;
+}
+
+static const sm_stream_opts dialed_opts = {.spec = &ts_len32,
+                                           .on_message = dialed_msg,
+                                           .on_close = on_close_got,
+                                           .on_connect = dialed_connect,
+                                           .reconnect = true};
+
+static const sm_stream_opts accepted_opts = {.spec = &ts_len32, .on_message = dialed_msg};
+
+static void
+close_accepted(ts_acceptor *a, sm_stream *s)
+{
+    (void)a;
+    SM_ASSERT_OK(sm_stream_close(s));
+}
+
+static bool
+fd_readable(void *ctx)
+{
+    struct pollfd pf = {.fd = *(int *)ctx, .events = POLLIN};
+    return poll(&pf, 1, 0) == 1;
+}
+
+static bool
+accepted_one(void *ctx)
+{
+    return ((ts_acceptor *)ctx)->accepted > 0;
+}
+
+/* Detached once connected, a reconnecting stream reconnects no more; while
+ * still connecting there is nothing to detach. */
+static void
+test_dialed(void **state)
+{
+    (void)state;
+    int fds0 = count_fds();
+    sm_loop *l = ts_loop();
+    ts_acceptor a = {.on_stream = close_accepted};
+    ts_acceptor_start(l, &a, "tcp://127.0.0.1:0", &accepted_opts);
+    char where[64];
+    snprintf(where, sizeof where, "tcp://127.0.0.1:%u", (unsigned)a.port);
+    got g = {.fd = -1};
+    sm_stream *s;
+    SM_ASSERT_OK(sm_stream_dial(&s, l, where, &dialed_opts, &g, NULL, 0));
+    SM_ASSERT_ERR(sm_stream_detach(s, on_detached, &g), -ENOTCONN);
+    assert_true(ts_run_until(l, closed, &g, T));
+    assert_true(ts_run_until(l, accepted_one, &a, T)); /* and closed at once */
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, 0);
+    SM_ASSERT_ERR(g.reason, SM_ERR_DETACHED);
+    assert_true(g.fd >= 0);
+    /* The server side closed at accept: the handed-off socket sees it. */
+    uint8_t b;
+    assert_true(ts_run_until(l, fd_readable, &g.fd, T)); /* the close completes on the loop */
+    assert_true(read(g.fd, &b, 1) <= 0);
+    close(g.fd);
+    ts_acceptor_stop(&a);
+    ts_loop_free(l);
+    assert_int_equal(count_fds(), fds0);
+}
+
 /* ---- a splice: both sides of a proxy handed off, raw bytes copied -------- */
 
 typedef struct splice_run {
@@ -703,6 +779,7 @@ main(void)
         cmocka_unit_test(test_close_during),
         cmocka_unit_test(test_peer_reset),
         cmocka_unit_test(test_splice),
+        cmocka_unit_test(test_dialed),
     };
     return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }
