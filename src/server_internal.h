@@ -246,6 +246,8 @@ typedef struct sm__peer_ops {
     int (*take_fds)(sm_peer *p, int *fds, int cap);
     int (*cred)(const sm_peer *p, sm_cred *out);
     int (*msg_cred)(sm_peer *p, sm_cred *out);
+    /* A raw hand-off (server_detach.c); NULL: not in this model. */
+    int (*detach)(sm_peer *p, sm_peer_detach_cb cb, void *arg);
 } sm__peer_ops;
 
 extern const sm__peer_ops sm__lpeer_ops;
@@ -526,6 +528,7 @@ void sm__lpeer_fresh_cb(sm_timer *t); /* w->fresh_timer: first-message deadlines
 void sm__lpeer_sweep_cb(sm_timer *t);
 /* The worker a loop-model peer belongs to. */
 sm__worker *sm__lpeer_worker(const sm_peer *p);
+int sm__lpeer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg); /* server_detach.c */
 /* Send to every peer of w but the one with id `from` and those shut down
  * or closing (a broadcast's share on w's loop). */
 void sm__lpeer_deliver(sm__worker *w, uint64_t from, int type, const void *msg, size_t len);
@@ -554,7 +557,19 @@ typedef struct sm__tpeer {
     bool got_first; /* the front handed it over with a whole first message */
     sm_buf pre;     /* the bytes the front read, until the conn takes them */
     char detail[192];
+    /* sm_peer_detach (server_detach.c): set and read by the connection
+     * thread only. */
+    sm_peer_detach_cb detach_cb;
+    void *detach_arg;
 } sm__tpeer;
+
+/* server_detach.c: sm_peer_detach on the connection thread (the op), and
+ * the thread's end when one was asked: after the last on_message returned
+ * (every reply written: sends block), hand the socket and the conn's read
+ * ahead bytes to the callback (or its failure), before on_close. Returns
+ * the reason the peer ends with. */
+int sm__tpeer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg);
+int sm__tpeer_detach_end(sm__tpeer *t, int reason);
 
 /* The body of t's connection thread (t registered, one reference its,
  * dropped by the acceptor once it has joined the thread). */

@@ -463,4 +463,5 @@ const sm__peer_ops sm__lpeer_ops = {
     .take_fds = sm__lpeer_take_fds,
     .cred = sm__lpeer_cred,
     .msg_cred = sm__lpeer_msg_cred,
+    .detach = sm__lpeer_detach,
 };

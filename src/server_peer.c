@@ -112,6 +112,8 @@ sm_server_close_kind(int reason)
     case SM_ERR_TLS_ALPN:
     case SM_ERR_TLS_EOF:
         return SM_CLOSE_TLS;
+    case SM_ERR_DETACHED:
+        return SM_CLOSE_DETACHED;
     default:
         return SM_CLOSE_OTHER;
     }
@@ -122,7 +124,7 @@ sm_server_close_kind_name(int kind)
 {
     static const char *const names[SM_CLOSE_KINDS] = {
         "clean",         "reset", "timeout", "heartbeat", "oversize", "malformed", "truncated",
-        "slow_consumer", "local", "drain",   "refused",   "other",    "tls",
+        "slow_consumer", "local", "drain",   "refused",   "other",    "tls",       "detached",
     };
     return kind >= 0 && kind < SM_CLOSE_KINDS ? names[kind] : "?";
 }

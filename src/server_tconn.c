@@ -229,6 +229,7 @@ const sm__peer_ops sm__tpeer_ops = {
     .take_fds = sm__tpeer_take_fds,
     .cred = sm__tpeer_cred,
     .msg_cred = sm__tpeer_msg_cred,
+    .detach = sm__tpeer_detach,
 };
 
 /* ---- the connection thread ------------------------------------------------------ */
@@ -340,6 +341,9 @@ serve(sm__tpeer *t, int64_t start)
             sm__ctr_add(&srv->tctrs.bytes_in, m.len);
             o->on_message(p, &m);
             sm__tpeer_fds_done(t);
+            /* sm_peer_detach from it: the hand-off claims the close. */
+            if (t->detach_cb)
+                return atomic_exchange(&t->closing, true) ? SM_ERR_CLOSED : SM_ERR_DETACHED;
             /* A peer that keeps us busy still gets its pings (the time read
              * for last_in serves: one clock read per message). */
             if (o->heartbeat_ms) ping_due(t, start, last_in);
@@ -464,7 +468,7 @@ sm__tconn_main(void *arg)
 
     /* Ending for a reason: a send blocked on another thread (holding the
      * lock for up to write_timeout_ms) fails at once instead. */
-    if (reason != 0 && t->c) shutdown(p->fd, SHUT_RDWR);
+    if (reason != 0 && reason != SM_ERR_DETACHED && t->c) shutdown(p->fd, SHUT_RDWR);
     pthread_mutex_lock(&t->lock);
     /* A clean end: the client's EOF at a boundary, all replies written. */
     if (reason == 0 && t->ready && !t->shut) sm_conn_shutdown(t->c);
@@ -473,6 +477,7 @@ sm__tconn_main(void *arg)
     pthread_mutex_unlock(&t->lock);
     if (reason == -ECANCELED && !t->detail[0])
         snprintf(t->detail, sizeof t->detail, "closed by the server's stop");
+    if (t->detach_cb) reason = sm__tpeer_detach_end(t, reason);
 
     sm_close_kind kind = sm_server_close_kind(reason);
     if (opened && kind == SM_CLOSE_TLS) /* as the loop model logs it */

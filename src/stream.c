@@ -196,6 +196,8 @@ set_closing(sm_stream *s, bool user)
     flags_change(s, SM__S_CLOSING | (user ? SM__S_USER_END : 0), SM__S_CONNECTED);
 }
 
+static int set_specs(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *tx);
+
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 /* Owners' extra areas start right behind the struct: it must keep them
@@ -231,6 +233,7 @@ sm__stream_free(sm_stream *s)
     sm__dial_free(s);
     free(s->rd);
     if (s->sx) {
+        sm__detach_free(s);
         sm__sfds_free(s);
         free(s->sx->detail);
         free(s->sx->own);
@@ -332,6 +335,7 @@ stream_closed(sm_io *w)
     /* Older messages first: those of a lost connection, then the queue. */
     if (s->flags & SM__S_DIALED) sm__dial_report(s);
     if (s->wq) sm__wq_report(s, s->wq, s->reason);
+    if (s->flags & SM__S_DETACH) sm__detach_report(s); /* the socket's fate first */
     if (s->opts->on_close) s->opts->on_close(s, s->reason);
     sm__stream_free(s);
 }
@@ -448,6 +452,7 @@ sm_stream_read_start(sm_stream *s)
 {
     if (!s) return -EINVAL;
     if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (s->flags & SM__S_DETACH) return -EBUSY; /* reading is over: the bytes are the caller's */
     if (!(s->flags & SM__S_STOPPED)) return 0;
     set_stopped(s, false);
     /* Bytes may be waiting since before the stop (a batch cut short) that
@@ -464,6 +469,7 @@ sm_stream_shutdown(sm_stream *s)
 {
     if (!s) return -EINVAL;
     if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (s->flags & SM__S_DETACH) return -EBUSY; /* a FIN would go to the new owner's peer */
     sm__stream_shut_req(s, true);
     if ((s->flags & (SM__S_CONNECTED | SM__S_IN_READ)) != SM__S_CONNECTED) return 0;
     /* Writing the queue may run callbacks (free, drain): not inside this
@@ -490,6 +496,7 @@ sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *t
 {
     if (!s) return -EINVAL;
     if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
+    if (s->flags & SM__S_DETACH) return -EBUSY;
     int rc;
     if ((rx && (rc = sm_frame_spec_check(rx, NULL, 0)) < 0) ||
         (tx && (rc = sm_frame_spec_check(tx, NULL, 0)) < 0))
@@ -500,6 +507,13 @@ sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *t
         return SM_ERR_SPEC;
     if (tx && o->heartbeat_ms && sm__ping_unframable(tx, o->ping, o->ping_len, o->ping_type, true))
         return SM_ERR_SPEC;
+    return set_specs(s, rx, tx);
+}
+
+/* sm_stream_set_spec past its checks of the specs. */
+static int
+set_specs(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *tx)
+{
     /* Outside a read batch the decoder of an unfinished message is in rd:
      * not at a boundary while it discards an oversized message. */
     bool in_read = s->flags & SM__S_IN_READ;
@@ -524,6 +538,22 @@ sm_stream_set_spec(sm_stream *s, const sm_frame_spec *rx, const sm_frame_spec *t
         (void)sm__frame_decoder_switch(&s->rd->dec, sm__rx_spec(s));
         s->rd->want = 0; /* sized by the old spec */
     }
+    return 0;
+}
+
+/* Receiving raw from the boundary on: the eof framing makes no message of
+ * any bytes before the EOF, which reading stopped will not see, so what
+ * follows the boundary stays in s->rd (the hand-off's rest). Its max only
+ * bounds bytes already read (a batch's worth, what the transport held). */
+static const sm_frame_spec raw_rx = {.kind = SM_FRAME_EOF, .max = UINT64_MAX};
+
+int
+sm__stream_begin_detach(sm_stream *s)
+{
+    int rc = set_specs(s, &raw_rx, NULL);
+    if (rc < 0) return rc;
+    flags_change(s, SM__S_DETACH | SM__S_USER_END, 0); /* never reconnect */
+    set_stopped(s, true);
     return 0;
 }
 

@@ -27,6 +27,7 @@ enum {
     SM__S_STOPPED = 0x400, /* reading stopped by sm_stream_read_stop */
     SM__S_ABOVE = 0x800,   /* the queue passed high_water: on_drain owed at low_water */
     SM__S_RESPEC = 0x1000, /* sm_stream_set_spec: the decoder switches at the next boundary */
+    SM__S_DETACH = 0x2000, /* sm_stream_detach: its sm__detach is s->sx->det */
 };
 
 /* What few streams need, allocated on first use (s->sx): why it failed,
@@ -41,7 +42,8 @@ typedef struct sm__sx {
      * decoder still discarding an oversized message keeps reading the old
      * one until its switch is due. */
     uint8_t rx_at;
-    struct sm__sfds *fds; /* fd passing (stream_fds.c), on SM__TP_FDS only */
+    struct sm__sfds *fds;   /* fd passing (stream_fds.c), on SM__TP_FDS only */
+    struct sm__detach *det; /* a raw hand-off under way (stream_detach.c) */
 } sm__sx;
 
 /* The stream. Kept small on purpose: an idle connection is this struct and
@@ -345,6 +347,23 @@ sm_stream *sm__stream_next(const sm_loop *loop, int *fd);
 int sm__stream_connected(sm_stream *s, int fd);
 void sm__stream_disconnect(sm_stream *s);
 void sm__stream_free(sm_stream *s);
+
+/* stream_detach.c: a raw hand-off (sm_stream_detach). The queue went
+ * out (kick); the transport holds these bytes, older than none it gives
+ * later (keep: 0 or -ENOMEM); it let go of fd (-1: it could not) and
+ * nothing of it is in flight, err says whether the connection broke
+ * meanwhile (quiet); the stream is closing: report to the caller, before
+ * on_close (report); free what is left (free). */
+void sm__detach_kick(sm_stream *s);
+bool sm__detach_quiescing(const sm_stream *s);
+int sm__detach_keep(sm_stream *s, const uint8_t *p, size_t n);
+void sm__detach_quiet(sm_stream *s, int fd, int err);
+void sm__detach_report(sm_stream *s);
+void sm__detach_free(sm_stream *s);
+/* stream.c: switch to raw receiving (an eof spec, reading stopped) and mark
+ * the stream detaching. 0, -EBUSY (discarding an oversized message) or
+ * -ENOMEM. */
+int sm__stream_begin_detach(sm_stream *s);
 
 /* stream_write.c, stream_unsent.c */
 void sm__stream_flush(sm_stream *s);

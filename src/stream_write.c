@@ -248,7 +248,7 @@ can_send(const sm_stream *s)
 {
     if (!s) return -EINVAL;
     if (s->flags & SM__S_CLOSING) return SM_ERR_CLOSED;
-    if (s->flags & SM__S_SHUT_REQ) return -EPIPE;
+    if (s->flags & (SM__S_SHUT_REQ | SM__S_DETACH)) return -EPIPE; /* no more ours to send */
     return 0;
 }
 
@@ -717,6 +717,7 @@ sm__stream_flush(sm_stream *s)
             sm__stream_live(s))
             sm__stream_fail(s, 0, NULL);
     }
+    if (!s->wq && (s->flags & SM__S_DETACH)) sm__detach_kick(s); /* flushed: hand off */
     /* User code last: it may close or send on this stream. */
     while (done) {
         sm__wtake *t = (sm__wtake *)done;

@@ -78,6 +78,14 @@ typedef struct sm__transport_ops {
     /* Stop I/O now and close; `closed` runs from the loop later, once
      * nothing of the transport's can touch the stream any more. */
     void (*close)(sm_stream *s, sm_io_close_cb closed);
+    /* A raw hand-off (stream_detach.c), with reading stopped and the queue
+     * written: stop every request, hand the bytes it holds to
+     * sm__detach_keep, take the socket out of the loop without closing it
+     * and end as after init; then, once nothing of it is in flight (in
+     * this call or from a completion later), sm__detach_quiet. NULL: the
+     * transport cannot hand its socket over (TLS: the session's state
+     * would be lost). */
+    void (*quiesce)(sm_stream *s);
 } sm__transport_ops;
 
 enum { SM__TP_SOCK = 0, SM__TP_TLS, SM__TP_URING, SM__TP_FDS, SM__TP_KINDS };

@@ -123,6 +123,17 @@ fds_drop(sm_stream *s)
     fds_init(s);
 }
 
+/* fds received and not claimed stay with the stream (closed at its free):
+ * the raw bytes handed off carry none. */
+static void
+fds_quiesce(sm_stream *s)
+{
+    int fd = s->io.fd;
+    sm_io_stop(&s->io);
+    fds_init(s);
+    sm__detach_quiet(s, fd, 0);
+}
+
 static void
 fds_close(sm_stream *s, sm_io_close_cb closed)
 {
@@ -145,4 +156,5 @@ const sm__transport_ops sm__tp_fds = {
     .shutdown = fds_shutdown,
     .drop = fds_drop,
     .close = fds_close,
+    .quiesce = fds_quiesce,
 };

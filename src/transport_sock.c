@@ -123,6 +123,16 @@ sock_drop(sm_stream *s)
     sock_init(s);
 }
 
+/* A readiness socket holds nothing and has nothing in flight. */
+static void
+sock_quiesce(sm_stream *s)
+{
+    int fd = s->io.fd;
+    sm_io_stop(&s->io);
+    sock_init(s);
+    sm__detach_quiet(s, fd, 0);
+}
+
 static void
 sock_close(sm_stream *s, sm_io_close_cb closed)
 {
@@ -148,6 +158,7 @@ const sm__transport_ops sm__tp_sock = {
     .shutdown = sock_shutdown,
     .drop = sock_drop,
     .close = sock_close,
+    .quiesce = sock_quiesce,
 };
 
 const sm__transport_ops *const sm__transports[SM__TP_KINDS] = {

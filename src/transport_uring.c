@@ -105,6 +105,7 @@ ptr_of(uint64_t ud)
 }
 
 static void uring_io_cb(sm_io *w, unsigned events);
+static void maybe_quiet(sm_stream *s);
 
 /* ---- requests -------------------------------------------------------------- */
 
@@ -329,6 +330,7 @@ on_block(sm_stream *s, int32_t res)
             set_state(s, 0, U_BATCH);
         }
     }
+    if (s->flags & SM__S_DETACH) maybe_quiet(s);
     if (end || (s->flags & SM__S_CLOSING)) return;
     sync_recv(s);
 }
@@ -369,6 +371,7 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
         }
     }
     if (p) sm__uring_buf_put(u, bid, n, flags);
+    if (s->flags & SM__S_DETACH) maybe_quiet(s);
     if (end || (s->flags & SM__S_CLOSING)) return;
     /* A long frame started: receives go one at a time (a multishot one
      * takes whatever the socket has into buffers, to be copied), so that
@@ -537,6 +540,32 @@ uring_shutdown(sm_stream *s)
     return 0;
 }
 
+/* A hand-off waits for the last receive completion (the cancel's): then
+ * what was held goes to the detach, the socket leaves the loop. */
+static void
+maybe_quiet(sm_stream *s)
+{
+    if ((s->tp_state & (U_RECV | U_SEND | U_CLOSING)) || !sm__detach_quiescing(s)) return;
+    held **pp = held_find(tpu_of(s), s);
+    int err = *pp && (*pp)->len ? sm__detach_keep(s, (*pp)->data, (*pp)->len) : 0;
+    if (*pp && (*pp)->end < 0 && !err) err = (*pp)->end; /* the connection broke */
+    held_free(tpu_of(s), s);
+    int fd = s->io.fd;
+    sm_io_stop(&s->io);
+    uring_init(s);
+    sm__detach_quiet(s, fd, err);
+}
+
+static void
+uring_quiesce(sm_stream *s)
+{
+    int rc = cancel_recv(s); /* reading stopped: usually on its way already */
+    if (rc < 0)
+        sm__detach_quiet(s, -1, rc);
+    else
+        maybe_quiet(s);
+}
+
 static void
 uring_close(sm_stream *s, sm_io_close_cb closed)
 {
@@ -579,4 +608,5 @@ const sm__transport_ops sm__tp_uring = {
     .shutdown = uring_shutdown,
     .drop = NULL, /* never reconnects: see the top of this file */
     .close = uring_close,
+    .quiesce = uring_quiesce,
 };

@@ -31,7 +31,7 @@ extern "C" {
  * your own X to map the codes elsewhere (a language binding, a test). Append
  * only; values are part of the ABI. SM_ERR_BASE - 10 is retired (it was
  * SM_ERR_HTTP, now the sockmsg tool's own code): the next code is
- * SM_ERR_BASE - 22.
+ * SM_ERR_BASE - 23.
  *
  * The TLS codes (SM_ERR_BASE - 11 to - 19) name what a user can act on; the
  * detail string (sm_conn_error_detail, sm_stream_detail, `why`) adds
@@ -63,7 +63,8 @@ extern "C" {
     X(SM_ERR_BACKEND, SM_ERR_BASE - 20,                                                            \
       "unknown loop backend in $SOCKMSG_BACKEND (use epoll, poll or io_uring)")                    \
     X(SM_ERR_FDS_TRUNCATED, SM_ERR_BASE - 21,                                                      \
-      "file descriptors lost: the peer sent more than the receive cap at once")
+      "file descriptors lost: the peer sent more than the receive cap at once")                    \
+    X(SM_ERR_DETACHED, SM_ERR_BASE - 22, "socket handed off (detached)")
 
 /**
  * The library's own error codes, returned negated like errno values (they
@@ -165,6 +166,11 @@ enum sm_err {
  * receive cap (sm_conn_enable_fds()) holds, and the kernel truncated the
  * control data (MSG_CTRUNC). The fds that did arrive are closed; the error
  * is sticky: close the connection.
+ *
+ * @var SM_ERR_DETACHED
+ * Not a failure: the on_close reason of a stream whose socket was handed
+ * off with sm_stream_detach() (or a server peer's, sm_peer_detach()); the
+ * socket and the bytes read ahead went to the detach callback.
  */
 
 /**

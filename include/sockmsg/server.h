@@ -284,6 +284,7 @@ typedef enum sm_close_kind {
     SM_CLOSE_REFUSED,       /**< at max_conns, the thread limit, or out of fds */
     SM_CLOSE_OTHER,         /**< anything else */
     SM_CLOSE_TLS,           /**< SM_ERR_TLS_*: a failed handshake, no close_notify, ... */
+    SM_CLOSE_DETACHED,      /**< SM_ERR_DETACHED: handed off with sm_peer_detach() */
     SM_CLOSE_KINDS          /**< the number of kinds (the size of sm_server_stats::closes) */
 } sm_close_kind;
 
@@ -814,6 +815,48 @@ SM_API int sm_peer_shutdown(sm_peer *p);
  * @threads See "Handlers and threads" above.
  */
 SM_API int sm_peer_close(sm_peer *p);
+
+/** The outcome of sm_peer_detach(), right before on_close.
+ * @param p         the peer (on_close(p, SM_ERR_DETACHED) follows)
+ * @param fd        status 0: the socket, now the caller's; else -1
+ * @param rest      status 0: the bytes read beyond the boundary, a malloc'ed
+ *                  copy the caller frees, or NULL
+ * @param rest_len  how many
+ * @param status    0, or why the hand-off failed (the peer's close reason)
+ * @param arg       the arg given to sm_peer_detach() */
+typedef void (*sm_peer_detach_cb)(sm_peer *p, int fd, uint8_t *rest, size_t rest_len, int status,
+                                  void *arg);
+
+/**
+ * Hand the connection's socket off raw, as sm_stream_detach() (stream.h)
+ * does for a stream, whose contract this shares: reading stops at the
+ * message boundary, queued replies go out first, then cb gets the socket
+ * and the bytes read ahead, and the peer ends with on_close(p,
+ * SM_ERR_DETACHED): it no longer counts toward max_conns, a drain no
+ * longer waits for it, and sm_server_stats counts it as SM_CLOSE_DETACHED.
+ * The socket is out of the server's loop: hand it to a stream of your own
+ * (on any loop) or a thread.
+ *
+ * @param p    the peer
+ * @param cb   required: the outcome, on the peer's loop thread
+ * @param arg  passed to cb
+ * @retval 0            detaching: cb runs once, before on_close
+ * In the thread model the connection thread hands off once the
+ * on_message that asked returns (sends block until written, so every reply
+ * is out): it takes the socket and the bytes read ahead from its sm_conn
+ * (sm_conn_detach()) and calls cb on that thread; sends from other threads
+ * fail with -EPIPE from the call on, and an sm_peer_close() from another
+ * thread before that on_message returns wins (cb gets SM_ERR_CLOSED).
+ *
+ * @retval -EINVAL      NULL, a TLS peer (its session cannot be handed
+ *                      over), or (thread model) not called on the peer's
+ *                      connection thread
+ * @retval SM_ERR_CLOSED, -EALREADY, -EPIPE, -EBUSY, -ENOMEM  as for
+ *                      sm_stream_detach()
+ * @threads The loop model: the peer's loop thread; the thread model: its
+ * connection thread (from its handlers, typically on_message).
+ */
+SM_API int sm_peer_detach(sm_peer *p, sm_peer_detach_cb cb, void *arg);
 
 /**
  * The client's address: from the PROXY header when the listener expects one

@@ -113,6 +113,8 @@
  *   -EPROTO                a malformed frame
  *   SM_ERR_TRUNCATED       the peer's EOF came in the middle of a message
  *   SM_ERR_SLOW_CONSUMER   the queue would exceed max_queued
+ *   SM_ERR_DETACHED        sm_stream_detach handed the socket off (not a
+ *                          failure: the detach callback ran just before)
  *   connect errors         -ECONNREFUSED, SM_ERR_RESOLVE, -ENOENT, ... (dial,
  *                          when reconnecting is off or gives up)
  *   other -errno           -ENOMEM, or what the kernel reported
@@ -657,6 +659,71 @@ SM_API int sm_stream_shutdown(sm_stream *s);
  * @callbacks Callable from any callback, this stream's included.
  */
 SM_API int sm_stream_close(sm_stream *s);
+
+/** The outcome of sm_stream_detach(), right before on_close.
+ * @param s         the stream (on_close follows; it is freed after that)
+ * @param fd        status 0: the socket, now the caller's (out of the loop,
+ *                  its flags as they were: non-blocking); else -1 (closed)
+ * @param rest      status 0: the bytes read beyond the boundary, in order, a
+ *                  malloc'ed copy the caller frees; NULL when there are none
+ *                  (and always on failure)
+ * @param rest_len  how many
+ * @param status    0, or why the hand-off failed (the stream's close reason:
+ *                  -ECONNRESET, -EPIPE, -ETIMEDOUT, SM_ERR_CLOSED, ...)
+ * @param arg       the arg given to sm_stream_detach() */
+typedef void (*sm_stream_detach_cb)(sm_stream *s, int fd, uint8_t *rest, size_t rest_len,
+                                    int status, void *arg);
+
+/**
+ * Hand the socket off raw (STARTTLS to sm_stream_new_tls(), a splice,
+ * another protocol's library): the event-driven sm_conn_detach().
+ *
+ * Reading stops at the message boundary: from on_message, no message after
+ * the one being handled is delivered (the rest of the read batch is not
+ * decoded); elsewhere, none after the last one delivered. Every byte
+ * received beyond that boundary (in the stream's buffer, or held by the
+ * transport: on io_uring the receive is cancelled and every completion
+ * still due is awaited) becomes the rest, handed over with the socket.
+ * First the queue is written out, as usual: a reply queued before the
+ * call (the "220 go ahead"), with backpressure and opts.write_timeout_ms
+ * still applying; sends after the call fail with -EPIPE. Then cb(s, fd,
+ * rest, rest_len, 0, arg) runs, from the loop (never inside this call),
+ * and the stream ends: on_close(s, SM_ERR_DETACHED), then it is freed.
+ * The fd is no longer in the loop and never closed by the library; it
+ * may go to a new stream on the same loop from cb.
+ *
+ * When the hand-off fails on the way (the peer resets while the queue is
+ * written, a write or read timeout, sm_stream_close() meanwhile), the
+ * stream closes as it would have, the socket closed: cb gets fd -1 and the
+ * reason as status, then on_close the same reason. Messages still queued
+ * are reported as on any close. File descriptors received (opts.max_fds)
+ * and not taken are closed with the stream.
+ *
+ * While detaching, sm_stream_read_start(), sm_stream_shutdown() and
+ * sm_stream_set_spec() return -EBUSY; sm_stream_close() aborts it. A
+ * heartbeat ping due while the queue is written goes out with it.
+ *
+ * @param s    the stream
+ * @param cb   required: the outcome
+ * @param arg  passed to cb
+ * @retval 0              detaching: cb runs exactly once, before on_close
+ * @retval -EINVAL        a NULL argument, or a TLS stream (its session's
+ *                        state cannot be handed over; sm_conn_detach says
+ *                        -EOPNOTSUPP for the same)
+ * @retval -EALREADY      already detaching
+ * @retval -ENOTCONN      no connection up (a dialed stream still
+ *                        connecting or reconnecting)
+ * @retval -EPIPE         after sm_stream_shutdown() or the automatic
+ *                        shutdown after the peer's EOF
+ * @retval -EBUSY         outside on_message, an oversized message is being
+ *                        discarded (oversize=skip): not at a boundary
+ * @retval SM_ERR_CLOSED  closing
+ * @retval -ENOMEM        out of memory
+ * On an error nothing changed and cb never runs. A dialed stream may be
+ * detached while connected: it never reconnects afterwards.
+ * @callbacks Safe from every callback; made for on_message.
+ */
+SM_API int sm_stream_detach(sm_stream *s, sm_stream_detach_cb cb, void *arg);
 
 /**
  * A human-readable explanation of why the stream is closing, or
