@@ -264,9 +264,13 @@ sm__tls_write(sm__tls *t, const struct iovec *iov, int iovcnt, size_t max)
         const uint8_t *p = iov[i].iov_base;
         size_t n = SM__MIN(iov[i].iov_len, max - taken);
         taken += n;
+        bool last = i == iovcnt - 1 || taken == max;
         while (n > 0 && rc == 0) {
-            if (staged == 0 && n >= STAGE) {
-                /* Big pieces go straight in: OpenSSL cuts full records. */
+            if (staged == 0 && (n >= STAGE || last)) {
+                /* Big pieces go straight in: OpenSSL cuts full records.
+                 * So does a last piece with nothing staged before it (an
+                 * echo's batch of replies by reference is one piece): the
+                 * same records without the copy into stage. */
                 rc = write_plain(t, p, n);
                 break;
             }
