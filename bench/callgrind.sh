@@ -9,13 +9,16 @@
 # 50 connections x 16 in flight x 64 B, 4 s), and prints the server's
 # instructions (total, and in the library's own code: everything outside
 # the kernel's syscall entry) per message. Use a Release build.
+# CG_KEEP=DIR keeps the callgrind output there (cg.out), for
+# `callgrind_annotate --inclusive=yes DIR/cg.out`.
 set -euo pipefail
 build=${1:?usage: bench/callgrind.sh BUILD_DIR [PEER] [CONNS DEPTH SIZE SECS]}
 peer=${2:-peer_sockmsg_stream}
 conns=${3:-50} depth=${4:-16} size=${5:-64} secs=${6:-4}
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install -y valgrind)" >&2; exit 2; }
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+keep() { [ -z "${CG_KEEP:-}" ] || { mkdir -p "$CG_KEEP" && cp "$out"/cg*.out "$CG_KEEP"/; }; }
+trap 'keep; rm -rf "$out"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
     "$build/bench/$peer" tcp://127.0.0.1:0 >"$out/peer.log" 2>"$out/vg.log" &
 pid=$!

@@ -12,7 +12,8 @@
 # connections x 16 in flight x 64 B, 2 s); the difference of the two runs'
 # instructions over the difference of their messages is the cost of a
 # message with the handshakes (the same in both) left out. Use a Release
-# build.
+# build. CG_KEEP=DIR keeps the two runs' callgrind output there
+# (cg.SECS.out), for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 build=${1:?usage: bench/callgrind_tls.sh BUILD_DIR [SERVER] [CONNS DEPTH SIZE SECS]}
 server=${2:-sockmsg}
@@ -20,7 +21,8 @@ conns=${3:-50} depth=${4:-16} size=${5:-64} secs=${6:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install -y valgrind)" >&2; exit 2; }
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+keep() { [ -z "${CG_KEEP:-}" ] || { mkdir -p "$CG_KEEP" && cp "$out"/cg*.out "$CG_KEEP"/; }; }
+trap 'keep; rm -rf "$out"' EXIT
 mkdir "$out/certs"
 sh "$here/../tests/support/tls_certs.sh" openssl "$out/certs" >/dev/null 2>&1
 c=$out/certs

@@ -43,7 +43,40 @@ sm__frame_plain_len(const sm_frame_spec *spec)
     return spec->kind == SM_FRAME_LENGTH && spec->len_offset == 0 && spec->len_adjust == 0;
 }
 
-/* sm_frame_decode, with the common case inline for a loop over many small
+/* sm__frame_decode_fast for a one- or two-byte delimiter (line, crlf) with
+ * nothing searched yet (d->scan 0): one memchr finds the frame's end, or
+ * says it has not arrived (what dec_delim in frame.c concludes from the
+ * same search). A first byte not followed by the second, a frame reaching
+ * max and a short buffer go to sm_frame_decode. */
+static inline ssize_t
+sm__frame_decode_delim(sm_frame_decoder *d, uint64_t max, const uint8_t *buf, size_t len,
+                       sm_frame_msg *msg)
+{
+    const sm_frame_basic *b = &d->spec->basic;
+    size_t dl = b->delim_len;
+    if ((dl == 1 || dl == 2) && len >= dl) {
+        size_t last = len - dl;
+        if (last > max) last = (size_t)max;
+        const uint8_t *hit = memchr(buf, b->delim[0], last + 1);
+        if (!hit && len - dl < max) {
+            d->scan = len;
+            return -EAGAIN;
+        }
+        if (hit && (dl == 1 || hit[1] == b->delim[1])) {
+            size_t i = (size_t)(hit - buf);
+            msg->data = buf;
+            msg->len = i;
+            msg->frame = buf;
+            msg->frame_len = i + dl;
+            msg->type = -1;
+            d->pos += i + dl;
+            return (ssize_t)(i + dl);
+        }
+    }
+    return sm_frame_decode(d, buf, len, msg);
+}
+
+/* sm_frame_decode, with the common cases inline for a loop over many small
  * frames: plain is sm__frame_plain_len(d->spec), max sm_frame_max(d->spec).
  * Anything unusual (a decoder with state, an oversized length) goes to
  * sm_frame_decode, so the results are the same. */
@@ -51,6 +84,8 @@ static inline ssize_t
 sm__frame_decode_fast(sm_frame_decoder *d, bool plain, uint64_t max, const uint8_t *buf, size_t len,
                       sm_frame_msg *msg)
 {
+    if (!plain && !(d->err | d->flags | d->scan) && d->spec->kind == SM_FRAME_DELIM)
+        return sm__frame_decode_delim(d, max, buf, len, msg);
     if (plain && !(d->err | d->flags)) {
         unsigned w = d->spec->len_width;
         if (len < w) return -EAGAIN;
