@@ -44,6 +44,51 @@ swallowed(const sm_stream_opts *o, const sm_frame_spec *spec, const sm_frame_msg
     return o->swallow_pings && sm__ping_matches(spec, o->ping, o->ping_len, o->ping_type, m);
 }
 
+/* The common case of deliver_all, a loop of its own: a plain length
+ * prefix of w bytes, the decoder at a boundary, no fds to pass and no
+ * pings to swallow, so a message is a load, a compare and the callback;
+ * per message only d->pos and the stream's flags are touched (one test
+ * covers a close, a failure and sm_stream_set_spec). Delivers from
+ * buf[*off..len) until a frame is unfinished (0), the stream ends (-1) or
+ * the general loop must go on (1: a length over max, a spec switch due). */
+static inline __attribute__((always_inline)) int
+deliver_plain(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t *off,
+              uint64_t max, sm_stream_message_cb on_message, unsigned w, bool little)
+{
+    size_t at = *off;
+    int rc;
+    for (;;) {
+        if (len - at < w) {
+            rc = 0;
+            break;
+        }
+        uint64_t n = sm__load_len(buf + at, w, little);
+        if (n > max) {
+            rc = 1;
+            break;
+        }
+        if (len - at - w < n) {
+            rc = 0;
+            break;
+        }
+        sm_frame_msg m = {.data = buf + at + w,
+                          .len = (size_t)n,
+                          .frame = buf + at,
+                          .frame_len = w + (size_t)n,
+                          .type = -1};
+        at += w + (size_t)n;
+        d->pos += w + n;
+        on_message(s, &m);
+        unsigned f = s->flags & (SM__S_CONNECTED | SM__S_CLOSING | SM__S_RESPEC);
+        if (__builtin_expect(f != SM__S_CONNECTED, 0)) {
+            rc = sm__stream_live(s) ? 1 : -1;
+            break;
+        }
+    }
+    *off = at;
+    return rc;
+}
+
 /* Deliver every whole message of buf[*off..len). 0: all delivered; -1: the
  * stream failed or closed or lost its connection meanwhile: stop at once. */
 static int
@@ -53,6 +98,15 @@ deliver_all(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, s
     sm_stream_message_cb on_message = o->on_message;
     bool swallow = o->swallow_pings, plain = sm__frame_plain_len(d->spec);
     uint64_t max = sm_frame_max(d->spec);
+    if (plain && !swallow && s->tp != SM__TP_FDS && !(s->sx && s->sx->fds) &&
+        !(d->err | d->flags) && !(s->flags & SM__S_RESPEC)) {
+        unsigned w = d->spec->len_width;
+        bool little = d->spec->len_little;
+        /* len32be, the usual framing, gets a copy with both constant. */
+        int rc = w == 4 && !little ? deliver_plain(s, d, buf, len, off, max, on_message, 4, false)
+                                   : deliver_plain(s, d, buf, len, off, max, on_message, w, little);
+        if (rc <= 0) return rc;
+    }
     size_t at = *off;
     for (;;) {
         /* sm_stream_set_spec from on_message: what follows is decoded with
