@@ -35,7 +35,11 @@ deps-test:
 	@scripts/deps.sh test
 
 release: deps
-	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSM_WERROR=OFF -DSM_BUILD_TESTS=OFF >/dev/null
+	@mkdir -p build
+	@cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSM_WERROR=OFF -DSM_BUILD_TESTS=OFF \
+	    >build/release.configure.log || { cat build/release.configure.log; exit 1; }
+	@# Say what the build goes without (TLS, io_uring); the rest is in the log.
+	@grep -E 'TLS: on|sockmsg: OpenSSL|io_uring backend' build/release.configure.log || true
 	cmake --build build/release -j $(JOBS)
 
 install: release

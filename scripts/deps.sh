@@ -10,8 +10,10 @@
 set -euo pipefail
 
 # The library, the tool, the examples and the demo: a C11 compiler and CMake;
-# liburing-dev (found with pkgconf) gives the library its io_uring backend.
-build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev)
+# liburing-dev (found with pkgconf) gives the library its io_uring backend,
+# libssl-dev its TLS (the demo's TLS rows need it; openssl makes the
+# certificates the README's TLS lines use).
+build_pkgs=(cmake ninja-build gcc make libc6-dev pkgconf liburing-dev libssl-dev openssl)
 # The tests: cmocka; python3 (pack cross-checks, peers); iproute2 (netns);
 # socat, netcat, nginx and haproxy as foreign peers; g++ and pkgconf for the
 # out-of-tree consumers of an installed sockmsg (tests/consumer); libssl-dev
