@@ -107,31 +107,13 @@ create_backend(sm_loop *loop, sm_loop_backend b)
 static int
 fds_reserve(sm_loop *loop, int fd)
 {
-    size_t need = (size_t)fd + 1;
-    if (need <= loop->fds_cap) return 0;
-    size_t cap = loop->fds_cap ? loop->fds_cap * 2 : 64;
-    while (cap < need)
-        cap *= 2;
-    sm_io **p = realloc(loop->fds, cap * sizeof(sm_io *));
-    if (!p) return -ENOMEM;
-    memset(p + loop->fds_cap, 0, (cap - loop->fds_cap) * sizeof(sm_io *));
-    loop->fds = p;
-    loop->fds_cap = cap;
-    return 0;
+    return sm__table_reserve((void **)&loop->fds, &loop->fds_cap, (size_t)fd + 1, sizeof(sm_io *));
 }
 
 static int
 changes_reserve(sm_loop *loop, size_t need)
 {
-    if (need <= loop->changes_cap) return 0;
-    size_t cap = loop->changes_cap ? loop->changes_cap * 2 : 64;
-    while (cap < need)
-        cap *= 2;
-    int *p = realloc(loop->changes, cap * sizeof *p);
-    if (!p) return -ENOMEM;
-    loop->changes = p;
-    loop->changes_cap = cap;
-    return 0;
+    return sm__table_reserve((void **)&loop->changes, &loop->changes_cap, need, sizeof(int));
 }
 
 /* Carry out the interest removals recorded during the iteration, unless an
@@ -284,8 +266,8 @@ sm_loop_new(sm_loop **out, const sm_loop_opts *opts)
 fail:
     if (loop->wake_fd >= 0) close(loop->wake_fd);
     loop->ops->destroy(loop->poller);
-    free(loop->fds);
-    free(loop->changes);
+    sm__table_free(loop->fds, loop->fds_cap, sizeof(sm_io *));
+    sm__table_free(loop->changes, loop->changes_cap, sizeof(int));
     free(loop);
     return rc;
 }
@@ -300,8 +282,8 @@ sm_loop_free(sm_loop *loop)
     sm_io_stop(&loop->wake_io);
     close(loop->wake_fd);
     loop->ops->destroy(loop->poller);
-    free(loop->fds);
-    free(loop->changes);
+    sm__table_free(loop->fds, loop->fds_cap, sizeof(sm_io *));
+    sm__table_free(loop->changes, loop->changes_cap, sizeof(int));
     free(loop);
     return 0;
 }

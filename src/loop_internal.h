@@ -71,6 +71,14 @@ struct sm_loop {
     char backend_why[160];
 };
 
+/* Tables indexed by fd number (loop_table.c): *p holds *cap slots of size
+ * bytes in an anonymous mapping (NULL, 0: none yet). Make room for need
+ * slots: slots past the old *cap read as zero, the table may move, and no
+ * outgrown copy stays behind; only pages of slots written are resident.
+ * 0 or -ENOMEM (the table is left as it was). Free with sm__table_free. */
+int sm__table_reserve(void **p, size_t *cap, size_t need, size_t size);
+void sm__table_free(void *p, size_t cap, size_t size);
+
 /* Timers (timer_heap.c). */
 int sm__timers_timeout(const sm_loop *loop); /* ms until the nearest, -1: none */
 void sm__timers_run(sm_loop *loop);

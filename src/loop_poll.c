@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop_poller.h"
+#include "loop_internal.h"
 
+/* Both arrays live in sm__table mappings (loop_table.c): growing them never
+ * leaves an outgrown copy in the heap. */
 typedef struct poll_state {
     struct pollfd *pfds;
-    int n, cap;
+    int n;
+    size_t cap;
     int *slot; /* fd -> index in pfds + 1; 0: not watched */
-    int slot_cap;
+    size_t slot_cap;
     int scan; /* where the next scan starts, see ps_wait */
 } poll_state;
 
@@ -48,34 +51,20 @@ static void
 ps_destroy(void *state)
 {
     poll_state *s = state;
-    free(s->pfds);
-    free(s->slot);
+    sm__table_free(s->pfds, s->cap, sizeof *s->pfds);
+    sm__table_free(s->slot, s->slot_cap, sizeof *s->slot);
     free(s);
-}
-
-static int
-grow(void **p, int *cap, int need, size_t size)
-{
-    if (need <= *cap) return 0;
-    int ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, (size_t)ncap * size);
-    if (!np) return -ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return 0;
 }
 
 static int
 ps_add(void *state, int fd, unsigned events)
 {
     poll_state *s = state;
-    int old_cap = s->slot_cap;
-    if (grow((void **)&s->slot, &s->slot_cap, fd + 1, sizeof *s->slot) < 0) return -ENOMEM;
-    memset(s->slot + old_cap, 0, (size_t)(s->slot_cap - old_cap) * sizeof *s->slot);
+    if (sm__table_reserve((void **)&s->slot, &s->slot_cap, (size_t)fd + 1, sizeof *s->slot) < 0)
+        return -ENOMEM;
     if (s->slot[fd]) return -EEXIST;
-    if (grow((void **)&s->pfds, &s->cap, s->n + 1, sizeof *s->pfds) < 0) return -ENOMEM;
+    if (sm__table_reserve((void **)&s->pfds, &s->cap, (size_t)s->n + 1, sizeof *s->pfds) < 0)
+        return -ENOMEM;
     s->pfds[s->n] = (struct pollfd){.fd = fd, .events = to_poll(events)};
     s->slot[fd] = ++s->n;
     return 0;
@@ -86,7 +75,7 @@ ps_modify(void *state, int fd, unsigned old_events, unsigned events)
 {
     poll_state *s = state;
     (void)old_events;
-    if (fd >= s->slot_cap || !s->slot[fd]) return -ENOENT;
+    if ((size_t)fd >= s->slot_cap || !s->slot[fd]) return -ENOENT;
     s->pfds[s->slot[fd] - 1].events = to_poll(events);
     return 0;
 }
@@ -96,7 +85,7 @@ ps_del(void *state, int fd, unsigned old_events)
 {
     poll_state *s = state;
     (void)old_events;
-    if (fd >= s->slot_cap || !s->slot[fd]) return -ENOENT;
+    if ((size_t)fd >= s->slot_cap || !s->slot[fd]) return -ENOENT;
     int i = s->slot[fd] - 1;
     s->slot[fd] = 0;
     if (i != --s->n) {

@@ -33,8 +33,12 @@
 #define COMP_MAX     512
 #define SEQ_BITS     28
 
-/* Connections a listener's multishot accept took, not yet taken from it. */
+/* Connections a listener's multishot accept took, not yet taken from it.
+ * Listeners are few: their queues sit on a list of their own, which keeps
+ * the per-fd table at 8 bytes a slot. */
 typedef struct uacc {
+    struct uacc *next;
+    int fd;
     int *fds;
     unsigned head, n, cap;
     int err; /* an accept error to report once the queue is empty */
@@ -46,8 +50,7 @@ typedef struct ufd {
     uint8_t armed;  /* the mask of the request in flight, 0: none */
     uint8_t dirty;  /* on the dirty list */
     uint8_t accept; /* a listener: a multishot accept instead of a poll */
-    uacc *acc;      /* for a listener, once it accepted */
-} ufd;
+} ufd;              /* 8 bytes: the listeners' accept queues live on a list of their own */
 
 typedef struct ucomp {
     uint64_t ud;
@@ -55,10 +58,13 @@ typedef struct ucomp {
     uint32_t flags;
 } ucomp;
 
+/* fds and dirty are sm__table mappings (loop_table.c): growing them leaves
+ * no outgrown copy in the heap, and only slots in use take memory. */
 struct sm__uring {
     struct io_uring ring;
     ufd *fds;
     size_t fds_cap;
+    uacc *accs; /* the listeners' accepted queues */
     int *dirty; /* fds whose requests the next wait changes */
     size_t ndirty, dirty_cap;
     sm_loop *loop;
@@ -196,17 +202,30 @@ ur_create(void **state)
     return sm__uring_create(state, why, sizeof why);
 }
 
+/* Listener fd's queue of accepted connections, or NULL. */
+static uacc *
+acc_of(const sm__uring *u, int fd)
+{
+    uacc *a = u->accs;
+    while (a && a->fd != fd)
+        a = a->next;
+    return a;
+}
+
 /* Connections accepted for a listener that stopped: nobody takes them. */
 static void
-acc_free(ufd *f)
+acc_free(sm__uring *u, int fd)
 {
-    uacc *a = f->acc;
+    uacc **pp = &u->accs;
+    while (*pp && (*pp)->fd != fd)
+        pp = &(*pp)->next;
+    uacc *a = *pp;
     if (!a) return;
+    *pp = a->next;
     for (unsigned i = a->head; i < a->n; i++)
         close(a->fds[i]);
     free(a->fds);
     free(a);
-    f->acc = NULL;
 }
 
 /* Cancel requests now, waiting until the kernel let go of them: a poll
@@ -237,10 +256,10 @@ ur_destroy(void *state)
     io_uring_queue_exit(&u->ring);
     if (u->br) munmap(u->br, SM__UBUF_COUNT * sizeof(struct io_uring_buf));
     if (u->bufs) munmap(u->bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
-    for (size_t i = 0; i < u->fds_cap; i++)
-        acc_free(&u->fds[i]);
-    free(u->fds);
-    free(u->dirty);
+    while (u->accs)
+        acc_free(u, u->accs->fd);
+    sm__table_free(u->fds, u->fds_cap, sizeof *u->fds);
+    sm__table_free(u->dirty, u->dirty_cap, sizeof *u->dirty);
     free(u);
 }
 
@@ -250,24 +269,10 @@ static int
 fd_reserve(sm__uring *u, int fd)
 {
     size_t need = (size_t)fd + 1;
-    if (need > u->fds_cap) {
-        size_t cap = u->fds_cap ? u->fds_cap * 2 : 64;
-        while (cap < need)
-            cap *= 2;
-        ufd *p = realloc(u->fds, cap * sizeof *p);
-        if (!p) return -ENOMEM;
-        memset(p + u->fds_cap, 0, (cap - u->fds_cap) * sizeof *p);
-        u->fds = p;
-        u->fds_cap = cap;
-    }
-    /* A slot on the dirty list for every fd: marking never allocates. */
-    if (u->dirty_cap < u->fds_cap) {
-        int *d = realloc(u->dirty, u->fds_cap * sizeof *d);
-        if (!d) return -ENOMEM;
-        u->dirty = d;
-        u->dirty_cap = u->fds_cap;
-    }
-    return 0;
+    if (sm__table_reserve((void **)&u->fds, &u->fds_cap, need, sizeof *u->fds) < 0) return -ENOMEM;
+    /* A slot on the dirty list for every fd: marking never allocates (and
+     * only the list's longest prefix ever used is resident). */
+    return sm__table_reserve((void **)&u->dirty, &u->dirty_cap, u->fds_cap, sizeof *u->dirty);
 }
 
 static void
@@ -314,7 +319,7 @@ ur_del(void *state, int fd, unsigned old_events)
         f->armed = 0;
     else
         mark(u, fd);
-    acc_free(f);
+    acc_free(u, fd);
     return 0;
 }
 
@@ -407,8 +412,13 @@ accept_done(sm__uring *u, uint64_t ud, int32_t res, uint32_t flags, sm__poll_eve
         if (f->want) mark(u, fd);
     }
     if (res == -ECANCELED) return false;
-    uacc *a = f->acc;
-    if (!a && !(a = f->acc = calloc(1, sizeof *a))) {
+    uacc *a = acc_of(u, fd);
+    if (!a && (a = calloc(1, sizeof *a))) {
+        a->fd = fd;
+        a->next = u->accs;
+        u->accs = a;
+    }
+    if (!a) {
         if (res >= 0) close(res); /* the client sees a reset: better than a leak */
         return false;
     }
@@ -471,7 +481,7 @@ ur_accepted(void *state, int fd)
     sm__uring *u = state;
     ufd *f = (size_t)fd < u->fds_cap ? &u->fds[fd] : NULL;
     if (!f || !f->accept) return -ENOENT;
-    int got = acc_pop(f->acc);
+    int got = acc_pop(acc_of(u, fd));
     if (got != -EAGAIN) return got;
     /* Nothing taken yet: what the kernel accepted may wait in the
      * completion queue, or in task work not yet run. A listener about to
@@ -481,7 +491,7 @@ ur_accepted(void *state, int fd)
         (void)io_uring_get_events(&u->ring);
         (void)claim_accepts(u, fd);
     }
-    got = acc_pop(f->acc);
+    got = acc_pop(acc_of(u, fd));
     if (got != -EAGAIN) return got;
     /* Not accepting right now (paused, or between requests): the caller's
      * accept4 drains what the kernel holds. */

@@ -263,9 +263,11 @@ sm__peer_ops_of(const sm_peer *p)
 
 /* Connections waiting for their first message (loop model), oldest first:
  * a queue of (due, id, fd) rather than a list through the peers, so a peer
- * carries nothing for it. Entries are never removed early: when one comes
- * due, the stream now on that fd is closed only if it is still the same
- * peer (same id) and still has not sent a whole message. */
+ * carries nothing for it. Entries are removed early only from the head
+ * (a first message drops the head entries no longer waiting, see
+ * fresh_trim): when one comes due, the stream now on that fd is closed only
+ * if it is still the same peer (same id) and still has not sent a whole
+ * message. */
 typedef struct sm__fresh {
     int64_t due;
     uint64_t id;

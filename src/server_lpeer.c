@@ -129,6 +129,28 @@ fresh_reserve(sm__fresh_q *q)
     return 0;
 }
 
+/* Drop the entries at the head of the queue whose peer is no longer waiting
+ * for its first message (it sent one, or closed), and free an emptied ring.
+ * Run when a peer sends its first message: connections usually speak in
+ * the order they came, so the queue holds only those still silent rather
+ * than every connection of the last deadline period (24 bytes each, held
+ * until the deadline passed). The timer stays armed for the old head: it
+ * finds nothing due and re-arms for the new one. */
+static void
+fresh_trim(sm__worker *w)
+{
+    sm__fresh_q *q = &w->fresh;
+    while (q->n) {
+        const sm__fresh *e = &q->items[q->head];
+        sm_peer *p = peer_at(w, e->fd);
+        if (p && sm__peer_id(p) == e->id && has(p, SM__P_FRESH) && !has(p, SM__P_CLOSING)) return;
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->n--;
+    }
+    free(q->items);
+    *q = (sm__fresh_q){0};
+}
+
 void
 sm__lpeer_fresh_cb(sm_timer *t)
 {
@@ -184,7 +206,9 @@ on_stream_message(sm_stream *s, const sm_frame_msg *m)
 {
     sm_peer *p = peer_of(s);
     sm__worker *w = worker_of(s);
+    bool first = has(p, SM__P_FRESH);
     clear(p, SM__P_FRESH | SM__P_MID);
+    if (__builtin_expect(first, 0)) fresh_trim(w);
     sm__ctr_add_own(&w->ctrs.msgs_in, 1);
     sm__ctr_add_own(&w->ctrs.bytes_in, m->len);
     w->srv->o.on_message(p, m);

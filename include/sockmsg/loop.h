@@ -9,10 +9,13 @@
  * own links in the loop's timer heap, so a timer costs nothing beyond its
  * struct and starting one never allocates or fails. For io watchers the
  * loop keeps an fd-indexed table of watcher pointers (8 bytes per fd
- * number) and room to record one interest change per active watcher (4-8
+ * number) and room to record one interest change per active watcher (4
  * bytes), both grown by doubling when an sm_io_start needs room (the only
- * place an io start can fail with -ENOMEM). The poll backend adds 12
- * bytes per watched fd; epoll keeps its state in the kernel.
+ * place an io start can fail with -ENOMEM). They live in anonymous
+ * mappings grown with mremap: growing leaves no outgrown copy behind, and
+ * only the pages of slots in use are resident. The poll backend adds 12
+ * bytes per watched fd, io_uring 8 per fd number; epoll keeps its state
+ * in the kernel.
  *
  * @code
  *     sm_loop *loop;

@@ -50,11 +50,13 @@ test_idle_memory(void **state)
     print_message("%ld idle connections (%s): %.1f B of server RSS each\n", n,
                   strrchr(peer, '/') ? strrchr(peer, '/') + 1 : peer, bytes);
     assert_int_equal(n, 2000);
-    /* The design target is 160 B (bench/idle_rss with 10,000 connections);
-     * this bound is generous so that a debug build and page granularity
-     * never make it flaky. */
-    if (bytes > 1024)
-        fail_msg("an idle connection costs %.1f B of server RSS (bound: 1024)", bytes);
+    /* The design target is 160 B (bench/idle_rss with 10,000 connections,
+     * Release). This debug build at 2,000 connections measured 158-191 B
+     * (per-loop pages, such as io_uring's buffer pool, weigh more over
+     * fewer connections; page granularity is 2 B here), so 240 B leaves
+     * room for noise yet fails on a second allocation per idle connection
+     * (a 48-byte chunk) or tables that keep their outgrown copies. */
+    if (bytes > 240) fail_msg("an idle connection costs %.1f B of server RSS (bound: 240)", bytes);
 }
 
 int
