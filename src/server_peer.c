@@ -67,13 +67,19 @@ sm__log_tls_fail(sm_server *srv, uint64_t id, int fd, int reason, const char *de
     if (srv->o.log_level < SM_LOG_WARN || !srv->o.log) return;
     uint64_t dropped = 0;
     if (!tls_log_budget(srv, &dropped)) return;
-    char where[160] = "?";
-    if (fd >= 0) sm__sock_peer_name(fd, where, sizeof where);
+    /* The loop model logs from on_close, when the socket (and with it the
+     * address) is gone: then the line names the peer by id alone. */
+    char where[168] = "";
+    if (fd >= 0) {
+        char addr[160];
+        sm__sock_peer_name(fd, addr, sizeof addr);
+        snprintf(where, sizeof where, " from %s", addr);
+    }
     char more[96] = "";
     if (dropped)
         snprintf(more, sizeof more, " (and %llu more TLS failures not logged)",
                  (unsigned long long)dropped);
-    sm__log(srv, SM_LOG_WARN, "peer %llu from %s: TLS %s (%s): %s%s", (unsigned long long)id, where,
+    sm__log(srv, SM_LOG_WARN, "peer %llu%s: TLS %s (%s): %s%s", (unsigned long long)id, where,
             handshake ? "handshake failed" : "failed", sm_err_name(reason),
             detail && *detail ? detail : sm_strerror(reason), more);
 }
