@@ -22,18 +22,6 @@ static _Atomic bool cb_before_close;
 static uint8_t *handed_rest; /* written before handed_fd is stored */
 static size_t handed_len;
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static void
 on_detached(sm_peer *p, int fd, uint8_t *rest, size_t rest_len, int status, void *arg)
 {
@@ -99,7 +87,7 @@ static void
 test_peer_detach(void **state)
 {
     const srv_variant *v = srv_variant_of(state);
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     handler_err = 0;
     detach_rc = 1;
     handed_fd = -2;
@@ -143,7 +131,7 @@ test_peer_detach(void **state)
     assert_int_equal(cli_expect_end(c, 10000), 0);
     sm_conn_free(c);
     sm_server_free(srv);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 int

@@ -203,18 +203,6 @@ wait_flag(bool *flag)
     if (!got) fail_msg("on_close did not run within %d ms", T);
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* A server on a fresh unix: path; ep receives its address. */
 typedef struct fx {
     char dir[256];
@@ -234,7 +222,7 @@ fx_start_cred(fx *f, const srv_variant *v, int max_fds, bool msg_cred)
     st.c_detail[0] = 0;
     st.err = 0;
     pthread_mutex_unlock(&st.lock);
-    f->fds_before = count_fds();
+    f->fds_before = sm_test_count_fds();
     sm_test_mkdtemp(f->dir, sizeof f->dir);
     snprintf(f->path, sizeof f->path, "unix:%s/s.sock", f->dir);
     const char *eps[] = {f->path, NULL};
@@ -262,7 +250,7 @@ fx_end(fx *f)
     int err = st.err;
     pthread_mutex_unlock(&st.lock);
     SM_ASSERT_OK(err);
-    assert_int_equal(count_fds(), f->fds_before);
+    assert_int_equal(sm_test_count_fds(), f->fds_before);
 }
 
 static sm_conn *
@@ -536,7 +524,7 @@ test_cred(void **state)
     sm_conn_free(a);
     fx_end(&f);
 
-    int before = count_fds();
+    int before = sm_test_count_fds();
     const char *tcp[] = {"tcp://127.0.0.1:0", NULL};
     sm_server_opts o = {.listen = tcp, .on_message = on_msg};
     srv_apply(&o, v);
@@ -549,7 +537,7 @@ test_cred(void **state)
     expect(a, want);
     sm_conn_free(a);
     sm_server_free(srv);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* The server sends an fd with a reply; without max_fds it refuses to
@@ -660,7 +648,7 @@ static void
 test_cred_sent_before_passcred(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     sm_frame_spec spec = {.kind = SM_FRAME_LENGTH, .len_width = 4};
@@ -678,7 +666,7 @@ test_cred_sent_before_passcred(void **state)
     assert_int_equal(c.pid, getpid());
     sm_conn_free(rx);
     close(sv[0]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 static void
@@ -694,7 +682,7 @@ static void
 test_opts_refused(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     char dir[256], path[300];
     sm_test_mkdtemp(dir, sizeof dir);
     snprintf(path, sizeof path, "unix:%s/r.sock", dir);
@@ -722,7 +710,7 @@ test_opts_refused(void **state)
     struct stat sb;
     assert_int_equal(stat(path + 5, &sb), -1);
     sm_test_rmdir(dir);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 static void
@@ -745,7 +733,7 @@ test_bad_args(void **state)
     SM_ASSERT_ERR(sm_peer_msg_cred(NULL, &c), -EINVAL);
     SM_ASSERT_ERR(sm_stream_msg_cred(NULL, &c), -EINVAL);
     /* A stream's pass_cred needs max_fds (the recvmsg transport). */
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l;
     SM_ASSERT_OK(sm_loop_new(&l, NULL));
     int sv[2];
@@ -759,7 +747,7 @@ test_bad_args(void **state)
     sm_stream_close(s);
     SM_ASSERT_OK(sm_loop_run(l, SM_RUN_DEFAULT)); /* the close completes: nothing left */
     SM_ASSERT_OK(sm_loop_free(l));
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 #define BOTH(fn)                                                                                   \

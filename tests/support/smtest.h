@@ -41,6 +41,9 @@ int sm_test_listen_loopback(int backlog, uint16_t *port);
 
 /* Monotonic milliseconds, for bounding loops in tests. */
 int64_t sm_test_now_ms(void);
+/* Open fds of this process (/proc/self/fd, its own directory fd included):
+ * the leak check around a case. */
+int sm_test_count_fds(void);
 
 /* A deterministic PRNG (xorshift64*) for property tests; print the seed on
  * failure so a run can be replayed. */

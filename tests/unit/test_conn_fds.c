@@ -17,18 +17,6 @@
 
 #include <sockmsg/unix.h>
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Two conns over a socketpair; the receiver takes fds with the given cap. */
 static void
 conn_pair(sm_conn **a, sm_conn **b, const char *spec, int cap)
@@ -122,7 +110,7 @@ static void
 test_pipe_and_socket_through_server(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     char where[80];
     snprintf(where, sizeof where, "unix:@smtest-fds-%d", (int)getpid());
     struct server s = {.lfd = SM_ASSERT_OK(sm_listen(where, 4))};
@@ -159,7 +147,7 @@ test_pipe_and_socket_through_server(void **state)
     close(p[0]);
     close(sv[0]);
     sm_conn_free(c);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* ---- attribution ------------------------------------------------------- */
@@ -170,7 +158,7 @@ static void
 test_fds_follow_their_message(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *a, *b;
     conn_pair(&a, &b, "len32be", 0);
     int p1[2], p2[2];
@@ -203,7 +191,7 @@ test_fds_follow_their_message(void **state)
         close(p1[i]);
         close(p2[i]);
     }
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* Raw sendmsg with fds on the given bytes. */
@@ -234,7 +222,7 @@ static void
 test_split_message_and_cap(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *b;
     int sv[2];
     SM_ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
@@ -274,7 +262,7 @@ test_split_message_and_cap(void **state)
     close(p[1]);
     close(sv[0]);
     sm_conn_free(b);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* Fds not taken are closed by the next receive; fds of skipped bytes and of
@@ -283,7 +271,7 @@ static void
 test_untaken_and_orphans_closed(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *b;
     int sv[2];
     SM_ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
@@ -309,21 +297,21 @@ test_untaken_and_orphans_closed(void **state)
              "\x03"
              "y",
              2, p, 2); /* never completed */
-    int base = count_fds();
+    int base = sm_test_count_fds();
     sm_frame_msg m;
     SM_ASSERT_OK(sm_conn_recv(b, &m, 5000));
     assert_memory_equal(m.data, "ok", 2);
-    assert_int_equal(count_fds(), base + 2);
+    assert_int_equal(sm_test_count_fds(), base + 2);
     SM_ASSERT_OK(sm_conn_recv(b, &m, 5000)); /* "ok"'s two closed, "x"'s one held */
     assert_memory_equal(m.data, "x", 1);
     assert_int_equal(sm_conn_skipped(b), 1);
-    assert_true(count_fds() <= base + 1 + 2); /* "y"'s may have been read */
+    assert_true(sm_test_count_fds() <= base + 1 + 2); /* "y"'s may have been read */
     close(sv[0]);
     SM_ASSERT_ERR(sm_conn_recv(b, &m, 5000), SM_ERR_TRUNCATED);
     sm_conn_free(b);
     close(p[0]);
     close(p[1]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* More fds in one sendmsg than the receiver's cap: the kernel truncates the
@@ -332,7 +320,7 @@ static void
 test_ctrunc_reported(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *a, *b;
     conn_pair(&a, &b, "len32be", 2);
     int p[2];
@@ -350,7 +338,7 @@ test_ctrunc_reported(void **state)
     sm_conn_free(b);
     close(p[0]);
     close(p[1]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* ---- partial sends ----------------------------------------------------- */
@@ -386,7 +374,7 @@ static void
 test_large_message_fds_once(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *a, *b;
     conn_pair(&a, &b, "len32be,max=4194304", 0);
     int p[2];
@@ -408,7 +396,7 @@ test_large_message_fds_once(void **state)
     sm_conn_free(b);
     close(p[0]);
     close(p[1]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* ---- credentials and errors -------------------------------------------- */
@@ -433,7 +421,7 @@ static void
 test_errors(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     /* TCP: no fds, no credentials. */
     int lfd = SM_ASSERT_OK(sm_listen("tcp://127.0.0.1:0", 4));
     sm_endpoint ep;
@@ -476,7 +464,7 @@ test_errors(void **state)
     sm_conn_free(a);
     sm_conn_free(b);
     close(p[1]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* Write bytes from a child process (its own pid on them); returns its pid. */
@@ -497,7 +485,7 @@ static void
 test_msg_cred(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_conn *a, *b;
     conn_pair(&a, &b, "len8", 0);
     sm_cred cr;
@@ -541,7 +529,7 @@ test_msg_cred(void **state)
     sm_conn_free(b);
     close(p[0]);
     close(p[1]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 int

@@ -141,18 +141,6 @@ listen_with_twin(const char *ip, const char *twin_ip, int *hold, uint16_t *port)
     return -1;
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static uint16_t
 peer_port(int fd)
 {
@@ -409,13 +397,13 @@ test_happy_eyeballs_black_hole(void **state)
     /* The first attempt hangs; the second starts after the stagger delay and
      * wins; the hanging one is closed (no fd left behind). */
     sm_addr list[2] = {addr_of("127.0.0.1", hole_port), addr_of("127.0.0.1", bound.port)};
-    int fds = count_fds();
+    int fds = sm_test_count_fds();
     int64_t t0 = sm_test_now_ms();
     int c = (int)SM_ASSERT_OK(sm__dial_addrs(list, 2, NULL, t0 + 10000, NULL, 0));
     int64_t ms = elapsed_since(t0);
     assert_true(ms >= SM__DIAL_STAGGER_MS - 10); /* never early; how late is load's */
     assert_int_equal(peer_port(c), bound.port);
-    assert_int_equal(count_fds(), fds + 1);
+    assert_int_equal(sm_test_count_fds(), fds + 1);
     close(c);
 
     /* Only the black hole: a timeout within generous bounds. */
@@ -423,7 +411,7 @@ test_happy_eyeballs_black_hole(void **state)
     SM_ASSERT_ERR(sm__dial_addrs(list, 1, NULL, t0 + 150, NULL, 0), -ETIMEDOUT);
     ms = elapsed_since(t0);
     assert_true(ms >= 140); /* never early; how late is load's */
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(sm_test_count_fds(), fds);
     char to[64];
     snprintf(to, sizeof to, "tcp://127.0.0.1:%u", hole_port);
     t0 = sm_test_now_ms();
@@ -441,7 +429,7 @@ test_happy_eyeballs_black_hole(void **state)
     SM_ASSERT_ERR(
         sm__dial_addrs(list, 2, NULL, sm_test_now_ms() + 10 * SM__DIAL_STAGGER_MS, NULL, 0),
         -ECONNREFUSED);
-    assert_int_equal(count_fds(), fds + 1);
+    assert_int_equal(sm_test_count_fds(), fds + 1);
 
     close(hold);
     close(l);

@@ -20,18 +20,6 @@
 
 static const sm_frame_spec line = {.kind = SM_FRAME_DELIM, .delim = "\n", .delim_len = 1};
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* What one detach reported, in order with on_close. */
 typedef struct got {
     int calls, fd, status, closes, reason;
@@ -197,7 +185,7 @@ static void
 test_starttls(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     tls_run r = {.loop = ts_loop()};
     R = &r;
     atomic_store(&r.client_rc, 1);
@@ -236,7 +224,7 @@ test_starttls(void **state)
     ts_loop_free(r.loop);
     sm_tls_config_free(r.scfg);
     sm_tls_config_free(r.ccfg);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 /* A TLS stream cannot be detached (its session would be lost). */
@@ -251,7 +239,7 @@ static void
 test_tls_refused(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     tls_run r = {.loop = ts_loop()};
     R = &r;
     r.scfg = sm_test_tls_server("chain.pem", "leaf.key");
@@ -270,7 +258,7 @@ test_tls_refused(void **state)
     close(sv[1]);
     ts_loop_free(r.loop);
     sm_tls_config_free(r.scfg);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 /* ---- one stream over a socketpair, detached on "SWITCH" ------------------ */
@@ -329,7 +317,7 @@ one_end(one *o, int fds0)
     free(o->g.rest);
     close(o->peer);
     ts_loop_free(o->loop);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 /* A length-prefixed message into buf; returns its size. */
@@ -345,7 +333,7 @@ static void
 test_rest_from_on_message(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {0};
     one_start(&o, &one_opts);
     uint8_t buf[256];
@@ -384,7 +372,7 @@ static void
 test_rest_outside_callbacks(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {0};
     one_start(&o, &one_opts);
     ts_write(o.peer,
@@ -411,7 +399,7 @@ static void
 test_no_rest(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {0};
     one_start(&o, &one_opts);
     uint8_t buf[64];
@@ -444,7 +432,7 @@ static void
 test_late_bytes(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {.flood = 1u << 20};
     one_start(&o, &late_opts);
     ts_raw raw;
@@ -480,7 +468,7 @@ static void
 test_flush_first(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {.flood = 8u << 20};
     one_start(&o, &one_opts);
     uint8_t buf[64];
@@ -525,7 +513,7 @@ static void
 test_flush_timeout(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {.flood = 4u << 20};
     one_start(&o, &timeout_opts);
     uint8_t buf[64];
@@ -545,7 +533,7 @@ static void
 test_close_during(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {.flood = 4u << 20};
     one_start(&o, &one_opts);
     uint8_t buf[64];
@@ -567,7 +555,7 @@ static void
 test_peer_reset(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     one o = {.flood = 8u << 20, .g = {.fd = -1}};
     O = &o;
     o.loop = ts_loop();
@@ -592,7 +580,7 @@ test_peer_reset(void **state)
     assert_int_equal(o.g.fd, -1);
     ts_acceptor_stop(&a);
     ts_loop_free(o.loop);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 /* ---- a dialed stream --------------------------------------------------- */
@@ -645,7 +633,7 @@ static void
 test_dialed(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     sm_loop *l = ts_loop();
     ts_acceptor a = {.on_stream = close_accepted};
     ts_acceptor_start(l, &a, "tcp://127.0.0.1:0", &accepted_opts);
@@ -668,7 +656,7 @@ test_dialed(void **state)
     close(g.fd);
     ts_acceptor_stop(&a);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 /* ---- a splice: both sides of a proxy handed off, raw bytes copied -------- */
@@ -723,7 +711,7 @@ static void
 test_splice(void **state)
 {
     (void)state;
-    int fds0 = count_fds();
+    int fds0 = sm_test_count_fds();
     memset(G2, 0, sizeof G2);
     sm_loop *l = ts_loop();
     int c[2], u[2]; /* c[1]: the client, u[1]: the upstream server */
@@ -761,7 +749,7 @@ test_splice(void **state)
     close(c[1]);
     close(u[1]);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(sm_test_count_fds(), fds0);
 }
 
 int

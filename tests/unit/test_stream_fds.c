@@ -16,18 +16,6 @@
 #define NFD  8
 #define SLEN 64
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static bool
 same_file(int x, int y)
 {
@@ -120,7 +108,7 @@ static void
 test_pipe_and_cred(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2];
     ts_pair(sv);
@@ -174,7 +162,7 @@ test_pipe_and_cred(void **state)
     sm_stream_close(a);
     sm_stream_close(b);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* Without opts.max_fds a stream sends no fds (-EINVAL), and bad max_fds
@@ -209,7 +197,7 @@ static void
 test_joined_writes_and_reads(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2];
     ts_pair(sv);
@@ -247,7 +235,7 @@ test_joined_writes_and_reads(void **state)
     sm_stream_close(a);
     sm_stream_close(b);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* A message with fds queued behind a big one the kernel takes in pieces
@@ -256,7 +244,7 @@ static void
 test_behind_a_blocked_queue(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2];
     ts_pair(sv);
@@ -293,7 +281,7 @@ test_behind_a_blocked_queue(void **state)
     sm_stream_close(a);
     sm_stream_close(b);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* sendmsg(2) of bytes with n fds, blocking. */
@@ -326,7 +314,7 @@ static void
 test_cap_and_untaken(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2], sv2[2];
     ts_pair(sv);
@@ -363,7 +351,7 @@ test_cap_and_untaken(void **state)
     assert_true(ts_run_until(l, got_closed, &rb, T));
     assert_true(ts_run_until(l, got_closed, &rc, T));
     ts_loop_free(l);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* More fds in one sendmsg than the receiver's cap: the kernel truncates
@@ -374,7 +362,7 @@ static void
 test_ctrunc_closes_only_that_stream(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2], sv2[2];
     ts_pair(sv);
@@ -410,7 +398,7 @@ test_ctrunc_closes_only_that_stream(void **state)
     sm_stream_close(c);
     sm_stream_close(d);
     ts_loop_free(l);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 /* Closing streams with fds still queued to send, and received fds of an
@@ -419,7 +407,7 @@ static void
 test_close_with_fds_held(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = sm_test_count_fds();
     sm_loop *l = ts_loop();
     int sv[2], sv2[2];
     ts_pair(sv);
@@ -444,7 +432,7 @@ test_close_with_fds_held(void **state)
     ts_loop_free(l);
     close(sv[1]);
     close(sv2[0]);
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(sm_test_count_fds(), before);
 }
 
 int
