@@ -39,12 +39,21 @@ check_messages(const char *str, const sm_frame_spec *spec)
             p[0] = 0;
             if (n > 1) p[1] = '\n';
             tf_make_safe(p, n, b);
+            bool too_big = false;
             if (b->kind == SM_FRAME_RESP) { /* a payload must be one RESP value */
                 n = 5;
                 memcpy(p, "+qq\r\n", n);
+                too_big = hi < n; /* max= below the smallest reply ("resp,max=1") */
             }
             tf_stream s = {0};
             int rc = tf_stream_add(&s, spec, p, n, t, NULL);
+            if (too_big) {
+                FUZZ_CHECK(rc == -EMSGSIZE, "\"%s\": %zu bytes over max=%llu encode: %s", str, n,
+                           (unsigned long long)hi, sm_err_name(rc));
+                tf_stream_free(&s);
+                if (spec->kind != SM_FRAME_TYPE) break;
+                continue;
+            }
             FUZZ_CHECK(rc == 0, "\"%s\": %zu bytes of type %d do not encode: %s", str, n, t,
                        sm_err_name(rc));
             tf_run r;
