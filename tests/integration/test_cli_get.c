@@ -9,6 +9,9 @@
  * Ports are found at run time; every wait is bounded; every process started
  * here is killed by its pid and reaped. */
 #include "smtest.h"
+#ifdef SM_TLS_CERTS
+#include "tls_test.h"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -483,14 +486,14 @@ ngx_config(int port, int sport)
     snprintf(https, sizeof https,
              "  server {\n"
              "    listen 127.0.0.1:%d ssl;\n"
-             "    ssl_certificate %s/certs/leaf.pem;\n"
-             "    ssl_certificate_key %s/certs/leaf.key;\n"
+             "    ssl_certificate %s;\n"
+             "    ssl_certificate_key %s;\n"
              "    root %s/www;\n"
              "    location = /to-http { return 302 http://127.0.0.1:%d/target.txt; }\n"
              "    location /sub/ { sub_filter 'foo' 'bar'; sub_filter_once off; "
              "sub_filter_types *; }\n"
              "  }\n",
-             sport, d, d, d, port);
+             sport, sm_test_cert("leaf.pem"), sm_test_cert("leaf.key"), d, port);
 #endif
     int n = snprintf(
         conf, sizeof conf,
@@ -582,15 +585,9 @@ ngx_setup(void **state)
     make_dir(ngx.dir, "www");
     make_dir(ngx.dir, "www/sub");
 #ifdef SM_TLS_CERTS
-    /* Certificates for the HTTPS server (tests/support/tls_certs.sh). */
-    make_dir(ngx.dir, "certs");
-    char certs[4200];
-    snprintf(certs, sizeof certs, "%s/certs", ngx.dir);
-    char *mk[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    pid_t mkpid = spawn(mk, NULL, NULL);
-    int st;
-    if (waitpid(mkpid, &st, 0) != mkpid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        print_error("tls_certs.sh failed\n");
+    /* Certificates for the HTTPS server (tests/support/tls_test.h). */
+    if (sm_test_tls_certs_find() != 0) {
+        print_error("no certificates for nginx\n");
         return -1;
     }
 #endif
@@ -621,6 +618,9 @@ ngx_teardown(void **state)
     stop_server(&ngx.pid);
     free(ngx.big);
     if (ngx.dir[0]) rm_tree(ngx.dir);
+#ifdef SM_TLS_CERTS
+    sm_test_tls_teardown(NULL);
+#endif
     return 0;
 }
 
@@ -657,8 +657,10 @@ test_ngx_https(void **state)
 #ifndef SM_TLS_CERTS
     skip(); /* built without TLS */
 #endif
-    char url[256], ca[4200];
-    snprintf(ca, sizeof ca, "%s/certs/ca.pem", ngx.dir);
+    char url[256], ca[4200] = "";
+#ifdef SM_TLS_CERTS
+    snprintf(ca, sizeof ca, "%s", sm_test_cert("ca.pem"));
+#endif
     run r;
     snprintf(url, sizeof url, "%s/static.txt", ngx.surl);
     RUN(&r, "get", "--ca", ca, url);
