@@ -152,7 +152,13 @@ client_main(void *arg)
         rc = (int)sm_conn_send(c, "secret", 6, T);
         if (rc == 6) rc = sm_conn_recv(c, &m, T);
         rc = rc == 1 && m.len == 6 && memcmp(m.data, "secret", 6) == 0 ? 0 : rc < 0 ? rc : -EPROTO;
+        /* The result before the close: the close is the server loop's last
+         * event (EOF on its TLS stream), so a result stored after it could
+         * land while that loop already waits, with nothing left to wake it
+         * but its guard timer (the test then took T longer). */
+        atomic_store(&r->client_rc, rc);
         sm_conn_free(c);
+        return NULL;
     }
     atomic_store(&r->client_rc, rc);
     return NULL;
