@@ -6,8 +6,6 @@
  * connection thread's sm_conn. */
 #include "server_util.h"
 
-#include <dirent.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -56,33 +54,6 @@ on_close(sm_peer *p, int reason)
     atomic_store(&close_reason, reason);
 }
 
-/* Read exactly n bytes from a non-blocking fd, polled, within 10 s. */
-static void
-read_exact(int fd, uint8_t *out, size_t n)
-{
-    size_t have = 0;
-    int64_t end = sm_test_now_ms() + 10000;
-    while (have < n) {
-        assert_true(sm_test_now_ms() < end);
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        ssize_t r = read(fd, out + have, n - have);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        assert_true(r > 0);
-        have += (size_t)r;
-    }
-}
-
-static void
-expect_line(sm_conn *c, const char *want)
-{
-    sm_frame_msg m;
-    int rc = sm_conn_recv(c, &m, SM_CONN_DEFAULT);
-    if (rc != 1) fail_msg("recv: %d (%s)", rc, sm_err_name(rc));
-    assert_int_equal(m.len, strlen(want));
-    assert_memory_equal(m.data, want, m.len);
-}
-
 static void
 test_peer_detach(void **state)
 {
@@ -104,8 +75,8 @@ test_peer_detach(void **state)
     sm_conn_set_timeout(c, 10000);
     /* One write: the switch line and raw bytes behind it. */
     assert_int_equal(sm_conn_send_raw(c, "EHLO\nSTARTTLS\nRAW-1", 19, SM_CONN_DEFAULT), 19);
-    expect_line(c, "250 ok");
-    expect_line(c, "220 go ahead");
+    sm_test_expect_msg(c, "250 ok", SM_CONN_DEFAULT);
+    sm_test_expect_msg(c, "220 go ahead", SM_CONN_DEFAULT);
     SM_WAIT_FOR(atomic_load(&detach_rc) != 1, 10000);
     SM_ASSERT_OK(atomic_load(&detach_rc));
     SM_WAIT_FOR(atomic_load(&handed_fd) != -2 && atomic_load(&close_reason) != 1, 10000);
@@ -118,12 +89,12 @@ test_peer_detach(void **state)
     uint8_t raw[5];
     assert_true(handed_len <= 5);
     if (handed_len) memcpy(raw, handed_rest, handed_len);
-    if (handed_len < 5) read_exact(fd, raw + handed_len, 5 - handed_len);
+    if (handed_len < 5) sm_test_read_exact(fd, raw + handed_len, 5 - handed_len, 10000);
     assert_memory_equal(raw, "RAW-1", 5);
     free(handed_rest);
     /* The socket is ours: the server neither reads nor closes it. */
     assert_int_equal(write(fd, "raw reply\n", 10), 10);
-    expect_line(c, "raw reply");
+    sm_test_expect_msg(c, "raw reply", SM_CONN_DEFAULT);
     SM_WAIT_FOR(srv_stats(srv).closes[SM_CLOSE_DETACHED] == 1, 10000);
     SM_WAIT_FOR(srv_stats(srv).current == 0, 10000);
     assert_string_equal(sm_server_close_kind_name(SM_CLOSE_DETACHED), "detached");

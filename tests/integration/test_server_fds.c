@@ -8,7 +8,6 @@
  * process) before and after. */
 #include "server_util.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -261,59 +260,11 @@ fd_dial(const fx *f)
     return c;
 }
 
-/* The next reply is want. */
-static void
-expect(sm_conn *c, const char *want)
-{
-    sm_frame_msg m;
-    int rc = sm_conn_recv(c, &m, SM_CONN_DEFAULT);
-    if (rc != 1) fail_msg("waiting for '%s': recv gave %d (%s)", want, rc, sm_err_name(rc));
-    if (m.len != strlen(want) || memcmp(m.data, want, m.len))
-        fail_msg("wanted '%s', got '%.*s'", want, (int)m.len, (const char *)m.data);
-}
-
 static void
 send_fds(sm_conn *c, const char *msg, const int *fds, int n)
 {
     ssize_t rc = sm_conn_send_fds(c, msg, strlen(msg), fds, n, SM_CONN_DEFAULT);
     assert_int_equal(rc, (ssize_t)strlen(msg));
-}
-
-/* One sendmsg of raw bytes with n fds attached. */
-static void
-raw_send(int fd, const void *p, size_t len, const int *fds, int n)
-{
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * 16)];
-    } cb;
-    memset(&cb, 0, sizeof cb);
-    struct iovec v = {.iov_base = (void *)p, .iov_len = len};
-    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
-    if (n) {
-        m.msg_control = cb.buf;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)n);
-    }
-    assert_int_equal(sendmsg(fd, &m, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-/* Read exactly len bytes from fd within T (poll first: never a hang). */
-static void
-read_exact(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, T) != 1) fail_msg("fd %d: nothing to read within %d ms", fd, T);
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n <= 0) fail_msg("fd %d: read gave %zd (%s)", fd, n, strerror(errno));
-        got += (size_t)n;
-    }
 }
 
 /* The read end reaches EOF within T: every copy of the write end is closed
@@ -327,14 +278,6 @@ expect_eof(int fd)
     assert_int_equal(read(fd, &c, 1), 0);
 }
 
-static bool
-same_file(int x, int y)
-{
-    struct stat a, b;
-    if (fstat(x, &a) < 0 || fstat(y, &b) < 0) return false;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
 /* A sends a pipe's write end and one end of a socketpair; the server takes
  * them and forwards them to B; B writes into the pipe and talks over the
  * socket, and A reads both: the fds work end to end. */
@@ -345,13 +288,13 @@ test_pipe_and_socket_through_server(void **state)
     fx_start(&f, srv_variant_of(state), MAXFDS);
     sm_conn *a = fd_dial(&f), *b = fd_dial(&f);
     SM_ASSERT_OK(sm_conn_send(b, "B", 1, SM_CONN_DEFAULT));
-    expect(b, "ok");
+    sm_test_expect_msg(b, "ok", SM_CONN_DEFAULT);
     int pp[2], sv[2];
     assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     int give[2] = {pp[1], sv[1]};
     send_fds(a, "FWD", give, 2);
-    expect(a, "sent:2");
+    sm_test_expect_msg(a, "sent:2", SM_CONN_DEFAULT);
 
     sm_frame_msg m;
     assert_int_equal(sm_conn_recv(b, &m, SM_CONN_DEFAULT), 1);
@@ -359,19 +302,19 @@ test_pipe_and_socket_through_server(void **state)
     assert_memory_equal(m.data, "FWD", 3);
     int got[4];
     assert_int_equal(sm_conn_take_fds(b, got, 4), 2);
-    assert_true(same_file(got[0], pp[1]));
-    assert_true(same_file(got[1], sv[1]));
+    assert_true(sm_test_same_file(got[0], pp[1]));
+    assert_true(sm_test_same_file(got[1], sv[1]));
     close(pp[1]);
     close(sv[1]);
     assert_int_equal(write(got[0], "hello", 5), 5);
     assert_int_equal(write(got[1], "ping", 4), 4);
     char buf[8];
-    read_exact(pp[0], buf, 5);
+    sm_test_read_exact(pp[0], buf, 5, T);
     assert_memory_equal(buf, "hello", 5);
-    read_exact(sv[0], buf, 4);
+    sm_test_read_exact(sv[0], buf, 4, T);
     assert_memory_equal(buf, "ping", 4);
     assert_int_equal(write(sv[0], "pong", 4), 4);
-    read_exact(got[1], buf, 4);
+    sm_test_read_exact(got[1], buf, 4, T);
     assert_memory_equal(buf, "pong", 4);
     close(got[0]);
     close(got[1]);
@@ -401,13 +344,13 @@ test_several_messages(void **state)
     send_fds(a, "m2", nul, 2);
     send_fds(a, "m3", nul, 3);
     SM_ASSERT_OK(sm_conn_send(a, "m0", 2, SM_CONN_DEFAULT));
-    raw_send(sm_conn_fd(a), "\0\0\0\1x\0\0\0\1y", 10, nul, 2);
-    expect(a, "m1:1");
-    expect(a, "m2:2");
-    expect(a, "m3:3");
-    expect(a, "m0:0");
-    expect(a, "x:0");
-    expect(a, "y:2");
+    sm_test_send_fds(sm_conn_fd(a), "\0\0\0\1x\0\0\0\1y", 10, nul, 2);
+    sm_test_expect_msg(a, "m1:1", SM_CONN_DEFAULT);
+    sm_test_expect_msg(a, "m2:2", SM_CONN_DEFAULT);
+    sm_test_expect_msg(a, "m3:3", SM_CONN_DEFAULT);
+    sm_test_expect_msg(a, "m0:0", SM_CONN_DEFAULT);
+    sm_test_expect_msg(a, "x:0", SM_CONN_DEFAULT);
+    sm_test_expect_msg(a, "y:2", SM_CONN_DEFAULT);
     close_all(nul, 3);
     sm_conn_free(a);
     fx_end(&f);
@@ -431,11 +374,11 @@ test_cap_and_untaken(void **state)
         pw[i] = pp[1];
     }
     int fd = sm_conn_fd(a);
-    raw_send(fd, "\0\0\0\3c", 5, pw, 2);
-    raw_send(fd, "ap", 2, pw + 2, 2);
-    expect(a, "cap:3");
-    raw_send(fd, "\0\0\0\5TAKE1", 9, pw, 3);
-    expect(a, "took:1");
+    sm_test_send_fds(fd, "\0\0\0\3c", 5, pw, 2);
+    sm_test_send_fds(fd, "ap", 2, pw + 2, 2);
+    sm_test_expect_msg(a, "cap:3", SM_CONN_DEFAULT);
+    sm_test_send_fds(fd, "\0\0\0\5TAKE1", 9, pw, 3);
+    sm_test_expect_msg(a, "took:1", SM_CONN_DEFAULT);
     for (int i = 0; i < 4; i++)
         close(pw[i]);
     for (int i = 0; i < 4; i++)
@@ -446,7 +389,7 @@ test_cap_and_untaken(void **state)
     assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
     send_fds(a, "NOTAKE", &pp[1], 1);
     close(pp[1]);
-    expect(a, "none");
+    sm_test_expect_msg(a, "none", SM_CONN_DEFAULT);
     /* Nothing more is sent: only on_message's return can have closed it. */
     expect_eof(pp[0]);
     close(pp[0]);
@@ -464,14 +407,14 @@ test_ctrunc_closes_only_that_peer(void **state)
     fx_start(&f, srv_variant_of(state), MAXFDS);
     sm_conn *c = fd_dial(&f), *d = fd_dial(&f);
     SM_ASSERT_OK(sm_conn_send(c, "C", 1, SM_CONN_DEFAULT));
-    expect(c, "ok");
+    sm_test_expect_msg(c, "ok", SM_CONN_DEFAULT);
     int nul[5];
     for (int i = 0; i < 5; i++)
         assert_true((nul[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
     int fd = sm_conn_fd(c);
-    raw_send(fd, "\0\0\0\1a", 5, nul, 1);
-    raw_send(fd, "\0\0\0\1b", 5, nul, 5);
-    expect(c, "a:1");
+    sm_test_send_fds(fd, "\0\0\0\1a", 5, nul, 1);
+    sm_test_send_fds(fd, "\0\0\0\1b", 5, nul, 5);
+    sm_test_expect_msg(c, "a:1", SM_CONN_DEFAULT);
     cli_expect_end(c, T);
     wait_flag(&st.c_closed);
     pthread_mutex_lock(&st.lock);
@@ -482,7 +425,7 @@ test_ctrunc_closes_only_that_peer(void **state)
     SM_ASSERT_ERR(reason, SM_ERR_FDS_TRUNCATED);
     if (!strstr(detail, "MSG_CTRUNC")) fail_msg("detail: '%s'", detail);
     send_fds(d, "still", nul, 2);
-    expect(d, "still:2");
+    sm_test_expect_msg(d, "still:2", SM_CONN_DEFAULT);
     close_all(nul, 5);
     sm_conn_free(c);
     sm_conn_free(d);
@@ -495,7 +438,7 @@ expect_cred(sm_conn *c)
     SM_ASSERT_OK(sm_conn_send(c, "CRED", 4, SM_CONN_DEFAULT));
     char want[96];
     snprintf(want, sizeof want, "%d %d %d", (int)getpid(), (int)getuid(), (int)getgid());
-    expect(c, want);
+    sm_test_expect_msg(c, want, SM_CONN_DEFAULT);
 }
 
 /* SO_PEERCRED: with fd passing on and off; a TCP peer has none. */
@@ -518,7 +461,7 @@ test_cred(void **state)
     assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
     send_fds(a, "plain", &pp[1], 1);
     close(pp[1]);
-    expect(a, "plain:0");
+    sm_test_expect_msg(a, "plain:0", SM_CONN_DEFAULT);
     expect_eof(pp[0]);
     close(pp[0]);
     sm_conn_free(a);
@@ -534,7 +477,7 @@ test_cred(void **state)
     char want[32];
     snprintf(want, sizeof want, "err %d", -EAFNOSUPPORT);
     SM_ASSERT_OK(sm_conn_send(a, "CRED", 4, SM_CONN_DEFAULT));
-    expect(a, want);
+    sm_test_expect_msg(a, want, SM_CONN_DEFAULT);
     sm_conn_free(a);
     sm_server_free(srv);
     assert_int_equal(sm_test_count_fds(), before);
@@ -560,7 +503,7 @@ test_server_sends_fds(void **state)
     assert_int_equal(stat("/dev/null", &nb), 0);
     assert_true(sb.st_rdev == nb.st_rdev && S_ISCHR(sb.st_mode));
     close(fd);
-    expect(a, "rc:0");
+    sm_test_expect_msg(a, "rc:0", SM_CONN_DEFAULT);
     sm_conn_free(a);
     fx_end(&f);
 
@@ -569,7 +512,7 @@ test_server_sends_fds(void **state)
     SM_ASSERT_OK(sm_conn_send(a, "GIVE", 4, SM_CONN_DEFAULT));
     char want[32];
     snprintf(want, sizeof want, "rc:%d", -EINVAL);
-    expect(a, want);
+    sm_test_expect_msg(a, want, SM_CONN_DEFAULT);
     sm_conn_free(a);
     fx_end(&f);
 }
@@ -586,7 +529,7 @@ test_take_elsewhere(void **state)
     for (int i = 0; i < 2; i++)
         assert_true((nul[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
     send_fds(a, "ELSEWHERE", nul, 2);
-    expect(a, "take:0 cred:0 mine:2");
+    sm_test_expect_msg(a, "take:0 cred:0 mine:2", SM_CONN_DEFAULT);
     close_all(nul, 2);
     sm_conn_free(a);
     fx_end(&f);
@@ -597,7 +540,7 @@ expect_sender(sm_conn *c, pid_t pid)
 {
     char want[96];
     snprintf(want, sizeof want, "%d %d %d", (int)pid, (int)getuid(), (int)getgid());
-    expect(c, want);
+    sm_test_expect_msg(c, want, SM_CONN_DEFAULT);
 }
 
 /* SCM_CREDENTIALS: each message names its own sender. A forked child
@@ -636,7 +579,7 @@ test_msg_cred(void **state)
     fx_start(&f, v, MAXFDS);
     a = fd_dial(&f);
     SM_ASSERT_OK(sm_conn_send(a, "MCRED", 5, SM_CONN_DEFAULT));
-    expect(a, "unknown");
+    sm_test_expect_msg(a, "unknown", SM_CONN_DEFAULT);
     sm_conn_free(a);
     fx_end(&f);
 }

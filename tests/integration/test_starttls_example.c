@@ -15,16 +15,6 @@
 #define T 10000
 
 static void
-expect_line(sm_conn *c, const char *want)
-{
-    sm_frame_msg m;
-    int rc = sm_conn_recv(c, &m, T);
-    if (rc != 1) fail_msg("recv: %d (%s)", rc, sm_err_name(rc));
-    assert_int_equal(m.len, strlen(want));
-    assert_memory_equal(m.data, want, m.len);
-}
-
-static void
 test_starttls_example(void **state)
 {
     (void)state;
@@ -44,8 +34,8 @@ test_starttls_example(void **state)
     char why[256];
     SM_ASSERT_OK(sm_conn_dial(&c, addr, "line", T, why, sizeof why));
     assert_int_equal(sm_conn_send_raw(c, "EHLO me\nSTARTTLS\n", 17, T), 17);
-    expect_line(c, "250 ok");
-    expect_line(c, "220 go ahead");
+    sm_test_expect_msg(c, "250 ok", T);
+    sm_test_expect_msg(c, "220 go ahead", T);
     int fd;
     uint8_t *rest;
     size_t rest_len;
@@ -62,7 +52,7 @@ test_starttls_example(void **state)
     /* Plaintext behind STARTTLS: the server hands off, then refuses. */
     SM_ASSERT_OK(sm_conn_dial(&c, addr, "line", T, why, sizeof why));
     assert_int_equal(sm_conn_send_raw(c, "STARTTLS\nINJECTED\n", 18, T), 18);
-    expect_line(c, "220 go ahead");
+    sm_test_expect_msg(c, "220 go ahead", T);
     rc = sm_conn_recv(c, &m, T);
     assert_true(rc == 0 || rc == -ECONNRESET);
     sm_conn_free(c);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,74 @@ sm_test_wait_queued(int fd, int want, int timeout_ms)
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
     return queued;
+}
+
+void
+sm_test_send_fds(int fd, const void *p, size_t len, const int *fds, int n)
+{
+    if (n < 0 || n > SM_TEST_SEND_FDS_MAX) fail_msg("sm_test_send_fds: %d fds", n);
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * SM_TEST_SEND_FDS_MAX)];
+    } cb;
+    memset(&cb, 0, sizeof cb);
+    struct iovec v = {.iov_base = (void *)p, .iov_len = len};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    if (n > 0) {
+        size_t bytes = sizeof(int) * (size_t)n;
+        m.msg_control = cb.buf;
+        m.msg_controllen = CMSG_SPACE(bytes);
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(bytes);
+        memcpy(CMSG_DATA(h), fds, bytes);
+    }
+    ssize_t sent = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (sent != (ssize_t)len)
+        fail_msg("fd %d: sendmsg of %zu bytes with %d fds gave %zd (%s)", fd, len, n, sent,
+                 sent < 0 ? strerror(errno) : "short");
+}
+
+void
+sm_test_read_exact(int fd, void *buf, size_t len, int timeout_ms)
+{
+    size_t have = 0;
+    int64_t end = sm_test_now_ms() + timeout_ms;
+    /* Each pass reads something or waits on poll (bounded by the time
+     * left), so the pass count is bounded by the bytes plus the wakeups. */
+    while (have < len) {
+        int left = (int)(end - sm_test_now_ms());
+        if (left <= 0) fail_msg("fd %d: %zu of %zu bytes within %d ms", fd, have, len, timeout_ms);
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pf, 1, left);
+        if (pr < 0 && errno != EINTR) fail_msg("fd %d: poll: %s", fd, strerror(errno));
+        if (pr <= 0) continue;
+        ssize_t r = read(fd, (char *)buf + have, len - have);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (r <= 0)
+            fail_msg("fd %d: %zu of %zu bytes, then %s", fd, have, len,
+                     r == 0 ? "EOF" : strerror(errno));
+        have += (size_t)r;
+    }
+}
+
+bool
+sm_test_same_file(int x, int y)
+{
+    struct stat a, b;
+    if (fstat(x, &a) < 0 || fstat(y, &b) < 0) return false;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void
+sm_test_expect_msg(sm_conn *c, const char *want, int timeout_ms)
+{
+    sm_frame_msg m;
+    int rc = sm_conn_recv(c, &m, timeout_ms);
+    if (rc != 1) fail_msg("waiting for '%s': recv gave %d (%s)", want, rc, sm_err_name(rc));
+    if (m.len != strlen(want) || memcmp(m.data, want, m.len) != 0)
+        fail_msg("wanted '%s', got '%.*s'", want, (int)m.len, (const char *)m.data);
 }
 
 sm_addr

@@ -80,6 +80,32 @@ int sm_test_read_line(int fd, char *out, size_t cap, int timeout_ms);
  * are queued. */
 int sm_test_wait_queued(int fd, int want, int timeout_ms);
 
+/* The most fds sm_test_send_fds attaches to one sendmsg. */
+#define SM_TEST_SEND_FDS_MAX 16
+
+/* One sendmsg(2) of len bytes from p on Unix socket fd with n fds (0 to
+ * SM_TEST_SEND_FDS_MAX; 0: no control message) attached as SCM_RIGHTS,
+ * MSG_NOSIGNAL. A raw peer for the receivers' fd handling: the message
+ * boundaries and which bytes carry fds are exactly the caller's. Fails the
+ * test unless the whole of len went out in that one call (a blocking fd
+ * waits for room; a full non-blocking one fails). */
+void sm_test_send_fds(int fd, const void *p, size_t len, const int *fds, int n);
+
+/* Read exactly len bytes from fd into buf within timeout_ms in all, polling
+ * before each read, so a blocking and a non-blocking fd are both bounded.
+ * Fails the test, naming the fd and what was missing, on EOF, an error or
+ * the timeout. */
+void sm_test_read_exact(int fd, void *buf, size_t len, int timeout_ms);
+
+/* Whether fds x and y are open on the same file (device and inode): a
+ * received fd checked against the one sent. */
+bool sm_test_same_file(int x, int y);
+
+/* Receive one message on c (timeout_ms as sm_conn_recv takes it, so
+ * SM_CONN_DEFAULT is the conn's own) and fail the test unless it is exactly
+ * want, printing the error or what came instead. */
+void sm_test_expect_msg(sm_conn *c, const char *want, int timeout_ms);
+
 /* An sm_addr for a numeric IPv4 or IPv6 address and a port (a PROXY header's
  * addresses, an address to compare with). */
 sm_addr sm_test_inet4(const char *ip, uint16_t port);

@@ -8,9 +8,11 @@
 #   self.pem self.key         self-signed, for localhost
 #   client.pem client.key     a client certificate (CN=test client)
 #   chain.pem                 leaf.pem + ca.pem
-# Usage: tls_certs.sh OPENSSL DIR
+# Usage: tls_certs.sh OPENSSL DIR (made if missing; a set already there is
+# replaced file by file: the tls_certs CTest fixture remakes its set each run)
 set -eu
 ossl=$1 dir=$2
+mkdir -p "$dir"
 cd "$dir"
 key() { "$ossl" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 sign() { # csr-key cn san days out

@@ -3,7 +3,6 @@
  * (counted in /proc/self/fd), and the peer's credentials. */
 #include "smtest.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,15 +28,6 @@ conn_pair(sm_conn **a, sm_conn **b, const char *spec, int cap)
     sm_conn_set_timeout(*a, 5000);
     sm_conn_set_timeout(*b, 5000);
     SM_ASSERT_OK(sm_conn_enable_fds(*b, cap));
-}
-
-/* Whether two fds are the same open file. */
-static bool
-same_file(int x, int y)
-{
-    struct stat a, b;
-    if (fstat(x, &a) < 0 || fstat(y, &b) < 0) return false;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 static void
@@ -177,12 +166,12 @@ test_fds_follow_their_message(void **state)
     expect_msg(b, "two", 0, NULL);
     expect_msg(b, "three", 3, got);
     for (int i = 0; i < 3; i++) {
-        assert_true(same_file(got[i], three[i]));
+        assert_true(sm_test_same_file(got[i], three[i]));
         close(got[i]);
     }
     expect_msg(b, "four", 0, NULL);
     expect_msg(b, "five", 1, got);
-    assert_true(same_file(got[0], p2[1]));
+    assert_true(sm_test_same_file(got[0], p2[1]));
     close(got[0]);
     expect_msg(b, "six", 2, NULL);
     sm_conn_free(a);
@@ -192,28 +181,6 @@ test_fds_follow_their_message(void **state)
         close(p2[i]);
     }
     assert_int_equal(sm_test_count_fds(), before);
-}
-
-/* Raw sendmsg with fds on the given bytes. */
-static void
-raw_send(int fd, const void *p, size_t n, const int *fds, int nfds)
-{
-    union {
-        struct cmsghdr h;
-        char b[CMSG_SPACE(sizeof(int) * 16)];
-    } cb;
-    struct iovec v = {.iov_base = (void *)p, .iov_len = n};
-    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
-    if (nfds) {
-        m.msg_control = cb.b;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-        memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)nfds);
-    }
-    assert_int_equal(sendmsg(fd, &m, MSG_NOSIGNAL), (ssize_t)n);
 }
 
 /* A message split over reads, its fds on its first and on a middle piece;
@@ -234,18 +201,18 @@ test_split_message_and_cap(void **state)
     SM_ASSERT_OK(pipe2(p, O_CLOEXEC));
     int two[2] = {p[0], p[1]};
     sm_frame_msg m;
-    raw_send(sv[0],
-             "\x06"
-             "ab",
-             3, two, 2);
+    sm_test_send_fds(sv[0],
+                     "\x06"
+                     "ab",
+                     3, two, 2);
     SM_ASSERT_ERR(sm_conn_recv(b, &m, 0), -ETIMEDOUT);
-    raw_send(sv[0], "cd", 2, two, 2); /* 4 fds for a cap of 3 */
+    sm_test_send_fds(sv[0], "cd", 2, two, 2); /* 4 fds for a cap of 3 */
     SM_ASSERT_ERR(sm_conn_recv(b, &m, 0), -ETIMEDOUT);
-    raw_send(sv[0],
-             "ef"
-             "\x01"
-             "g",
-             4, NULL, 0);
+    sm_test_send_fds(sv[0],
+                     "ef"
+                     "\x01"
+                     "g",
+                     4, NULL, 0);
     SM_ASSERT_OK(sm_conn_recv(b, &m, 5000));
     assert_int_equal(m.len, 6);
     assert_memory_equal(m.data, "abcdef", 6);
@@ -253,7 +220,8 @@ test_split_message_and_cap(void **state)
     /* Taken in two calls: the order they were sent in. */
     assert_int_equal(sm_conn_take_fds(b, got, 1), 1);
     assert_int_equal(sm_conn_take_fds(b, got + 1, 4), 2);
-    assert_true(same_file(got[0], p[0]) && same_file(got[1], p[1]) && same_file(got[2], p[0]));
+    assert_true(sm_test_same_file(got[0], p[0]) && sm_test_same_file(got[1], p[1]) &&
+                sm_test_same_file(got[2], p[0]));
     for (int i = 0; i < 3; i++)
         close(got[i]);
     SM_ASSERT_OK(sm_conn_recv(b, &m, 5000));
@@ -281,22 +249,22 @@ test_untaken_and_orphans_closed(void **state)
     SM_ASSERT_OK(sm_conn_enable_fds(b, 0));
     int p[2];
     SM_ASSERT_OK(pipe2(p, O_CLOEXEC));
-    raw_send(sv[0],
-             "\x02"
-             "ok",
-             3, p, 2);
-    raw_send(sv[0],
-             "\x08"
-             "too-long",
-             9, p, 2); /* skipped, with its fds */
-    raw_send(sv[0],
-             "\x01"
-             "x",
-             2, p, 1);
-    raw_send(sv[0],
-             "\x03"
-             "y",
-             2, p, 2); /* never completed */
+    sm_test_send_fds(sv[0],
+                     "\x02"
+                     "ok",
+                     3, p, 2);
+    sm_test_send_fds(sv[0],
+                     "\x08"
+                     "too-long",
+                     9, p, 2); /* skipped, with its fds */
+    sm_test_send_fds(sv[0],
+                     "\x01"
+                     "x",
+                     2, p, 1);
+    sm_test_send_fds(sv[0],
+                     "\x03"
+                     "y",
+                     2, p, 2); /* never completed */
     int base = sm_test_count_fds();
     sm_frame_msg m;
     SM_ASSERT_OK(sm_conn_recv(b, &m, 5000));
@@ -387,7 +355,7 @@ test_large_message_fds_once(void **state)
     assert_int_equal(m.data[g.len - 1], (char)('a' + (g.len - 1) % 26));
     int got[2];
     assert_int_equal(sm_conn_take_fds(b, got, 2), 1);
-    assert_true(same_file(got[0], p[1]));
+    assert_true(sm_test_same_file(got[0], p[1]));
     close(got[0]);
     expect_msg(b, "tail", 1, NULL);
     pthread_join(g.th, NULL);

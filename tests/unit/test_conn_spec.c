@@ -40,17 +40,6 @@ conn_pair(const char *spec, int *raw)
 }
 
 static void
-read_exact(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = sm_recv_some(fd, (uint8_t *)buf + got, len - got, T);
-        assert_true(n > 0);
-        got += (size_t)n;
-    }
-}
-
-static void
 write_all(int fd, const void *buf, size_t len)
 {
     struct iovec v = {.iov_base = (void *)buf, .iov_len = len};
@@ -115,7 +104,7 @@ test_send_hdr_offset_bytes(void **state)
     sm_conn *c = conn_pair("len32be,offset=1,adjust=4", &raw);
     assert_int_equal(sm_conn_send_hdr(c, "Q", 1, "hi", 2, SM_CONN_DEFAULT), 2);
     uint8_t got[7];
-    read_exact(raw, got, sizeof got);
+    sm_test_read_exact(raw, got, sizeof got, T);
     assert_memory_equal(got, "Q\0\0\0\6hi", 7);
     /* The received side passes the type byte through in frame[0]. */
     write_all(raw, got, sizeof got);
@@ -132,7 +121,7 @@ test_send_hdr_offset_bytes(void **state)
     SM_ASSERT_OK(sm_conn_set_spec(c, NULL, &two));
     assert_int_equal(sm_conn_send_hdr(c, "\x80\x01", 2, "abc", 3, SM_CONN_DEFAULT), 3);
     uint8_t got2[7];
-    read_exact(raw, got2, sizeof got2);
+    sm_test_read_exact(raw, got2, sizeof got2, T);
     assert_memory_equal(got2,
                         "\x80\x01\x03\x00"
                         "abc",
@@ -142,7 +131,7 @@ test_send_hdr_offset_bytes(void **state)
     SM_ASSERT_OK(sm_conn_set_spec(c, NULL, &plain));
     assert_int_equal(sm_conn_send_hdr(c, NULL, 0, "z", 1, SM_CONN_DEFAULT), 1);
     uint8_t got3[2];
-    read_exact(raw, got3, sizeof got3);
+    sm_test_read_exact(raw, got3, sizeof got3, T);
     assert_memory_equal(got3, "\1z", 2);
     sm_conn_free(c);
     close(raw);
@@ -161,7 +150,7 @@ test_send_hdr_type_spec(void **state)
     assert_int_equal(sm_conn_send_hdr(c, "Axy", 3, "pq", 2, SM_CONN_DEFAULT), 2);
     assert_int_equal(sm_conn_send_hdr(c, "B", 1, "r", 1, SM_CONN_DEFAULT), 1);
     uint8_t got[7 + 3];
-    read_exact(raw, got, sizeof got);
+    sm_test_read_exact(raw, got, sizeof got, T);
     assert_memory_equal(got, "Axy\0\2pqB\1r", sizeof got);
     SM_ASSERT_ERR(sm_conn_send_hdr(c, "C", 1, "r", 1, SM_CONN_DEFAULT), -EPROTO);
     SM_ASSERT_ERR(sm_conn_send_hdr(c, "A", 1, "r", 1, SM_CONN_DEFAULT), -EINVAL);
@@ -182,7 +171,7 @@ test_send_frame_forwards(void **state)
     assert_int_equal(sm_conn_recv(a, &m, SM_CONN_DEFAULT), 1);
     assert_int_equal(sm_conn_send_frame(b, &m, SM_CONN_DEFAULT), 6);
     uint8_t got[6];
-    read_exact(rb, got, sizeof got);
+    sm_test_read_exact(rb, got, sizeof got, T);
     assert_memory_equal(got, "Z\0\0\0\5I", 6);
     SM_ASSERT_ERR(sm_conn_send_frame(b, NULL, SM_CONN_DEFAULT), -EINVAL);
     sm_frame_spec small = spec_of("len32be,offset=1,adjust=4,max=1K");
@@ -222,7 +211,7 @@ test_switch_rx_mid_buffer(void **state)
     /* tx is still line. */
     assert_int_equal(sm_conn_send(c, "ok", 2, SM_CONN_DEFAULT), 2);
     char got[3];
-    read_exact(raw, got, 3);
+    sm_test_read_exact(raw, got, 3, T);
     assert_memory_equal(got, "ok\n", 3);
     /* Back to lines with a partial line already buffered: it is finished
      * under the new spec. */
@@ -258,7 +247,7 @@ test_separate_tx_spec(void **state)
     SM_ASSERT_OK(sm_conn_set_spec(c, NULL, &startup));
     assert_int_equal(sm_conn_send(c, "ab", 2, SM_CONN_DEFAULT), 2);
     uint8_t got[6];
-    read_exact(raw, got, 6);
+    sm_test_read_exact(raw, got, 6, T);
     assert_memory_equal(got, "\0\0\0\6ab", 6);
     /* Receiving is unchanged. */
     write_all(raw, "R\0\0\0\x08\0\0\0\0", 9);
@@ -313,7 +302,7 @@ test_detach_hands_over_rest(void **state)
     free(rest);
     write_all(raw, "more", 4);
     char got[4];
-    read_exact(fd, got, 4);
+    sm_test_read_exact(fd, got, 4, T);
     assert_memory_equal(got, "more", 4);
     close(fd);
     close(raw);

@@ -2,8 +2,8 @@
  * lines, the client asks for TLS, the server agrees, and each side hands
  * its socket (and the bytes it read ahead) to sm_conn_new_tls, then the
  * same connection carries length-prefixed messages over TLS. Certificates
- * are made per run (tests/support/tls_certs.sh). */
-#include "smtest.h"
+ * from tests/support/tls_test.h. */
+#include "tls_test.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,18 +18,6 @@
 #include <sockmsg/tls.h>
 
 #define T 10000
-
-static char certs[256];
-
-static const char *
-cert(const char *name)
-{
-    static char path[2][320];
-    static int k;
-    k = (k + 1) % 2;
-    snprintf(path[k], sizeof path[k], "%s/%s", certs, name);
-    return path[k];
-}
 
 static sm_frame_spec
 spec_of(const char *str)
@@ -82,8 +70,8 @@ srv_main(void *arg)
     sm_tls_config *cfg;
     char why[256];
     if ((v->result = sm_tls_config_new(&cfg, SM_TLS_SERVER, why, sizeof why)) < 0 ||
-        (v->result =
-             sm_tls_config_set_cert(cfg, cert("chain.pem"), cert("leaf.key"), why, sizeof why)) < 0)
+        (v->result = sm_tls_config_set_cert(cfg, sm_test_cert("chain.pem"),
+                                            sm_test_cert("leaf.key"), why, sizeof why)) < 0)
         return NULL;
     v->result = sm_conn_new_tls(&c, fd, &len32, cfg, NULL, T, v->detail, sizeof v->detail);
     if (v->result == 0) {
@@ -127,7 +115,7 @@ test_starttls_handoff(void **state)
     assert_null(rest);
     sm_tls_config *cfg;
     SM_ASSERT_OK(sm_tls_config_new(&cfg, SM_TLS_CLIENT, why, sizeof why));
-    SM_ASSERT_OK(sm_tls_config_set_ca(cfg, cert("ca.pem"), NULL, why, sizeof why));
+    SM_ASSERT_OK(sm_tls_config_set_ca(cfg, sm_test_cert("ca.pem"), NULL, why, sizeof why));
     sm_frame_spec len32 = spec_of("len32be");
     int rc = sm_conn_new_tls(&c, fd, &len32, cfg, "localhost", T, why, sizeof why);
     if (rc < 0) fail_msg("client TLS: %s", why);
@@ -144,29 +132,11 @@ test_starttls_handoff(void **state)
     assert_int_equal(v.rest_len, 0);
 }
 
-static int
-group_setup(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    sm_test_mkdtemp(certs, sizeof certs);
-    char *argv[] = {"/bin/sh", SM_TLS_CERTS, SM_OPENSSL, certs, NULL};
-    return sm_test_wait(sm_test_spawn2(argv, NULL, NULL, NULL), 30000) == 0 ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-    (void)state;
-    sm_test_rmdir(certs);
-    return 0;
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_starttls_handoff),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sm_test_tls_setup, sm_test_tls_teardown);
 }

@@ -56,23 +56,6 @@ closed(void *ctx)
     return ((got *)ctx)->closes > 0;
 }
 
-/* Read exactly n bytes from fd within T ms (poll, bounded). */
-static void
-read_exact(int fd, uint8_t *out, size_t n)
-{
-    size_t have = 0;
-    int64_t end = sm_test_now_ms() + T;
-    while (have < n) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        assert_true(sm_test_now_ms() < end);
-        if (poll(&p, 1, 100) <= 0) continue;
-        ssize_t r = read(fd, out + have, n - have);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        assert_true(r > 0);
-        have += (size_t)r;
-    }
-}
-
 static bool
 nothing_to_read(int fd)
 {
@@ -114,10 +97,11 @@ starttls_detached(sm_stream *s, int fd, uint8_t *rest, size_t rest_len, int stat
     if (status != 0) return;
     /* What the client pipelined after STARTTLS: read ahead into the rest,
      * or still in the socket (had it come in a later segment). The fd is
-     * non-blocking; read_exact polls. */
+     * non-blocking; sm_test_read_exact polls. */
     size_t want = strlen("NOOP\n");
     if (rest_len) memcpy(R->pipelined, rest, rest_len < want ? rest_len : want);
-    if (rest_len < want) read_exact(fd, (uint8_t *)R->pipelined + rest_len, want - rest_len);
+    if (rest_len < want)
+        sm_test_read_exact(fd, (uint8_t *)R->pipelined + rest_len, want - rest_len, T);
     R->pipelined_len = want;
     free(rest);
     R->g.rest = NULL;
@@ -168,7 +152,13 @@ client_main(void *arg)
         rc = (int)sm_conn_send(c, "secret", 6, T);
         if (rc == 6) rc = sm_conn_recv(c, &m, T);
         rc = rc == 1 && m.len == 6 && memcmp(m.data, "secret", 6) == 0 ? 0 : rc < 0 ? rc : -EPROTO;
+        /* The result before the close: the close is the server loop's last
+         * event (EOF on its TLS stream), so a result stored after it could
+         * land while that loop already waits, with nothing left to wake it
+         * but its guard timer (the test then took T longer). */
+        atomic_store(&r->client_rc, rc);
         sm_conn_free(c);
+        return NULL;
     }
     atomic_store(&r->client_rc, rc);
     return NULL;
@@ -352,10 +342,10 @@ test_rest_from_on_message(void **state)
     /* The reply went first; the fd is ours and still works. */
     uint8_t got_buf[64];
     size_t ok = frame(got_buf + 32, "OK");
-    read_exact(o.peer, got_buf, ok);
+    sm_test_read_exact(o.peer, got_buf, ok, T);
     assert_memory_equal(got_buf, got_buf + 32, ok);
     ts_write(o.g.fd, "raw", 3);
-    read_exact(o.peer, got_buf, 3);
+    sm_test_read_exact(o.peer, got_buf, 3, T);
     assert_memory_equal(got_buf, "raw", 3);
     one_end(&o, fds0);
 }
@@ -446,7 +436,8 @@ test_late_bytes(void **state)
     assert_true(o.g.rest_len <= 10);
     char late[10];
     if (o.g.rest_len) memcpy(late, o.g.rest, o.g.rest_len);
-    if (o.g.rest_len < 10) read_exact(o.g.fd, (uint8_t *)late + o.g.rest_len, 10 - o.g.rest_len);
+    if (o.g.rest_len < 10)
+        sm_test_read_exact(o.g.fd, (uint8_t *)late + o.g.rest_len, 10 - o.g.rest_len, T);
     assert_memory_equal(late, "late-bytes", 10);
     assert_true(nothing_to_read(o.g.fd));
     ts_raw_close(&raw);
@@ -492,7 +483,7 @@ test_flush_first(void **state)
     uint8_t *all = malloc(total);
     assert_non_null(all);
     memcpy(all, raw.buf, have);
-    if (have < total) read_exact(o.peer, all + have, total - have);
+    if (have < total) sm_test_read_exact(o.peer, all + have, total - have, T);
     assert_true(nothing_to_read(o.peer));
     assert_memory_equal(all + total - 2, "OK", 2);
     assert_int_equal(ts_count_frames(&ts_len32, all, total), 8u * 16 + 1);
@@ -738,9 +729,9 @@ test_splice(void **state)
     shutdown(u[1], SHUT_WR);
     assert_int_equal(pump(G2[1].fd, G2[0].fd), 14);
     char buf[64];
-    read_exact(u[1], (uint8_t *)buf, 4 + 12 + 12);
+    sm_test_read_exact(u[1], (uint8_t *)buf, 4 + 12 + 12, T);
     assert_memory_equal(buf, "RAW\nclient-raw-1client-raw-2", 28);
-    read_exact(c[1], (uint8_t *)buf, 4 + 14 + 14);
+    sm_test_read_exact(c[1], (uint8_t *)buf, 4 + 14 + 14, T);
     assert_memory_equal(buf, "RAW\nupstream-raw-1upstream-raw-2", 32);
     for (int i = 0; i < 2; i++) {
         free(G2[i].rest);

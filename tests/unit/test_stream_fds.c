@@ -5,9 +5,6 @@
  * and the peer's credentials. */
 #include "test_stream.h"
 
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <sockmsg/error.h>
 #include <sockmsg/unix.h>
 
@@ -15,14 +12,6 @@
 #define NMSG 16
 #define NFD  8
 #define SLEN 64
-
-static bool
-same_file(int x, int y)
-{
-    struct stat a, b;
-    if (fstat(x, &a) < 0 || fstat(y, &b) < 0) return false;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
 
 /* What a receiving stream saw. */
 typedef struct rec {
@@ -155,7 +144,7 @@ test_pipe_and_cred(void **state)
     SM_ASSERT_ERR(sm_stream_send_fds(b, "x", 1, &bad, 1), -EBADF);
     run_until_n(l, &ra, 1);
     assert_int_equal(ra.nfds[0], 1);
-    assert_true(same_file(ra.fds[0][0], fd));
+    assert_true(sm_test_same_file(ra.fds[0][0], fd));
     close(fd);
     close_taken(&ra);
 
@@ -224,10 +213,10 @@ test_joined_writes_and_reads(void **state)
         assert_int_equal(rb.msg[i][0], want[i]);
         assert_int_equal(rb.nfds[i], nwant[i]);
     }
-    assert_true(same_file(rb.fds[1][0], f[0]));
-    assert_true(same_file(rb.fds[4][0], f[1]) && same_file(rb.fds[4][1], f[2]));
+    assert_true(sm_test_same_file(rb.fds[1][0], f[0]));
+    assert_true(sm_test_same_file(rb.fds[4][0], f[1]) && sm_test_same_file(rb.fds[4][1], f[2]));
     for (int j = 0; j < 3; j++)
-        assert_true(same_file(rb.fds[5][j], f[j]));
+        assert_true(sm_test_same_file(rb.fds[5][j], f[j]));
     assert_true(rb.cloexec_ok);
     close_taken(&rb);
     for (int i = 0; i < 3; i++)
@@ -284,29 +273,6 @@ test_behind_a_blocked_queue(void **state)
     assert_int_equal(sm_test_count_fds(), before);
 }
 
-/* sendmsg(2) of bytes with n fds, blocking. */
-static void
-raw_send(int fd, const void *p, size_t len, const int *fds, int n)
-{
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * 16)];
-    } cb;
-    memset(&cb, 0, sizeof cb);
-    struct iovec v = {.iov_base = (void *)p, .iov_len = len};
-    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
-    if (n) {
-        m.msg_control = cb.buf;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)n);
-    }
-    assert_int_equal(sendmsg(fd, &m, MSG_NOSIGNAL), (ssize_t)len);
-}
-
 /* A peer that splits one message over sendmsgs, each with fds: the
  * receiver keeps max_fds of them and closes the rest; a receiver that
  * takes nothing has them all closed after on_message. */
@@ -331,9 +297,9 @@ test_cap_and_untaken(void **state)
     int two[2] = {f[0], f[1]};
     for (int k = 0; k < 2; k++) {
         int out = k == 0 ? sv[0] : sv2[0];
-        raw_send(out, "\0\0\0\3x", 5, two, 2);  /* header and a byte, 2 fds */
-        raw_send(out, "y", 1, two, 2);          /* 2 more for the same message */
-        raw_send(out, "z\0\0\0\1w", 6, two, 1); /* its end, and the next */
+        sm_test_send_fds(out, "\0\0\0\3x", 5, two, 2);  /* header and a byte, 2 fds */
+        sm_test_send_fds(out, "y", 1, two, 2);          /* 2 more for the same message */
+        sm_test_send_fds(out, "z\0\0\0\1w", 6, two, 1); /* its end, and the next */
     }
     run_until_n(l, &rb, 2);
     run_until_n(l, &rc, 2);
@@ -377,8 +343,8 @@ test_ctrunc_closes_only_that_stream(void **state)
     int f[5];
     for (int i = 0; i < 5; i++)
         assert_true((f[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
-    raw_send(sv[0], "\0\0\0\1a", 5, f, 1);
-    raw_send(sv[0], "\0\0\0\1b", 5, f, 5);
+    sm_test_send_fds(sv[0], "\0\0\0\1a", 5, f, 1);
+    sm_test_send_fds(sv[0], "\0\0\0\1b", 5, f, 5);
     assert_true(ts_run_until(l, got_closed, &rb, T));
     assert_int_equal(rb.reason, SM_ERR_FDS_TRUNCATED);
     assert_non_null(strstr(rb.detail, "MSG_CTRUNC"));
@@ -423,7 +389,7 @@ test_close_with_fds_held(void **state)
     /* Queued, never written: closed with the stream. */
     SM_ASSERT_OK(sm_stream_send_fds(a, "q", 1, &fd, 1));
     /* Half a message with an fd: held by b until it closes. */
-    raw_send(sv2[0], "\0\0\0\5ab", 6, &fd, 1);
+    sm_test_send_fds(sv2[0], "\0\0\0\5ab", 6, &fd, 1);
     close(fd);
     ts_run_once(l, 50);
     assert_int_equal(rb.n, 0);

@@ -63,17 +63,6 @@ write_all(int fd, const void *p, size_t n)
     assert_int_equal(sm_sendv_all(fd, &v, 1, T, NULL), (ssize_t)n);
 }
 
-static void
-read_exact(int fd, void *buf, size_t len)
-{
-    size_t have = 0;
-    while (have < len) {
-        ssize_t n = sm_recv_some(fd, (uint8_t *)buf + have, len - have, T);
-        assert_true(n > 0);
-        have += (size_t)n;
-    }
-}
-
 static bool
 queue_empty(void *ctx)
 {
@@ -129,7 +118,7 @@ test_switch_from_on_message(void **state)
     SM_ASSERT_OK(sm_stream_send(s, "ok", 2));
     drain(l, s);
     char out[3];
-    read_exact(raw, out, 3);
+    sm_test_read_exact(raw, out, 3, T);
     assert_memory_equal(out, "\2ok", 3);
     close_and_free(l, s, raw);
 }
@@ -190,7 +179,7 @@ test_send_hdr_and_send_spec(void **state)
     SM_ASSERT_ERR(sm_stream_send_hdr(s, NULL, 1, "hi", 2), -EINVAL);
     drain(l, s);
     uint8_t out[6 + 7];
-    read_exact(raw, out, sizeof out);
+    sm_test_read_exact(raw, out, sizeof out, T);
     assert_memory_equal(out, "\0\0\0\6stQ\0\0\0\6hi", sizeof out);
     /* Receiving is the opts' spec. */
     write_all(raw, "Z\0\0\0\5I", 6);

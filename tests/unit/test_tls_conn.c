@@ -237,8 +237,10 @@ static void
 test_keylog(void **state)
 {
     (void)state;
-    char path[320], why[256];
-    snprintf(path, sizeof path, "%s/keys.log", sm_test_certs);
+    /* Its own directory: the certificates' may be shared with other tests. */
+    char dir[256], path[320], why[256];
+    sm_test_mkdtemp(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/keys.log", dir);
     sm_tls_config *sc = sm_test_tls_server("leaf.pem", "leaf.key");
     setenv("SSLKEYLOGFILE", path, 1);
     sm_tls_config *cc = sm_test_tls_client(true);
@@ -258,6 +260,7 @@ test_keylog(void **state)
     while (fgets(line, sizeof line, f))
         if (!strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24)) seen = true;
     fclose(f);
+    sm_test_rmdir(dir);
     assert_true(seen);
     sm_tls_config_free(cc);
     sm_tls_config_free(sc);
