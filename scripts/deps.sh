@@ -26,6 +26,9 @@ test_pkgs=(libcmocka-dev python3 iproute2 socat netcat-openbsd nginx haproxy g++
 # service (see no_services below). dnsmasq-base is the dnsmasq binary without
 # the dnsmasq package's service and resolv.conf hooks.
 test_pkgs+=(postgresql mosquitto redis-server dnsmasq-base)
+# The benchmark peers test_bench_peers checks byte for byte (bench/peers):
+# without their libraries those peers are not built and go unchecked.
+test_pkgs+=(libuv1-dev libevent-dev libzmq3-dev libnng-dev)
 # The reference: doxygen, and python3 for scripts/docs-check.py.
 docs_pkgs=(doxygen python3)
 
