@@ -9,6 +9,8 @@
 # 50 connections x 16 in flight x 64 B, 4 s), and prints the server's
 # instructions (total, and in the library's own code: everything outside
 # the kernel's syscall entry) per message. Use a Release build.
+# PEER "serve" is the CLI's server instead, as bench/run.py starts it:
+# BUILD_DIR/tools/sockmsg serve --echo --frame len32be --threads 1.
 # CG_KEEP=DIR keeps the callgrind output there (cg.out), for
 # `callgrind_annotate --inclusive=yes DIR/cg.out`.
 set -euo pipefail
@@ -19,8 +21,13 @@ command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install -
 out=$(mktemp -d)
 keep() { [ -z "${CG_KEEP:-}" ] || { mkdir -p "$CG_KEEP" && cp "$out"/cg*.out "$CG_KEEP"/; }; }
 trap 'keep; rm -rf "$out"' EXIT
+if [ "$peer" = serve ]; then
+    cmd=("$build/tools/sockmsg" serve --echo --frame len32be --threads 1 --listen tcp://127.0.0.1:0)
+else
+    cmd=("$build/bench/$peer" tcp://127.0.0.1:0)
+fi
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
-    "$build/bench/$peer" tcp://127.0.0.1:0 >"$out/peer.log" 2>"$out/vg.log" &
+    "${cmd[@]}" >"$out/peer.log" 2>"$out/vg.log" &
 pid=$!
 for _ in $(seq 1 200); do
     grep -q "listening on" "$out/peer.log" 2>/dev/null && break

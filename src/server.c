@@ -365,10 +365,12 @@ add_ctrs(sm_server_stats *st, const sm__ctrs *c)
 {
     st->accepted += atomic_load_explicit(&c->accepted, memory_order_relaxed);
     st->opened += atomic_load_explicit(&c->opened, memory_order_relaxed);
-    st->msgs_in += atomic_load_explicit(&c->msgs_in, memory_order_relaxed);
-    st->msgs_out += atomic_load_explicit(&c->msgs_out, memory_order_relaxed);
-    st->bytes_in += atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
-    st->bytes_out += atomic_load_explicit(&c->bytes_out, memory_order_relaxed);
+    uint64_t echoed = atomic_load_explicit(&c->msgs_echoed, memory_order_relaxed);
+    uint64_t echoed_bytes = atomic_load_explicit(&c->bytes_echoed, memory_order_relaxed);
+    st->msgs_in += atomic_load_explicit(&c->msgs_in, memory_order_relaxed) + echoed;
+    st->msgs_out += atomic_load_explicit(&c->msgs_out, memory_order_relaxed) + echoed;
+    st->bytes_in += atomic_load_explicit(&c->bytes_in, memory_order_relaxed) + echoed_bytes;
+    st->bytes_out += atomic_load_explicit(&c->bytes_out, memory_order_relaxed) + echoed_bytes;
     st->accept_errors += atomic_load_explicit(&c->accept_errors, memory_order_relaxed);
     for (int k = 0; k < SM_CLOSE_KINDS; k++)
         st->closes[k] += atomic_load_explicit(&c->closes[k], memory_order_relaxed);

@@ -48,9 +48,13 @@
 typedef struct sm__worker sm__worker;
 
 /* Counters. Written with relaxed atomic adds (uncontended in the loop model:
- * each worker has its own), read by sm_server_stats from any thread. */
+ * each worker has its own), read by sm_server_stats from any thread.
+ * msgs_echoed and bytes_echoed count the loop model's built-in echo (a
+ * message in and its reply queued, one update for both): sm_server_stats
+ * adds them to the in and the out counters. */
 typedef struct sm__ctrs {
     _Atomic uint64_t accepted, opened, msgs_in, msgs_out, bytes_in, bytes_out, accept_errors;
+    _Atomic uint64_t msgs_echoed, bytes_echoed;
     _Atomic uint64_t closes[SM_CLOSE_KINDS];
 } sm__ctrs;
 

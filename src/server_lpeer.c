@@ -201,17 +201,58 @@ sm__lpeer_sweep_cb(sm_timer *t)
     }
 }
 
+/* A whole message from a peer that is marked: its first (FRESH), or the
+ * first since a sweep found it mid-message (MID). Out of line and cold: a
+ * peer is marked for one message per connection or per sweep period, and
+ * kept inline its queue walk made the compiler save six registers on
+ * every message's entry (on_stream_message's path: 35 -> 22 instructions). */
+static __attribute__((noinline, cold)) void
+whole_marked(sm__worker *w, sm_peer *p)
+{
+    bool first = has(p, SM__P_FRESH);
+    clear(p, SM__P_FRESH | SM__P_MID);
+    if (first) fresh_trim(w);
+}
+
+/* Per message only a load and a test of the tag: a peer's marks are
+ * cleared (a store) only when set. */
+static inline void
+whole_message(sm__worker *w, sm_peer *p)
+{
+    if (__builtin_expect(has(p, SM__P_FRESH | SM__P_MID), 0)) whole_marked(w, p);
+}
+
 static void
 on_stream_message(sm_stream *s, const sm_frame_msg *m)
 {
     sm_peer *p = peer_of(s);
     sm__worker *w = worker_of(s);
-    bool first = has(p, SM__P_FRESH);
-    clear(p, SM__P_FRESH | SM__P_MID);
-    if (__builtin_expect(first, 0)) fresh_trim(w);
+    whole_message(w, p);
     sm__ctr_add_own(&w->ctrs.msgs_in, 1);
     sm__ctr_add_own(&w->ctrs.bytes_in, m->len);
     w->srv->o.on_message(p, m);
+}
+
+/* on_stream_message with sm_server_handler_echo folded in (the worker's
+ * streams get it when that is the server's handler): what the handler's
+ * sm_peer_send_frame and lpeer_send_frame do, straight to
+ * sm_stream_send_frame's fast path, and a queued reply counted once, for
+ * a message in and one out (ctrs.echoed). The same counts, callbacks and
+ * replies as the two-step path. */
+static void
+on_stream_echo(sm_stream *s, const sm_frame_msg *m)
+{
+    sm_peer *p = peer_of(s);
+    sm__worker *w = worker_of(s);
+    whole_message(w, p);
+    /* An empty eof-framed message has nothing to echo (sm_peer_send_frame). */
+    if (m->frame_len && sm_stream_send_frame(s, m) >= 0) {
+        sm__ctr_add_own(&w->ctrs.msgs_echoed, 1);
+        sm__ctr_add_own(&w->ctrs.bytes_echoed, m->len);
+        return;
+    }
+    sm__ctr_add_own(&w->ctrs.msgs_in, 1);
+    sm__ctr_add_own(&w->ctrs.bytes_in, m->len);
 }
 
 static void
@@ -298,7 +339,7 @@ sm__lpeer_init(sm__worker *w)
     w->sopts = (sm_stream_opts){
         .spec = o->spec,
         .send_spec = o->send_spec,
-        .on_message = on_stream_message,
+        .on_message = o->on_message == sm_server_handler_echo ? on_stream_echo : on_stream_message,
         .on_close = on_stream_close,
         .high_water = o->high_water,
         .max_queued = o->max_queued,

@@ -1,9 +1,14 @@
 /* The first transport: a plain socket on a readiness loop (epoll, poll).
  * It reads when the loop says the socket is readable, into the buffers
- * the stream hands it, and writes with one sendmsg per call. TCP sockets
- * are edge-triggered on epoll (see docs/design.md): the reader reads to a
- * short read or EAGAIN, and asks for the readiness again (a re-arm) when
- * it stops early. */
+ * the stream hands it, and writes with one send per call. One buffer is
+ * read with recv and one piece written with send; the vector calls
+ * (readv, sendmsg) are kept for two or more. read(2) passes through the
+ * VFS (fdget_pos, rw_verify_area, the file's read_iter) before reaching
+ * the socket, and sendmsg copies in a msghdr and its iovec array: both
+ * show in the kernel's share of a small-message server's CPU. TCP
+ * sockets are edge-triggered on epoll (see docs/design.md): the reader
+ * reads to a short read or EAGAIN, and asks for the readiness again (a
+ * re-arm) when it stops early. */
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,8 +31,8 @@ sock_read(sm_stream *s, bool hup)
         int cnt = sm__rx_buffers(s, &rx, iov);
         if (cnt <= 0) break;
         size_t room = iov[0].iov_len + (cnt > 1 ? iov[1].iov_len : 0);
-        ssize_t n =
-            cnt == 1 ? read(s->io.fd, iov[0].iov_base, iov[0].iov_len) : readv(s->io.fd, iov, cnt);
+        ssize_t n = cnt == 1 ? recv(s->io.fd, iov[0].iov_base, iov[0].iov_len, 0)
+                             : readv(s->io.fd, iov, cnt);
         if (n < 0) {
             int err = errno;
             if (err == EINTR) continue;
@@ -100,7 +105,10 @@ sock_send(sm_stream *s, const struct iovec *iov, int iovcnt)
 {
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     for (;;) {
-        ssize_t n = sendmsg(s->io.fd, &mh, MSG_NOSIGNAL);
+        /* One piece (a batch of replies in one chunk or one read buffer's
+         * worth by reference) is the common write: no msghdr to import. */
+        ssize_t n = iovcnt == 1 ? send(s->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                                : sendmsg(s->io.fd, &mh, MSG_NOSIGNAL);
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;

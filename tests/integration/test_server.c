@@ -964,6 +964,59 @@ test_send_frame(void **state)
     SM_ASSERT_ERR(sm_peer_send_frame(NULL, NULL), -EINVAL);
 }
 
+/* The echo through a handler of the user's: sm_server_handler_echo called,
+ * not configured (the loop model folds a configured one into its stream
+ * callback). */
+static void
+echo_wrapped(sm_peer *p, const sm_frame_msg *m)
+{
+    sm_server_handler_echo(p, m);
+}
+
+/* The message and byte counters are exact once the server has stopped,
+ * whether the echo is the built-in handler or a user's handler calling
+ * it; an empty message counts as one. Twenty messages go out before the
+ * first reply is read, so that a read batch may hold several. */
+static void
+test_echo_counts(void **state)
+{
+    const srv_variant *v = srv_variant_of(state);
+    sm_server_message_cb handlers[] = {sm_server_handler_echo, echo_wrapped};
+    for (int h = 0; h < 2; h++) {
+        const char *one[] = {"tcp://127.0.0.1:0", NULL};
+        sm_server_opts o = {.listen = one, .on_message = handlers[h]};
+        srv_apply(&o, v);
+        char ep[128];
+        sm_server *srv = srv_start(&o, ep, sizeof ep);
+        uint64_t msgs = 0, bytes = 0;
+        for (int k = 0; k < 3; k++) {
+            sm_conn *c = cli_dial(ep);
+            char text[64];
+            for (int i = 0; i < 20; i++) {
+                int n = snprintf(text, sizeof text, "%.*s", (i * 7 + k) % 40,
+                                 "0123456789012345678901234567890123456789");
+                SM_ASSERT_OK(sm_conn_send(c, text, (size_t)n, SM_CONN_DEFAULT));
+                msgs++;
+                bytes += (uint64_t)n;
+            }
+            for (int i = 0; i < 20; i++) {
+                sm_frame_msg m;
+                assert_int_equal(sm_conn_recv(c, &m, SM_CONN_DEFAULT), 1);
+                assert_int_equal(m.len, (size_t)((i * 7 + k) % 40));
+            }
+            sm_conn_free(c);
+        }
+        sm_server_stop(srv);
+        SM_ASSERT_OK(sm_server_wait(srv));
+        sm_server_stats st = srv_stats(srv);
+        assert_int_equal(st.msgs_in, msgs);
+        assert_int_equal(st.msgs_out, msgs);
+        assert_int_equal(st.bytes_in, bytes);
+        assert_int_equal(st.bytes_out, bytes);
+        sm_server_free(srv);
+    }
+}
+
 /* ---- heartbeats -------------------------------------------------------------------- */
 
 static atomic_int hb_messages;
@@ -1065,6 +1118,7 @@ main(void)
         cmocka_unit_test(test_heartbeat_busy_thread),
         cmocka_unit_test(test_heartbeat_during_blocked_send),
         VARIANTS(test_send_frame),
+        VARIANTS(test_echo_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
