@@ -175,6 +175,7 @@ typedef struct sm__stream_loop {
     sm__wq *spare_wq;               /* an emptied queue, kept for the next one */
     struct sm__wnode *spare_chunks; /* written chunks kept for reuse (stream_write.c) */
     unsigned nspare;
+    size_t spare_bytes;  /* their capacity in all */
     struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
     sm__wref *ref_free;  /* the free nodes of refs (linked through n.next) */
     unsigned refs_used;

@@ -19,9 +19,13 @@
 /* Frames above this get a node of their own: a chunk then wastes less than a
  * quarter of itself on a frame that did not fit. */
 #define BIG (CHUNK_MAX / 4)
-/* The loop keeps up to SPARES written chunks of at most SPARE_CAP bytes. */
-#define SPARES    64
-#define SPARE_CAP ((size_t)4096)
+/* Written chunks the loop keeps for reuse: at most SPARES of them, of at
+ * most SPARE_CAP bytes each (a 64 KiB frame with its header), and at most
+ * SPARE_BYTES of capacity in all. Per loop, not per stream: an idle
+ * connection holds none. */
+#define SPARES      64
+#define SPARE_CAP   ((size_t)(64 << 10) + 64)
+#define SPARE_BYTES ((size_t)256 << 10)
 /* The preprocessor picks, not ?:, whose two arms are the same where IOV_MAX
  * is 1024 (Linux). */
 #if IOV_MAX < 1024
@@ -108,11 +112,13 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
     sm__stream_loop *sl = sm__sl(q->s);
     c = NULL;
     if (cap <= SPARE_CAP) {
+        /* First fit: a bigger spare only takes more frames behind this one. */
         for (sm__wnode **pp = &sl->spare_chunks; *pp; pp = &(*pp)->next) {
             if (((sm__wchunk *)*pp)->cap < cap) continue;
             c = (sm__wchunk *)*pp;
             *pp = c->n.next;
             sl->nspare--;
+            sl->spare_bytes -= c->cap;
             cap = c->cap;
             break;
         }
@@ -126,19 +132,19 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
     return c->data;
 }
 
-/* A written chunk: kept among the loop's spares if small and there are
- * few, else freed (a spare is memory no stream uses: at most
- * SPARES x SPARE_CAP per loop). */
+/* A written chunk: kept among the loop's spares while they stay within
+ * SPARES and SPARE_BYTES, else freed (a spare is memory no stream uses). */
 static void
 chunk_put(sm__stream_loop *sl, sm__wchunk *c)
 {
-    if (c->cap > SPARE_CAP || sl->nspare >= SPARES) {
+    if (c->cap > SPARE_CAP || sl->nspare >= SPARES || sl->spare_bytes + c->cap > SPARE_BYTES) {
         free(c);
         return;
     }
     c->n.next = sl->spare_chunks;
     sl->spare_chunks = &c->n;
     sl->nspare++;
+    sl->spare_bytes += c->cap;
 }
 
 static void
