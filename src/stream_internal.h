@@ -82,7 +82,7 @@ typedef struct sm__rd {
 
 /* ---- the write queue ------------------------------------------------------ */
 
-enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3 };
+enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3, SM__WN_PIN = 4 };
 
 typedef struct sm__wnode {
     struct sm__wnode *next;
@@ -109,13 +109,17 @@ typedef struct sm__wtake {
 } sm__wtake;
 
 /* Received frames sent back as they are (sm_stream_send_frame): bytes of the
- * read batch's buffer, consecutive frames in one node. Written, or copied
- * into a chunk (sm__wq_unref), before that buffer is reused; the nodes come
- * from a small per-loop pool, since only the stream in its read batch has
- * any. */
+ * read batch's buffer, consecutive frames in one node. SM__WN_REF: written,
+ * or copied into a chunk (sm__wq_unref), before that buffer is reused; the
+ * nodes come from a small per-loop pool, since only the stream in its read
+ * batch has any. SM__WN_PIN (a completion transport): bytes of a provided
+ * buffer that stays pinned out of the kernel's ring until the node is
+ * written or dropped (sm__wq_pin_put); the nodes are kept per loop too, at
+ * most SM__PIN_NODES of them. */
 typedef struct sm__wref {
     sm__wnode n;
     const uint8_t *p;
+    unsigned bid; /* SM__WN_PIN: the buffer pinned */
 } sm__wref;
 
 typedef struct sm__link {
@@ -146,6 +150,7 @@ typedef struct sm__wq {
 
 #define SM__RBUF_SIZE   ((size_t)256 << 10)
 #define SM__REFS        16  /* the pool of sm__wref nodes */
+#define SM__PIN_NODES   512 /* pinned references a loop may have at once */
 #define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
 #define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)
 
@@ -179,6 +184,14 @@ typedef struct sm__stream_loop {
     struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
     sm__wref *ref_free;  /* the free nodes of refs (linked through n.next) */
     unsigned refs_used;
+    /* A completion transport's batch over a provided buffer: frames inside
+     * [pin_lo, pin_hi) may be queued by reference with buffer pin_bid
+     * pinned (pin_hi 0: none). zc_pin: the batch running is such a one. */
+    uintptr_t pin_lo, pin_hi;
+    unsigned pin_bid;
+    bool zc_pin;
+    sm__wref *pin_free; /* written SM__WN_PIN nodes, kept for reuse */
+    unsigned pin_nodes; /* SM__WN_PIN nodes allocated (queued or kept) */
     sm__wref refs[SM__REFS];
     /* The timing wheel: slot i holds the streams whose next check falls in a
      * tick (time / SM_STREAM_TIMER_RES_MS) congruent to i. */
@@ -374,6 +387,9 @@ void sm__wq_unlist(sm__wq *q);
 /* Copy what s's queue holds by reference into chunks of its own (the read
  * buffer is about to be reused). 0, or -ENOMEM with those frames dropped. */
 int sm__wq_unref(sm_stream *s);
+/* A pinned reference written or dropped: its pin goes (the buffer may go
+ * back to the kernel), the node is kept for reuse. */
+void sm__wq_pin_put(sm__stream_loop *sl, sm__wref *r);
 /* Where the frame that covers byte `off` of p[0..len) (whole frames back
  * to back, as s's spec frames them) starts. */
 size_t sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off);

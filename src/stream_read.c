@@ -137,13 +137,19 @@ static int
 deliver_in(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t *off)
 {
     sm__stream_loop *sl = sm__sl(s);
-    /* A completion transport gives the buffer back before a write of it
-     * would be done: no frames by reference then. */
-    sl->zc_s = sm__tp_of(s)->async_send ? NULL : s;
+    /* A completion transport's write is done after the batch: frames by
+     * reference only into its provided buffer, which it pins for them
+     * (sl->pin_lo..pin_hi), never into a block or the shared buffer. */
+    bool pin = false;
+    if (sm__tp_of(s)->async_send)
+        pin = (uintptr_t)buf >= sl->pin_lo && (uintptr_t)buf + len <= sl->pin_hi;
+    sl->zc_s = !sm__tp_of(s)->async_send || pin ? s : NULL;
+    sl->zc_pin = pin;
     sl->zc_lo = (uintptr_t)buf;
     sl->zc_hi = (uintptr_t)(buf + len);
     int rc = deliver_all(s, d, buf, len, off);
     sl->zc_s = NULL;
+    sl->zc_pin = false;
     sm__fast_end(sl);
     return rc;
 }

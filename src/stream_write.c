@@ -155,6 +155,53 @@ ref_put(sm__stream_loop *sl, sm__wref *r)
     sl->refs_used--;
 }
 
+static sm__wref *
+ref_take(sm__stream_loop *sl)
+{
+    sm__wref *r = sl->ref_free;
+    if (r) {
+        sl->ref_free = (sm__wref *)(void *)r->n.next;
+        sl->refs_used++;
+    }
+    return r;
+}
+
+/* A node for a pinned reference to the batch's provided buffer, with the
+ * buffer pinned; NULL when the pins or the nodes are at their bounds (the
+ * frame is copied then). */
+static sm__wref *
+pin_take(sm__stream_loop *sl)
+{
+#ifdef SM_HAVE_URING
+    sm__wref *r = sl->pin_free;
+    if (!r) {
+        if (sl->pin_nodes >= SM__PIN_NODES || !(r = malloc(sizeof *r))) return NULL;
+        sl->pin_nodes++;
+    } else {
+        sl->pin_free = (sm__wref *)(void *)r->n.next;
+    }
+    if (sm__tpu_pin(sl->tpu, sl->pin_bid)) {
+        r->bid = sl->pin_bid;
+        return r;
+    }
+    r->n.next = (sm__wnode *)(void *)sl->pin_free;
+    sl->pin_free = r;
+#else
+    (void)sl;
+#endif
+    return NULL;
+}
+
+void
+sm__wq_pin_put(sm__stream_loop *sl, sm__wref *r)
+{
+#ifdef SM_HAVE_URING
+    sm__tpu_unpin(sl->tpu, r->bid);
+#endif
+    r->n.next = (sm__wnode *)(void *)sl->pin_free;
+    sl->pin_free = r;
+}
+
 int
 sm__wq_unref(sm_stream *s)
 {
@@ -447,14 +494,16 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     uintptr_t f = (uintptr_t)msg->frame;
     if (sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
         sm__stream_live(s)) {
+        /* A completion transport's buffer: pinned until the write is done
+         * (the batch ends before it is). */
+        uint8_t kind = sl->zc_pin ? SM__WN_PIN : SM__WN_REF;
         sm__wref *r = (sm__wref *)q->tail;
-        if (r && r->n.kind == SM__WN_REF && (uintptr_t)r->p + r->n.len == f) {
+        if (r && r->n.kind == kind && (uintptr_t)r->p + r->n.len == f &&
+            (kind == SM__WN_REF || r->bid == sl->pin_bid)) {
             r->n.len += len; /* the next frame of the same buffer */
-        } else if ((r = sl->ref_free)) {
-            sl->ref_free = (sm__wref *)(void *)r->n.next;
-            sl->refs_used++;
+        } else if ((r = kind == SM__WN_PIN ? pin_take(sl) : ref_take(sl))) {
             r->n.len = len;
-            r->n.kind = SM__WN_REF;
+            r->n.kind = kind;
             r->p = msg->frame;
             append(q, &r->n);
         }
@@ -528,7 +577,8 @@ sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg)
         sm__stream_loop *sl = sm__sl(s);
         size_t len = msg->frame_len;
         if ((uintptr_t)msg->frame == sl->zc_next && sl->zc_s == s && len <= sl->zc_room) {
-            assert(s->wq && s->wq->tail && s->wq->tail->kind == SM__WN_REF &&
+            assert(s->wq && s->wq->tail &&
+                   (s->wq->tail->kind == SM__WN_REF || s->wq->tail->kind == SM__WN_PIN) &&
                    ((const sm__wref *)s->wq->tail)->p + s->wq->tail->len == msg->frame);
             sl->zc_next += len;
             sl->zc_room -= len;
@@ -609,7 +659,7 @@ fill_iov(const sm__wq *q, struct iovec *iov, int max, size_t *total)
     for (const sm__wnode *n = q->head; n && cnt < max; n = n->next) {
         if (n->kind != SM__WN_TAKE) {
             const uint8_t *p =
-                n->kind == SM__WN_REF ? ((const sm__wref *)n)->p : ((const sm__wchunk *)n)->data;
+                n->kind == SM__WN_CHUNK ? ((const sm__wchunk *)n)->data : ((const sm__wref *)n)->p;
             if (n->len > skip) {
                 iov[cnt++] =
                     (struct iovec){.iov_base = (void *)(p + skip), .iov_len = n->len - skip};
@@ -662,6 +712,8 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
             *done_tail = &h->next;
         } else if (h->kind == SM__WN_REF) {
             ref_put(sm__sl(q->s), (sm__wref *)h);
+        } else if (h->kind == SM__WN_PIN) {
+            sm__wq_pin_put(sm__sl(q->s), (sm__wref *)h);
         } else {
             chunk_put(sm__sl(q->s), (sm__wchunk *)h);
         }
