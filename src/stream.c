@@ -33,6 +33,11 @@ loop_state_free(void *p)
         sl->spare_chunks = n->next;
         free(n);
     }
+    while (sl->spare_blocks) {
+        sm__wnode *n = sl->spare_blocks;
+        sl->spare_blocks = n->next;
+        free(n);
+    }
     while (sl->pin_free) {
         sm__wref *r = sl->pin_free;
         sl->pin_free = (sm__wref *)(void *)r->n.next;

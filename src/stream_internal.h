@@ -82,7 +82,7 @@ typedef struct sm__rd {
 
 /* ---- the write queue ------------------------------------------------------ */
 
-enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3, SM__WN_PIN = 4 };
+enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3, SM__WN_PIN = 4, SM__WN_BLOCK = 5 };
 
 typedef struct sm__wnode {
     struct sm__wnode *next;
@@ -121,6 +121,17 @@ typedef struct sm__wref {
     const uint8_t *p;
     unsigned bid; /* SM__WN_PIN: the buffer pinned */
 } sm__wref;
+
+/* A received frame's block (s->rd) handed to the queue whole: the reply to
+ * the one frame it holds (sm__rx_block_give). The node overlays the
+ * block's header (sm__rd's decoder state, no longer needed), so it is the
+ * allocation; written, it becomes one of the loop's spare blocks. Starts
+ * like sm__wref (the bytes are at p). */
+typedef struct sm__wblock {
+    sm__wnode n;
+    const uint8_t *p;
+    size_t cap; /* the block's capacity behind the header */
+} sm__wblock;
 
 typedef struct sm__link {
     struct sm__link *next, *prev;
@@ -190,6 +201,10 @@ typedef struct sm__stream_loop {
     uintptr_t pin_lo, pin_hi;
     unsigned pin_bid;
     bool zc_pin;
+    bool zc_block;           /* the batch's buffer is its stream's block (s->rd) */
+    sm__wnode *spare_blocks; /* written blocks kept for the next frame (stream_write.c) */
+    unsigned nblocks;
+    size_t block_bytes; /* their capacity in all */
     sm__wref *pin_free; /* written SM__WN_PIN nodes, kept for reuse */
     unsigned pin_nodes; /* SM__WN_PIN nodes allocated (queued or kept) */
     sm__wref refs[SM__REFS];
@@ -387,6 +402,13 @@ void sm__wq_unlist(sm__wq *q);
 /* Copy what s's queue holds by reference into chunks of its own (the read
  * buffer is about to be reused). 0, or -ENOMEM with those frames dropped. */
 int sm__wq_unref(sm_stream *s);
+/* stream_read.c: s->rd, holding exactly the frame a reply sends, leaves the
+ * reader (which takes a new block for the next frame) as a queue node
+ * for len bytes. */
+sm__wblock *sm__rx_block_give(sm_stream *s, size_t len);
+/* stream_write.c: a spare block with room for at least cap bytes behind its
+ * header (*got: how many), or NULL; written blocks go back (block_put). */
+void *sm__wq_block_take(sm__stream_loop *sl, size_t cap, size_t *got);
 /* A pinned reference written or dropped: its pin goes (the buffer may go
  * back to the kernel), the node is kept for reuse. */
 void sm__wq_pin_put(sm__stream_loop *sl, sm__wref *r);

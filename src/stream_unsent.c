@@ -36,7 +36,8 @@ sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off)
     return at;
 }
 
-/* The bytes of a copied or pinned node (whole frames back to back). */
+/* The bytes of a copied, pinned or handed-over node (whole frames back to
+ * back; a block's node starts like a reference's). */
 static const uint8_t *
 node_bytes(const sm__wnode *n)
 {
@@ -46,7 +47,7 @@ node_bytes(const sm__wnode *n)
 static bool
 has_frames(const sm__wnode *n)
 {
-    return n && (n->kind == SM__WN_CHUNK || n->kind == SM__WN_PIN);
+    return n && (n->kind == SM__WN_CHUNK || n->kind == SM__WN_PIN || n->kind == SM__WN_BLOCK);
 }
 
 /* Where the first frame not completely written starts in the head node. */

@@ -1,8 +1,13 @@
 /* Framed streams: the write queue. Copied messages are packed back to back
  * into chunks that grow geometrically (1 KiB ... 32 KiB), so many small
  * messages cost a few allocations; a big message or a caller's buffers
- * (sendv_take) get a node of their own. The queue goes out by sendmsg with
- * up to IOV_MAX pieces, and exists only while something is queued. */
+ * (sendv_take) get a node of their own. Echo replies (sm_stream_send_frame
+ * of a received frame) are not copied where that can be avoided: a
+ * reference into the batch's buffer, written before the batch ends; on a
+ * completion transport a reference that pins the provided buffer until
+ * its write completes; a frame alone in its block takes the block along.
+ * The queue goes out by sendmsg with up to IOV_MAX pieces, and exists only
+ * while something is queued. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +31,12 @@
 #define SPARES      64
 #define SPARE_CAP   ((size_t)(64 << 10) + 64)
 #define SPARE_BYTES ((size_t)256 << 10)
+/* Written blocks (a frame's whole block, handed over by its reply) the
+ * loop keeps for the next frames' blocks: at most BLOCKS, BLOCK_BYTES in
+ * all, none over BLOCK_CAP. */
+#define BLOCKS      8
+#define BLOCK_CAP   ((size_t)1 << 20)
+#define BLOCK_BYTES ((size_t)512 << 10)
 /* The preprocessor picks, not ?:, whose two arms are the same where IOV_MAX
  * is 1024 (Linux). */
 #if IOV_MAX < 1024
@@ -189,6 +200,38 @@ pin_take(sm__stream_loop *sl)
 #else
     (void)sl;
 #endif
+    return NULL;
+}
+
+/* A written block: kept for the reader's next block within the bounds,
+ * else freed. */
+static void
+block_put(sm__stream_loop *sl, sm__wblock *b)
+{
+    if (b->cap > BLOCK_CAP || sl->nblocks >= BLOCKS || sl->block_bytes + b->cap > BLOCK_BYTES) {
+        free(b);
+        return;
+    }
+    b->n.next = sl->spare_blocks;
+    sl->spare_blocks = &b->n;
+    sl->nblocks++;
+    sl->block_bytes += b->cap;
+}
+
+void *
+sm__wq_block_take(sm__stream_loop *sl, size_t cap, size_t *got)
+{
+    /* Not a big block for a small leftover: within 4x, or any up to the
+     * size B's frames have. */
+    for (sm__wnode **pp = &sl->spare_blocks; *pp; pp = &(*pp)->next) {
+        sm__wblock *b = (sm__wblock *)*pp;
+        if (b->cap < cap || (b->cap / 4 > cap && b->cap > SPARE_CAP)) continue;
+        *pp = b->n.next;
+        sl->nblocks--;
+        sl->block_bytes -= b->cap;
+        *got = b->cap;
+        return b;
+    }
     return NULL;
 }
 
@@ -492,8 +535,22 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     if (!q) return -ENOMEM;
     sm__stream_loop *sl = sm__sl(s);
     uintptr_t f = (uintptr_t)msg->frame;
-    if (sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
-        sm__stream_live(s)) {
+    bool zc = sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
+              sm__stream_live(s);
+    if (zc && sl->zc_block) {
+        /* The stream's block holds exactly this frame: the block goes
+         * along with the reply, no copy (also none of an unwritten rest
+         * by sm__wq_unref). Other frames of a block: by reference where
+         * the write is done within the batch, else copied. */
+        if (f == sl->zc_lo && len == sl->zc_hi - f && s->rd && (uintptr_t)s->rd->data == f) {
+            sm__wblock *b = sm__rx_block_give(s, len);
+            append(q, &b->n);
+            q->bytes += len;
+            return queued(s, q, was_empty, true);
+        }
+        if (sm__tp_of(s)->async_send) zc = false;
+    }
+    if (zc) {
         /* A completion transport's buffer: pinned until the write is done
          * (the batch ends before it is). */
         uint8_t kind = sl->zc_pin ? SM__WN_PIN : SM__WN_REF;
@@ -714,6 +771,8 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
             ref_put(sm__sl(q->s), (sm__wref *)h);
         } else if (h->kind == SM__WN_PIN) {
             sm__wq_pin_put(sm__sl(q->s), (sm__wref *)h);
+        } else if (h->kind == SM__WN_BLOCK) {
+            block_put(sm__sl(q->s), (sm__wblock *)h);
         } else {
             chunk_put(sm__sl(q->s), (sm__wchunk *)h);
         }

@@ -14,7 +14,10 @@
  *     the peer going away with them: on_close once, every reply either
  *     written whole or reported to on_dropped (exactly once: what the
  *     peer got plus what was dropped is what was echoed), every pin gone
- *     (ASan sees a write of a buffer given back, or a pin put twice). */
+ *     (ASan sees a write of a buffer given back, or a pin put twice);
+ *   - the same with frames up to 300 KB, whose replies take the frame's
+ *     block along instead of a copy: exact bytes, each block reported or
+ *     written once and freed once. */
 #include <arpa/inet.h>
 
 #include "test_stream.h"
@@ -89,11 +92,15 @@ static const sm_stream_opts z_opts = {.spec = &ts_len32,
                                       .high_water = (size_t)16 << 20,
                                       .max_queued = (size_t)64 << 20};
 
-/* Frame i's payload length and bytes: 1 .. MAX_LEN, all over the place. */
+/* The longest payload of the test running: MAX_LEN, or long frames that
+ * get a block of their own (handed to the queue by their replies). */
+static size_t zmax = MAX_LEN;
+
+/* Frame i's payload length and bytes: 1 .. zmax, all over the place. */
 static size_t
 zlen(unsigned i)
 {
-    return 1 + (size_t)((i * 2654435761u) >> 7) % MAX_LEN;
+    return 1 + (size_t)((i * 2654435761u) >> 7) % zmax;
 }
 
 /* n frames from frame `first` on (freed by the caller). */
@@ -183,9 +190,8 @@ unpinned(void *ctx)
 }
 
 static void
-test_echo_exact(void **state)
+echo_exact(unsigned n)
 {
-    (void)state;
     sm_loop *l = ts_loop();
     int sv[2];
     ts_pair(sv);
@@ -193,14 +199,14 @@ test_echo_exact(void **state)
     sm_stream *s = NULL;
     SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &z_opts, &c));
     zpeer p;
-    zpeer_init(&p, sv[1], 0, 3000);
+    zpeer_init(&p, sv[1], 0, n);
     int64_t end = sm_test_now_ms() + 20000;
     for (unsigned k = 0; !zpeer_done(&p) && !c.bad && sm_test_now_ms() < end; k++) {
         zpeer_pump(&p, k);
         ts_run_once(l, p.sent < p.len ? 0 : 5);
     }
     assert_false(c.bad);
-    assert_int_equal(c.msgs, 3000);
+    assert_int_equal(c.msgs, (int)n);
     assert_true(zpeer_done(&p));
     assert_memory_equal(p.got, p.wire, p.len);
     if (on_uring(s)) assert_true(c.max_pinned > 0); /* replies were pinned, not copied */
@@ -214,9 +220,27 @@ test_echo_exact(void **state)
 }
 
 static void
+test_echo_exact(void **state)
+{
+    (void)state;
+    zmax = MAX_LEN;
+    echo_exact(3000);
+}
+
+/* Frames up to 300 KB: their blocks go out with their replies. */
+static void
+test_echo_exact_long(void **state)
+{
+    (void)state;
+    zmax = 300000;
+    echo_exact(60);
+}
+
+static void
 test_stalled_peer_pins_bounded(void **state)
 {
     (void)state;
+    zmax = MAX_LEN;
     sm_loop *l = ts_loop();
     int a[2], b[2];
     ts_pair(a);
@@ -286,7 +310,7 @@ whole_frames(const zpeer *p)
  * by sm_stream_close from on_message (close_at), or by the peer closing
  * its end (peer_goes). */
 static void
-end_with_pins(int close_at, bool peer_goes)
+end_with_pins(int close_at, bool peer_goes, unsigned n)
 {
     sm_loop *l = ts_loop();
     int sv[2];
@@ -297,7 +321,7 @@ end_with_pins(int close_at, bool peer_goes)
     sm_stream *s = NULL;
     SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &z_opts, &c));
     zpeer p;
-    zpeer_init(&p, sv[1], 0, 600);
+    zpeer_init(&p, sv[1], 0, n);
     p.reading = false;
     int64_t end = sm_test_now_ms() + 20000;
     for (unsigned k = 0; p.sent < p.len && !c.closes && sm_test_now_ms() < end; k++) {
@@ -305,10 +329,10 @@ end_with_pins(int close_at, bool peer_goes)
         ts_run_once(l, 0);
     }
     if (peer_goes) {
-        for (int i = 0; i < 1000 && c.msgs < 600; i++)
+        for (int i = 0; i < 1000 && c.msgs < (int)n; i++)
             ts_run_once(l, 5);
-        assert_int_equal(c.msgs, 600);
-        if (on_uring(s)) assert_true(pinned(l) > 0); /* still waiting for the peer */
+        assert_int_equal(c.msgs, (int)n);
+        if (on_uring(s) && zmax == MAX_LEN) assert_true(pinned(l) > 0); /* waiting for the peer */
         /* Read a little, then go: the write in flight fails (EPIPE). */
         p.reading = true;
         zpeer_pump(&p, 0);
@@ -347,14 +371,34 @@ static void
 test_close_in_message_with_pins(void **state)
 {
     (void)state;
-    end_with_pins(500, false);
+    zmax = MAX_LEN;
+    end_with_pins(500, false, 600);
 }
 
 static void
 test_peer_gone_with_pins(void **state)
 {
     (void)state;
-    end_with_pins(0, true);
+    zmax = MAX_LEN;
+    end_with_pins(0, true, 600);
+}
+
+/* The same with long frames: replies that took their blocks along are
+ * in flight, reported from those blocks, freed once. */
+static void
+test_close_in_message_with_blocks(void **state)
+{
+    (void)state;
+    zmax = 300000;
+    end_with_pins(30, false, 40);
+}
+
+static void
+test_peer_gone_with_blocks(void **state)
+{
+    (void)state;
+    zmax = 300000;
+    end_with_pins(0, true, 40);
 }
 
 int
@@ -365,6 +409,9 @@ main(void)
         cmocka_unit_test(test_stalled_peer_pins_bounded),
         cmocka_unit_test(test_close_in_message_with_pins),
         cmocka_unit_test(test_peer_gone_with_pins),
+        cmocka_unit_test(test_echo_exact_long),
+        cmocka_unit_test(test_close_in_message_with_blocks),
+        cmocka_unit_test(test_peer_gone_with_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
