@@ -27,7 +27,11 @@ loop_state_free(void *p)
 {
     sm__stream_loop *sl = p;
     free(sl->rbuf);
-    free(sl->spare_wq);
+    while (sl->spare_wq) {
+        sm__wq *q = sl->spare_wq;
+        sl->spare_wq = (sm__wq *)(void *)q->link.next;
+        free(q);
+    }
     while (sl->spare_chunks) {
         sm__wnode *n = sl->spare_chunks;
         sl->spare_chunks = n->next;

@@ -188,7 +188,8 @@ typedef struct sm__stream_loop {
     sm_stream *cp_s;
     size_t cp_room;
     uint64_t cp_max;
-    sm__wq *spare_wq;               /* an emptied queue, kept for the next one */
+    sm__wq *spare_wq; /* emptied queues kept for the next ones (linked through link.next) */
+    unsigned nspare_wq;
     struct sm__wnode *spare_chunks; /* written chunks kept for reuse (stream_write.c) */
     unsigned nspare;
     size_t spare_bytes;  /* their capacity in all */

@@ -31,6 +31,8 @@
 #define SPARES      64
 #define SPARE_CAP   ((size_t)(64 << 10) + 64)
 #define SPARE_BYTES ((size_t)256 << 10)
+/* Emptied queues the loop keeps for the next ones. */
+#define SPARE_QUEUES 64
 /* Written blocks (a frame's whole block, handed over by its reply) the
  * loop keeps for the next frames' blocks: at most BLOCKS, BLOCK_BYTES in
  * all, none over BLOCK_CAP. */
@@ -55,7 +57,8 @@ queue_get(sm_stream *s)
     sm__stream_loop *sl = sm__sl(s);
     sm__wq *q = sl->spare_wq;
     if (q) {
-        sl->spare_wq = NULL;
+        sl->spare_wq = (sm__wq *)(void *)q->link.next; /* link is first */
+        sl->nspare_wq--;
         memset(q, 0, sizeof *q);
     } else if (!(q = calloc(1, sizeof *q))) {
         return NULL;
@@ -74,10 +77,15 @@ sm__wq_free_if_empty(sm_stream *s)
     sm__wq_unlist(q);
     s->wq = NULL;
     sm__stream_loop *sl = sm__sl(s);
-    if (!sl->spare_wq)
+    /* On a completion transport a queue lives until its write completes,
+     * so every busy stream holds one: keep a few, not one. */
+    if (sl->nspare_wq < SPARE_QUEUES) {
+        q->link.next = (sm__link *)(void *)sl->spare_wq;
         sl->spare_wq = q;
-    else
+        sl->nspare_wq++;
+    } else {
         free(q);
+    }
 }
 
 /* The only writer of q->tail. sm_stream_send_frame's fast path grows the
