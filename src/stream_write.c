@@ -552,6 +552,9 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
          * the write is done within the batch, else copied. */
         if (f == sl->zc_lo && len == sl->zc_hi - f && s->rd && (uintptr_t)s->rd->data == f) {
             sm__wblock *b = sm__rx_block_give(s, len);
+            /* The block is the queue's now: the same frame sent again is
+             * copied, never referenced into a node the flush may free. */
+            sl->zc_s = NULL;
             append(q, &b->n);
             q->bytes += len;
             return queued(s, q, was_empty, true);

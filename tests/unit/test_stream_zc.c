@@ -17,7 +17,8 @@
  *     (ASan sees a write of a buffer given back, or a pin put twice);
  *   - the same with frames up to 300 KB, whose replies take the frame's
  *     block along instead of a copy: exact bytes, each block reported or
- *     written once and freed once. */
+ *     written once and freed once; and each such frame sent back twice
+ *     (the second send must not point into the block the first took). */
 #include <arpa/inet.h>
 
 #include "test_stream.h"
@@ -33,6 +34,7 @@
 typedef struct zctx {
     int msgs, closes, reason, dropped;
     int close_at; /* on_message closes the stream at this count (0: never) */
+    bool twice;   /* on_message sends every frame back twice */
     unsigned max_pinned;
     bool bad;
 } zctx;
@@ -62,6 +64,9 @@ z_msg(sm_stream *s, const sm_frame_msg *m)
     c->msgs++;
     int rc = sm_stream_send_frame(s, m);
     if (rc < 0) c->bad = true;
+    /* Again: after the first took the frame's block along, the second
+     * must not point into it. */
+    if (c->twice && sm_stream_send_frame(s, m) < 0) c->bad = true;
     unsigned p = pinned(s->io.loop);
     if (p > c->max_pinned) c->max_pinned = p;
     if (c->close_at && c->msgs == c->close_at) SM_ASSERT_OK(sm_stream_close(s));
@@ -234,6 +239,51 @@ test_echo_exact_long(void **state)
     (void)state;
     zmax = 300000;
     echo_exact(60);
+}
+
+/* Every long frame echoed twice: the bytes are each frame, then again. */
+static void
+test_echo_twice_long(void **state)
+{
+    (void)state;
+    zmax = 300000;
+    enum { N = 30 };
+    sm_loop *l = ts_loop();
+    int sv[2];
+    ts_pair(sv);
+    zctx c = {.twice = true};
+    sm_stream *s = NULL;
+    SM_ASSERT_OK(sm_stream_new_take(&s, l, sv[0], &z_opts, &c));
+    zpeer p;
+    zpeer_init(&p, sv[1], 0, N);
+    uint8_t *want = malloc(2 * p.len), *got = malloc(2 * p.len);
+    assert_non_null(want);
+    assert_non_null(got);
+    size_t at = 0, have = 0;
+    for (unsigned i = 0, from = 0; i < N; i++) {
+        size_t f = 4 + zlen(i);
+        memcpy(want + at, p.wire + from, f);
+        memcpy(want + at + f, p.wire + from, f);
+        at += 2 * f;
+        from += (unsigned)f;
+    }
+    p.reading = false; /* read here, into got */
+    int64_t end = sm_test_now_ms() + 20000;
+    for (unsigned k = 0; have < at && !c.bad && sm_test_now_ms() < end; k++) {
+        zpeer_pump(&p, k);
+        ssize_t r = recv(p.fd, got + have, at - have, MSG_DONTWAIT);
+        if (r > 0) have += (size_t)r;
+        ts_run_once(l, p.sent < p.len ? 0 : 5);
+    }
+    assert_false(c.bad);
+    assert_int_equal(have, at);
+    assert_memory_equal(got, want, at);
+    SM_ASSERT_OK(sm_stream_close(s));
+    assert_true(ts_run_until(l, zclosed, &c, 5000));
+    free(want);
+    free(got);
+    zpeer_free(&p);
+    ts_loop_free(l);
 }
 
 static void
@@ -410,6 +460,7 @@ main(void)
         cmocka_unit_test(test_close_in_message_with_pins),
         cmocka_unit_test(test_peer_gone_with_pins),
         cmocka_unit_test(test_echo_exact_long),
+        cmocka_unit_test(test_echo_twice_long),
         cmocka_unit_test(test_close_in_message_with_blocks),
         cmocka_unit_test(test_peer_gone_with_blocks),
     };
