@@ -189,25 +189,23 @@ typedef struct sm__stream_loop {
     size_t cp_room;
     uint64_t cp_max;
     sm__wq *spare_wq; /* emptied queues kept for the next ones (linked through link.next) */
-    unsigned nspare_wq;
     struct sm__wnode *spare_chunks; /* written chunks kept for reuse (stream_write.c) */
-    unsigned nspare;
-    size_t spare_bytes;  /* their capacity in all */
-    struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
-    sm__wref *ref_free;  /* the free nodes of refs (linked through n.next) */
-    unsigned refs_used;
+    size_t spare_bytes;             /* their capacity in all */
+    sm__wnode *spare_blocks;        /* written blocks kept for the next frame (stream_write.c) */
+    size_t block_bytes;             /* their capacity in all */
+    struct sm__tpu *tpu;            /* the completion transport's state (io_uring), or NULL */
+    sm__wref *ref_free;             /* the free nodes of refs (linked through n.next) */
+    sm__wref *pin_free;             /* written SM__WN_PIN nodes, kept for reuse */
     /* A completion transport's batch over a provided buffer: frames inside
      * [pin_lo, pin_hi) may be queued by reference with buffer pin_bid
      * pinned (pin_hi 0: none). zc_pin: the batch running is such a one. */
     uintptr_t pin_lo, pin_hi;
     unsigned pin_bid;
-    bool zc_pin;
-    bool zc_block;           /* the batch's buffer is its stream's block (s->rd) */
-    sm__wnode *spare_blocks; /* written blocks kept for the next frame (stream_write.c) */
-    unsigned nblocks;
-    size_t block_bytes; /* their capacity in all */
-    sm__wref *pin_free; /* written SM__WN_PIN nodes, kept for reuse */
+    unsigned nspare_wq, nspare, nblocks; /* how many spare queues, chunks, blocks */
+    unsigned refs_used;
     unsigned pin_nodes; /* SM__WN_PIN nodes allocated (queued or kept) */
+    bool zc_pin;
+    bool zc_block; /* the batch's buffer is its stream's block (s->rd) */
     sm__wref refs[SM__REFS];
     /* The timing wheel: slot i holds the streams whose next check falls in a
      * tick (time / SM_STREAM_TIMER_RES_MS) congruent to i. */
