@@ -77,7 +77,13 @@ struct sm__uring {
     uint8_t *bufs;
     bool inc;                     /* consumed incrementally (IOU_PBUF_RING_INC) */
     uint32_t off[SM__UBUF_COUNT]; /* incrementally: what of each buffer is used */
-    int bgid;                     /* 0 once set up, -errno if that failed, 1: not tried */
+    /* Writes still to go out of each buffer's bytes (sm__uring_buf_pin), and
+     * whether the kernel is done with it meanwhile (it goes back to the
+     * ring when the last pin goes); npinned buffers have any pins. */
+    uint16_t pins[SM__UBUF_COUNT];
+    bool parked[SM__UBUF_COUNT];
+    unsigned npinned;
+    int bgid; /* 0 once set up, -errno if that failed, 1: not tried */
 };
 
 static uint64_t
@@ -673,6 +679,15 @@ sm__uring_buf(sm__uring *u, unsigned bid)
     return u->bufs + (size_t)bid * SM__UBUF_SIZE + u->off[bid];
 }
 
+static void
+buf_return(sm__uring *u, unsigned bid)
+{
+    u->off[bid] = 0;
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * SM__UBUF_SIZE, SM__UBUF_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(SM__UBUF_COUNT), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
 void
 sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags)
 {
@@ -682,8 +697,41 @@ sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags)
         u->off[bid] += (uint32_t)n;
         return;
     }
-    u->off[bid] = 0;
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * SM__UBUF_SIZE, SM__UBUF_SIZE,
-                          (unsigned short)bid, io_uring_buf_ring_mask(SM__UBUF_COUNT), 0);
-    io_uring_buf_ring_advance(u->br, 1);
+    if (u->pins[bid]) {
+        u->parked[bid] = true; /* back with its last pin */
+        return;
+    }
+    buf_return(u, bid);
+}
+
+bool
+sm__uring_buf_pin(sm__uring *u, unsigned bid)
+{
+    bid &= SM__UBUF_COUNT - 1;
+    if (!u->pins[bid]) {
+        /* Half the ring stays the kernel's whatever peers do not read. */
+        if (u->npinned >= SM__UBUF_PIN_MAX) return false;
+        u->npinned++;
+    } else if (u->pins[bid] == UINT16_MAX) {
+        return false;
+    }
+    u->pins[bid]++;
+    return true;
+}
+
+void
+sm__uring_buf_unpin(sm__uring *u, unsigned bid)
+{
+    bid &= SM__UBUF_COUNT - 1;
+    if (--u->pins[bid]) return;
+    u->npinned--;
+    if (!u->parked[bid]) return;
+    u->parked[bid] = false;
+    buf_return(u, bid);
+}
+
+unsigned
+sm__uring_bufs_pinned(const sm__uring *u)
+{
+    return u->npinned;
 }

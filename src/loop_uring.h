@@ -70,6 +70,18 @@ uint8_t *sm__uring_buf(sm__uring *u, unsigned bid);
  * goes on filling it. */
 void sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags);
 
+/* Pins: a reply queued by reference to a buffer's bytes keeps the buffer
+ * out of the ring until its write completed. sm__uring_buf_pin takes one
+ * (false: SM__UBUF_PIN_MAX buffers are pinned already, the caller copies
+ * instead, so peers that do not read never starve the others' receives);
+ * sm__uring_buf_unpin drops it, and the last one gives the buffer back if
+ * the kernel was done with it meanwhile (sm__uring_buf_put). */
+#define SM__UBUF_PIN_MAX (SM__UBUF_COUNT / 2)
+bool sm__uring_buf_pin(sm__uring *u, unsigned bid);
+void sm__uring_buf_unpin(sm__uring *u, unsigned bid);
+/* Buffers with pins now (tests). */
+unsigned sm__uring_bufs_pinned(const sm__uring *u);
+
 /* Newer than liburing 2.3's header (Linux 6.12's uapi values). */
 #define SM__PBUF_RING_INC  2u
 #define SM__CQE_F_BUF_MORE (1u << 4)

@@ -27,11 +27,25 @@ loop_state_free(void *p)
 {
     sm__stream_loop *sl = p;
     free(sl->rbuf);
-    free(sl->spare_wq);
+    while (sl->spare_wq) {
+        sm__wq *q = sl->spare_wq;
+        sl->spare_wq = (sm__wq *)(void *)q->link.next;
+        free(q);
+    }
     while (sl->spare_chunks) {
         sm__wnode *n = sl->spare_chunks;
         sl->spare_chunks = n->next;
         free(n);
+    }
+    while (sl->spare_blocks) {
+        sm__wnode *n = sl->spare_blocks;
+        sl->spare_blocks = n->next;
+        free(n);
+    }
+    while (sl->pin_free) {
+        sm__wref *r = sl->pin_free;
+        sl->pin_free = (sm__wref *)(void *)r->n.next;
+        free(r);
     }
 #ifdef SM_HAVE_URING
     sm__tpu_free(sl->tpu);

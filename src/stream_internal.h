@@ -82,7 +82,7 @@ typedef struct sm__rd {
 
 /* ---- the write queue ------------------------------------------------------ */
 
-enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3 };
+enum { SM__WN_CHUNK = 1, SM__WN_TAKE = 2, SM__WN_REF = 3, SM__WN_PIN = 4, SM__WN_BLOCK = 5 };
 
 typedef struct sm__wnode {
     struct sm__wnode *next;
@@ -109,14 +109,29 @@ typedef struct sm__wtake {
 } sm__wtake;
 
 /* Received frames sent back as they are (sm_stream_send_frame): bytes of the
- * read batch's buffer, consecutive frames in one node. Written, or copied
- * into a chunk (sm__wq_unref), before that buffer is reused; the nodes come
- * from a small per-loop pool, since only the stream in its read batch has
- * any. */
+ * read batch's buffer, consecutive frames in one node. SM__WN_REF: written,
+ * or copied into a chunk (sm__wq_unref), before that buffer is reused; the
+ * nodes come from a small per-loop pool, since only the stream in its read
+ * batch has any. SM__WN_PIN (a completion transport): bytes of a provided
+ * buffer that stays pinned out of the kernel's ring until the node is
+ * written or dropped (sm__wq_pin_put); the nodes are kept per loop too, at
+ * most SM__PIN_NODES of them. */
 typedef struct sm__wref {
     sm__wnode n;
     const uint8_t *p;
+    unsigned bid; /* SM__WN_PIN: the buffer pinned */
 } sm__wref;
+
+/* A received frame's block (s->rd) handed to the queue whole: the reply to
+ * the one frame it holds (sm__rx_block_give). The node overlays the
+ * block's header (sm__rd's decoder state, no longer needed), so it is the
+ * allocation; written, it becomes one of the loop's spare blocks. Starts
+ * like sm__wref (the bytes are at p). */
+typedef struct sm__wblock {
+    sm__wnode n;
+    const uint8_t *p;
+    size_t cap; /* the block's capacity behind the header */
+} sm__wblock;
 
 typedef struct sm__link {
     struct sm__link *next, *prev;
@@ -146,6 +161,7 @@ typedef struct sm__wq {
 
 #define SM__RBUF_SIZE   ((size_t)256 << 10)
 #define SM__REFS        16  /* the pool of sm__wref nodes */
+#define SM__PIN_NODES   512 /* pinned references a loop may have at once */
 #define SM__WHEEL_SLOTS 512 /* x SM_STREAM_TIMER_RES_MS = a 4 s horizon */
 #define SM__WHEEL_WORDS (SM__WHEEL_SLOTS / 64)
 
@@ -172,12 +188,24 @@ typedef struct sm__stream_loop {
     sm_stream *cp_s;
     size_t cp_room;
     uint64_t cp_max;
-    sm__wq *spare_wq;               /* an emptied queue, kept for the next one */
+    sm__wq *spare_wq; /* emptied queues kept for the next ones (linked through link.next) */
     struct sm__wnode *spare_chunks; /* written chunks kept for reuse (stream_write.c) */
-    unsigned nspare;
-    struct sm__tpu *tpu; /* the completion transport's state (io_uring), or NULL */
-    sm__wref *ref_free;  /* the free nodes of refs (linked through n.next) */
+    size_t spare_bytes;             /* their capacity in all */
+    sm__wnode *spare_blocks;        /* written blocks kept for the next frame (stream_write.c) */
+    size_t block_bytes;             /* their capacity in all */
+    struct sm__tpu *tpu;            /* the completion transport's state (io_uring), or NULL */
+    sm__wref *ref_free;             /* the free nodes of refs (linked through n.next) */
+    sm__wref *pin_free;             /* written SM__WN_PIN nodes, kept for reuse */
+    /* A completion transport's batch over a provided buffer: frames inside
+     * [pin_lo, pin_hi) may be queued by reference with buffer pin_bid
+     * pinned (pin_hi 0: none). zc_pin: the batch running is such a one. */
+    uintptr_t pin_lo, pin_hi;
+    unsigned pin_bid;
+    unsigned nspare_wq, nspare, nblocks; /* how many spare queues, chunks, blocks */
     unsigned refs_used;
+    unsigned pin_nodes; /* SM__WN_PIN nodes allocated (queued or kept) */
+    bool zc_pin;
+    bool zc_block; /* the batch's buffer is its stream's block (s->rd) */
     sm__wref refs[SM__REFS];
     /* The timing wheel: slot i holds the streams whose next check falls in a
      * tick (time / SM_STREAM_TIMER_RES_MS) congruent to i. */
@@ -373,6 +401,16 @@ void sm__wq_unlist(sm__wq *q);
 /* Copy what s's queue holds by reference into chunks of its own (the read
  * buffer is about to be reused). 0, or -ENOMEM with those frames dropped. */
 int sm__wq_unref(sm_stream *s);
+/* stream_read.c: s->rd, holding exactly the frame a reply sends, leaves the
+ * reader (which takes a new block for the next frame) as a queue node
+ * for len bytes. */
+sm__wblock *sm__rx_block_give(sm_stream *s, size_t len);
+/* stream_write.c: a spare block with room for at least cap bytes behind its
+ * header (*got: how many), or NULL; written blocks go back (block_put). */
+void *sm__wq_block_take(sm__stream_loop *sl, size_t cap, size_t *got);
+/* A pinned reference written or dropped: its pin goes (the buffer may go
+ * back to the kernel), the node is kept for reuse. */
+void sm__wq_pin_put(sm__stream_loop *sl, sm__wref *r);
 /* Where the frame that covers byte `off` of p[0..len) (whole frames back
  * to back, as s's spec frames them) starts. */
 size_t sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off);

@@ -4,6 +4,7 @@
  * unfinished frame (in s->rd, freed at the next boundary); at the batch's
  * end the replies go out in one write. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,13 +138,22 @@ static int
 deliver_in(sm_stream *s, sm_frame_decoder *d, const uint8_t *buf, size_t len, size_t *off)
 {
     sm__stream_loop *sl = sm__sl(s);
-    /* A completion transport gives the buffer back before a write of it
-     * would be done: no frames by reference then. */
-    sl->zc_s = sm__tp_of(s)->async_send ? NULL : s;
+    /* A completion transport's write is done after the batch: frames by
+     * reference only into its provided buffer, which it pins for them
+     * (sl->pin_lo..pin_hi), never into a block or the shared buffer. */
+    bool async = sm__tp_of(s)->async_send, pin = false;
+    if (async) pin = (uintptr_t)buf >= sl->pin_lo && (uintptr_t)buf + len <= sl->pin_hi;
+    /* The stream's block: a reply to the one frame it holds takes the block
+     * along (sm__rx_block_give), on every transport. */
+    bool block = s->rd && buf == s->rd->data;
+    sl->zc_s = !async || pin || block ? s : NULL;
+    sl->zc_pin = pin;
+    sl->zc_block = block;
     sl->zc_lo = (uintptr_t)buf;
     sl->zc_hi = (uintptr_t)(buf + len);
     int rc = deliver_all(s, d, buf, len, off);
     sl->zc_s = NULL;
+    sl->zc_pin = sl->zc_block = false;
     sm__fast_end(sl);
     return rc;
 }
@@ -190,10 +200,12 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, const uint8_t *buf, size_
              * worth beyond what arrived: a header alone must not make us
              * allocate what it announces (rd_grow follows the bytes). */
             if (cap < want) cap = SM__MIN(want, left + SM__RBUF_SIZE);
-            sm__rd *n = realloc(rd, sizeof *rd + cap);
-            if (!n) return -ENOMEM;
+            size_t got = cap;
+            /* A block a reply took along, written since: no malloc. */
+            sm__rd *n = rd ? NULL : sm__wq_block_take(sm__sl(s), cap, &got);
+            if (!n && !(n = realloc(rd, sizeof *rd + cap))) return -ENOMEM;
             s->rd = rd = n;
-            rd->cap = cap;
+            rd->cap = got;
         }
         memcpy(rd->data, buf + off, left);
     }
@@ -392,9 +404,12 @@ sm__rx_input(sm_stream *s, sm__rx *rx, const uint8_t *p, size_t n, bool drained)
         rd->cap = cap;
     }
     memcpy(rd->data + rd->len, p, take);
+    /* A reply may take the block along (sm__rx_block_give): rd is not
+     * looked at again, only its bytes. */
+    const uint8_t *blk = rd->data;
     size_t total = rd->len + take, off = 0;
-    if (deliver_in(s, &rx->dec, rd->data, total, &off) < 0) return false;
-    if (take == n) return rx_settle(s, rx, n, drained, rd->data, off, total);
+    if (deliver_in(s, &rx->dec, blk, total, &off) < 0) return false;
+    if (take == n) return rx_settle(s, rx, n, drained, blk, off, total);
     /* The block's frame is whole and delivered; the block stays until the
      * batch's flush or sm__wq_unref (replies may point into it). */
     if (off != total) {
@@ -433,10 +448,28 @@ sm__rx_block(sm_stream *s, sm__rx *rx, size_t n, bool drained)
 {
     if (!sm__stream_reading(s) || !s->rd) return false;
     if (n) sm__stream_note_rx(s);
+    /* A reply may take the block along (sm__rx_block_give): what the
+     * batch still needs of it is kept here. */
+    const uint8_t *buf = s->rd->data;
+    size_t len = s->rd->len, off = 0;
+    if (deliver_in(s, &rx->dec, buf, len, &off) < 0) return false;
+    return rx_settle(s, rx, n, drained, buf, off, len);
+}
+
+sm__wblock *
+sm__rx_block_give(sm_stream *s, size_t len)
+{
     sm__rd *rd = s->rd;
-    size_t off = 0;
-    if (deliver_in(s, &rx->dec, rd->data, rd->len, &off) < 0) return false;
-    return rx_settle(s, rx, n, drained, s->rd->data, off, s->rd->len);
+    _Static_assert(sizeof(sm__wblock) <= offsetof(sm__rd, data), "a block's node fits its header");
+    s->rd = NULL; /* the batch's frame is whole: the decoder state is in rx */
+    size_t cap = rd->cap;
+    const uint8_t *p = rd->data;
+    sm__wblock *b = (sm__wblock *)(void *)rd;
+    b->p = p;
+    b->cap = cap;
+    b->n.len = len;
+    b->n.kind = SM__WN_BLOCK;
+    return b;
 }
 
 void

@@ -36,14 +36,37 @@ sm__frames_start(const sm_stream *s, const uint8_t *p, size_t len, size_t off)
     return at;
 }
 
-/* Where the first frame not completely written starts in the head chunk. */
+/* The bytes of a copied, pinned or handed-over node (whole frames back to
+ * back; a block's node starts like a reference's). */
+static const uint8_t *
+node_bytes(const sm__wnode *n)
+{
+    return n->kind == SM__WN_CHUNK ? ((const sm__wchunk *)n)->data : ((const sm__wref *)n)->p;
+}
+
+static bool
+has_frames(const sm__wnode *n)
+{
+    return n && (n->kind == SM__WN_CHUNK || n->kind == SM__WN_PIN || n->kind == SM__WN_BLOCK);
+}
+
+/* Where the first frame not completely written starts in the head node. */
 static size_t
 first_unsent(const sm_stream *s, const sm__wq *q)
 {
-    const sm__wchunk *c = (const sm__wchunk *)q->head;
+    const uint8_t *p = node_bytes(q->head);
     size_t at = (q->flags & SM__WQ_PING_HEAD) ? q->ping_end : 0;
     if (at >= q->off) return at;
-    return at + sm__frames_start(s, c->data + at, c->n.len - at, q->off - at);
+    return at + sm__frames_start(s, p + at, q->head->len - at, q->off - at);
+}
+
+static void
+node_free(sm_stream *s, sm__wnode *n)
+{
+    if (n->kind == SM__WN_PIN)
+        sm__wq_pin_put(sm__sl(s), (sm__wref *)n);
+    else
+        free(n);
 }
 
 /* SM_UNSENT_KEEP: the next connection starts with the first message not
@@ -53,16 +76,16 @@ sm__wq_requeue(sm_stream *s)
 {
     sm__wq *q = s->wq;
     if (!q || !q->head) return;
-    size_t start = q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
+    size_t start = has_frames(q->head) ? first_unsent(s, q) : 0;
     q->bytes = q->bytes + q->off - start;
     q->off = start;
     q->flags &= (uint8_t)~SM__WQ_PING_HEAD;
-    if (q->head->kind == SM__WN_CHUNK && start == q->head->len) {
+    if (has_frames(q->head) && start == q->head->len) {
         sm__wnode *h = q->head;
         q->head = h->next;
         if (!q->head) q->tail = NULL;
         q->off = 0;
-        free(h);
+        node_free(s, h);
     }
     sm__wq_free_if_empty(s);
 }
@@ -74,7 +97,7 @@ sm__wq_report(sm_stream *s, sm__wq *q, int reason)
     if (s->wq == q) s->wq = NULL;
     sm__wq_unlist(q);
     const sm_stream_opts *o = s->opts;
-    size_t at = q->head && q->head->kind == SM__WN_CHUNK ? first_unsent(s, q) : 0;
+    size_t at = has_frames(q->head) ? first_unsent(s, q) : 0;
     while (q->head) {
         sm__wnode *n = q->head;
         q->head = n->next;
@@ -82,14 +105,14 @@ sm__wq_report(sm_stream *s, sm__wq *q, int reason)
             sm__wtake *t = (sm__wtake *)n;
             t->free_cb(t->ctx, reason);
         } else {
-            sm__wchunk *c = (sm__wchunk *)n;
+            const uint8_t *p = node_bytes(n);
             while (at < n->len) {
                 sm_frame_msg m;
-                at += next_frame(sm__tx_spec(s), c->data + at, n->len - at, &m);
+                at += next_frame(sm__tx_spec(s), p + at, n->len - at, &m);
                 if (o->on_dropped) o->on_dropped(s, &m);
             }
         }
-        free(n);
+        node_free(s, n);
         at = 0;
     }
     free(q);

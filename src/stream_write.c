@@ -1,8 +1,13 @@
 /* Framed streams: the write queue. Copied messages are packed back to back
  * into chunks that grow geometrically (1 KiB ... 32 KiB), so many small
  * messages cost a few allocations; a big message or a caller's buffers
- * (sendv_take) get a node of their own. The queue goes out by sendmsg with
- * up to IOV_MAX pieces, and exists only while something is queued. */
+ * (sendv_take) get a node of their own. Echo replies (sm_stream_send_frame
+ * of a received frame) are not copied where that can be avoided: a
+ * reference into the batch's buffer, written before the batch ends; on a
+ * completion transport a reference that pins the provided buffer until
+ * its write completes; a frame alone in its block takes the block along.
+ * The queue goes out by sendmsg with up to IOV_MAX pieces, and exists only
+ * while something is queued. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -19,9 +24,21 @@
 /* Frames above this get a node of their own: a chunk then wastes less than a
  * quarter of itself on a frame that did not fit. */
 #define BIG (CHUNK_MAX / 4)
-/* The loop keeps up to SPARES written chunks of at most SPARE_CAP bytes. */
-#define SPARES    64
-#define SPARE_CAP ((size_t)4096)
+/* Written chunks the loop keeps for reuse: at most SPARES of them, of at
+ * most SPARE_CAP bytes each (a 64 KiB frame with its header), and at most
+ * SPARE_BYTES of capacity in all. Per loop, not per stream: an idle
+ * connection holds none. */
+#define SPARES      64
+#define SPARE_CAP   ((size_t)(64 << 10) + 64)
+#define SPARE_BYTES ((size_t)256 << 10)
+/* Emptied queues the loop keeps for the next ones. */
+#define SPARE_QUEUES 64
+/* Written blocks (a frame's whole block, handed over by its reply) the
+ * loop keeps for the next frames' blocks: at most BLOCKS, BLOCK_BYTES in
+ * all, none over BLOCK_CAP. */
+#define BLOCKS      8
+#define BLOCK_CAP   ((size_t)1 << 20)
+#define BLOCK_BYTES ((size_t)512 << 10)
 /* The preprocessor picks, not ?:, whose two arms are the same where IOV_MAX
  * is 1024 (Linux). */
 #if IOV_MAX < 1024
@@ -40,7 +57,8 @@ queue_get(sm_stream *s)
     sm__stream_loop *sl = sm__sl(s);
     sm__wq *q = sl->spare_wq;
     if (q) {
-        sl->spare_wq = NULL;
+        sl->spare_wq = (sm__wq *)(void *)q->link.next; /* link is first */
+        sl->nspare_wq--;
         memset(q, 0, sizeof *q);
     } else if (!(q = calloc(1, sizeof *q))) {
         return NULL;
@@ -59,10 +77,15 @@ sm__wq_free_if_empty(sm_stream *s)
     sm__wq_unlist(q);
     s->wq = NULL;
     sm__stream_loop *sl = sm__sl(s);
-    if (!sl->spare_wq)
+    /* On a completion transport a queue lives until its write completes,
+     * so every busy stream holds one: keep a few, not one. */
+    if (sl->nspare_wq < SPARE_QUEUES) {
+        q->link.next = (sm__link *)(void *)sl->spare_wq;
         sl->spare_wq = q;
-    else
+        sl->nspare_wq++;
+    } else {
         free(q);
+    }
 }
 
 /* The only writer of q->tail. sm_stream_send_frame's fast path grows the
@@ -108,11 +131,13 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
     sm__stream_loop *sl = sm__sl(q->s);
     c = NULL;
     if (cap <= SPARE_CAP) {
+        /* First fit: a bigger spare only takes more frames behind this one. */
         for (sm__wnode **pp = &sl->spare_chunks; *pp; pp = &(*pp)->next) {
             if (((sm__wchunk *)*pp)->cap < cap) continue;
             c = (sm__wchunk *)*pp;
             *pp = c->n.next;
             sl->nspare--;
+            sl->spare_bytes -= c->cap;
             cap = c->cap;
             break;
         }
@@ -126,19 +151,19 @@ reserve(sm__wq *q, size_t frame_len, sm__wchunk **into)
     return c->data;
 }
 
-/* A written chunk: kept among the loop's spares if small and there are
- * few, else freed (a spare is memory no stream uses: at most
- * SPARES x SPARE_CAP per loop). */
+/* A written chunk: kept among the loop's spares while they stay within
+ * SPARES and SPARE_BYTES, else freed (a spare is memory no stream uses). */
 static void
 chunk_put(sm__stream_loop *sl, sm__wchunk *c)
 {
-    if (c->cap > SPARE_CAP || sl->nspare >= SPARES) {
+    if (c->cap > SPARE_CAP || sl->nspare >= SPARES || sl->spare_bytes + c->cap > SPARE_BYTES) {
         free(c);
         return;
     }
     c->n.next = sl->spare_chunks;
     sl->spare_chunks = &c->n;
     sl->nspare++;
+    sl->spare_bytes += c->cap;
 }
 
 static void
@@ -147,6 +172,85 @@ ref_put(sm__stream_loop *sl, sm__wref *r)
     r->n.next = (sm__wnode *)(void *)sl->ref_free; /* n is first */
     sl->ref_free = r;
     sl->refs_used--;
+}
+
+static sm__wref *
+ref_take(sm__stream_loop *sl)
+{
+    sm__wref *r = sl->ref_free;
+    if (r) {
+        sl->ref_free = (sm__wref *)(void *)r->n.next;
+        sl->refs_used++;
+    }
+    return r;
+}
+
+/* A node for a pinned reference to the batch's provided buffer, with the
+ * buffer pinned; NULL when the pins or the nodes are at their bounds (the
+ * frame is copied then). */
+static sm__wref *
+pin_take(sm__stream_loop *sl)
+{
+#ifdef SM_HAVE_URING
+    sm__wref *r = sl->pin_free;
+    if (!r) {
+        if (sl->pin_nodes >= SM__PIN_NODES || !(r = malloc(sizeof *r))) return NULL;
+        sl->pin_nodes++;
+    } else {
+        sl->pin_free = (sm__wref *)(void *)r->n.next;
+    }
+    if (sm__tpu_pin(sl->tpu, sl->pin_bid)) {
+        r->bid = sl->pin_bid;
+        return r;
+    }
+    r->n.next = (sm__wnode *)(void *)sl->pin_free;
+    sl->pin_free = r;
+#else
+    (void)sl;
+#endif
+    return NULL;
+}
+
+/* A written block: kept for the reader's next block within the bounds,
+ * else freed. */
+static void
+block_put(sm__stream_loop *sl, sm__wblock *b)
+{
+    if (b->cap > BLOCK_CAP || sl->nblocks >= BLOCKS || sl->block_bytes + b->cap > BLOCK_BYTES) {
+        free(b);
+        return;
+    }
+    b->n.next = sl->spare_blocks;
+    sl->spare_blocks = &b->n;
+    sl->nblocks++;
+    sl->block_bytes += b->cap;
+}
+
+void *
+sm__wq_block_take(sm__stream_loop *sl, size_t cap, size_t *got)
+{
+    /* Not a big block for a small leftover: within 4x, or any up to the
+     * size B's frames have. */
+    for (sm__wnode **pp = &sl->spare_blocks; *pp; pp = &(*pp)->next) {
+        sm__wblock *b = (sm__wblock *)*pp;
+        if (b->cap < cap || (b->cap / 4 > cap && b->cap > SPARE_CAP)) continue;
+        *pp = b->n.next;
+        sl->nblocks--;
+        sl->block_bytes -= b->cap;
+        *got = b->cap;
+        return b;
+    }
+    return NULL;
+}
+
+void
+sm__wq_pin_put(sm__stream_loop *sl, sm__wref *r)
+{
+#ifdef SM_HAVE_URING
+    sm__tpu_unpin(sl->tpu, r->bid);
+#endif
+    r->n.next = (sm__wnode *)(void *)sl->pin_free;
+    sl->pin_free = r;
 }
 
 int
@@ -439,16 +543,35 @@ static int __attribute__((noinline)) send_frame_slow(sm_stream *s, const sm_fram
     if (!q) return -ENOMEM;
     sm__stream_loop *sl = sm__sl(s);
     uintptr_t f = (uintptr_t)msg->frame;
-    if (sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
-        sm__stream_live(s)) {
+    bool zc = sl->zc_s == s && f >= sl->zc_lo && f <= sl->zc_hi && len <= sl->zc_hi - f &&
+              sm__stream_live(s);
+    if (zc && sl->zc_block) {
+        /* The stream's block holds exactly this frame: the block goes
+         * along with the reply, no copy (also none of an unwritten rest
+         * by sm__wq_unref). Other frames of a block: by reference where
+         * the write is done within the batch, else copied. */
+        if (f == sl->zc_lo && len == sl->zc_hi - f && s->rd && (uintptr_t)s->rd->data == f) {
+            sm__wblock *b = sm__rx_block_give(s, len);
+            /* The block is the queue's now: the same frame sent again is
+             * copied, never referenced into a node the flush may free. */
+            sl->zc_s = NULL;
+            append(q, &b->n);
+            q->bytes += len;
+            return queued(s, q, was_empty, true);
+        }
+        if (sm__tp_of(s)->async_send) zc = false;
+    }
+    if (zc) {
+        /* A completion transport's buffer: pinned until the write is done
+         * (the batch ends before it is). */
+        uint8_t kind = sl->zc_pin ? SM__WN_PIN : SM__WN_REF;
         sm__wref *r = (sm__wref *)q->tail;
-        if (r && r->n.kind == SM__WN_REF && (uintptr_t)r->p + r->n.len == f) {
+        if (r && r->n.kind == kind && (uintptr_t)r->p + r->n.len == f &&
+            (kind == SM__WN_REF || r->bid == sl->pin_bid)) {
             r->n.len += len; /* the next frame of the same buffer */
-        } else if ((r = sl->ref_free)) {
-            sl->ref_free = (sm__wref *)(void *)r->n.next;
-            sl->refs_used++;
+        } else if ((r = kind == SM__WN_PIN ? pin_take(sl) : ref_take(sl))) {
             r->n.len = len;
-            r->n.kind = SM__WN_REF;
+            r->n.kind = kind;
             r->p = msg->frame;
             append(q, &r->n);
         }
@@ -522,7 +645,8 @@ sm_stream_send_frame(sm_stream *s, const sm_frame_msg *msg)
         sm__stream_loop *sl = sm__sl(s);
         size_t len = msg->frame_len;
         if ((uintptr_t)msg->frame == sl->zc_next && sl->zc_s == s && len <= sl->zc_room) {
-            assert(s->wq && s->wq->tail && s->wq->tail->kind == SM__WN_REF &&
+            assert(s->wq && s->wq->tail &&
+                   (s->wq->tail->kind == SM__WN_REF || s->wq->tail->kind == SM__WN_PIN) &&
                    ((const sm__wref *)s->wq->tail)->p + s->wq->tail->len == msg->frame);
             sl->zc_next += len;
             sl->zc_room -= len;
@@ -603,7 +727,7 @@ fill_iov(const sm__wq *q, struct iovec *iov, int max, size_t *total)
     for (const sm__wnode *n = q->head; n && cnt < max; n = n->next) {
         if (n->kind != SM__WN_TAKE) {
             const uint8_t *p =
-                n->kind == SM__WN_REF ? ((const sm__wref *)n)->p : ((const sm__wchunk *)n)->data;
+                n->kind == SM__WN_CHUNK ? ((const sm__wchunk *)n)->data : ((const sm__wref *)n)->p;
             if (n->len > skip) {
                 iov[cnt++] =
                     (struct iovec){.iov_base = (void *)(p + skip), .iov_len = n->len - skip};
@@ -656,6 +780,10 @@ advance(sm__wq *q, size_t n, sm__wnode ***done_tail)
             *done_tail = &h->next;
         } else if (h->kind == SM__WN_REF) {
             ref_put(sm__sl(q->s), (sm__wref *)h);
+        } else if (h->kind == SM__WN_PIN) {
+            sm__wq_pin_put(sm__sl(q->s), (sm__wref *)h);
+        } else if (h->kind == SM__WN_BLOCK) {
+            block_put(sm__sl(q->s), (sm__wblock *)h);
         } else {
             chunk_put(sm__sl(q->s), (sm__wchunk *)h);
         }

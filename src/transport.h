@@ -103,6 +103,10 @@ bool sm__tpu_usable(sm_loop *loop, int fd);
 bool sm__tpu_is_stream_io(const sm_io *w);
 /* The transport's per-loop state (sm__stream_loop.tpu), at loop free. */
 void sm__tpu_free(struct sm__tpu *t);
+/* A reply queued by reference pins provided buffer bid (false: the pins
+ * are at their bound, copy it); the write queue is done with it (unpin). */
+bool sm__tpu_pin(struct sm__tpu *t, unsigned bid);
+void sm__tpu_unpin(struct sm__tpu *t, unsigned bid);
 #endif
 extern const sm__transport_ops *const sm__transports[SM__TP_KINDS];
 

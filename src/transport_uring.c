@@ -211,17 +211,26 @@ hold(sm_stream *s, const uint8_t *p, size_t n, int end)
     return 0;
 }
 
-/* One receive batch over p[0..n), then an end if one came. */
+/* One receive batch over p[0..n), then an end if one came. p is in
+ * provided buffer bid (>= 0; -1: a held block): replies to its frames may
+ * be queued by reference, pinning it (sm__uring_buf_pin). */
 static void
-deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained)
+deliver(sm_stream *s, const uint8_t *p, size_t n, int end, bool drained, int bid)
 {
     sm__rx rx;
     if (sm__rx_begin(s, &rx) < 0) return;
     set_state(s, U_BATCH, 0);
+    sm__stream_loop *sl = sm__sl(s);
+    if (bid >= 0 && n) {
+        sl->pin_lo = (uintptr_t)p;
+        sl->pin_hi = (uintptr_t)(p + n);
+        sl->pin_bid = (unsigned)bid;
+    }
     if (n)
         (void)sm__rx_input(s, &rx, p, n, drained && !end);
     else if (s->rd)
         (void)sm__rx_block(s, &rx, 0, drained && !end); /* bytes the block received */
+    sl->pin_lo = sl->pin_hi = 0;
     if (end && sm__stream_live(s)) {
         if (end > 0)
             sm__rx_eof(s, &rx);
@@ -255,7 +264,7 @@ resume_cb(sm_defer *d)
         }
         *pp = h->next;
         set_state(s, 0, U_HELD);
-        deliver(s, h->data, h->len, h->end, true);
+        deliver(s, h->data, h->len, h->end, true, -1);
         free(h->data);
         free(h);
         if (reading(s) && !(s->tp_state & (U_RECV | U_HELD))) {
@@ -367,7 +376,7 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
             int rc = hold(s, p, n, end);
             if (rc < 0) fail(s, rc);
         } else {
-            deliver(s, p, n, end, !(flags & IORING_CQE_F_SOCK_NONEMPTY));
+            deliver(s, p, n, end, !(flags & IORING_CQE_F_SOCK_NONEMPTY), p ? (int)bid : -1);
         }
     }
     if (p) sm__uring_buf_put(u, bid, n, flags);
@@ -446,6 +455,18 @@ sm__tpu_free(sm__tpu *t)
     }
     sm_defer_stop(&t->resume);
     free(t);
+}
+
+bool
+sm__tpu_pin(sm__tpu *t, unsigned bid)
+{
+    return sm__uring_buf_pin(t->u, bid);
+}
+
+void
+sm__tpu_unpin(sm__tpu *t, unsigned bid)
+{
+    sm__uring_buf_unpin(t->u, bid);
 }
 
 /* ---- the transport ops --------------------------------------------------- */
