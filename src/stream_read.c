@@ -173,8 +173,11 @@ keep_leftover(sm_stream *s, const sm_frame_decoder *d, const uint8_t *buf, size_
     size_t left = len - off;
     sm__rd *rd = s->rd;
     if (left == 0 && decoder_idle(d)) {
-        free(rd);
-        s->rd = NULL;
+        /* Most batches end on a boundary with nothing kept: no call then. */
+        if (rd) {
+            free(rd);
+            s->rd = NULL;
+        }
         s->rx_pos = d->pos;
         return 0;
     }
