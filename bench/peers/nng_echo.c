@@ -75,7 +75,7 @@ main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     const char *where = argc > 1 ? argv[1] : "tcp://127.0.0.1:0";
-    int nwork = argc > 2 ? atoi(argv[2]) : 1024;
+    int nwork = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 1024;
     if (nwork < 1) nwork = 1;
     char url[300];
     if (!strncmp(where, "unix:", 5)) {

@@ -109,10 +109,11 @@ own_parse_args(struct own_args *a, int argc, char **argv, const char *prog)
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!s) break;
         if (!strcmp(s, "--conns") && v)
-            a->conns = atoi(argv[++i]);
+            a->conns = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(s, "--depth") && v)
-            a->depth = atoi(argv[++i]);
+            a->depth = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(s, "--size") && v)
             a->size = own_parse_size(argv[++i]);
         else if (!strcmp(s, "--duration") && v)

@@ -97,6 +97,11 @@ to_zmq(const char *where, char *out, size_t cap)
     return 0;
 }
 
+/* The client's connections live until it exits (file scope: an early
+ * error return leaves them to the exit, not leaked). */
+static struct conn *cs;
+static zmq_pollitem_t *items;
+
 int
 main(int argc, char **argv)
 {
@@ -113,10 +118,16 @@ main(int argc, char **argv)
         ring <<= 1;
     mask = ring - 1;
     payload = malloc(args.size);
-    struct conn *cs = calloc((size_t)args.conns, sizeof *cs);
-    zmq_pollitem_t *items = calloc((size_t)args.conns, sizeof *items);
+    cs = calloc((size_t)args.conns, sizeof *cs);
+    items = calloc((size_t)args.conns, sizeof *items);
     void *ctx = zmq_ctx_new();
-    if (!payload || !cs || !items || !ctx) return 1;
+    if (!payload || !cs || !items || !ctx) {
+        free(payload);
+        free(cs);
+        free(items);
+        if (ctx) zmq_ctx_term(ctx);
+        return 1;
+    }
     for (size_t i = 0; i < args.size; i++)
         payload[i] = (uint8_t)(i * 131 + 7);
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, args.conns + 16);
@@ -126,7 +137,10 @@ main(int argc, char **argv)
         struct conn *c = &cs[i];
         c->s = zmq_socket(ctx, dealer ? ZMQ_DEALER : ZMQ_REQ);
         c->ts = calloc(ring, sizeof *c->ts);
-        if (!c->s || !c->ts) return 1;
+        if (!c->s || !c->ts) {
+            free(c->ts);
+            return 1;
+        }
         zmq_setsockopt(c->s, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(c->s, ZMQ_SNDHWM, &zero, sizeof zero);
         zmq_setsockopt(c->s, ZMQ_RCVHWM, &zero, sizeof zero);

@@ -54,7 +54,7 @@ main(int argc, char **argv)
     } else {
         const char *host = strncmp(where, "tcp://", 6) ? where : where + 6;
         const char *colon = strrchr(host, ':');
-        int port = colon ? atoi(colon + 1) : 0;
+        int port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
         int hlen = colon ? (int)(colon - host) : (int)strlen(host);
         if (port)
             snprintf(zep, sizeof zep, "tcp://%.*s:%d", hlen, host, port);
