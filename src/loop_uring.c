@@ -75,13 +75,15 @@ struct sm__uring {
     /* provided receive buffers */
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
-    bool inc;                     /* consumed incrementally (IOU_PBUF_RING_INC) */
-    uint32_t off[SM__UBUF_COUNT]; /* incrementally: what of each buffer is used */
+    bool inc;                   /* consumed incrementally (IOU_PBUF_RING_INC) */
+    uint32_t off[SM__UBUF_MAX]; /* incrementally: what of each buffer is used */
     /* Writes still to go out of each buffer's bytes (sm__uring_buf_pin), and
      * whether the kernel is done with it meanwhile (it goes back to the
      * ring when the last pin goes); npinned buffers have any pins. */
-    uint16_t pins[SM__UBUF_COUNT];
-    bool parked[SM__UBUF_COUNT];
+    uint16_t pins[SM__UBUF_MAX];
+    bool parked[SM__UBUF_MAX];
+    size_t bsize;   /* each buffer's size (sm__uring_bufs) */
+    unsigned nbufs; /* how many (a power of two) */
     unsigned npinned;
     int bgid; /* 0 once set up, -errno if that failed, 1: not tried */
 };
@@ -260,8 +262,8 @@ ur_destroy(void *state)
      * watched is closed by the time sm_loop_free returns. */
     (void)sync_cancel(u, 0, IORING_ASYNC_CANCEL_ANY);
     io_uring_queue_exit(&u->ring);
-    if (u->br) munmap(u->br, SM__UBUF_COUNT * sizeof(struct io_uring_buf));
-    if (u->bufs) munmap(u->bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
+    if (u->br) munmap(u->br, SM__UBUF_MAX * sizeof(struct io_uring_buf));
+    if (u->bufs) munmap(u->bufs, SM__UBUF_BYTES);
     while (u->accs)
         acc_free(u, u->accs->fd);
     sm__table_free(u->fds, u->fds_cap, sizeof *u->fds);
@@ -628,10 +630,10 @@ int
 sm__uring_bufs(sm__uring *u)
 {
     if (u->bgid <= 0) return u->bgid;
-    size_t ring_bytes = SM__UBUF_COUNT * sizeof(struct io_uring_buf);
+    size_t ring_bytes = SM__UBUF_MAX * sizeof(struct io_uring_buf);
     void *br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    void *bufs = mmap(NULL, SM__UBUF_COUNT * SM__UBUF_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *bufs =
+        mmap(NULL, SM__UBUF_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int rc = 0;
     if (br == MAP_FAILED || bufs == MAP_FAILED) {
         rc = -ENOMEM;
@@ -639,7 +641,7 @@ sm__uring_bufs(sm__uring *u)
         struct io_uring_buf_reg reg;
         memset(&reg, 0, sizeof reg);
         reg.ring_addr = (uint64_t)(uintptr_t)br;
-        reg.ring_entries = SM__UBUF_COUNT;
+        reg.ring_entries = SM__UBUF_COUNT_INC;
         reg.bgid = 0;
         /* Incremental consumption (Linux 6.12): a receive takes only what
          * it fills of a buffer and the next one goes on behind it, so small
@@ -651,23 +653,26 @@ sm__uring_bufs(sm__uring *u)
         u->inc = rc == 0;
         if (rc == -EINVAL) {
             reg.pad = 0;
+            reg.ring_entries = SM__UBUF_COUNT_WHOLE;
             rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
         }
+        u->nbufs = reg.ring_entries;
+        u->bsize = SM__UBUF_BYTES / reg.ring_entries;
     }
     if (rc < 0) {
         if (br != MAP_FAILED) munmap(br, ring_bytes);
-        if (bufs != MAP_FAILED) munmap(bufs, SM__UBUF_COUNT * SM__UBUF_SIZE);
+        if (bufs != MAP_FAILED) munmap(bufs, SM__UBUF_BYTES);
         u->bgid = rc;
         return rc;
     }
     u->br = br;
     u->bufs = bufs;
     io_uring_buf_ring_init(u->br);
-    int mask = io_uring_buf_ring_mask(SM__UBUF_COUNT);
-    for (unsigned i = 0; i < SM__UBUF_COUNT; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + i * SM__UBUF_SIZE, SM__UBUF_SIZE, (unsigned short)i,
+    int mask = io_uring_buf_ring_mask(u->nbufs);
+    for (unsigned i = 0; i < u->nbufs; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + i * u->bsize, (unsigned)u->bsize, (unsigned short)i,
                               mask, (int)i);
-    io_uring_buf_ring_advance(u->br, (int)SM__UBUF_COUNT);
+    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
     u->bgid = 0;
     return 0;
 }
@@ -675,23 +680,23 @@ sm__uring_bufs(sm__uring *u)
 uint8_t *
 sm__uring_buf(sm__uring *u, unsigned bid)
 {
-    bid &= SM__UBUF_COUNT - 1;
-    return u->bufs + (size_t)bid * SM__UBUF_SIZE + u->off[bid];
+    bid &= u->nbufs - 1;
+    return u->bufs + (size_t)bid * u->bsize + u->off[bid];
 }
 
 static void
 buf_return(sm__uring *u, unsigned bid)
 {
     u->off[bid] = 0;
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * SM__UBUF_SIZE, SM__UBUF_SIZE,
-                          (unsigned short)bid, io_uring_buf_ring_mask(SM__UBUF_COUNT), 0);
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bsize, (unsigned)u->bsize,
+                          (unsigned short)bid, io_uring_buf_ring_mask(u->nbufs), 0);
     io_uring_buf_ring_advance(u->br, 1);
 }
 
 void
 sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags)
 {
-    bid &= SM__UBUF_COUNT - 1;
+    bid &= u->nbufs - 1;
     if (u->inc && (flags & SM__CQE_F_BUF_MORE)) {
         /* The kernel goes on filling it behind these bytes. */
         u->off[bid] += (uint32_t)n;
@@ -707,10 +712,10 @@ sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags)
 bool
 sm__uring_buf_pin(sm__uring *u, unsigned bid)
 {
-    bid &= SM__UBUF_COUNT - 1;
+    bid &= u->nbufs - 1;
     if (!u->pins[bid]) {
         /* Half the ring stays the kernel's whatever peers do not read. */
-        if (u->npinned >= SM__UBUF_PIN_MAX) return false;
+        if (u->npinned >= u->nbufs / 2) return false;
         u->npinned++;
     } else if (u->pins[bid] == UINT16_MAX) {
         return false;
@@ -722,7 +727,7 @@ sm__uring_buf_pin(sm__uring *u, unsigned bid)
 void
 sm__uring_buf_unpin(sm__uring *u, unsigned bid)
 {
-    bid &= SM__UBUF_COUNT - 1;
+    bid &= u->nbufs - 1;
     if (--u->pins[bid]) return;
     u->npinned--;
     if (!u->parked[bid]) return;
@@ -734,4 +739,16 @@ unsigned
 sm__uring_bufs_pinned(const sm__uring *u)
 {
     return u->npinned;
+}
+
+size_t
+sm__uring_buf_size(const sm__uring *u)
+{
+    return u->bsize;
+}
+
+unsigned
+sm__uring_buf_count(const sm__uring *u)
+{
+    return u->nbufs;
 }

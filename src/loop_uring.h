@@ -31,10 +31,17 @@ enum {
 };
 #define SM__UT_MASK ((uint64_t)0xf)
 
-/* Size and number of the loop's provided receive buffers (shared by all
- * its streams: an idle connection holds none). */
-#define SM__UBUF_SIZE  ((size_t)16 << 10)
-#define SM__UBUF_COUNT 256u
+/* The loop's provided receive buffers, shared by all its streams (an idle
+ * connection holds none): 4 MiB in all, as SM__UBUF_COUNT_INC buffers of
+ * 64 KiB where the kernel consumes them incrementally (small receives
+ * share a buffer, a long frame needs fewer completions and copies), else
+ * SM__UBUF_COUNT_WHOLE of 16 KiB (each receive takes a whole buffer: more
+ * of them, so busy connections do not run the ring dry). See
+ * sm__uring_buf_size and sm__uring_buf_count. */
+#define SM__UBUF_BYTES       ((size_t)4 << 20)
+#define SM__UBUF_COUNT_INC   64u
+#define SM__UBUF_COUNT_WHOLE 256u
+#define SM__UBUF_MAX         SM__UBUF_COUNT_WHOLE
 
 typedef struct sm__uring sm__uring;
 typedef void (*sm__uring_cb)(sm_loop *loop, uint64_t user_data, int32_t res, uint32_t flags);
@@ -72,15 +79,18 @@ void sm__uring_buf_put(sm__uring *u, unsigned bid, size_t n, uint32_t flags);
 
 /* Pins: a reply queued by reference to a buffer's bytes keeps the buffer
  * out of the ring until its write completed. sm__uring_buf_pin takes one
- * (false: SM__UBUF_PIN_MAX buffers are pinned already, the caller copies
+ * (false: half the buffers are pinned already, the caller copies
  * instead, so peers that do not read never starve the others' receives);
  * sm__uring_buf_unpin drops it, and the last one gives the buffer back if
  * the kernel was done with it meanwhile (sm__uring_buf_put). */
-#define SM__UBUF_PIN_MAX (SM__UBUF_COUNT / 2)
 bool sm__uring_buf_pin(sm__uring *u, unsigned bid);
 void sm__uring_buf_unpin(sm__uring *u, unsigned bid);
 /* Buffers with pins now (tests). */
 unsigned sm__uring_bufs_pinned(const sm__uring *u);
+/* The size and number of the provided buffers, once sm__uring_bufs set
+ * them up; at most half of them are ever pinned. */
+size_t sm__uring_buf_size(const sm__uring *u);
+unsigned sm__uring_buf_count(const sm__uring *u);
 
 /* Newer than liburing 2.3's header (Linux 6.12's uapi values). */
 #define SM__PBUF_RING_INC  2u

@@ -47,6 +47,9 @@ enum {
     U_BATCH = 0x80,  /* a receive batch runs: the block may move, receive elsewhere */
 };
 
+/* A held block's first size (it doubles as it must). */
+#define HELD_FIRST ((size_t)16 << 10)
+
 /* Pieces one write takes; the queue's rest follows with the next. */
 #define UTX_IOV 64
 
@@ -121,7 +124,8 @@ arm_recv(sm_stream *s)
     uint8_t *at = NULL;
     /* Inside a batch (a reply's flush, a read_start from on_message) the
      * batch still moves, grows or frees the block: not into it then. */
-    size_t room = s->tp_state & U_BATCH ? 0 : sm__rx_block_room(s, SM__UBUF_SIZE, &at);
+    size_t room =
+        s->tp_state & U_BATCH ? 0 : sm__rx_block_room(s, sm__uring_buf_size(tpu_of(s)->u), &at);
     if (room) {
         io_uring_prep_recv(sqe, s->io.fd, at, room, MSG_WAITALL);
         io_uring_sqe_set_data64(sqe, ud_of(s, SM__UT_RECV));
@@ -129,7 +133,7 @@ arm_recv(sm_stream *s)
         return 0;
     }
     if (s->tp_state & U_LONG)
-        io_uring_prep_recv(sqe, s->io.fd, NULL, SM__UBUF_SIZE, 0);
+        io_uring_prep_recv(sqe, s->io.fd, NULL, sm__uring_buf_size(tpu_of(s)->u), 0);
     else
         io_uring_prep_recv_multishot(sqe, s->io.fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -196,7 +200,7 @@ hold(sm_stream *s, const uint8_t *p, size_t n, int end)
     }
     if (n) {
         if (h->cap - h->len < n) {
-            size_t cap = h->cap ? h->cap * 2 : SM__UBUF_SIZE;
+            size_t cap = h->cap ? h->cap * 2 : HELD_FIRST;
             while (cap - h->len < n)
                 cap *= 2;
             uint8_t *d = realloc(h->data, cap);
@@ -387,14 +391,14 @@ on_recv(sm_loop *loop, uint64_t ud, int32_t res, uint32_t flags)
      * the frame's rest can go straight into its block. Back to multishot
      * once a receive of its own is short (small messages again; not the
      * rest a cancelled multishot one brings). */
-    if (sm__rx_block_rest(s) > SM__UBUF_SIZE) {
+    if (sm__rx_block_rest(s) > sm__uring_buf_size(tpu_of(s)->u)) {
         set_state(s, U_LONG, 0);
         if ((s->tp_state & U_RECV) && reading(s)) {
             int rc = cancel_recv(s);
             if (rc < 0) fail(s, rc);
             return;
         }
-    } else if (n && n < SM__UBUF_SIZE && !(s->tp_state & U_CANCEL) &&
+    } else if (n && n < sm__uring_buf_size(tpu_of(s)->u) && !(s->tp_state & U_CANCEL) &&
                !(flags & IORING_CQE_F_SOCK_NONEMPTY)) {
         set_state(s, 0, U_LONG);
     }
